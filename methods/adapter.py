@@ -1,0 +1,137 @@
+"""The bottleneck adapter x + up(act(down(x))) with a pluggable projection.
+
+One method serves the paper's whole adapter family; the recipe picks the projection:
+
+==============  =============================================  ==========================
+projection      each of down (k→d) and up (d→k)                 paper method
+==============  =============================================  ==========================
+``dense``       nn.Linear, N(0, 0.01) weights, zero bias       Adapter, Pfeiffer, AdapterDrop
+``lowrank``     U Vᵀ of rank r plus bias                        Adapter-LowRank
+``phm``         Σᵢ Aᵢ ⊗ Bᵢ, own rule per layer (n)             PHM-Adapter
+``phm`` +       Bᵢ = sᵢ tᵢᵀ (rank r), one rule shared by the   Compacter, Compacter++
+``factorized``  whole model
+==============  =============================================  ==========================
+
+>>> import torch
+>>> adapter = BottleneckAdapter(nn.Linear(8, 2), nn.Linear(2, 8), "gelu_new")
+>>> x = torch.randn(3, 8)
+>>> torch.equal(adapter(x), x + adapter.up(adapter.activation(adapter.down(x))))
+True
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import nn
+from transformers.activations import ACT2FN
+
+from surgery.family import ModelDims, ModelFamily
+
+from .base import Method, SiteContext, register_method, require
+from .lowrank import LowRankLinear
+
+
+class BottleneckAdapter(nn.Module):
+    """x + up(act(down(x))): the residual keeps the sublayer's output when `up` outputs zero."""
+
+    def __init__(self, down: nn.Module, up: nn.Module, activation: str):
+        super().__init__()
+        self.down, self.up = down, up
+        self.activation = ACT2FN[activation]
+        self.activation_name = activation
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:  # (B, T, k) → (B, T, k)
+        return hidden_states + self.up(self.activation(self.down(hidden_states)))
+
+    def extra_repr(self) -> str:
+        return f"activation={self.activation_name}"
+
+
+@dataclass
+class AdapterOptions:
+    """Options of the `adapter` method; see the module docstring for the projections."""
+
+    reduction_factor: int = 32          # bottleneck d = hidden size / reduction_factor (24 on T5-base)
+    bottleneck: int | None = None       # set d directly instead
+    activation: str = "gelu_new"        # the authors' tanh-approximated GELU
+    projection: Literal["dense", "lowrank", "phm"] = "dense"
+    dense_init_std: float = 0.01        # dense: N(0, std) weights, zero bias
+    rank: int = 1                       # lowrank, and phm with factorized=True
+    n: int = 4                          # phm: number of Kronecker summands
+    factorized: bool = False            # phm: Bᵢ = sᵢ tᵢᵀ (LPHM, Compacter) instead of a full Bᵢ
+    shared_rule: bool = False           # phm: one rule {Aᵢ} for every layer of the model
+    learn_rule: bool = True             # phm: train the rule (False keeps its random init)
+    rule_init_std: float = 1e-4         # phm: rule ~ N(0, std)
+    factor_init: Literal["glorot-uniform", "normal"] = "glorot-uniform"
+    compute: Literal["auto", "dense", "factored"] = "auto"  # phm: how W·x is evaluated
+
+
+def _divisors(value: int) -> list[int]:
+    return [n for n in range(1, value + 1) if value % n == 0]
+
+
+@register_method
+class AdapterMethod(Method):
+    name = "adapter"
+    Options = AdapterOptions
+    options: AdapterOptions
+
+    def bottleneck_size(self, dims: ModelDims) -> int:
+        if self.options.bottleneck is not None:
+            return self.options.bottleneck
+        return dims.hidden_size // self.options.reduction_factor
+
+    def validate(self, dims: ModelDims, family: ModelFamily) -> None:
+        o = self.options
+        k = dims.hidden_size
+        require(o.reduction_factor > 0, "options.reduction_factor", o.reduction_factor, "a positive integer")
+        if o.bottleneck is not None:
+            require(o.bottleneck > 0, "options.bottleneck", o.bottleneck, "a positive integer")
+        d = self.bottleneck_size(dims)
+        require(d > 0, "options.reduction_factor", o.reduction_factor, f"at most the hidden size {k}",
+                reason=f"gives a bottleneck of {d}")
+        require(o.activation in ACT2FN, "options.activation", o.activation, sorted(ACT2FN))
+        require(o.rank >= 1, "options.rank", o.rank, "an integer ≥ 1")
+        require(o.dense_init_std >= 0, "options.dense_init_std", o.dense_init_std, "a number ≥ 0")
+        if o.projection == "phm":
+            require(o.n >= 1, "options.n", o.n, "an integer ≥ 1")
+            for size_name, size in (("hidden size", k), ("bottleneck", d)):
+                valid = [n for n in _divisors(k) if d % n == 0]
+                require(size % o.n == 0, "options.n", o.n, valid, reason=f"does not divide the {size_name} {size}")
+        if o.projection == "lowrank":
+            require(o.rank <= min(k, d), "options.rank", o.rank, f"at most min(hidden size, bottleneck) = {min(k, d)}")
+
+    def build_shared(self, dims: ModelDims) -> nn.Module | None:
+        o = self.options
+        if o.projection == "phm" and o.shared_rule:
+            from .phm import PHMRule
+
+            return PHMRule(o.n, init_std=o.rule_init_std, learn=o.learn_rule)
+        return None
+
+    def build_site_module(self, site: SiteContext, shared: nn.Module | None) -> nn.Module:
+        k, d = site.dims.hidden_size, self.bottleneck_size(site.dims)
+        return BottleneckAdapter(self._projection(k, d, shared), self._projection(d, k, shared), self.options.activation)
+
+    def _projection(self, in_features: int, out_features: int, shared: nn.Module | None) -> nn.Module:
+        o = self.options
+        if o.projection == "dense":
+            layer = nn.Linear(in_features, out_features)
+            nn.init.normal_(layer.weight, std=o.dense_init_std)
+            nn.init.zeros_(layer.bias)
+            return layer
+        if o.projection == "lowrank":
+            return LowRankLinear(in_features, out_features, rank=o.rank, init=o.factor_init)
+        from .phm import LowRankPHMLinear, PHMLinear
+
+        common = dict(rule=shared, rule_init_std=o.rule_init_std, learn_rule=o.learn_rule, factor_init=o.factor_init, compute=o.compute)
+        if o.factorized:
+            return LowRankPHMLinear(in_features, out_features, o.n, rank=o.rank, **common)
+        return PHMLinear(in_features, out_features, o.n, **common)
+
+    @property
+    def default_learning_rate(self) -> float:  # type: ignore[override]
+        return 3e-4 if self.options.projection == "dense" else 3e-3

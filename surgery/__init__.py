@@ -1,0 +1,24 @@
+"""Model surgery over torch.fx graphs for parameter-efficient fine-tuning of T5.
+
+>>> import surgery
+>>> from transformers import T5Config, T5ForConditionalGeneration
+>>> model = T5ForConditionalGeneration(T5Config(d_model=64, d_kv=8, d_ff=128, num_layers=2, num_heads=4, vocab_size=100))
+>>> print(surgery.plan(model, "compacter++").summary().splitlines()[0])
+plan for recipe 'compacter++': method 'adapter', family t5
+>>> report = surgery.apply(model, "compacter++.yaml")
+>>> report.trainable == sum(p.numel() for p in model.parameters() if p.requires_grad)
+True
+"""
+
+from .errors import CheckpointError, RecipeError, SurgeryError, TraceError
+from .plan import Plan, apply, plan, report
+from .recipe import Recipe, bundled_recipes, load_recipe
+from .report import Report
+from .sites import SITE_NAMES
+from .checkpoint import load_adapter, save_adapter
+from .inspect import list_sites
+
+__all__ = [
+    "CheckpointError", "Plan", "Recipe", "RecipeError", "Report", "SITE_NAMES", "SurgeryError", "TraceError",
+    "apply", "bundled_recipes", "list_sites", "load_adapter", "load_recipe", "plan", "report", "save_adapter",
+]

@@ -1,0 +1,52 @@
+"""Named parameter groups a recipe can ask to train (`train: [...]`), and freezing.
+
+Everything not in a trained group is frozen; freezing follows from the plan, never from
+manual `requires_grad` edits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from torch import nn
+
+from .errors import RecipeError
+from .family import ModelFamily
+
+
+def _layer_norm_names(model: nn.Module, family: ModelFamily, in_blocks_only: bool) -> list[str]:
+    names = []
+    for module_name, module in model.named_modules():
+        if isinstance(module, family.layer_norm_classes) and (not in_blocks_only or ".block." in module_name):
+            names += [f"{module_name}.{p}" for p, _ in module.named_parameters(recurse=False)]
+    return names
+
+
+def _output_layer_names(model: nn.Module, family: ModelFamily) -> list[str]:
+    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    if head is None:
+        return []
+    ids = {id(p) for p in head.parameters()}
+    return [name for name, p in model.named_parameters() if id(p) in ids]
+
+
+TRAIN_GROUPS: dict[str, Callable[[nn.Module, ModelFamily], list[str]]] = {
+    # The paper trains every layer norm of the model with each parameter-efficient method.
+    "layer_norms": lambda model, family: _layer_norm_names(model, family, in_blocks_only=False),
+    "block_layer_norms": lambda model, family: _layer_norm_names(model, family, in_blocks_only=True),
+    "output_layer": _output_layer_names,
+    "all": lambda model, family: [name for name, _ in model.named_parameters()],
+}
+
+
+def check_train_groups(groups: Iterable[str]) -> None:
+    for group in groups:
+        if group not in TRAIN_GROUPS:
+            raise RecipeError("train", group, valid=sorted(TRAIN_GROUPS))
+
+
+def freeze_all_but(model: nn.Module, trainable: set[str]) -> None:
+    """requires_grad=True exactly for the parameters named in `trainable` (shared ones count once)."""
+    trainable_ids = {id(p) for name, p in model.named_parameters(remove_duplicate=False) if name in trainable}
+    for _, parameter in model.named_parameters():
+        parameter.requires_grad_(id(parameter) in trainable_ids)

@@ -1,0 +1,248 @@
+"""Plan and apply: a recipe becomes a validated plan before the model is touched.
+
+    plan(model, recipe)
+      ├─ load_recipe            shape of the recipe (keys, sites, layer specs)
+      ├─ detect_family          which blocks, leaves, layer norms
+      ├─ parse_options          the method's typed options; method.validate(dims)
+      ├─ select_layers          per stack, against the model's depth
+      └─ dry run on a replica   the same execution on a meta-device copy: traces every block,
+                                finds every site, counts every parameter — errors surface here
+    apply(model, recipe|plan)
+      └─ execute                once, on the real model; returns the Report
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import networkx as nx
+import torch
+from torch import nn
+
+from methods import get_method_class
+from methods.base import Method, SiteContext, parse_options
+
+from .errors import RecipeError, SurgeryError
+from .family import ModelDims, ModelFamily, detect_family
+from .groups import TRAIN_GROUPS, check_train_groups, freeze_all_but
+from .recipe import Recipe, load_recipe, select_layers
+from .report import Report, count_groups
+from .sites import SITE_NAMES, find_sites
+from .splice import SPLICED, splice_block
+from .tracing import trace_block
+
+STATE = "surgery"  # the model's submodule that owns what surgery adds at model level
+
+
+class SurgeryState(nn.Module):
+    """Owns model-level additions (e.g. Compacter's shared rule) and remembers the plan."""
+
+    def __init__(self, recipe: dict[str, Any]):
+        super().__init__()
+        self.recipe = recipe
+        self.groups: dict[str, list[str]] = {}
+
+
+@dataclass(frozen=True)
+class PlannedSplice:
+    stack: str
+    layer: int
+    site: str
+    module_path: str
+    parameters: int
+
+
+@dataclass
+class Plan:
+    """What `apply` will do: read it, then apply it. Nothing here touched the model."""
+
+    recipe: Recipe
+    method: Method
+    family: ModelFamily
+    dims: ModelDims
+    layers: dict[str, list[int]]
+    splices: list[PlannedSplice]
+    groups: dict[str, int]
+    base_parameters: int
+    added_parameters: int
+    closed_form: list[tuple[str, str, int]] = field(default_factory=list)
+
+    @property
+    def trainable_parameters(self) -> int:
+        return sum(self.groups.values())
+
+    @property
+    def report(self) -> Report:
+        return Report(self.recipe.name, dict(self.groups), self.base_parameters, self.added_parameters, self.closed_form)
+
+    def summary(self) -> str:
+        lines = [f"plan for recipe {self.recipe.name!r}: method {self.method.name!r}, family {self.family.name}"]
+        for stack, chosen in self.layers.items():
+            sites = sorted({s.site for s in self.splices if s.stack == stack})
+            lines.append(f"  {stack}: blocks {chosen} at sites {sites or '—'}")
+        lines.append(f"  {len(self.splices)} modules spliced in")
+        lines.append(str(self.report))
+        return "\n".join(lines)
+
+    def to_networkx(self) -> nx.DiGraph:
+        """model → stack → block → site → inserted module, with parameter counts on the leaves."""
+        graph = nx.DiGraph()
+        graph.add_node("model", kind="model", recipe=self.recipe.name)
+        for s in self.splices:
+            block = f"{s.stack}.block.{s.layer}"
+            graph.add_edge("model", s.stack)
+            graph.add_edge(s.stack, block)
+            graph.add_edge(block, f"{block}:{s.site}")
+            graph.add_node(s.module_path, kind="module", parameters=s.parameters)
+            graph.add_edge(f"{block}:{s.site}", s.module_path)
+        return graph
+
+
+def _first_float_parameter(model: nn.Module) -> torch.Tensor:
+    for parameter in model.parameters():
+        if parameter.is_floating_point():
+            return parameter
+    raise SurgeryError("the model has no floating-point parameters")
+
+
+def _meta_replica(model: nn.Module) -> nn.Module:
+    """An untrained copy of the model's architecture on the meta device (no memory, no init cost)."""
+    with torch.device("meta"):
+        replica = type(model)(copy.deepcopy(model.config))
+    return replica
+
+
+def _execute(model: nn.Module, recipe: Recipe, method: Method, family: ModelFamily,
+             dims: ModelDims, layers: dict[str, list[int]]) -> tuple[list[PlannedSplice], dict[str, list[str]]]:
+    """Mutate `model` as the plan says; returns what was spliced and the trained groups."""
+    reference = _first_float_parameter(model)
+    device, dtype = reference.device, reference.dtype
+    state = SurgeryState(recipe.source or {"method": recipe.method})
+    shared = method.build_shared(dims)
+    if shared is not None:
+        state.shared = shared.to(device=device, dtype=dtype)
+    model.add_module(STATE, state)
+
+    splices: list[PlannedSplice] = []
+    blocks = family.blocks(model)
+    for stack, chosen in layers.items():
+        for index in chosen:
+            block = blocks[stack][index]
+            where = f"{stack}.block.{index}"
+            offered = find_sites(trace_block(block, family, dtype, where=where), block, family)
+            modules = {}
+            for site in recipe.sites:
+                if site not in offered:
+                    continue
+                module = method.build_site_module(SiteContext(stack, index, site, dims), shared)
+                modules[site] = module.to(device=device, dtype=dtype)
+                splices.append(PlannedSplice(stack, index, site, f"{where}.{SPLICED}.{site}",
+                                             sum(p.numel() for p in module.parameters())))
+            if modules:
+                splice_block(block, family, modules, dtype, where)
+    method.transform_model(model, family, dims)
+
+    # Trained groups, in report order; a parameter is reported in the first group naming it.
+    groups: dict[str, list[str]] = {}
+    names = [name for name, _ in model.named_parameters()]
+    already_trainable = {name for name, p in model.named_parameters() if p.requires_grad}
+    groups["inserted modules"] = [n for n in names if f".{SPLICED}." in n and n in already_trainable]
+    groups["shared"] = [n for n in names if n.startswith(f"{STATE}.") and n in already_trainable]
+    groups.update(method.trainable_groups(model, family))
+    for group in recipe.train:
+        groups[group.replace("_", " ")] = TRAIN_GROUPS[group](model, family)
+    seen: set[str] = set()
+    for group, members in groups.items():
+        groups[group] = [n for n in dict.fromkeys(members) if n not in seen]
+        seen.update(groups[group])
+    groups = {g: m for g, m in groups.items() if m}
+    state.groups = groups
+    freeze_all_but(model, seen)
+    return splices, groups
+
+
+def _resolve(model: nn.Module, recipe: Recipe) -> tuple[Method, ModelFamily, ModelDims, dict[str, list[int]]]:
+    family = detect_family(model)
+    if hasattr(model, STATE):
+        raise SurgeryError(
+            f"surgery was already applied to this model (recipe {getattr(model, STATE).recipe.get('name', '?')!r}); "
+            "apply recipes to a fresh model, or load an adapter checkpoint into one"
+        )
+    method_class = get_method_class(recipe.method)
+    method = method_class(parse_options(method_class.Options, recipe.options))
+    dims = family.dims(model)
+    method.validate(dims, family)
+    check_train_groups(recipe.train)
+    if method.uses_sites and not recipe.sites:
+        raise RecipeError("sites", [], valid=SITE_NAMES, reason=f"is empty, but method {method.name!r} inserts modules at sites")
+    if not method.uses_sites and recipe.sites:
+        raise RecipeError("sites", list(recipe.sites), valid="no sites", reason=f"is given, but method {method.name!r} inserts nothing at sites")
+    for stack in recipe.layers:
+        if stack not in dims.stack_depths:
+            raise RecipeError("layers", stack, valid=list(dims.stack_depths), reason="is not a stack of this model")
+    layers = {}
+    if method.uses_sites:
+        layers = {stack: select_layers(f"layers.{stack}", recipe.layers[stack], depth) for stack, depth in dims.stack_depths.items()}
+    return method, family, dims, layers
+
+
+def plan(model: nn.Module, recipe: str | Path | dict | Recipe) -> Plan:
+    """Validate `recipe` against `model` and say what applying it would do. The model is untouched.
+
+    >>> from transformers import T5Config, T5ForConditionalGeneration
+    >>> model = T5ForConditionalGeneration(T5Config(d_model=64, d_kv=8, d_ff=128, num_layers=2, num_heads=4, vocab_size=100))
+    >>> p = plan(model, "compacter++")
+    >>> [(s.stack, s.layer, s.site) for s in p.splices][:2]
+    [('encoder', 0, 'after_ffn'), ('encoder', 1, 'after_ffn')]
+    >>> p.groups["shared"]  # one 4×4×4 rule for the whole model
+    64
+    """
+    recipe = load_recipe(recipe)
+    method, family, dims, layers = _resolve(model, recipe)
+    replica = _meta_replica(model)
+    splices, groups = _execute(replica, recipe, method, family, dims, layers)
+    spliced_sites = {s.site for s in splices}
+    for site in recipe.sites:
+        if site not in spliced_sites:
+            raise RecipeError("sites", site, valid=sorted(spliced_sites) or "a site of a selected block (none selected)",
+                              reason="is offered by none of the selected blocks")
+    parameters = dict(replica.named_parameters())
+    counts = {group: sum(parameters[n].numel() for n in members) for group, members in groups.items()}
+    base = sum(p.numel() for p in model.parameters())
+    added = sum(p.numel() for p in replica.parameters()) - sum(p.numel() for p in _meta_replica(model).parameters())
+    result = Plan(recipe, method, family, dims, layers, splices, counts, base, added)
+    result.closed_form = method.closed_form(result)
+    return result
+
+
+def apply(model: nn.Module, recipe: str | Path | dict | Recipe | Plan) -> Report:
+    """Apply a recipe (or a plan made for this model) in place; returns the trainable-parameter report.
+
+    >>> from transformers import T5Config, T5ForConditionalGeneration
+    >>> model = T5ForConditionalGeneration(T5Config(d_model=64, d_kv=8, d_ff=128, num_layers=2, num_heads=4, vocab_size=100))
+    >>> report = apply(model, "adapter")
+    >>> report.groups["inserted modules"] == 8 * (2 * 64 * 2 + 2 + 64)   # 8 adapters, d = 64/32 = 2
+    True
+    """
+    the_plan = recipe if isinstance(recipe, Plan) else plan(model, recipe)
+    method, family, dims, layers = _resolve(model, the_plan.recipe)  # re-checks: e.g. not applied since
+    if layers != the_plan.layers or dims != the_plan.dims:
+        raise SurgeryError("this plan was made for a model of another shape; make a new plan for this model")
+    _execute(model, the_plan.recipe, the_plan.method, family, dims, layers)
+    model._surgery_plan = the_plan
+    return report(model)
+
+
+def report(model: nn.Module) -> Report:
+    """The trainable-parameter report of a model surgery was applied to."""
+    state = getattr(model, STATE, None)
+    if state is None:
+        raise SurgeryError("no surgery was applied to this model")
+    added = sum(p.numel() for n, p in model.named_parameters() if f".{SPLICED}." in n or n.startswith(f"{STATE}."))
+    total = sum(p.numel() for p in model.parameters())
+    the_plan = getattr(model, "_surgery_plan", None)
+    closed = the_plan.closed_form if the_plan is not None else []
+    return Report(state.recipe.get("name", "custom"), count_groups(model, state.groups), total - added, added, closed)

@@ -1,0 +1,184 @@
+"""Recipes: declarative YAML (or a dict) saying which method, where, in which layers, what trains.
+
+```yaml
+name: compacter++
+method: adapter                 # a registered method (methods.METHODS)
+options: {projection: phm, factorized: true, shared_rule: true, n: 4}
+sites: [after_ffn]              # after_self_attention | after_cross_attention | after_ffn
+layers:                         # per stack: all | none | [0, 2, "4-7"] | {skip_first: N}
+  encoder: all
+  decoder: all
+train: [layer_norms]            # extra parameter groups to train (surgery.freeze.TRAIN_GROUPS)
+```
+
+A recipe is a bundled name (``"compacter++"`` or ``"compacter++.yaml"``), a path, or a dict.
+`load_recipe` only checks the recipe's shape; fitting it to a model is the plan's job.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import RecipeError
+from .sites import SITE_NAMES
+
+RECIPE_KEYS = ("name", "description", "method", "options", "sites", "layers", "train")
+LayerSpec = Any  # "all" | "none" | list[int | "a-b"] | {"skip_first": int}
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A parsed recipe; `source` is the plain mapping it came from (kept for checkpoints)."""
+
+    name: str
+    method: str
+    options: dict[str, Any] = field(default_factory=dict)
+    sites: tuple[str, ...] = ()
+    layers: dict[str, LayerSpec] = field(default_factory=dict)
+    train: tuple[str, ...] = ()
+    description: str = ""
+    source: dict[str, Any] = field(default_factory=dict, compare=False)
+
+
+def bundled_recipes() -> list[str]:
+    """Names of the recipes shipped with the package (`recipes/*.yaml`)."""
+    return sorted(p.name[: -len(".yaml")] for p in resources.files("recipes").iterdir() if p.name.endswith(".yaml"))
+
+
+def load_recipe(recipe: str | Path | dict | Recipe) -> Recipe:
+    """Parse a recipe given as a bundled name, a YAML path, a dict, or an already parsed Recipe.
+
+    >>> load_recipe("compacter++").sites
+    ('after_ffn',)
+    >>> load_recipe({"method": "adapter", "sites": ["after_ffn"]}).layers
+    {'encoder': 'all', 'decoder': 'all'}
+    """
+    if isinstance(recipe, Recipe):
+        return recipe
+    if isinstance(recipe, dict):
+        return parse_recipe(recipe, default_name="custom")
+    text, name = _read_recipe_text(str(recipe))
+    try:
+        mapping = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise RecipeError("recipe", str(recipe), reason=f"is not valid YAML: {error}") from None
+    if not isinstance(mapping, dict):
+        raise RecipeError("recipe", str(recipe), reason="must be a YAML mapping with keys " + ", ".join(RECIPE_KEYS))
+    return parse_recipe(mapping, default_name=name)
+
+
+def _read_recipe_text(recipe: str) -> tuple[str, str]:
+    path = Path(recipe)
+    if path.suffix in (".yaml", ".yml") and path.is_file():
+        return path.read_text(), path.stem
+    bundled_name = recipe[: -len(".yaml")] if recipe.endswith(".yaml") else recipe
+    if "/" not in recipe and bundled_name in bundled_recipes():
+        return resources.files("recipes").joinpath(f"{bundled_name}.yaml").read_text(), bundled_name
+    raise RecipeError("recipe", recipe, valid=bundled_recipes(), reason="is neither a bundled recipe nor an existing .yaml file")
+
+
+def parse_recipe(mapping: dict[str, Any], default_name: str = "custom") -> Recipe:
+    for key in mapping:
+        if key not in RECIPE_KEYS:
+            raise RecipeError(key, key, valid=RECIPE_KEYS, reason="is not a recipe key")
+    if "method" not in mapping:
+        raise RecipeError("method", None, reason="is missing", valid="a registered method name")
+    method = mapping["method"]
+    if not isinstance(method, str):
+        raise RecipeError("method", method, valid="a method name (string)")
+    options = mapping.get("options") or {}
+    if not isinstance(options, dict):
+        raise RecipeError("options", options, valid="a mapping of option names to values")
+    sites = mapping.get("sites") or []
+    if isinstance(sites, str):
+        sites = [sites]
+    if not isinstance(sites, list):
+        raise RecipeError("sites", sites, valid=SITE_NAMES)
+    for site in sites:
+        if site not in SITE_NAMES:
+            raise RecipeError("sites", site, valid=SITE_NAMES)
+    if len(set(sites)) != len(sites):
+        raise RecipeError("sites", sites, reason="names a site twice")
+    layers = mapping.get("layers") or {}
+    if not isinstance(layers, dict):
+        raise RecipeError("layers", layers, valid="a mapping stack → selection, e.g. {encoder: all, decoder: {skip_first: 5}}")
+    layers = {"encoder": "all", "decoder": "all", **layers}
+    for stack, spec in layers.items():
+        _check_layer_spec(f"layers.{stack}", spec)
+    train = mapping.get("train") or []
+    if isinstance(train, str):
+        train = [train]
+    if not isinstance(train, list):
+        raise RecipeError("train", train, valid="a list of parameter groups")
+    return Recipe(
+        name=str(mapping.get("name", default_name)),
+        method=method,
+        options=dict(options),
+        sites=tuple(sites),
+        layers=layers,
+        train=tuple(train),
+        description=str(mapping.get("description", "")),
+        source=dict(mapping),
+    )
+
+
+_RANGE = re.compile(r"^\s*(\d+)\s*-\s*(\d+)\s*$")
+_LAYER_SPEC_HELP = 'all, none, a list of indices or "a-b" ranges, or {skip_first: N}'
+
+
+def _check_layer_spec(key: str, spec: LayerSpec) -> None:
+    if spec in ("all", "none"):
+        return
+    if isinstance(spec, dict):
+        if set(spec) != {"skip_first"}:
+            raise RecipeError(key, spec, valid=_LAYER_SPEC_HELP)
+        n = spec["skip_first"]
+        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+            raise RecipeError(f"{key}.skip_first", n, valid="an integer ≥ 0")
+        return
+    if isinstance(spec, list):
+        for item in spec:
+            if isinstance(item, bool) or not (isinstance(item, int) or (isinstance(item, str) and _RANGE.match(item))):
+                raise RecipeError(key, item, valid=_LAYER_SPEC_HELP)
+        return
+    raise RecipeError(key, spec, valid=_LAYER_SPEC_HELP)
+
+
+def select_layers(key: str, spec: LayerSpec, depth: int) -> list[int]:
+    """The block indices `spec` selects in a stack of `depth` blocks (errors name the key).
+
+    >>> select_layers("layers.encoder", {"skip_first": 5}, 12)
+    [5, 6, 7, 8, 9, 10, 11]
+    >>> select_layers("layers.decoder", [0, "3-4"], 6)
+    [0, 3, 4]
+    """
+    valid = f"indices 0..{depth - 1} ({depth} blocks)"
+    if spec == "all":
+        return list(range(depth))
+    if spec == "none":
+        return []
+    if isinstance(spec, dict):
+        n = spec["skip_first"]
+        if n > depth:
+            raise RecipeError(f"{key}.skip_first", n, valid=f"at most {depth} (the stack has {depth} blocks)")
+        return list(range(n, depth))
+    chosen: set[int] = set()
+    for item in spec:
+        if isinstance(item, int):
+            indices = [item]
+        else:
+            start, stop = (int(g) for g in _RANGE.match(item).groups())  # type: ignore[union-attr]
+            if start > stop:
+                raise RecipeError(key, item, valid="a range a-b with a ≤ b")
+            indices = list(range(start, stop + 1))
+        for index in indices:
+            if not 0 <= index < depth:
+                raise RecipeError(key, item, valid=valid, reason="is out of range")
+        chosen.update(indices)
+    return sorted(chosen)

@@ -1,0 +1,98 @@
+"""Turn a block into a spliced block: same object, same parameters, a forward generated from its
+rewritten graph.
+
+The block keeps its identity and its class in the MRO (`isinstance(block, T5Block)` stays true,
+which transformers relies on to record hidden states, and the gradient-checkpointing `__call__`
+is inherited). Inserted modules live in `block.spliced` (a ModuleDict), so `state_dict`, `.to()`,
+DDP and `save_pretrained` see them as ordinary submodules.
+
+The graph bakes in the hidden-state dtype it was traced for (T5 clamps fp16 activations); the
+block records that dtype and re-traces on the first call with another dtype.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.fx as fx
+from torch import nn
+
+from .family import ModelFamily
+from .sites import find_sites, splice_at
+from .tracing import trace_block
+
+SPLICED = "spliced"
+
+
+def compile_graph(graph: fx.Graph) -> Callable:
+    """Python function `forward(self, ...)` generated from `graph`, resolving modules on `self`."""
+    code = graph.python_code(root_module="self")
+    namespace = dict(code.globals)
+    exec(compile(code.src, "<spliced block>", "exec"), namespace)  # noqa: S102
+    return namespace["forward"]
+
+
+class SplicedBlockMixin:
+    """Mixed in front of the block's own class; dispatches to the generated forward."""
+
+    _surgery_family: ModelFamily
+    _surgery_dtype: torch.dtype
+    _surgery_forward: Callable
+    _surgery_arguments: frozenset[str]
+
+    def forward(self, hidden_states: torch.Tensor, *args, **kwargs):
+        if hidden_states.dtype != self._surgery_dtype:
+            retrace(self, hidden_states.dtype)  # e.g. model.half() after surgery: keep T5's fp16 clamp
+        # The block's **kwargs carry flags (output_attentions, ...) that transformers 5 serves with
+        # hooks, and attention-kernel extras the kept-whole sublayers do not receive when traced.
+        named = {key: value for key, value in kwargs.items() if key in self._surgery_arguments}
+        return self._surgery_forward(self, hidden_states, *args, **named)
+
+    def surgery_graph_code(self) -> str:
+        """The Python source of the rewritten forward, for people who want to read it."""
+        return build_graph(self, self._surgery_dtype).python_code(root_module="self").src
+
+
+_SPLICED_CLASSES: dict[type, type] = {}
+
+
+def spliced_class(block_class: type[nn.Module]) -> type[nn.Module]:
+    if block_class not in _SPLICED_CLASSES:
+        _SPLICED_CLASSES[block_class] = type(f"Spliced{block_class.__name__}", (SplicedBlockMixin, block_class), {})
+    return _SPLICED_CLASSES[block_class]
+
+
+def build_graph(block: nn.Module, dtype: torch.dtype) -> fx.Graph:
+    """Trace the block (as its original class) and splice every module of `block.spliced` in."""
+    family: ModelFamily = block._surgery_family
+    original = type(block)
+    block.__class__ = family.block_class if isinstance(block, SplicedBlockMixin) else original
+    try:
+        graph = trace_block(block, family, dtype, where=getattr(block, "_surgery_name", "block"))
+    finally:
+        block.__class__ = original
+    sites = find_sites(graph, block, family)
+    for site_name in getattr(block, SPLICED):
+        splice_at(graph, sites[site_name], f"{SPLICED}.{site_name}")
+    graph.lint()
+    return graph
+
+
+def retrace(block: nn.Module, dtype: torch.dtype) -> None:
+    graph = build_graph(block, dtype)
+    block._surgery_arguments = frozenset(n.target for n in graph.nodes if n.op == "placeholder")
+    block._surgery_forward = compile_graph(graph)
+    block._surgery_dtype = dtype
+
+
+def splice_block(block: nn.Module, family: ModelFamily, modules: dict[str, nn.Module], dtype: torch.dtype, name: str) -> None:
+    """Insert `modules` (site name → module) into `block` in place.
+
+    The caller has checked that every site exists in this block (the plan does, on a replica).
+    """
+    block._surgery_family = family
+    block._surgery_name = name
+    block.add_module(SPLICED, nn.ModuleDict(modules))
+    retrace(block, dtype)
+    block.__class__ = spliced_class(family.block_class)
