@@ -127,7 +127,9 @@ class AdapterMethod(Method):
             return LowRankLinear(in_features, out_features, rank=o.rank, init=o.factor_init)
         from .phm import LowRankPHMLinear, PHMLinear
 
-        common = dict(rule=shared, rule_init_std=o.rule_init_std, learn_rule=o.learn_rule, factor_init=o.factor_init, compute=o.compute)
+        # A shared rule carries its own `learn` flag (build_shared); an owned rule takes it here.
+        common = dict(rule=shared, rule_init_std=o.rule_init_std, learn_rule=o.learn_rule if shared is None else True,
+                      factor_init=o.factor_init, compute=o.compute)
         if o.factorized:
             return LowRankPHMLinear(in_features, out_features, o.n, rank=o.rank, **common)
         return PHMLinear(in_features, out_features, o.n, **common)

@@ -109,10 +109,17 @@ def _first_float_parameter(model: nn.Module) -> torch.Tensor:
 
 
 def _meta_replica(model: nn.Module) -> nn.Module:
-    """An untrained copy of the model's architecture on the meta device (no memory, no init cost)."""
-    with torch.device("meta"):
-        replica = type(model)(copy.deepcopy(model.config))
-    return replica
+    """A structural copy of `model` whose tensors live on the meta device.
+
+    Deep-copying with every parameter and buffer pre-mapped to an empty meta tensor copies the
+    module tree exactly (custom submodules, hooks, tied weights stay tied) without copying data.
+    """
+    memo: dict[int, object] = {}
+    for parameter in model.parameters():
+        memo[id(parameter)] = nn.Parameter(torch.empty_like(parameter, device="meta"), requires_grad=parameter.requires_grad)
+    for buffer in model.buffers():
+        memo[id(buffer)] = torch.empty_like(buffer, device="meta")
+    return copy.deepcopy(model, memo)
 
 
 def _execute(model: nn.Module, recipe: Recipe, method: Method, family: ModelFamily,
@@ -212,7 +219,7 @@ def plan(model: nn.Module, recipe: str | Path | dict | Recipe) -> Plan:
     parameters = dict(replica.named_parameters())
     counts = {group: sum(parameters[n].numel() for n in members) for group, members in groups.items()}
     base = sum(p.numel() for p in model.parameters())
-    added = sum(p.numel() for p in replica.parameters()) - sum(p.numel() for p in _meta_replica(model).parameters())
+    added = sum(p.numel() for p in replica.parameters()) - base
     result = Plan(recipe, method, family, dims, layers, splices, counts, base, added)
     result.closed_form = method.closed_form(result)
     return result

@@ -1,0 +1,66 @@
+"""Shared fixtures: tiny random-init T5 models (nothing downloaded)."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from transformers import T5Config, T5ForConditionalGeneration
+
+
+def tiny_config(variant: str = "v1.0", **overrides) -> T5Config:
+    """A small T5 config; "v1.1" means gated-GELU FFN and an untied output layer (T5 v1.1 / mT5)."""
+    fields = dict(vocab_size=96, d_model=64, d_kv=16, d_ff=128, num_layers=2, num_decoder_layers=2, num_heads=4,
+                  dropout_rate=0.0, decoder_start_token_id=0, pad_token_id=0, eos_token_id=1, attn_implementation="eager")
+    if variant == "v1.1":
+        fields.update(feed_forward_proj="gated-gelu", tie_word_embeddings=False)
+    fields.update(overrides)
+    return T5Config(**fields)
+
+
+def tiny_model(variant: str = "v1.0", seed: int = 0, **overrides) -> T5ForConditionalGeneration:
+    torch.manual_seed(seed)
+    return T5ForConditionalGeneration(tiny_config(variant, **overrides)).eval()
+
+
+def t5_base_on_meta() -> T5ForConditionalGeneration:
+    """T5-base's architecture (222,903,552 parameters) on the meta device: no memory, no download."""
+    config = T5Config(vocab_size=32128, d_model=768, d_kv=64, d_ff=3072, num_layers=12, num_heads=12)
+    with torch.device("meta"):
+        return T5ForConditionalGeneration(config)
+
+
+def zero_up_projections(model: torch.nn.Module) -> None:
+    """Make every inserted bottleneck adapter the identity by zeroing its up-projection's own tensors."""
+    touched = 0
+    for name, module in model.named_modules():
+        if ".spliced." in name and name.endswith(".up"):
+            with torch.no_grad():
+                for parameter in module.parameters(recurse=False):
+                    parameter.zero_()
+            touched += 1
+    assert touched > 0, "no inserted up-projection found"
+
+
+@pytest.fixture(params=["v1.0", "v1.1"])
+def variant(request) -> str:
+    return request.param
+
+
+@pytest.fixture
+def model_pair(variant):
+    """(untouched model, deep copy to operate on)."""
+    base = tiny_model(variant)
+    return base, copy.deepcopy(base)
+
+
+@pytest.fixture
+def batch():
+    generator = torch.Generator().manual_seed(1)
+    input_ids = torch.randint(2, 96, (3, 9), generator=generator)
+    attention_mask = torch.ones_like(input_ids)
+    attention_mask[1, 6:] = 0
+    input_ids[1, 6:] = 0
+    labels = torch.randint(2, 96, (3, 5), generator=generator)
+    return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
