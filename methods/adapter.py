@@ -134,6 +134,35 @@ class AdapterMethod(Method):
             return LowRankPHMLinear(in_features, out_features, o.n, rank=o.rank, **common)
         return PHMLinear(in_features, out_features, o.n, **common)
 
+    def closed_form(self, plan) -> list[tuple[str, str, int]]:
+        """The paper's counts from the formulas alone (A = number of adapters the plan inserts).
+
+        With adapters after self-attention and FFN of L blocks, A = 2L: Compacter's factors are
+        then 4L(k+d) and PHM-Adapter's projections 4L(kd/n + n³).
+        """
+        o, k = self.options, plan.dims.hidden_size
+        d, A = self.bottleneck_size(plan.dims), len(plan.splices)
+        where = f"A={A}, k={k}, d={d}"
+        lines: list[tuple[str, str, int]]
+        if o.projection == "dense":
+            lines = [("projections (down, up)", f"2·A·k·d; {where}", 2 * A * k * d)]
+        elif o.projection == "lowrank":
+            lines = [("low-rank factors", f"2·A·r(k+d); {where}, r={o.rank}", 2 * A * o.rank * (k + d))]
+        elif o.factorized:
+            lines = [("LPHM factors sᵢ, tᵢ", f"2·A·r(k+d); {where}, r={o.rank}", 2 * A * o.rank * (k + d))]
+            if o.shared_rule:
+                lines.append(("shared rule {Aᵢ}", f"n³; n={o.n}", o.n**3 if o.learn_rule else 0))
+            else:
+                lines.append(("per-layer rules {Aᵢ}", f"2·A·n³; n={o.n}", 2 * A * o.n**3 if o.learn_rule else 0))
+        else:
+            lines = [("PHM Bᵢ", f"2·A·kd/n; {where}, n={o.n}", 2 * A * k * d // o.n)]
+            if o.shared_rule:
+                lines.append(("shared rule {Aᵢ}", f"n³; n={o.n}", o.n**3 if o.learn_rule else 0))
+            else:
+                lines.append(("per-layer rules {Aᵢ}", f"2·A·n³; n={o.n}", 2 * A * o.n**3 if o.learn_rule else 0))
+        lines.append(("adapter biases", "A·(d+k)", A * (d + k)))
+        return lines
+
     @property
     def default_learning_rate(self) -> float:  # type: ignore[override]
         return 3e-4 if self.options.projection == "dense" else 3e-3

@@ -78,3 +78,22 @@ def test_full_finetuning_trains_everything(base_model):
     plan = surgery.plan(base_model, "full-finetune")
     assert plan.trainable_parameters == T5_BASE_PARAMETERS
     assert plan.report.percent == pytest.approx(100.0)
+
+
+@pytest.mark.parametrize("name", ["adapter", "adapter-lowrank", "phm-adapter", "compacter", "compacter++"])
+def test_report_closed_forms_add_up_to_the_measured_groups(base_model, name):
+    plan = surgery.plan(base_model, name)
+    closed = {label: value for label, _, value in plan.closed_form}
+    inserted = sum(v for label, v in closed.items() if "shared" not in label)
+    assert inserted + closed.get("shared rule {Aᵢ}", 0) == plan.groups["inserted modules"] + plan.groups.get("shared", 0)
+    assert plan.groups["layer norms"] == LAYER_NORMS
+    text = str(plan.report)
+    assert "closed forms" in text and "adapter biases" in text
+
+
+def test_compacter_report_shows_the_paper_formula(base_model):
+    plan = surgery.plan(base_model, "compacter")
+    closed = {label: (formula, value) for label, formula, value in plan.closed_form}
+    assert closed["LPHM factors sᵢ, tᵢ"][1] == 4 * BLOCKS * (K + D)      # 4L(k+d), L = 24 blocks
+    assert closed["shared rule {Aᵢ}"] == ("n³; n=4", 64)
+    assert plan.groups["shared"] == 64
