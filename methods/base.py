@@ -113,7 +113,7 @@ def parse_options(options_class: type, given: dict[str, Any] | None, key_prefix:
     >>> parse_options(Opt, {"m": 8})
     Traceback (most recent call last):
     ...
-    surgery.errors.RecipeError: recipe key 'options.m': 'm' is not valid; valid: n, act
+    surgery.errors.RecipeError: recipe key 'options.m': 'm' is not an option of this method; valid: n, act
     """
     given = dict(given or {})
     fields = {f.name: f for f in dataclasses.fields(options_class)}

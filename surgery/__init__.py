@@ -2,7 +2,7 @@
 
 >>> import surgery
 >>> from transformers import T5Config, T5ForConditionalGeneration
->>> model = T5ForConditionalGeneration(T5Config(d_model=64, d_kv=8, d_ff=128, num_layers=2, num_heads=4, vocab_size=100))
+>>> model = T5ForConditionalGeneration(T5Config(d_model=128, d_kv=16, d_ff=256, num_layers=2, num_heads=4, vocab_size=100))
 >>> print(surgery.plan(model, "compacter++").summary().splitlines()[0])
 plan for recipe 'compacter++': method 'adapter', family t5
 >>> report = surgery.apply(model, "compacter++.yaml")

@@ -64,7 +64,7 @@ def save_adapter(model: nn.Module, directory: str | Path) -> Path:
 
     >>> import surgery, tempfile
     >>> from transformers import T5Config, T5ForConditionalGeneration
-    >>> config = T5Config(d_model=64, d_kv=8, d_ff=128, num_layers=2, num_heads=4, vocab_size=100)
+    >>> config = T5Config(d_model=128, d_kv=16, d_ff=256, num_layers=2, num_heads=4, vocab_size=100)
     >>> model = T5ForConditionalGeneration(config); _ = surgery.apply(model, "compacter")
     >>> folder = surgery.save_adapter(model, tempfile.mkdtemp())
     >>> fresh = T5ForConditionalGeneration(config)

@@ -200,7 +200,7 @@ def plan(model: nn.Module, recipe: str | Path | dict | Recipe) -> Plan:
     """Validate `recipe` against `model` and say what applying it would do. The model is untouched.
 
     >>> from transformers import T5Config, T5ForConditionalGeneration
-    >>> model = T5ForConditionalGeneration(T5Config(d_model=64, d_kv=8, d_ff=128, num_layers=2, num_heads=4, vocab_size=100))
+    >>> model = T5ForConditionalGeneration(T5Config(d_model=128, d_kv=16, d_ff=256, num_layers=2, num_heads=4, vocab_size=100))
     >>> p = plan(model, "compacter++")
     >>> [(s.stack, s.layer, s.site) for s in p.splices][:2]
     [('encoder', 0, 'after_ffn'), ('encoder', 1, 'after_ffn')]
@@ -229,9 +229,9 @@ def apply(model: nn.Module, recipe: str | Path | dict | Recipe | Plan) -> Report
     """Apply a recipe (or a plan made for this model) in place; returns the trainable-parameter report.
 
     >>> from transformers import T5Config, T5ForConditionalGeneration
-    >>> model = T5ForConditionalGeneration(T5Config(d_model=64, d_kv=8, d_ff=128, num_layers=2, num_heads=4, vocab_size=100))
+    >>> model = T5ForConditionalGeneration(T5Config(d_model=128, d_kv=16, d_ff=256, num_layers=2, num_heads=4, vocab_size=100))
     >>> report = apply(model, "adapter")
-    >>> report.groups["inserted modules"] == 8 * (2 * 64 * 2 + 2 + 64)   # 8 adapters, d = 64/32 = 2
+    >>> report.groups["inserted modules"] == 8 * (2 * 128 * 4 + 4 + 128)   # 8 adapters, d = 128/32 = 4
     True
     """
     the_plan = recipe if isinstance(recipe, Plan) else plan(model, recipe)
