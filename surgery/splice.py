@@ -49,6 +49,14 @@ class SplicedBlockMixin:
         named = {key: value for key, value in kwargs.items() if key in self._surgery_arguments}
         return self._surgery_forward(self, hidden_states, *args, **named)
 
+    def __getstate__(self):
+        # The generated forward is rebuilt on the first call after unpickling (it is a function
+        # made at run time, which pickle cannot name).
+        state = dict(super().__getstate__())
+        state.pop("_surgery_forward", None)
+        state["_surgery_dtype"] = None
+        return state
+
     def surgery_graph_code(self) -> str:
         """The Python source of the rewritten forward, for people who want to read it."""
         return build_graph(self, self._surgery_dtype).python_code(root_module="self").src
@@ -58,9 +66,24 @@ _SPLICED_CLASSES: dict[type, type] = {}
 
 
 def spliced_class(block_class: type[nn.Module]) -> type[nn.Module]:
+    """`Spliced<Block>`: the mixin in front of the block's class, made once per block class.
+
+    It is published as an attribute of this module (see `__getattr__` below), so pickle can name it.
+    """
     if block_class not in _SPLICED_CLASSES:
-        _SPLICED_CLASSES[block_class] = type(f"Spliced{block_class.__name__}", (SplicedBlockMixin, block_class), {})
+        name = f"Spliced{block_class.__name__}"
+        _SPLICED_CLASSES[block_class] = type(name, (SplicedBlockMixin, block_class), {"__module__": __name__, "__qualname__": name})
     return _SPLICED_CLASSES[block_class]
+
+
+def __getattr__(name: str) -> type[nn.Module]:
+    """Resolve `surgery.splice.Spliced<Block>` for unpickling in a fresh process."""
+    from .family import FAMILIES
+
+    for family in FAMILIES:
+        if name == f"Spliced{family.block_class.__name__}":
+            return spliced_class(family.block_class)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def build_graph(block: nn.Module, dtype: torch.dtype) -> fx.Graph:

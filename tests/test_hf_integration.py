@@ -80,3 +80,27 @@ def test_identity_costs_nothing_in_eval_outputs_across_modes(batch):
         getattr(model, mode)()
         with torch.no_grad():
             torch.testing.assert_close(model(**batch).logits, base(**batch).logits, rtol=0, atol=1e-6)
+
+
+def test_whole_model_pickles_into_a_fresh_process(batch, tmp_path):
+    """torch.save(model) of a spliced model loads in a new interpreter (classes resolve by name)."""
+    import subprocess
+    import sys
+
+    model = tiny_model()
+    surgery.apply(model, {**surgery.load_recipe("compacter").source, "options": {"projection": "phm", "factorized": True, "shared_rule": True, "n": 2}})
+    with torch.no_grad():
+        expected = model(**batch).logits
+    torch.save({"model": model, "batch": batch, "expected": expected}, tmp_path / "whole.pt")
+    code = (
+        "import torch\n"
+        f"saved = torch.load({str(tmp_path / 'whole.pt')!r}, weights_only=False)\n"
+        "model = saved['model']\n"
+        "assert all(m.rule_module is model.surgery.shared for _, m in model.named_modules() if hasattr(m, 'rule_module'))\n"
+        "with torch.no_grad():\n"
+        "    torch.testing.assert_close(model(**saved['batch']).logits, saved['expected'], rtol=0, atol=0)\n"
+        "print('ok', type(model.encoder.block[0]).__name__)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "ok SplicedT5Block"
