@@ -39,7 +39,6 @@ import math
 from typing import Literal
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 __all__ = [
@@ -147,24 +146,33 @@ def choose_compute_path(
 ) -> Literal["dense", "factored"]:
     """The compute path ``compute="auto"`` uses while autograd is recording (training).
 
-    Measured with ``python -m runners.bench_phm`` on 2 CPU cores (torch 2.13, fp32, 8×128
-    tokens, T5-small 512↔16 and T5-base 768↔24, n ∈ {4, 8, 12}, down and up projections):
+    Measured with ``python -m runners.bench_phm`` and a wider sweep on 2 CPU cores (torch 2.13,
+    fp32, 1024 tokens = 8×128, forward+backward, factored time / dense time, medians of
+    interleaved samples; ±10 % is noise on that machine):
 
-    * PHM: factored is slower than dense everywhere (forward+backward ≈ 1.1-3× the dense time):
-      it does at least the ``k·d`` multiply-adds per token dense does, in more kernels, while
-      building ``W`` costs ``n·k·d`` once per batch, nothing next to ``tokens·k·d``.
-    * LPHM, rank 1: factored wins forward+backward whenever ``n`` is small enough that the
-      factored work per token, ``n·r·(k+d) + n²·r·min(k,d)``, stays well below dense's
-      ``k·d``: forward+backward ≈ 0.45-0.8× dense at n = 4 and 8. At n = 12 on T5-base the
-      two are within noise (0.9-1.1×), so the rule below keeps dense there. The threshold
-      ``factored_flops <= 0.6·k·d`` separates the measured wins from the ties.
+    * PHM: factored is slower everywhere (1.2-2.9×). It needs at least the ``k·d``
+      multiply-adds per token dense needs, in more kernels, while building ``W`` costs only
+      ``n·k·d`` once per batch. So PHM always takes the dense path.
+    * LPHM, down-projections (``k >= d``): factored wins when its work per token,
+      ``n·r·(k+d) + n²·r·min(k,d)``, is at most half of dense's ``k·d``:
+      768→24 n=4 0.70×, n=8 0.70-0.79×; 512→16 n=4 0.77-0.98×; 1024→96 n=4 0.39×;
+      768→24 r=2 0.72×. Above half it ties or loses: 768→24 n=12 (ratio 0.70) 0.90-1.11×,
+      768→24 n=8 r=4 (1.71) 1.3×.
+    * LPHM, up-projections (``k < d``): both paths write the same large ``(tokens, d)`` output
+      and that write dominates, so the flop savings show only for wide bottlenecks:
+      96→1024 n=4 (ratio 0.06) 0.42×, but 24→768 n=4 (0.19) 0.83-0.90×, n=8 (0.43) 1.05-1.66×,
+      16→512 n=4 (0.29) 1.17-1.72×. Hence the much lower threshold (0.1).
 
-    With autograd off in eval mode, ``"auto"`` always reads the cached dense ``W`` (one matmul
-    per call, measured ≈ 0.3-0.7× of building ``W`` every call) and this function is not used.
+    On CUDA the same rule is applied unmeasured (no GPU was available when it was written).
+    With autograd off in eval mode, ``"auto"`` reads the cached dense ``W`` instead (one matmul
+    per call, 0.7-0.95× of rebuilding ``W`` every call at 1024 tokens) and this function is
+    not consulted.
 
     Example:
         >>> choose_compute_path("lphm", 768, 24, n=4, rank=1)
         'factored'
+        >>> choose_compute_path("lphm", 24, 768, n=4, rank=1)
+        'dense'
         >>> choose_compute_path("phm", 768, 24, n=4)
         'dense'
     """
@@ -173,9 +181,10 @@ def choose_compute_path(
     if layer != "lphm":
         raise ValueError(f"layer must be 'phm' or 'lphm', got {layer!r}")
     r = 1 if rank is None else rank
-    factored_flops = n * r * (in_features + out_features) + n * n * r * min(in_features, out_features)
-    dense_flops = in_features * out_features
-    return "factored" if factored_flops <= 0.6 * dense_flops else "dense"
+    k, d = in_features, out_features
+    factored_work = n * r * (k + d) + n * n * r * min(k, d)
+    threshold = 0.5 if k >= d else 0.1
+    return "factored" if factored_work <= threshold * k * d else "dense"
 
 
 def _fingerprint(tensors: tuple[Tensor, ...]) -> tuple:
@@ -261,7 +270,7 @@ class _HypercomplexLinear(nn.Module):
         rule: PHMRule | None,
         rule_init_std: float,
         learn_rule: bool,
-        compute: str,
+        compute: ComputePath,
         device: torch.device | str | None,
         dtype: torch.dtype | None,
     ) -> None:
@@ -363,8 +372,7 @@ class _HypercomplexLinear(nn.Module):
 
     def __getstate__(self) -> dict:
         # Pickling / deepcopy: the cache is derived data, never worth copying.
-        state = super().__getstate__() if hasattr(super(), "__getstate__") else self.__dict__
-        state = dict(state)
+        state = dict(super().__getstate__())
         state["_eval_cache"] = {}
         return state
 
@@ -458,7 +466,7 @@ class PHMLinear(_HypercomplexLinear):
         learn_rule: bool = True,
         factor_init: str = "glorot-uniform",
         factor_init_std: float = 0.01,
-        compute: str = "auto",
+        compute: ComputePath = "auto",
         *,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
@@ -544,7 +552,7 @@ class LowRankPHMLinear(_HypercomplexLinear):
         learn_rule: bool = True,
         factor_init: str = "glorot-uniform",
         factor_init_std: float = 0.01,
-        compute: str = "auto",
+        compute: ComputePath = "auto",
         *,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,

@@ -2,7 +2,7 @@
 
 Run from the repository root::
 
-    python -m runners.bench_phm [--device cpu|cuda] [--repeats N] [--batch 8] [--seq 128]
+    python -m runners.bench_phm [--device cpu|cuda] [--repeats N] [--sample-ms 2] [--batch 8] [--seq 128]
 
 What it measures. For the T5-small (k=512, d=16) and T5-base (k=768, d=24) adapter shapes, for
 the down (k→d) and up (d→k) projection, for n ∈ {4, 8, 12} where n divides both sizes, and for
@@ -16,19 +16,23 @@ what other libraries do), ``compute="factored"`` and ``compute="auto"``. On a to
 * ``eval``: the ``"auto"`` layer in eval mode under ``torch.no_grad`` (cached W, one matmul),
   against the dense layer under ``no_grad`` in training mode (which rebuilds W every call).
 
-The variants are interleaved repeat by repeat (so drift in clock speed hits them alike) and
-the table reports medians.
+One sample averages enough back-to-back calls to last about ``--sample-ms``; the variants are
+sampled in turn, repeat after repeat (so drift in clock speed or load hits them alike), and
+the table reports the median sample of each.
 
 How to read the table. ``dense ms`` columns are absolute medians of the reference; every other
 number is ``time(variant) / time(dense)`` measured side by side in this run: below 1.00 is
 faster than dense, above is slower. ``auto→`` is the path ``"auto"`` takes while training
 (its ``fwd``/``fwd+bwd`` ratios should match the faster of dense (1.00) and factored, up to
-noise). Ratios under ±10 % of each other are within the usual noise of a shared CPU.
+noise). The last line, the noise gauge, gives the spread of the ``auto`` ratios on rows where
+``auto`` runs exactly the reference's code: differences smaller than that spread are noise.
+Run it on an otherwise idle machine; it warns when the load average says otherwise.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 from collections.abc import Callable, Iterator
@@ -77,15 +81,25 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_once(fn: Callable[[], None], device: torch.device) -> float:
+def time_per_call(fn: Callable[[], None], device: torch.device, calls: int) -> float:
+    """Seconds per call, averaged over ``calls`` back-to-back calls (one sample)."""
     synchronize(device)
     start = time.perf_counter()
-    fn()
+    for _ in range(calls):
+        fn()
     synchronize(device)
-    return time.perf_counter() - start
+    return (time.perf_counter() - start) / calls
 
 
-def measure_case(case: Case, device: torch.device, batch: int, seq: int, repeats: int, warmup: int) -> dict:
+def calls_per_sample(fn: Callable[[], None], device: torch.device, target_s: float) -> int:
+    """How many calls make one sample last about ``target_s``: a single sub-millisecond call
+    is at the mercy of timer resolution and scheduler jitter, a few milliseconds is not."""
+    return max(1, round(target_s / max(time_per_call(fn, device, 3), 1e-7)))
+
+
+def measure_case(
+    case: Case, device: torch.device, batch: int, seq: int, repeats: int, warmup: int, sample_s: float
+) -> dict:
     torch.manual_seed(0)
     dense = make_layer(case, "dense", device)
     factored = make_layer(case, "factored", device)
@@ -129,10 +143,13 @@ def measure_case(case: Case, device: torch.device, batch: int, seq: int, repeats
     for _ in range(warmup):
         for fn in variants.values():
             fn()
+    calls = {name: calls_per_sample(fn, device, sample_s) for name, fn in variants.items()}
     samples: dict[str, list[float]] = {name: [] for name in variants}
-    for _ in range(repeats):  # interleaved: each repeat times every variant once
-        for name, fn in variants.items():
-            samples[name].append(time_once(fn, device))
+    order = list(variants)
+    for _ in range(repeats):  # interleaved: each repeat takes one sample of every variant
+        for name in order:
+            samples[name].append(time_per_call(variants[name], device, calls[name]))
+        order.reverse()  # so no variant always runs right after the same neighbour
     median = {name: statistics.median(times) for name, times in samples.items()}
     return {
         "auto_path": auto.resolved_compute_path(),
@@ -160,8 +177,9 @@ def format_row(case: Case, r: dict) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
-    parser.add_argument("--repeats", type=int, default=25, help="timed repeats per variant (median)")
-    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=15, help="samples per variant (median)")
+    parser.add_argument("--sample-ms", type=float, default=2.0, help="length of one sample")
+    parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--seq", type=int, default=128)
     args = parser.parse_args(argv)
@@ -169,10 +187,13 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("--device cuda requested but torch.cuda.is_available() is False")
     device = torch.device(args.device)
 
+    if device.type == "cpu" and hasattr(os, "getloadavg") and os.getloadavg()[0] > 0.5 * (os.cpu_count() or 1):
+        print(f"warning: load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; expect noisy ratios\n")
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu, {torch.get_num_threads()} threads"
     print(
         f"PHM/LPHM compute paths, torch {torch.__version__}, {where}, fp32, tokens "
-        f"{args.batch}×{args.seq}, median of {args.repeats} interleaved repeats.\n"
+        f"{args.batch}×{args.seq}, median of {args.repeats} interleaved "
+        f"samples of ~{args.sample_ms:g} ms each.\n"
         "Ratios are time / time of the dense build-every-forward layer (< 1 = faster).\n"
     )
     print(
@@ -180,14 +201,26 @@ def main(argv: list[str] | None = None) -> None:
         "| dense fwd+bwd ms | factored fwd+bwd | auto fwd+bwd | dense no-grad ms | eval cached |"
     )
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    same_code_ratios: list[float] = []
     for case in iter_cases():
-        result = measure_case(case, device, args.batch, args.seq, args.repeats, args.warmup)
+        result = measure_case(
+            case, device, args.batch, args.seq, args.repeats, args.warmup, args.sample_ms / 1e3
+        )
         print(format_row(case, result), flush=True)
+        if result["auto_path"] == "dense":
+            same_code_ratios += [result["fwd_auto"], result["fwdbwd_auto"]]
     skipped = [
         f"{model} n={n}" for model, (k, d) in MODEL_SHAPES.items() for n in N_VALUES if k % n or d % n
     ]
     if skipped:
         print(f"\nSkipped (n does not divide both sizes): {', '.join(skipped)}.")
+    if same_code_ratios:
+        # Where "auto" resolves to dense it runs the reference's own code, so its ratio is 1.00
+        # up to measurement noise: the spread says how far to trust the other ratios.
+        print(
+            f"Noise gauge: auto ratios on rows where auto runs the dense code span "
+            f"{min(same_code_ratios):.2f}-{max(same_code_ratios):.2f} (ideal 1.00)."
+        )
 
 
 if __name__ == "__main__":

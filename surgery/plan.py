@@ -22,8 +22,7 @@ import networkx as nx
 import torch
 from torch import nn
 
-from methods import get_method_class
-from methods.base import Method, SiteContext, parse_options
+from typing import TYPE_CHECKING
 
 from .errors import RecipeError, SurgeryError
 from .family import ModelDims, ModelFamily, detect_family
@@ -33,6 +32,9 @@ from .report import Report, count_groups
 from .sites import SITE_NAMES, find_sites
 from .splice import SPLICED, splice_block
 from .tracing import trace_block
+
+if TYPE_CHECKING:
+    from methods.base import Method
 
 STATE = "surgery"  # the model's submodule that owns what surgery adds at model level
 
@@ -125,6 +127,8 @@ def _meta_replica(model: nn.Module) -> nn.Module:
 def _execute(model: nn.Module, recipe: Recipe, method: Method, family: ModelFamily,
              dims: ModelDims, layers: dict[str, list[int]]) -> tuple[list[PlannedSplice], dict[str, list[str]]]:
     """Mutate `model` as the plan says; returns what was spliced and the trained groups."""
+    from methods.base import SiteContext
+
     reference = _first_float_parameter(model)
     device, dtype = reference.device, reference.dtype
     state = SurgeryState(recipe.source or {"method": recipe.method})
@@ -172,6 +176,10 @@ def _execute(model: nn.Module, recipe: Recipe, method: Method, family: ModelFami
 
 
 def _resolve(model: nn.Module, recipe: Recipe) -> tuple[Method, ModelFamily, ModelDims, dict[str, list[int]]]:
+    # Imported here: methods build on the engine's types, so the engine reaches them lazily.
+    from methods import get_method_class
+    from methods.base import parse_options
+
     family = detect_family(model)
     if hasattr(model, STATE):
         raise SurgeryError(
