@@ -22,9 +22,9 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from .errors import CheckpointError, SurgeryError
-from .plan import STATE, apply
+from .naming import STATE, is_added
+from .plan import apply
 from .report import Report
-from .splice import SPLICED
 
 FORMAT = "t5-surgery-adapter/1"
 WEIGHTS_FILE = "adapter_model.safetensors"
@@ -38,8 +38,7 @@ _CONFIG_FIELDS = (
 def base_fingerprint(model: nn.Module) -> dict[str, Any]:
     """Architecture of the base model: config fields, class, and a hash of its parameter shapes."""
     shapes = sorted(
-        (name, tuple(p.shape)) for name, p in model.named_parameters()
-        if f".{SPLICED}." not in name and not name.startswith(f"{STATE}.") and "surgery_" not in name
+        (name, tuple(p.shape)) for name, p in model.named_parameters() if not is_added(name)
     )
     digest = hashlib.sha256(repr(shapes).encode()).hexdigest()[:16]
     config = model.config
@@ -52,9 +51,11 @@ def _adapter_state(model: nn.Module) -> dict[str, torch.Tensor]:
         raise SurgeryError("no surgery was applied to this model, so it has no adapter to save")
     trained = {name for names in state.groups.values() for name in names}
     tensors = {name: p for name, p in model.named_parameters() if name in trained}
-    # Buffers that inserted modules need to reproduce their function (e.g. fixed random projections).
+    # Persistent buffers that added modules need to reproduce their function; non-persistent
+    # ones (e.g. projections regenerated from a seed) stay out, as in `state_dict`.
+    persistent = set(model.state_dict(keep_vars=True))
     for name, buffer in model.named_buffers():
-        if f".{SPLICED}." in name or name.startswith(f"{STATE}."):
+        if is_added(name) and name in persistent:
             tensors[name] = buffer
     return tensors
 

@@ -30,13 +30,13 @@ from .groups import TRAIN_GROUPS, check_train_groups, freeze_all_but
 from .recipe import Recipe, load_recipe, select_layers
 from .report import Report, count_groups
 from .sites import SITE_NAMES, find_sites
-from .splice import SPLICED, splice_block
+from .naming import SPLICED, STATE, is_added
+from .splice import splice_block
 from .tracing import trace_block
 
 if TYPE_CHECKING:
     from methods.base import Method
 
-STATE = "surgery"  # the model's submodule that owns what surgery adds at model level
 
 
 class SurgeryState(nn.Module):
@@ -161,7 +161,7 @@ def _execute(model: nn.Module, recipe: Recipe, method: Method, family: ModelFami
     names = [name for name, _ in model.named_parameters()]
     already_trainable = {name for name, p in model.named_parameters() if p.requires_grad}
     groups["inserted modules"] = [n for n in names if f".{SPLICED}." in n and n in already_trainable]
-    groups["shared"] = [n for n in names if n.startswith(f"{STATE}.") and n in already_trainable]
+    groups["shared"] = [n for n in names if n.startswith(f"{STATE}.shared.") and n in already_trainable]
     groups.update(method.trainable_groups(model, family))
     for group in recipe.train:
         groups[group.replace("_", " ")] = TRAIN_GROUPS[group](model, family)
@@ -256,7 +256,7 @@ def report(model: nn.Module) -> Report:
     state = getattr(model, STATE, None)
     if state is None:
         raise SurgeryError("no surgery was applied to this model")
-    added = sum(p.numel() for n, p in model.named_parameters() if f".{SPLICED}." in n or n.startswith(f"{STATE}."))
+    added = sum(p.numel() for n, p in model.named_parameters() if is_added(n))
     total = sum(p.numel() for p in model.parameters())
     the_plan = getattr(model, "_surgery_plan", None)
     closed = the_plan.closed_form if the_plan is not None else []

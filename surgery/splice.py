@@ -19,10 +19,10 @@ import torch.fx as fx
 from torch import nn
 
 from .family import ModelFamily
+from .naming import SPLICED
 from .sites import find_sites, splice_at
 from .tracing import trace_block
 
-SPLICED = "spliced"
 
 
 def compile_graph(graph: fx.Graph) -> Callable:

@@ -21,7 +21,13 @@ def tiny_config(variant: str = "v1.0", **overrides) -> T5Config:
 
 def tiny_model(variant: str = "v1.0", seed: int = 0, **overrides) -> T5ForConditionalGeneration:
     torch.manual_seed(seed)
-    return T5ForConditionalGeneration(tiny_config(variant, **overrides)).eval()
+    model = T5ForConditionalGeneration(tiny_config(variant, **overrides)).eval()
+    if variant == "v1.1":
+        # transformers 5 always ties T5's output layer to the embedding (the config only keeps
+        # `tie_word_embeddings=False` as "do not rescale"); v1.1/mT5 checkpoints have their own
+        # output layer, so untie it here to cover that architecture.
+        model.lm_head.weight = torch.nn.Parameter(torch.randn_like(model.lm_head.weight))
+    return model
 
 
 def t5_base_on_meta() -> T5ForConditionalGeneration:
