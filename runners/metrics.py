@@ -22,8 +22,8 @@ multirc_scores         as f1_binary for F1a; its question fails exact match
 
 >>> accuracy(["yes", "no", "maybe"], ["yes", "no", "no"])
 66.66666666666667
->>> f1_binary(["yes", "garbage"], ["yes", "yes"], positive="yes")
-66.66666666666667
+>>> round(f1_binary(["yes", "garbage"], ["yes", "yes"], positive="yes"), 2)
+66.67
 """
 
 from __future__ import annotations
@@ -227,8 +227,9 @@ def multirc_scores(
     options are all predicted right. An invalid prediction is "not positive" for F1a and wrong
     for EM.
 
-    >>> multirc_scores(["True", "False", "True"], ["True", "False", "False"], [0, 0, 1])
-    {'f1a': 66.66666666666667, 'em': 50.0}
+    >>> scores = multirc_scores(["True", "False", "True"], ["True", "False", "False"], [0, 0, 1])
+    >>> round(scores["f1a"], 2), scores["em"]
+    (66.67, 50.0)
     """
     _check_lengths(predictions, references)
     if len(question_ids) != len(references):

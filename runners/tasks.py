@@ -38,8 +38,9 @@ Rows use the Hugging Face column names. A label may be given as its index (``0``
   the first answer; :meth:`Task.to_training_texts` yields one pair per answer (T5 trains on
   every answer); scoring takes the best over all answers.
 * **stsb**: the target is ``round(label * 5) / 5`` (Python's half-to-even rounding, like
-  ``tf.round``) with one decimal, so 21 classes 0.0, 0.2, ..., 5.0. Scoring parses predictions
-  as floats and correlates them with the raw gold scores.
+  ``tf.round``) with one decimal: the 0.2 grid "0.0", "0.2", ..., "5.0" (26 strings over STS-B's
+  0..5 range; never the 0.1 grid of the authors' code). Scoring parses predictions as floats
+  (see :func:`runners.metrics.parse_scores`) and correlates them with the raw gold scores.
 
 Scores are on the paper's 0..100 scale; see :mod:`runners.metrics` for how a prediction that is
 not a valid label is counted (always as wrong).
@@ -63,113 +64,6 @@ from runners import metrics
 __all__ = ["Task", "TASKS", "get_task"]
 
 Row = Mapping[str, object]
-
-
-@dataclass(frozen=True)
-class Task:
-    """One task: where its data lives, its columns and labels, its text format and metrics.
-
-    Attributes:
-        name: registry key and T5 prefix, e.g. ``"rte"``.
-        benchmark: ``"glue"``, ``"superglue"`` or ``"embedded"``.
-        hub: ``(path, config)`` for ``datasets.load_dataset``; ``None`` when not on the Hub.
-        columns: original column names a local data file must have.
-        labels: valid target strings of a classification task, index = Hub label id;
-            ``None`` for free-text or numeric targets (record, stsb).
-        metric_names: keys of :meth:`score`'s result, in the paper's order.
-        size: split rule: ``"small"`` (halve the original validation set into
-            validation/test), ``"large"`` (1,000 training rows become validation, the original
-            validation set is test) or ``"presplit"`` (files already hold train/validation/test).
-        test_split: the original split that provides the test rows.
-        source_columns: columns written into the source, in T5's order.
-        structured_columns: columns holding lists/dicts (JSON-encoded in CSV/TSV files).
-    """
-
-    name: str
-    benchmark: str
-    hub: tuple[str, str] | None
-    columns: tuple[str, ...]
-    labels: tuple[str, ...] | None
-    metric_names: tuple[str, ...]
-    size: str
-    test_split: str
-    source_columns: tuple[str, ...] = ()
-    structured_columns: tuple[str, ...] = ()
-    format_source: Callable[[Task, Row], str] = field(default=None, repr=False, compare=False)  # type: ignore[assignment]
-    format_target: Callable[[Task, Row], str] = field(default=None, repr=False, compare=False)  # type: ignore[assignment]
-    scorer: Callable[[Task, list[str], Sequence[Row]], dict[str, float]] = field(
-        default=None, repr=False, compare=False  # type: ignore[assignment]
-    )
-
-    def __post_init__(self) -> None:
-        if self.size not in ("small", "large", "presplit"):
-            raise ValueError(f"task {self.name!r}: size must be 'small', 'large' or 'presplit', not {self.size!r}")
-        # Defaults: the generic T5 GLUE format and the scorer named by metric_names.
-        if self.format_source is None:
-            object.__setattr__(self, "format_source", prefixed_columns_source)
-        if self.format_target is None:
-            object.__setattr__(self, "format_target", label_name_target)
-        if self.scorer is None:
-            object.__setattr__(self, "scorer", classification_scores)
-
-    @property
-    def original_splits(self) -> tuple[str, ...]:
-        """Splits the raw data must provide, e.g. ``("train", "validation_matched")`` for mnli."""
-        if self.size == "presplit":
-            return ("train", "validation", "test")
-        return ("train", self.test_split)
-
-    def label_text(self, value: object) -> str:
-        """The label's name for an index (``1``, ``"1"``, ``True``) or a name.
-
-        >>> get_task("sst2").label_text(1), get_task("sst2").label_text("negative")
-        ('positive', 'negative')
-        """
-        if self.labels is None:
-            raise ValueError(f"task {self.name!r} has no label names")
-        if isinstance(value, str):
-            text = value.strip()
-            if text in self.labels:
-                return text
-            if re.fullmatch(r"[+-]?\d+", text):
-                value = int(text)
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)
-        if isinstance(value, int) and 0 <= value < len(self.labels):  # bool is an int: True -> 1
-            return self.labels[int(value)]
-        raise ValueError(
-            f"task {self.name!r}: label {value!r} is neither a label name nor an index; "
-            f"valid: {', '.join(self.labels)} or 0..{len(self.labels) - 1}"
-        )
-
-    def to_text(self, row: Row) -> tuple[str, str]:
-        """``(source, target)`` strings of one row, in T5's text-to-text format."""
-        return self.format_source(self, row), self.format_target(self, row)
-
-    def to_training_texts(self, row: Row) -> list[tuple[str, str]]:
-        """All ``(source, target)`` training pairs of a row: one per answer for record, else one.
-
-        >>> get_task("cola").to_training_texts({"sentence": "Hi.", "label": 1})
-        [('cola sentence: Hi.', 'acceptable')]
-        """
-        if self.name == "record":
-            source = self.format_source(self, row)
-            return [(source, str(answer)) for answer in _record_answers(row)] or [(source, "")]
-        return [self.to_text(row)]
-
-    def score(self, predictions: list[str], rows: Sequence[Row]) -> dict[str, float]:
-        """The paper's metrics (0..100) of decoded ``predictions`` against ``rows``' gold labels."""
-        if len(predictions) != len(rows):
-            raise ValueError(f"task {self.name!r}: {len(predictions)} predictions for {len(rows)} rows")
-        return self.scorer(self, [str(p).strip() for p in predictions], rows)
-
-    def summary_score(self, scores: Mapping[str, float]) -> float:
-        """One number per task: the mean of its metrics (for picking the best checkpoint).
-
-        >>> get_task("mrpc").summary_score({"f1": 90.0, "accuracy": 86.0})
-        88.0
-        """
-        return sum(scores[name] for name in self.metric_names) / len(self.metric_names)
 
 
 # --- source formats -------------------------------------------------------------------------
@@ -218,10 +112,11 @@ def label_name_target(task: Task, row: Row) -> str:
 
 
 def stsb_target(task: Task, row: Row) -> str:
-    """A similarity score on the 0.2 grid with one decimal: 3.45 -> ``"3.4"``, 3.5 -> ``"3.6"``... as T5.
+    """The similarity score rounded to the 0.2 grid, one decimal (half to even, as ``tf.round``).
 
-    >>> stsb_target(get_task("stsb"), {"label": 3.52})
-    '3.6'
+    >>> stsb = get_task("stsb")
+    >>> [stsb_target(stsb, {"label": x}) for x in (3.45, 3.5, 3.52, 0.0, 5.0)]
+    ['3.4', '3.6', '3.6', '0.0', '5.0']
     """
     value = _column(task, row, "label")
     try:
@@ -287,41 +182,147 @@ def record_scores(task: Task, predictions: list[str], rows: Sequence[Row]) -> di
     return metrics.record_scores(predictions, [_record_answers(row) for row in rows])
 
 
+@dataclass(frozen=True)
+class Task:
+    """One task: where its data lives, its columns and labels, its text format and metrics.
+
+    Attributes:
+        name: registry key and T5 prefix, e.g. ``"rte"``.
+        benchmark: ``"glue"``, ``"superglue"`` or ``"embedded"``.
+        hub: ``(path, config)`` for ``datasets.load_dataset``; ``None`` when not on the Hub.
+        columns: original column names a local data file must have.
+        labels: valid target strings of a classification task, index = Hub label id;
+            ``None`` for free-text or numeric targets (record, stsb).
+        metric_names: keys of :meth:`score`'s result, in the paper's order.
+        size: split rule: ``"small"`` (halve the original validation set into
+            validation/test), ``"large"`` (1,000 training rows become validation, the original
+            validation set is test) or ``"presplit"`` (files already hold train/validation/test).
+        test_split: the original split that provides the test rows.
+        source_columns: columns written into the source, in T5's order.
+        structured_columns: columns holding lists/dicts (JSON-encoded in CSV/TSV files).
+    """
+
+    name: str
+    benchmark: str
+    hub: tuple[str, str] | None
+    columns: tuple[str, ...]
+    labels: tuple[str, ...] | None
+    metric_names: tuple[str, ...]
+    size: str
+    test_split: str
+    source_columns: tuple[str, ...] = ()
+    structured_columns: tuple[str, ...] = ()
+    # How a row becomes text and how predictions are scored; the defaults fit GLUE-style
+    # classification, special tasks (stsb, multirc, record) plug in their own.
+    format_source: Callable[[Task, Row], str] = field(default=prefixed_columns_source, repr=False, compare=False)
+    format_target: Callable[[Task, Row], str] = field(default=label_name_target, repr=False, compare=False)
+    scorer: Callable[[Task, list[str], Sequence[Row]], dict[str, float]] = field(
+        default=classification_scores, repr=False, compare=False
+    )
+
+    def __post_init__(self) -> None:
+        if self.size not in ("small", "large", "presplit"):
+            raise ValueError(f"task {self.name!r}: size must be 'small', 'large' or 'presplit', not {self.size!r}")
+
+    @property
+    def original_splits(self) -> tuple[str, ...]:
+        """Splits the raw data must provide, e.g. ``("train", "validation_matched")`` for mnli."""
+        if self.size == "presplit":
+            return ("train", "validation", "test")
+        return ("train", self.test_split)
+
+    def label_text(self, value: object) -> str:
+        """The label's name for an index (``1``, ``"1"``, ``True``) or a name.
+
+        >>> get_task("sst2").label_text(1), get_task("sst2").label_text("negative")
+        ('positive', 'negative')
+        """
+        if self.labels is None:
+            raise ValueError(f"task {self.name!r} has no label names")
+        if isinstance(value, str):
+            text = value.strip()
+            if text in self.labels:
+                return text
+            if re.fullmatch(r"[+-]?\d+", text):
+                value = int(text)
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if isinstance(value, int) and 0 <= value < len(self.labels):  # bool is an int: True -> 1
+            return self.labels[int(value)]
+        raise ValueError(
+            f"task {self.name!r}: label {value!r} is neither a label name nor an index; "
+            f"valid: {', '.join(self.labels)} or 0..{len(self.labels) - 1}"
+        )
+
+    def to_text(self, row: Row) -> tuple[str, str]:
+        """``(source, target)`` strings of one row, in T5's text-to-text format."""
+        return self.format_source(self, row), self.format_target(self, row)
+
+    def to_training_texts(self, row: Row) -> list[tuple[str, str]]:
+        """All ``(source, target)`` training pairs of a row: one per answer for record, else one.
+
+        >>> get_task("cola").to_training_texts({"sentence": "Hi.", "label": 1})
+        [('cola sentence: Hi.', 'acceptable')]
+        """
+        if self.format_target is record_target:  # T5 trains ReCoRD on every gold answer
+            source = self.format_source(self, row)
+            return [(source, str(answer)) for answer in _record_answers(row)] or [(source, "")]
+        return [self.to_text(row)]
+
+    def score(self, predictions: list[str], rows: Sequence[Row]) -> dict[str, float]:
+        """The paper's metrics (0..100) of decoded ``predictions`` against ``rows``' gold labels.
+
+        Predictions are stripped of surrounding whitespace; anything else that is not a valid
+        label counts as wrong (rules in :mod:`runners.metrics`).
+        """
+        if len(predictions) != len(rows):
+            raise ValueError(f"task {self.name!r}: {len(predictions)} predictions for {len(rows)} rows")
+        return self.scorer(self, [str(p).strip() for p in predictions], rows)
+
+    def summary_score(self, scores: Mapping[str, float]) -> float:
+        """One number per task: the mean of its metrics (for picking the best checkpoint).
+
+        >>> get_task("mrpc").summary_score({"f1": 90.0, "accuracy": 86.0})
+        88.0
+        """
+        return sum(scores[name] for name in self.metric_names) / len(self.metric_names)
+
+
 # --- the registry ---------------------------------------------------------------------------
 
-GLUE, SUPERGLUE = "nyu-mll/glue", "aps/super_glue"
+HUB_PATHS = {"glue": "nyu-mll/glue", "superglue": "aps/super_glue"}
 FALSE_TRUE = ("False", "True")
 
 
-def _glue(name: str, source_columns: tuple[str, ...], labels, metric_names=("accuracy",), size="small", **kw) -> Task:
+def _hub_task(
+    benchmark: str,
+    name: str,
+    source_columns: tuple[str, ...],
+    labels: tuple[str, ...] | None,
+    metric_names: tuple[str, ...] = ("accuracy",),
+    size: str = "small",
+    **overrides,
+) -> Task:
+    """A Hub task whose columns default to its source columns plus ``label``."""
+    settings = dict(columns=source_columns + ("label",), test_split="validation") | overrides
     return Task(
         name=name,
-        benchmark="glue",
-        hub=(GLUE, name),
-        columns=source_columns + ("label",),
+        benchmark=benchmark,
+        hub=(HUB_PATHS[benchmark], name),
         labels=labels,
         metric_names=metric_names,
         size=size,
-        test_split=kw.pop("test_split", "validation"),
         source_columns=source_columns,
-        **kw,
+        **settings,
     )
 
 
-def _superglue(name: str, source_columns: tuple[str, ...], labels, metric_names=("accuracy",), size="small", **kw) -> Task:
-    columns = kw.pop("columns", source_columns + ("label",))
-    return Task(
-        name=name,
-        benchmark="superglue",
-        hub=(SUPERGLUE, name),
-        columns=columns,
-        labels=labels,
-        metric_names=metric_names,
-        size=size,
-        test_split="validation",
-        source_columns=source_columns,
-        **kw,
-    )
+def _glue(name: str, *args, **kwargs) -> Task:
+    return _hub_task("glue", name, *args, **kwargs)
+
+
+def _superglue(name: str, *args, **kwargs) -> Task:
+    return _hub_task("superglue", name, *args, **kwargs)
 
 
 _ALL_TASKS = (
@@ -393,10 +394,10 @@ def get_task(name: str) -> Task:
 
     >>> get_task("STS-B").name
     'stsb'
-    >>> get_task("rtee")
+    >>> get_task("rtee")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    ValueError: unknown task 'rtee' (did you mean 'rte'?); valid tasks: boolq, cb, cola, copa, embedded, mnli, mrpc, multirc, qnli, qqp, record, rte, sst2, stsb, wic
+    ValueError: unknown task 'rtee' (did you mean 'rte'?); valid tasks: boolq, cb, cola, copa, ..., wic
     """
     key = re.sub(r"[-_\s]", "", str(name).lower())
     if key in TASKS:
