@@ -1,0 +1,104 @@
+"""BitFit: train only biases — re-introduced, zero-initialised, where T5 has none.
+
+Hugging Face's T5 has no biases at all. Following the paper (footnote 7), BitFit adds one to
+
+* every nn.Linear inside a block: q, k, v, o of self- and cross-attention, the FFN's wi and wo
+  (wi_0 and wi_1 for the gated FFN of T5 v1.1 / mT5);
+* every layer norm inside a block (T5LayerNorm only scales; the bias is added after the scale);
+* the output layer (`model.get_output_embeddings()`),
+
+and trains exactly these biases: not the layer-norm scales, not the two final stack layer norms.
+On T5-base that is 280,960 numbers, 0.126 % of the model (paper Table 1).
+
+How a bias is added: a zero Parameter ``surgery_bias`` is registered on the existing module and a
+forward hook adds it to the module's output. No weight is copied or re-created, the module keeps
+its class (so T5's own logic — e.g. casting the FFN input to ``wo.weight.dtype`` — is untouched),
+and the same mechanism serves nn.Linear, T5LayerNorm and any other family's layer norm. The name
+carries the ``surgery_`` prefix, the engine's convention for tensors a method adds to existing
+modules: the adapter checkpoint's base fingerprint skips them, so a checkpoint loads into a fresh
+base model (a plain ``bias`` would make the fresh base look like another architecture).
+
+>>> import surgery
+>>> from transformers import T5Config, T5ForConditionalGeneration
+>>> model = T5ForConditionalGeneration(T5Config(d_model=64, d_kv=8, d_ff=128, num_layers=2, num_heads=4, vocab_size=100))
+>>> report = surgery.apply(model, "bitfit")
+>>> model.encoder.block[0].layer[0].SelfAttention.q.surgery_bias.shape
+torch.Size([32])
+>>> attention = 3 * 32 + 64                      # q, k, v: heads·d_kv = 32 outputs; o: d_model = 64
+>>> encoder_block = attention + 128 + 64 + 2 * 64  # + wi, wo, 2 layer norms
+>>> decoder_block = 2 * attention + 128 + 64 + 3 * 64
+>>> report.groups["biases"] == 2 * encoder_block + 2 * decoder_block + 100  # + output layer (vocabulary)
+True
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from surgery.family import ModelDims, ModelFamily
+
+from .base import Method, register_method
+
+BIAS = "surgery_bias"
+
+
+def add_output_bias(module: nn.Module, args: tuple[Any, ...], output: torch.Tensor) -> torch.Tensor:
+    """Forward hook: the module's output plus its `surgery_bias` (broadcast over the last dim)."""
+    return output + getattr(module, BIAS)
+
+
+def attach_bias(module: nn.Module, size: int) -> nn.Parameter:
+    """Give `module` a zero bias of `size` added to its output; same device and dtype as its weight."""
+    if hasattr(module, BIAS):
+        raise ValueError(f"{type(module).__name__} already has a {BIAS}")
+    weight = getattr(module, "weight", None)
+    like = weight if isinstance(weight, torch.Tensor) else next(module.parameters())
+    bias = nn.Parameter(torch.zeros(size, device=like.device, dtype=like.dtype))
+    module.register_parameter(BIAS, bias)
+    module.register_forward_hook(add_output_bias)
+    return bias
+
+
+def bias_targets(model: nn.Module, family: ModelFamily) -> list[tuple[str, nn.Module, int]]:
+    """(qualified name, module, bias size) of every module BitFit gives a bias, in model order."""
+    block_ids = {id(block) for blocks in family.blocks(model).values() for block in blocks}
+    targets: list[tuple[str, nn.Module, int]] = []
+    seen: set[int] = set()
+
+    def visit(prefix: str, module: nn.Module, inside_block: bool) -> None:
+        inside_block = inside_block or id(module) in block_ids
+        if inside_block and id(module) not in seen:
+            if isinstance(module, nn.Linear):
+                targets.append((prefix, module, module.out_features))
+                seen.add(id(module))
+            elif isinstance(module, family.layer_norm_classes):
+                targets.append((prefix, module, module.weight.shape[-1]))
+                seen.add(id(module))
+        for name, child in module.named_children():
+            visit(f"{prefix}.{name}" if prefix else name, child, inside_block)
+
+    visit("", model, False)
+    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    if isinstance(head, nn.Linear) and id(head) not in seen:
+        name = next(n for n, m in model.named_modules() if m is head)
+        targets.append((name, head, head.out_features))
+    return targets
+
+
+@register_method
+class BitFit(Method):
+    """Zero-initialised biases in every block's linear layers and layer norms and the output layer; only they train."""
+
+    name = "bitfit"
+    uses_sites = False
+    default_learning_rate = 3e-4
+
+    def transform_model(self, model: nn.Module, family: ModelFamily, dims: ModelDims) -> None:
+        for _, module, size in bias_targets(model, family):
+            attach_bias(module, size)
+
+    def trainable_groups(self, model: nn.Module, family: ModelFamily) -> dict[str, list[str]]:
+        return {"biases": [name for name, _ in model.named_parameters() if name.rsplit(".", 1)[-1] == BIAS]}

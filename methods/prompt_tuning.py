@@ -1,0 +1,235 @@
+"""Prompt tuning (Lester et al., 2021): trainable vectors prepended to the encoder's input embeddings.
+
+The whole model is frozen, layer norms included; only the prompt — `length` × d_model numbers,
+76,800 on T5-base (0.034 %, paper Table 1) — trains. Two initialisations (paper §5.1):
+
+* ``random`` (PROMPT TUNING-R): N(0, init_std²) entries;
+* ``vocab`` (PROMPT TUNING-T): copies of the input-embedding rows of `length` sampled vocabulary
+  tokens, read from the model's embeddings when the recipe is applied (so after the pretrained
+  weights are loaded). Ids are drawn without replacement from [vocab_low, vocab_high) minus the
+  config's special ids. The default upper end, 5,000, keeps to common tokens as Lester et al. do:
+  T5's SentencePiece ids are ordered by piece score, and ids ≥ 32,000 are sentinels and unused rows.
+
+Where the prompt enters, and why there. The prompt must be seen by the encoder *and* by the
+decoder's cross-attention, on every path that runs the model:
+
+* training and evaluation call the top-level ``forward``, which runs the encoder, then the decoder
+  with ``encoder_attention_mask=attention_mask`` (the caller's, unextended);
+* ``generate()`` (greedy and beam) calls the encoder stack directly, once, then the top-level
+  ``forward`` with ``encoder_outputs`` and the caller's ``attention_mask`` (repeated per beam).
+
+So the method hooks the two *stacks*, not the top-level forward: a forward pre-hook on the
+encoder stack embeds ``input_ids``, prepends the prompt and prepends ``length`` ones to the
+attention mask; a forward pre-hook on the decoder stack prepends ``length`` ones to
+``encoder_attention_mask`` when it is exactly ``length`` shorter than ``encoder_hidden_states``
+(a mask that already covers the prompt is left alone). Both hooks see every path above, and the
+model keeps its class and its ``generate()``.
+
+T5 has relative positions and no position table, so there is no hard length limit; the budget is
+the explicit option ``max_source_length`` (the longest encoder input you will use, prompt included),
+and the prompt must leave room for at least one input token.
+
+>>> import torch, surgery
+>>> from transformers import T5Config, T5ForConditionalGeneration
+>>> model = T5ForConditionalGeneration(T5Config(d_model=64, d_kv=8, d_ff=128, num_layers=2, num_heads=4, vocab_size=100))
+>>> report = surgery.apply(model, {"method": "prompt_tuning", "options": {"length": 5, "init": "vocab"}})
+>>> report.trainable, model.surgery.prompt.weight.shape
+(320, torch.Size([5, 64]))
+>>> model.get_encoder()(input_ids=torch.tensor([[7, 8, 9]])).last_hidden_state.shape   # 5 prompt + 3 tokens
+torch.Size([1, 8, 64])
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+from torch import nn
+
+from surgery.family import ModelDims, ModelFamily
+
+from .base import Method, register_method, require
+
+
+class SoftPrompt(nn.Module):
+    """`length` trainable vectors (length, d_model) and the two ways the model sees them."""
+
+    def __init__(self, initial: torch.Tensor):
+        super().__init__()
+        self.weight = nn.Parameter(initial)
+
+    @property
+    def length(self) -> int:
+        return self.weight.shape[0]
+
+    def prepend(self, inputs_embeds: torch.Tensor) -> torch.Tensor:  # (B, T, d) → (B, P + T, d)
+        batch = inputs_embeds.shape[0]
+        prompt = self.weight.to(inputs_embeds.dtype).unsqueeze(0).expand(batch, -1, -1)
+        return torch.cat([prompt, inputs_embeds], dim=1)
+
+    def extend_mask(self, mask: torch.Tensor) -> torch.Tensor:  # (B, T) → (B, P + T), prompt always visible
+        if mask.dim() != 2:
+            raise ValueError(f"prompt tuning extends 2-D attention masks (batch, length); got shape {tuple(mask.shape)}")
+        ones = torch.ones(mask.shape[0], self.length, dtype=mask.dtype, device=mask.device)
+        return torch.cat([ones, mask], dim=1)
+
+    def extra_repr(self) -> str:
+        return f"length={self.length}, hidden_size={self.weight.shape[1]}"
+
+
+_POSITIONAL_NAMES: dict[type, list[str]] = {}
+
+
+def _as_keywords(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The call's arguments all by name (the stack's forward may be called positionally)."""
+    names = _POSITIONAL_NAMES.get(type(module))
+    if names is None:
+        parameters = list(inspect.signature(type(module).forward).parameters.values())[1:]  # skip self
+        names = [p.name for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        _POSITIONAL_NAMES[type(module)] = names
+    if len(args) > len(names):
+        raise TypeError(f"{type(module).__name__}.forward got {len(args)} positional arguments, expected at most {len(names)}")
+    return {**dict(zip(names, args)), **kwargs}
+
+
+class PrependPromptToEncoder:
+    """Forward pre-hook of the encoder stack: input embeddings ← [prompt; embeddings], mask ← [1…1; mask]."""
+
+    def __init__(self, prompt: SoftPrompt):
+        self.prompt = prompt
+
+    def __call__(self, stack: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]):
+        kwargs = _as_keywords(stack, args, kwargs)
+        embeds, input_ids = kwargs.get("inputs_embeds"), kwargs.get("input_ids")
+        if embeds is None:
+            if input_ids is None:
+                return None  # let the stack raise its own error about missing inputs
+            embeds = stack.get_input_embeddings()(input_ids)
+        kwargs["input_ids"] = None
+        kwargs["inputs_embeds"] = self.prompt.prepend(embeds)
+        if kwargs.get("attention_mask") is not None:
+            kwargs["attention_mask"] = self.prompt.extend_mask(kwargs["attention_mask"])
+        return (), kwargs
+
+
+class ExtendCrossAttentionMask:
+    """Forward pre-hook of the decoder stack: encoder_attention_mask ← [1…1; mask] when it misses the prompt."""
+
+    def __init__(self, prompt: SoftPrompt):
+        self.prompt = prompt
+
+    def __call__(self, stack: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]):
+        kwargs = _as_keywords(stack, args, kwargs)
+        states, mask = kwargs.get("encoder_hidden_states"), kwargs.get("encoder_attention_mask")
+        if states is None or mask is None or mask.shape[-1] == states.shape[1]:
+            return None  # no cross-attention, all-ones default, or already covering the prompt
+        if mask.shape[-1] + self.prompt.length != states.shape[1]:
+            raise ValueError(
+                f"encoder_attention_mask has length {mask.shape[-1]}, but the encoder states have {states.shape[1]} "
+                f"positions ({self.prompt.length} of them prompt): pass the mask of the encoder's input"
+            )
+        kwargs["encoder_attention_mask"] = self.prompt.extend_mask(mask)
+        return (), kwargs
+
+
+@dataclass
+class PromptTuningOptions:
+    """Options of the `prompt_tuning` method (see the module docstring)."""
+
+    length: int = 100                          # prompt vectors (100 in the paper)
+    init: Literal["random", "vocab"] = "random"
+    init_std: float = 0.5                      # random: N(0, init_std²)
+    vocab_low: int = 3                         # vocab: sample ids in [vocab_low, vocab_high) …
+    vocab_high: int = 5000                     # … clipped to the vocabulary size, special ids excluded
+    max_source_length: int = 512               # encoder-input budget, prompt included (T5 has no position table)
+    seed: int = 0
+
+
+def special_token_ids(config: Any) -> set[int]:
+    ids: set[int] = set()
+    for field in ("pad_token_id", "eos_token_id", "bos_token_id", "decoder_start_token_id", "unk_token_id"):
+        value = getattr(config, field, None)
+        values = value if isinstance(value, (list, tuple)) else [value]
+        ids.update(v for v in values if isinstance(v, int))
+    return ids
+
+
+def sample_vocabulary_ids(options: PromptTuningOptions, vocab_size: int, excluded: set[int]) -> torch.Tensor:
+    """`length` token ids from [vocab_low, min(vocab_high, vocab_size)) \\ excluded, without replacement
+    while possible (cycling through a fresh order beyond that)."""
+    candidates = torch.tensor([i for i in range(options.vocab_low, min(options.vocab_high, vocab_size)) if i not in excluded])
+    if len(candidates) == 0:
+        raise ValueError(f"no token id in [{options.vocab_low}, {min(options.vocab_high, vocab_size)}) to sample")
+    generator = torch.Generator().manual_seed(options.seed)
+    rounds = math.ceil(options.length / len(candidates))
+    order = torch.cat([torch.randperm(len(candidates), generator=generator) for _ in range(rounds)])
+    return candidates[order[: options.length]]
+
+
+@register_method
+class PromptTuning(Method):
+    """A soft prompt prepended to the encoder input; everything else frozen."""
+
+    name = "prompt_tuning"
+    Options = PromptTuningOptions
+    options: PromptTuningOptions
+    uses_sites = False
+
+    @property
+    def default_learning_rate(self) -> float:  # type: ignore[override]
+        return 3e-1 if self.options.init == "vocab" else 3e-2  # paper: Prompt-T 3e-1, Prompt-R 3e-2
+
+    def validate(self, dims: ModelDims, family: ModelFamily) -> None:
+        o = self.options
+        require(o.length >= 1, "options.length", o.length, "a positive integer", reason="is not a positive prompt length")
+        require(o.max_source_length >= 2, "options.max_source_length", o.max_source_length, "an integer ≥ 2")
+        budget_reason = (
+            f"leaves no room for input tokens: T5 has relative positions (no position table), so the budget is "
+            f"options.max_source_length = {o.max_source_length}, the longest encoder input prompt included; "
+            f"the prompt must be shorter (or raise max_source_length)"
+        )
+        require(o.length < o.max_source_length, "options.length", o.length,
+                f"an integer in [1, {o.max_source_length - 1}]", reason=budget_reason)
+        if dims.max_positions is not None:
+            require(o.length < dims.max_positions, "options.length", o.length, f"less than the model's {dims.max_positions} positions")
+        if o.init == "random":
+            require(o.init_std > 0, "options.init_std", o.init_std, "a number > 0")
+        else:
+            high = min(o.vocab_high, dims.vocab_size)
+            require(0 <= o.vocab_low < high, "options.vocab_low", o.vocab_low,
+                    f"an id in [0, {high}) (vocab_high {o.vocab_high} clipped to the vocabulary size {dims.vocab_size})")
+
+    def transform_model(self, model: nn.Module, family: ModelFamily, dims: ModelDims) -> None:
+        from surgery.plan import STATE  # here, not at import time: surgery.plan imports this package
+
+        o = self.options
+        embeddings = model.get_input_embeddings().weight
+        if o.init == "vocab":
+            ids = sample_vocabulary_ids(o, embeddings.shape[0], special_token_ids(model.config))
+            initial = embeddings.detach()[ids.to(embeddings.device)].clone()
+        else:
+            generator = torch.Generator().manual_seed(o.seed)
+            initial = (torch.randn(o.length, embeddings.shape[1], generator=generator) * o.init_std)
+            initial = initial.to(device=embeddings.device, dtype=embeddings.dtype)
+        prompt = SoftPrompt(initial)
+        # Created frozen so the engine's "shared" group (trainable tensors under `surgery.`) does not
+        # claim it; the plan's freezing step turns it on as the "prompt" group.
+        prompt.weight.requires_grad_(False)
+        getattr(model, STATE).add_module("prompt", prompt)
+
+        encoder = model.get_encoder() if hasattr(model, "get_encoder") else model.encoder
+        encoder.register_forward_pre_hook(PrependPromptToEncoder(prompt), with_kwargs=True)
+        decoder = getattr(model, "decoder", None)
+        if decoder is not None:
+            decoder.register_forward_pre_hook(ExtendCrossAttentionMask(prompt), with_kwargs=True)
+
+    def trainable_groups(self, model: nn.Module, family: ModelFamily) -> dict[str, list[str]]:
+        from surgery.plan import STATE
+
+        return {"prompt": [f"{STATE}.prompt.weight"]}
+
+    def closed_form(self, plan: Any) -> list[tuple[str, str, int]]:
+        return [("prompt", "length × d_model", self.options.length * plan.dims.hidden_size)]
