@@ -1,0 +1,121 @@
+"""Fine-tune a T5 with a recipe on a task, the paper's way; report test scores of the best epoch.
+
+    python -m runners.finetune                          # the demo: random-init T5, embedded task, CPU, ~30 s
+    python -m runners.finetune --model t5-base --task rte --recipe compacter++ --data-dir data/rte
+    python -m runners.finetune --task rte,cola --recipe compacter++,adapter --seeds 1 2 3
+    python -m runners.finetune --low-resource 500 --task mnli --model t5-base      # 5 seeds, 200 epochs
+    torchrun --nproc_per_node 4 -m runners.finetune --model t5-base --task mnli   # DDP, same global batch
+    python -m runners.finetune --resume runs/20250101-120000                      # continue exactly
+
+Every run (task × recipe × seed) gets a folder ``OUT/<task>/<recipe>/seed-<seed>/`` holding
+``log.jsonl``, ``best/`` (adapter of the best validation epoch), ``last/`` (resumable
+checkpoint) and ``result.json``; ``OUT/results.md`` and ``OUT/results.csv`` hold the table of
+the invocation (mean ± std over seeds), which is also printed at the end.
+
+Exit codes: 0 done (or stopped by --stop-after-steps), 2 a usage or data error (message, no
+traceback), 3 out of GPU memory, 130 interrupted (the resumable checkpoint is written first).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from runners.train_invocation import EXIT_OUT_OF_MEMORY, EXIT_USAGE, UsageError, is_main_process, resolve_settings, say
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from runners.train_settings import DEFAULT_RECIPE, DEMO_RECIPE
+
+    parser = argparse.ArgumentParser(
+        prog="python -m runners.finetune",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=(
+            "Fine-tune a T5 model with a surgery recipe (Compacter, adapters, BitFit, ...) on a GLUE/SuperGLUE task\n"
+            "or the embedded demo task, following the Compacter paper's protocol; report the test score of the\n"
+            "checkpoint with the best validation score.\n\n"
+            "With no arguments: the demo. A small T5 (d_model 128, 2+2 blocks) initialised at random learns the\n"
+            f"embedded sentiment task on CPU in about 30 s with the {DEMO_RECIPE!r} recipe (about 84 % test\n"
+            "accuracy). Why not compacter++: in a network whose frozen weights are random noise, adapters have\n"
+            "nothing to adapt; from random init it stays near chance (about 55 % after 10 epochs). Compacter++\n"
+            f"is for pretrained models (--model). Pick any recipe with --recipe; the default for the other\n"
+            f"tasks is {DEFAULT_RECIPE!r}."),
+        epilog="examples:\n" + __doc__.split("\n\n")[1] + "\n\n" + "\n\n".join(__doc__.split("\n\n")[2:]),
+    )
+    what = parser.add_argument_group("what to train")
+    what.add_argument("--task", help="task name, or several comma-separated (default: embedded, the demo)")
+    what.add_argument("--recipe", help="bundled recipe name or YAML path, or several comma-separated "
+                                       f"(default: {DEMO_RECIPE} for the demo, {DEFAULT_RECIPE} otherwise)")
+    what.add_argument("--model", help="Hugging Face model name or local folder (default: a random-init small T5 "
+                                      "with the embedded demo's tokenizer)")
+    what.add_argument("--init-config", nargs="+", metavar="KEY=VALUE",
+                      help="T5Config fields of the random-init model, e.g. d_model=64 num_layers=1")
+    what.add_argument("--data-dir", help="folder with the task's split files (train + validation; csv, tsv, json, "
+                                         "jsonl or parquet with the original column names); default: the Hub")
+    how = parser.add_argument_group("training (defaults: the paper's protocol; the demo's for the embedded task)")
+    how.add_argument("--epochs", type=int)
+    how.add_argument("--batch-size", type=int, help="GLOBAL batch: examples per optimizer step over all processes "
+                                                    "and accumulation steps (paper: 100)")
+    how.add_argument("--grad-accum", type=int, help="micro-batches per process and step (default 1); the global "
+                                                    "batch stays --batch-size")
+    how.add_argument("--lr", type=float, help="learning rate (default: the method's, from the paper: 3e-3 "
+                                              "Compacter/PHM/LowRank, 3e-4 Adapter/BitFit/full, 3e-2 SAID/Prompt-R, "
+                                              "3e-1 Prompt-T)")
+    how.add_argument("--warmup-steps", type=int, help="linear warm-up steps (paper: 500, 0 for SuperGLUE)")
+    how.add_argument("--max-source-length", type=int)
+    how.add_argument("--max-target-length", type=int)
+    how.add_argument("--seed", type=int, help="one seed (default 42)")
+    how.add_argument("--seeds", type=int, nargs="+", help="several seeds: mean ± std in the table")
+    how.add_argument("--low-resource", type=int, metavar="N", help="train on N examples (100/500/1000/2000/4000 "
+                                                                   "train 1000/200/100/50/25 epochs), 5 seeds by default")
+    how.add_argument("--max-train", type=int, metavar="N", help="keep N training examples (sampled with the seed)")
+    how.add_argument("--split-seed", type=int, help="seed of the paper's validation/test split (default 42)")
+    how.add_argument("--precision", choices=("auto", "no", "bf16", "fp16"),
+                     help="autocast on GPU (default auto: bf16 where supported, else fp32)")
+    how.add_argument("--cpu", action="store_true", default=None, help="train on CPU even if a GPU is present")
+    how.add_argument("--threads", type=int, help="intra-op CPU threads (default: 1 for the random-init model on CPU, "
+                                                 "which is fastest for its small matrices; else PyTorch's default)")
+    evaluation = parser.add_argument_group("evaluation")
+    evaluation.add_argument("--eval-every", type=int, metavar="EPOCHS", help="validate every N epochs (default 1)")
+    evaluation.add_argument("--eval-batch-size", type=int)
+    evaluation.add_argument("--generation-max-length", type=int,
+                            help="max generated tokens (default: longest training target + 2)")
+    run = parser.add_argument_group("output and resuming")
+    run.add_argument("--output-dir", help="where runs and tables go (default: runs/<date-time>)")
+    run.add_argument("--overwrite", action="store_true", default=None, help="replace an existing --output-dir")
+    run.add_argument("--resume", metavar="DIR", help="continue the interrupted invocation whose --output-dir was DIR")
+    run.add_argument("--stop-after-steps", type=int, metavar="K",
+                     help="debugging: stop after K optimizer steps, leaving a resumable checkpoint")
+    run.add_argument("--save-every-steps", type=int, metavar="N", help="also write the resumable checkpoint every N steps")
+    run.add_argument("--log-every", type=int, metavar="STEPS", help="steps between JSON-lines records (default 10)")
+    run.add_argument("--no-progress", action="store_true", default=None, help="no progress bars")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit code (see the module docstring)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        import torch
+
+        try:
+            from runners.train_run import run_all
+
+            settings = resolve_settings(args)
+            return run_all(settings, say)
+        except torch.cuda.OutOfMemoryError:
+            options = vars(args)
+            print("error: out of GPU memory. Lower the memory per step: raise --grad-accum (same global batch, "
+                  "smaller micro-batches, same results), or lower --batch-size, --max-source-length or "
+                  f"--eval-batch-size (now: --batch-size {options.get('batch_size') or 'default'}, "
+                  f"--grad-accum {options.get('grad_accum') or 1})", file=sys.stderr)
+            return EXIT_OUT_OF_MEMORY
+    except UsageError as error:
+        if is_main_process():
+            print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,245 @@
+"""What a run leaves behind: a JSON-lines log, and results tables in markdown and CSV.
+
+* :class:`JsonlLog` — one JSON object per line: ``{"event": "train", "step": 40, "loss": 0.31, ...}``
+  for logging steps, ``{"event": "eval", "epoch": 3, "validation": {...}, ...}`` per evaluation.
+* :class:`RunResult` — one finished run (task × recipe × seed): its test scores from the best
+  validation checkpoint, saved as ``result.json`` in the run's folder.
+* :func:`summarize` / :func:`markdown_table` / :func:`csv_table` — runs grouped by recipe and task,
+  mean ± sample standard deviation over seeds, laid out as in the paper's Table 1: one row per
+  recipe, one column per task, a task's metrics joined by "/" (e.g. MRPC "F1/accuracy").
+
+``python -m runners.results DIR [DIR ...]`` collects every ``result.json`` under the folders and
+prints (and with ``--write`` saves) the combined table, e.g. after running several recipes.
+
+>>> runs = [RunResult("rte", "compacter++", seed, {"accuracy": acc}, trainable_parameters=1000, trainable_percent=0.5)
+...         for seed, acc in ((1, 70.0), (2, 72.0))]
+>>> print(markdown_table(summarize(runs)))
+| recipe | trainable params | RTE (accuracy) | avg |
+| --- | --- | --- | --- |
+| compacter++ | 1,000 (0.5000%) | 71.0 ± 1.4 | 71.0 |
+>>> print(csv_table(summarize(runs)).splitlines()[1])
+compacter++,rte,accuracy,71.0,1.414214,2,70.0 72.0,1000,0.5
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import math
+import statistics
+import sys
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+RESULT_FILE = "result.json"
+TASK_TITLES = {"cola": "CoLA", "sst2": "SST-2", "mrpc": "MRPC", "qqp": "QQP", "stsb": "STS-B", "mnli": "MNLI",
+               "qnli": "QNLI", "rte": "RTE", "boolq": "BoolQ", "cb": "CB", "copa": "COPA", "multirc": "MultiRC",
+               "record": "ReCoRD", "wic": "WiC", "embedded": "embedded"}
+
+
+class JsonlLog:
+    """Append-only JSON-lines log; only the main process writes (`enabled`).
+
+    >>> import tempfile, pathlib
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "log.jsonl"
+    >>> log = JsonlLog(path)
+    >>> log.write({"event": "train", "step": 1, "loss": 2.0}); log.write({"event": "train", "step": 2, "loss": 1.5})
+    >>> log.truncate_after_step(1); [r["step"] for r in read_jsonl(path)]
+    [1]
+    """
+
+    def __init__(self, path: str | Path, enabled: bool = True):
+        self.path = Path(path)
+        self.enabled = enabled
+        if enabled:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+
+    def write(self, record: dict[str, Any]) -> None:
+        if self.enabled:
+            with self.path.open("a", encoding="utf-8") as file:
+                file.write(json.dumps(record, default=_plain) + "\n")
+
+    def truncate_after_step(self, step: int) -> None:
+        """Drop records of steps after `step` (logged by an interrupted run after its last checkpoint)."""
+        if self.enabled and self.path.is_file():
+            kept = [r for r in read_jsonl(self.path) if r.get("step", 0) <= step]
+            self.path.write_text("".join(json.dumps(r, default=_plain) + "\n" for r in kept), encoding="utf-8")
+
+
+def _plain(value: Any) -> Any:
+    if hasattr(value, "item"):
+        return value.item()
+    return str(value)
+
+
+def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
+    with Path(path).open(encoding="utf-8") as file:
+        return [json.loads(line) for line in file if line.strip()]
+
+
+@dataclass
+class RunResult:
+    """One finished run: test scores of the checkpoint with the best validation score."""
+
+    task: str
+    recipe: str
+    seed: int
+    test: dict[str, float]
+    validation: dict[str, float] = field(default_factory=dict)
+    best_epoch: int | None = None
+    epochs: int | None = None
+    train_examples: int | None = None
+    trainable_parameters: int | None = None
+    trainable_percent: float | None = None
+    seconds: float | None = None
+    output_dir: str | None = None
+
+    def save(self, folder: str | Path) -> Path:
+        path = Path(folder) / RESULT_FILE
+        path.write_text(json.dumps(asdict(self), indent=2) + "\n", encoding="utf-8")
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> RunResult:
+        return cls(**json.loads(Path(path).read_text(encoding="utf-8")))
+
+
+@dataclass
+class Cell:
+    """Mean and spread of one metric of one (recipe, task) over its seeds."""
+
+    metric: str
+    values: list[float]
+
+    @property
+    def mean(self) -> float:
+        return statistics.fmean(self.values)
+
+    @property
+    def std(self) -> float:
+        return statistics.stdev(self.values) if len(self.values) > 1 else 0.0
+
+
+@dataclass
+class SummaryRow:
+    """One (recipe, task) pair: its metric cells in the task's order, over `seeds`."""
+
+    recipe: str
+    task: str
+    cells: list[Cell]
+    seeds: list[int]
+    trainable_parameters: int | None
+    trainable_percent: float | None
+
+    @property
+    def task_score(self) -> float:
+        """The task's single number (mean of its metrics), as averaged in the paper's last column."""
+        return statistics.fmean(cell.mean for cell in self.cells)
+
+
+def summarize(results: Iterable[RunResult]) -> list[SummaryRow]:
+    """Group runs by (recipe, task), keeping first-seen order; mean ± std over seeds per metric."""
+    groups: dict[tuple[str, str], list[RunResult]] = {}
+    for result in results:
+        groups.setdefault((result.recipe, result.task), []).append(result)
+    rows = []
+    for (recipe, task), runs in groups.items():
+        metrics = list(runs[0].test)
+        cells = [Cell(metric, [run.test[metric] for run in runs if metric in run.test]) for metric in metrics]
+        rows.append(SummaryRow(recipe, task, cells, [run.seed for run in runs],
+                               runs[0].trainable_parameters, runs[0].trainable_percent))
+    return rows
+
+
+def _number(value: float) -> str:
+    return "nan" if math.isnan(value) else f"{value:.1f}"
+
+
+def format_cells(cells: Sequence[Cell]) -> str:
+    """'90.2/86.3' for one seed, '90.2/86.3 ± 0.4/0.6' for several (as in the paper's tables)."""
+    text = "/".join(_number(cell.mean) for cell in cells)
+    if any(len(cell.values) > 1 for cell in cells):
+        text += " ± " + "/".join(_number(cell.std) for cell in cells)
+    return text
+
+
+def markdown_table(rows: Sequence[SummaryRow]) -> str:
+    """Recipes as rows, tasks as columns; `avg` is the mean of the per-task scores."""
+    tasks = list(dict.fromkeys(row.task for row in rows))
+    recipes = list(dict.fromkeys(row.recipe for row in rows))
+    by_key = {(row.recipe, row.task): row for row in rows}
+    headers = ["recipe", "trainable params"]
+    for task in tasks:
+        example = next(row for row in rows if row.task == task)
+        headers.append(f"{TASK_TITLES.get(task, task)} ({'/'.join(cell.metric for cell in example.cells)})")
+    headers.append("avg")
+    lines = ["| " + " | ".join(headers) + " |", "|" + " --- |" * len(headers)]
+    for recipe in recipes:
+        present = [by_key[(recipe, task)] for task in tasks if (recipe, task) in by_key]
+        first = present[0]
+        params = "—" if first.trainable_parameters is None else f"{first.trainable_parameters:,}"
+        if first.trainable_percent is not None:
+            params += f" ({first.trainable_percent:.4f}%)"
+        cells = [format_cells(by_key[(recipe, task)].cells) if (recipe, task) in by_key else "—" for task in tasks]
+        average = _number(statistics.fmean(row.task_score for row in present))
+        lines.append("| " + " | ".join([recipe, params, *cells, average]) + " |")
+    return "\n".join(lines)
+
+
+CSV_COLUMNS = ("recipe", "task", "metric", "mean", "std", "seeds", "values", "trainable_parameters", "trainable_percent")
+
+
+def csv_table(rows: Sequence[SummaryRow]) -> str:
+    """One line per (recipe, task, metric): mean, sample std, number of seeds and the raw values."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for row in rows:
+        for cell in row.cells:
+            writer.writerow([row.recipe, row.task, cell.metric, round(cell.mean, 6), round(cell.std, 6), len(cell.values),
+                             " ".join(str(round(v, 6)) for v in cell.values),
+                             "" if row.trainable_parameters is None else row.trainable_parameters,
+                             "" if row.trainable_percent is None else round(row.trainable_percent, 6)])
+    return buffer.getvalue()
+
+
+def write_tables(results: Sequence[RunResult], folder: str | Path, stem: str = "results") -> tuple[Path, Path]:
+    """Write `<stem>.md` and `<stem>.csv` into `folder`; returns their paths."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = summarize(results)
+    markdown, comma_separated = folder / f"{stem}.md", folder / f"{stem}.csv"
+    markdown.write_text(markdown_table(rows) + "\n", encoding="utf-8")
+    comma_separated.write_text(csv_table(rows), encoding="utf-8")
+    return markdown, comma_separated
+
+
+def collect(folders: Iterable[str | Path]) -> list[RunResult]:
+    """Every `result.json` below the given folders, in path order."""
+    paths = sorted({path for folder in folders for path in Path(folder).rglob(RESULT_FILE)})
+    return [RunResult.load(path) for path in paths]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m runners.results",
+                                     description="Combine the result.json files of finished runs into one table.")
+    parser.add_argument("folders", nargs="+", type=Path, help="output folders of runners.finetune")
+    parser.add_argument("--write", type=Path, metavar="DIR", help="also write results.md and results.csv into DIR")
+    args = parser.parse_args(argv)
+    results = collect(args.folders)
+    if not results:
+        print(f"error: no {RESULT_FILE} found under {', '.join(map(str, args.folders))}", file=sys.stderr)
+        return 2
+    print(markdown_table(summarize(results)))
+    if args.write:
+        for path in write_tables(results, args.write):
+            print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,228 @@
+"""One invocation of `runners.finetune`: every (task × recipe × seed) run, then the results table.
+
+    run_all(settings)
+      ├─ preflight          tasks exist, recipes fit the model, data loads — before any training
+      ├─ per task, recipe, seed: run_one
+      │    ├─ finished earlier (result.json)?  reuse it      (an invocation resumed with --resume)
+      │    ├─ build the model with the seed, surgery.apply(recipe)
+      │    ├─ training.train(...)  — resumed from last/ when there is one
+      │    └─ result.json
+      └─ results.md / results.csv, printed
+
+Errors a user can fix (unknown task, bad data file, recipe that does not fit, model that cannot
+be loaded) become `UsageError`, which `runners.finetune` prints without a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import torch
+
+import surgery
+
+from .train_invocation import EXIT_INTERRUPTED, Settings, UsageError, prepare_output_dir
+from .results import RESULT_FILE, JsonlLog, RunResult, markdown_table, summarize, write_tables
+from .train_model import ModelLoadError, build_model, load_tokenizer, parse_init_overrides, tiny_t5_config
+from .train_settings import DEFAULT_RECIPE, DEMO_RECIPE, LOW_RESOURCE_EPOCHS, SMALL_MODEL_CPU_THREADS, paper_defaults
+from .train_state import STATE_FILE
+from .training import TrainConfig, TrainingSetupError, make_accelerator, train
+
+Say = Callable[[str], None]
+
+
+@contextmanager
+def usage_errors(context: str = ""):
+    """Turn the errors a user can fix into UsageError (printed without a traceback)."""
+    from .data import DataError
+
+    try:
+        yield
+    except (DataError, ModelLoadError, TrainingSetupError, surgery.SurgeryError) as error:
+        raise UsageError(f"{context}{error}") from None
+
+
+def recipe_names(settings: Settings, task) -> list[str]:
+    if settings.recipes:
+        return settings.recipes
+    return [DEMO_RECIPE if task.benchmark == "embedded" else DEFAULT_RECIPE]
+
+
+def meta_model(model_name: str | None, tokenizer, overrides: dict[str, Any]) -> torch.nn.Module:
+    """The model's architecture without weights (for checking recipes before any training)."""
+    with usage_errors():
+        if model_name is None:
+            from transformers import T5ForConditionalGeneration
+
+            config = tiny_t5_config(tokenizer, overrides)
+            with torch.device("meta"):
+                return T5ForConditionalGeneration(config)
+        from transformers import AutoConfig, AutoModelForSeq2SeqLM
+
+        try:
+            config = AutoConfig.from_pretrained(model_name)
+        except (OSError, ValueError) as error:
+            raise ModelLoadError(f"--model {model_name!r}: could not load its config ({error})") from None
+        with torch.device("meta"):
+            return AutoModelForSeq2SeqLM.from_config(config)
+
+
+def describe_model(model: torch.nn.Module, model_name: str | None) -> str:
+    config = model.config
+    size = sum(p.numel() for p in model.parameters())
+    origin = model_name or "random-init T5"
+    return (f"model: {origin} (d_model {config.d_model}, {config.num_layers}+{config.num_decoder_layers} blocks, "
+            f"vocab {config.vocab_size:,}), {size:,} parameters")
+
+
+def train_config(options: dict[str, Any], task, method, run_dir: Path, seed: int, resume_from: Path | None,
+                 is_demo_recipe: bool) -> tuple[TrainConfig, str]:
+    """The TrainConfig of one run, and where its learning rate came from."""
+    defaults = paper_defaults(task)
+    if options.get("low_resource") is not None:
+        defaults["epochs"] = LOW_RESOURCE_EPOCHS.get(options["low_resource"], defaults["epochs"])
+
+    def pick(name: str, option: str | None = None) -> Any:
+        value = options.get(option or name)
+        return defaults[name] if value is None else value
+
+    if options.get("lr") is not None:
+        learning_rate, lr_source = options["lr"], "--lr"
+    elif is_demo_recipe and "learning_rate" in defaults:
+        learning_rate, lr_source = defaults["learning_rate"], "the demo's"
+    else:
+        learning_rate, lr_source = method.default_learning_rate, "the paper's for the method"
+    config = TrainConfig(
+        output_dir=run_dir, epochs=pick("epochs"), batch_size=pick("batch_size"), grad_accum=options.get("grad_accum") or 1,
+        learning_rate=learning_rate, warmup_steps=pick("warmup_steps"), max_source_length=pick("max_source_length"),
+        max_target_length=pick("max_target_length"), generation_max_length=options.get("generation_max_length"),
+        eval_batch_size=options.get("eval_batch_size"), eval_every=options.get("eval_every") or 1,
+        log_every=options.get("log_every") or 10, seed=seed, precision=options.get("precision") or "auto",
+        cpu=bool(options.get("cpu")), resume_from=resume_from, stop_after_steps=options.get("stop_after_steps"),
+        save_every_steps=options.get("save_every_steps"), progress_bars=not options.get("no_progress"),
+    )
+    return config, lr_source
+
+
+def run_one(task, recipe: str, seed: int, base_splits: dict[str, list[dict]], tokenizer, settings: Settings,
+            accelerator, say: Say, label: str) -> tuple[RunResult | None, str | None]:
+    """Train one (task, recipe, seed): (result, None), or (None, why it stopped) with a resumable checkpoint."""
+    from .data import subsample
+
+    options = settings.options
+    recipe_name = surgery.load_recipe(recipe).name
+    run_dir = settings.output_dir / task.name / recipe_name / f"seed-{seed}"
+    if options.get("resume") and (run_dir / RESULT_FILE).is_file():
+        say(f"{label}: finished earlier, result from {run_dir / RESULT_FILE}")
+        return RunResult.load(run_dir / RESULT_FILE), None
+    resume_from = run_dir / "last" if options.get("resume") and (run_dir / "last" / STATE_FILE).is_file() else None
+
+    train_examples = options.get("low_resource") or options.get("max_train")
+    splits = dict(base_splits)
+    if train_examples is not None:
+        with usage_errors():
+            splits["train"] = subsample(base_splits["train"], train_examples, seed)
+    model = build_model(options.get("model"), tokenizer, parse_init_overrides(options.get("init_config")), seed=seed)
+    with usage_errors(f"recipe {recipe!r}: "):
+        report = surgery.apply(model, recipe)
+    method = model._surgery_plan.method
+    config, lr_source = train_config(options, task, method, run_dir, seed, resume_from,
+                                     is_demo_recipe=recipe_name == DEMO_RECIPE)
+    world = accelerator.num_processes
+    say(f"\n=== {label}: task {task.name} · recipe {recipe_name} · seed {seed} ===")
+    say(describe_model(model, options.get("model")))
+    say(f"data: {len(splits['train']):,} train / {len(splits['validation']):,} validation / {len(splits['test']):,} test rows")
+    say(str(report))
+    say(f"training: {config.epochs} epoch{'s' * (config.epochs != 1)}, global batch {config.batch_size} ({world} process{'es' * (world > 1)} × "
+        f"{config.grad_accum} accumulation step{'s' * (config.grad_accum > 1)}), lr {config.learning_rate:g} "
+        f"({lr_source}), warm-up {config.warmup_steps} step{'s' * (config.warmup_steps != 1)}, device {accelerator.device}, "
+        f"precision {accelerator.mixed_precision}")
+    say(f"output: {run_dir}")
+
+    with usage_errors():
+        outcome = train(model, tokenizer, task, splits, config, accelerator=accelerator,
+                        log=JsonlLog(run_dir / "log.jsonl", enabled=accelerator.is_main_process))
+    if not outcome.completed:
+        say(f"stopped ({outcome.stop_reason}) after {outcome.progress.global_step} steps. Continue exactly with:\n"
+            f"  python -m runners.finetune --resume {settings.output_dir}")
+        return None, outcome.stop_reason
+    best = outcome.progress
+    assert outcome.test is not None
+    say(f"test {' '.join(f'{k} {v:.1f}' for k, v in outcome.test.items())} "
+        f"(checkpoint of epoch {best.best_epoch}, validation "
+        f"{' '.join(f'{k} {v:.1f}' for k, v in (best.best_validation or {}).items())}) — {outcome.seconds:.1f} s")
+    result = RunResult(task=task.name, recipe=recipe_name, seed=seed, test=outcome.test,
+                       validation=best.best_validation or {}, best_epoch=best.best_epoch, epochs=config.epochs,
+                       train_examples=len(splits["train"]), trainable_parameters=report.trainable,
+                       trainable_percent=report.percent, seconds=round(outcome.seconds, 3), output_dir=str(run_dir))
+    if accelerator.is_main_process:
+        result.save(run_dir)
+    return result, None
+
+
+def set_cpu_threads(options: dict[str, Any], device: torch.device) -> None:
+    """--threads, or one thread for the small random-init model on CPU (unless OMP_NUM_THREADS is set)."""
+    threads = options.get("threads")
+    if threads is None and options.get("model") is None and device.type == "cpu" and "OMP_NUM_THREADS" not in os.environ:
+        threads = SMALL_MODEL_CPU_THREADS
+    if threads is not None:
+        torch.set_num_threads(threads)
+
+
+def run_all(settings: Settings, say: Say) -> int:
+    """Every run of the invocation; returns the exit code."""
+    from .data import load_task_splits
+    from .tasks import get_task
+
+    options = settings.options
+    try:
+        tasks = [get_task(name) for name in settings.tasks]
+    except ValueError as error:  # unknown task: get_task's message names the closest one
+        raise UsageError(str(error)) from None
+    with usage_errors():
+        tokenizer = load_tokenizer(options.get("model"))
+        overrides = parse_init_overrides(options.get("init_config"))
+    if options.get("model") is not None and overrides:
+        raise UsageError("--init-config sizes the random-init model; it cannot be combined with --model")
+    architecture = meta_model(options.get("model"), tokenizer, overrides)
+    for task in tasks:
+        for recipe in recipe_names(settings, task):
+            with usage_errors(f"recipe {recipe!r}: "):
+                surgery.plan(architecture, recipe)
+    data: dict[str, dict[str, list[dict]]] = {}
+    for task in tasks:
+        with usage_errors():
+            data[task.name] = load_task_splits(task, options.get("data_dir"), seed=options.get("split_seed") or 42)
+
+    try:
+        accelerator = make_accelerator(options.get("precision") or "auto", bool(options.get("cpu")))
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    if accelerator.num_processes > 1:  # the default folder name is a time stamp: take process 0's
+        from accelerate.utils import broadcast_object_list
+
+        shared = broadcast_object_list([str(settings.output_dir)])
+        settings.output_dir, options["output_dir"] = Path(shared[0]), shared[0]
+    prepare_output_dir(settings, accelerator.wait_for_everyone)
+    set_cpu_threads(options, accelerator.device)
+    jobs = [(task, recipe, seed) for task in tasks for recipe in recipe_names(settings, task) for seed in settings.seeds]
+    results: list[RunResult] = []
+    for number, (task, recipe, seed) in enumerate(jobs, start=1):
+        result, stop_reason = run_one(task, recipe, seed, data[task.name], tokenizer, settings, accelerator, say,
+                                      label=f"run {number}/{len(jobs)}")
+        if result is None:
+            return 0 if stop_reason and stop_reason.startswith("--stop-after-steps") else EXIT_INTERRUPTED
+        results.append(result)
+
+    markdown, csv_path = (None, None)
+    if accelerator.is_main_process:
+        markdown, csv_path = write_tables(results, settings.output_dir)
+    say("\nResults (test split, checkpoint with the best validation score; mean ± std over seeds):\n")
+    say(markdown_table(summarize(results)))
+    if markdown is not None:
+        say(f"\nwrote {markdown}, {csv_path}, and per run: log.jsonl, best/, last/, {RESULT_FILE}")
+    return 0

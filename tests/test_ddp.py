@@ -1,0 +1,117 @@
+"""Data parallelism: 2 CPU processes (torchrun, gloo) train the same parameters as 1 process.
+
+`--batch-size` is the global batch, and each step's loss is normalised by the token count of the
+whole global batch, so splitting a batch over processes or accumulation steps changes only the
+order of float additions.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from hypothesis import assume, given
+from hypothesis import strategies as st
+from safetensors.torch import load_file
+
+from runners import finetune
+from runners.results import RunResult
+from runners.train_batches import global_batches, shard
+
+REPO = Path(__file__).resolve().parents[1]
+# compacter++ needs d_model / 32 divisible by n = 4; dropout 0: nothing random during training.
+TINY = ["d_model=128", "d_kv=32", "d_ff=128", "num_layers=1", "num_heads=4", "dropout_rate=0.0"]
+WORDS = "the lamp was good . the soup is awful . i loved my phone . our hotel felt noisy . this book was great".split()
+RUN = Path("rte") / "compacter++" / "seed-3"
+
+
+def write_rte(folder: Path, train: int = 22, validation: int = 10) -> Path:
+    """train.csv and validation.jsonl with RTE's original columns; rows of different lengths."""
+    def rows(count: int, offset: int) -> list[dict]:
+        return [{"sentence1": " ".join(WORDS[(i + j) % len(WORDS)] for j in range(3 + i % 5)),
+                 "sentence2": " ".join(WORDS[(3 * i + j) % len(WORDS)] for j in range(2 + i % 3)), "label": i % 2}
+                for i in range(offset, offset + count)]
+
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / "train.csv").open("w", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=["sentence1", "sentence2", "label"])
+        writer.writeheader()
+        writer.writerows(rows(train, 0))
+    (folder / "validation.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows(validation, 1000)))
+    return folder
+
+
+def arguments(data_dir: Path, output_dir: Path, *extra: str) -> list[str]:
+    # 22 examples, global batch 6: batches of 6, 6, 6 and a last one of 4 (uneven shards) per epoch.
+    return ["--task", "rte", "--data-dir", str(data_dir), "--init-config", *TINY, "--recipe", "compacter++",
+            "--epochs", "2", "--batch-size", "6", "--warmup-steps", "1", "--seed", "3", "--cpu",
+            "--output-dir", str(output_dir), "--no-progress", *extra]
+
+
+def trained_tensors(output_dir: Path) -> dict[str, torch.Tensor]:
+    return load_file(output_dir / RUN / "last" / "adapter_model.safetensors")
+
+
+def assert_close_tensors(found: dict[str, torch.Tensor], expected: dict[str, torch.Tensor], tolerance: float) -> None:
+    assert found.keys() == expected.keys()
+    for name in expected:
+        torch.testing.assert_close(found[name], expected[name], rtol=0, atol=tolerance, msg=name)
+
+
+@pytest.fixture(scope="module")
+def one_process(tmp_path_factory) -> tuple[Path, Path, dict[str, torch.Tensor]]:
+    root = tmp_path_factory.mktemp("one-process")
+    data_dir = write_rte(root / "rte")
+    assert finetune.main(arguments(data_dir, root / "out")) == 0
+    return data_dir, root / "out", trained_tensors(root / "out")
+
+
+def test_two_processes_match_one_process(one_process, tmp_path):
+    data_dir, reference, expected = one_process
+    out = tmp_path / "out"
+    environment = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+    completed = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+         "-m", "runners.finetune", *arguments(data_dir, out)],
+        cwd=REPO, env=environment, capture_output=True, text=True, timeout=180,
+    )
+    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
+    assert "2 processes" in completed.stdout  # it really ran data-parallel
+    assert completed.stdout.count("=== run 1/1") == 1  # only process 0 prints
+    assert_close_tensors(trained_tensors(out), expected, tolerance=1e-5)
+    assert RunResult.load(out / RUN / "result.json").test == RunResult.load(reference / RUN / "result.json").test
+
+
+def test_gradient_accumulation_matches_one_batch(one_process, tmp_path):
+    data_dir, _, expected = one_process
+    assert finetune.main(arguments(data_dir, tmp_path / "out", "--grad-accum", "2")) == 0
+    assert_close_tensors(trained_tensors(tmp_path / "out"), expected, tolerance=1e-6)
+
+
+def test_the_tolerance_is_far_below_what_training_changes(one_process, tmp_path):
+    data_dir, _, expected = one_process
+    assert finetune.main(arguments(data_dir, tmp_path / "out", "--stop-after-steps", "1")) == 0
+    after_one_step = trained_tensors(tmp_path / "out")
+    largest_change = max((after_one_step[n] - expected[n]).abs().max().item() for n in expected)
+    assert largest_change > 1e-3
+
+
+@given(size=st.integers(1, 40), batch_size=st.integers(1, 12), world=st.integers(1, 4), accumulation=st.integers(1, 3))
+def test_shards_partition_each_global_batch(size, batch_size, world, accumulation):
+    parts = world * accumulation
+    assume(batch_size >= parts)  # training refuses a global batch smaller than processes × accumulation
+    batches = global_batches(list(range(size)), batch_size, min_size=parts)
+    for batch in batches:
+        pieces = [micro for rank in range(world) for micro in shard(batch, world, rank, accumulation)]
+        assert sorted(i for piece in pieces for i in piece) == batch  # every example exactly once
+        assert all(pieces), "every process gets a non-empty micro-batch"
+        assert max(map(len, pieces)) - min(map(len, pieces)) <= 1
+    kept = [i for batch in batches for i in batch]
+    assert kept == list(range(len(kept)))  # the order is kept; only a short tail may be dropped
+    assert size - len(kept) < parts
