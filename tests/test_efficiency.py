@@ -1,0 +1,129 @@
+"""The efficiency runner end to end on a tiny config (not timed: checks tables, ratios, counts, CSV)."""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+import surgery
+from runners import efficiency, plot
+
+RECIPES = ["full-finetune", "compacter++"]
+EXPECTED_ROWS = ["full-finetune", "compacter++", "no-such-recipe", "floor", "traced-identity"]
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory) -> dict[str, Path]:
+    out = tmp_path_factory.mktemp("efficiency")
+    scores = out / "scores.csv"
+    scores.write_text("recipe,score\nfull-finetune,80.0\ncompacter++,81.0\ncompacter++,83.0\n")
+    argv = ["--config", "tiny", "--batch-size", "2", "--source-length", "16", "--target-length", "4",
+            "--recipes", *RECIPES, "no-such-recipe", "--steps", "1", "--repeats", "2", "--warmup", "1",
+            "--large-apply", "none", "--scores", str(scores), "--output-dir", str(out)]
+    threads = torch.get_num_threads()
+    try:
+        return efficiency.main(argv)
+    finally:
+        torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def records(run) -> dict[str, dict[str, str]]:
+    with run["csv"].open(newline="") as handle:
+        return {record["recipe"]: record for record in csv.DictReader(handle)}
+
+
+def test_csv_has_every_row_and_column(records):
+    assert list(records) == EXPECTED_ROWS
+    assert set(next(iter(records.values()))) == set(efficiency.CSV_COLUMNS)
+
+
+def test_full_finetune_ratios_are_one(records):
+    full = records["full-finetune"]
+    assert float(full["memory_ratio_full"]) == 1.0
+    assert float(full["time_ratio_full"]) == 1.0
+    assert float(records["floor"]["memory_ratio_floor"]) == 1.0
+
+
+def test_measured_rows_have_numbers(records):
+    for name in ("full-finetune", "compacter++", "floor", "traced-identity"):
+        record = records[name]
+        assert record["error"] == ""
+        for column in ("peak_memory_mib", "transient_memory_mib", "step_ms", "time_ratio_full", "memory_ratio_floor"):
+            assert math.isfinite(float(record[column])) and float(record[column]) > 0, (name, column)
+    for name in ("floor", "traced-identity"):
+        assert float(records[name]["forward_ms"]) > 0
+
+
+def test_a_missing_recipe_is_a_row_that_says_why(records):
+    assert "no-such-recipe" in records["no-such-recipe"]["error"]
+    assert records["no-such-recipe"]["step_ms"] == ""
+
+
+def test_trainable_percent_matches_surgery_report(records):
+    model = efficiency.build_base_model("tiny", torch.device("cpu"), torch.float32, seed=0)
+    report = surgery.apply(model, "compacter++")
+    assert int(records["compacter++"]["trainable_params"]) == report.trainable
+    assert float(records["compacter++"]["trainable_percent"]) == pytest.approx(report.percent, rel=1e-5)
+    assert float(records["full-finetune"]["trainable_percent"]) == pytest.approx(100.0)
+
+
+def test_floor_trains_exactly_the_layer_norms(records):
+    # T5 layer norms have a weight and no bias: 2 per encoder block, 3 per decoder block, 1 final per stack.
+    d_model, encoder_blocks, decoder_blocks = 128, 2, 2
+    layer_norms = d_model * (2 * encoder_blocks + 3 * decoder_blocks + 2)
+    assert int(records["floor"]["trainable_params"]) == layer_norms
+    assert int(records["traced-identity"]["trainable_params"]) == layer_norms
+
+
+def test_full_finetune_memory_counts_parameters_and_adam_state(records):
+    # Static part alone: parameters + two AdamW moments, all fp32 (tied embeddings counted once).
+    model = efficiency.build_base_model("tiny", torch.device("cpu"), torch.float32, seed=0)
+    parameter_mib = sum(p.numel() for p in model.parameters()) * 4 / 2**20
+    peak = float(records["full-finetune"]["peak_memory_mib"])
+    transient = float(records["full-finetune"]["transient_memory_mib"])
+    assert peak - transient == pytest.approx(3 * parameter_mib, rel=0.01)
+    assert transient >= parameter_mib  # the gradients are allocated during the step
+
+
+def test_markdown_has_the_tables(run):
+    text = run["markdown"].read_text()
+    for heading in ("| row | trainable params", "### Tracing overhead", "### Targets", "compacter++ step time ÷ floor"):
+        assert heading in text
+    assert "not measured: RecipeError" in text
+
+
+def test_figure_is_written_and_scores_are_averaged(run, tmp_path):
+    assert run["figure"].stat().st_size > 0
+    scores = tmp_path / "scores.csv"
+    scores.write_text("recipe,task,score\ncompacter++,a,81\ncompacter++,b,83\n")
+    assert plot.load_scores(scores) == {"compacter++": 82.0}
+
+
+def test_scores_without_the_columns_are_refused(tmp_path):
+    scores = tmp_path / "bad.csv"
+    scores.write_text("method,accuracy\nx,1\n")
+    with pytest.raises(ValueError, match="missing column"):
+        plot.load_scores(scores)
+
+
+def test_peak_of_allocation_events_sorts_by_time():
+    assert efficiency.peak_of_allocation_events([(2, -5), (0, 10), (1, 3), (3, 4)]) == 13
+
+
+def test_large_apply_timing_reports_seconds_or_the_error():
+    times = efficiency.time_large_apply(["compacter++", "no-such-recipe"], "meta", repeats=1, config_name="tiny")
+    assert set(times["compacter++"]) == {"wall", "cpu"} and times["compacter++"]["wall"] > 0
+    assert "no-such-recipe" in times["no-such-recipe"]
+
+
+def test_scores_average_metrics_within_a_task_then_tasks(tmp_path):
+    # The finetune runner's results.csv: one row per recipe × task × metric, score column "mean".
+    scores = tmp_path / "results.csv"
+    scores.write_text("recipe,task,metric,mean,std\n"
+                      "compacter++,mrpc,f1,90,0\ncompacter++,mrpc,accuracy,86,0\ncompacter++,rte,accuracy,70,0\n")
+    assert plot.load_scores(scores) == {"compacter++": pytest.approx((88 + 70) / 2)}
