@@ -31,23 +31,46 @@ from transformers.activations import ACT2FN
 from surgery.family import ModelDims, ModelFamily
 
 from .base import Method, SiteContext, register_method, require
+from .fused_adapter import dense_weight, fused_bottleneck
 from .lowrank import LowRankLinear
+
+# Activations with a faster kernel for exactly the same function: the authors' "gelu_new" is
+# the tanh-approximated GELU, which torch computes in one kernel instead of seven ops.
+_SAME_FUNCTION_FASTER_KERNEL = {"gelu_new": "gelu_pytorch_tanh"}
+
+# From this many input elements (tokens × hidden size) up the adapter runs as one fused autograd
+# Function (methods/fused_adapter.py); below it the plain modules are as fast or faster.
+# `python benchmarks/bench_fused_adapter.py` (CPU, fp32, one thread), fused ÷ plain fwd+bwd:
+# 4096 tokens 0.80-0.94 for dense and LPHM at T5-small and T5-base shapes; 1024 tokens 0.86-0.98
+# for dense but 1.01-1.03 for LPHM (its factored path already avoids passes); ≤ 256 tokens 1.05-1.6.
+FUSE_MIN_ELEMENTS = 4096 * 512
 
 
 class BottleneckAdapter(nn.Module):
     """x + up(act(down(x))): the residual keeps the sublayer's output when `up` outputs zero."""
 
-    def __init__(self, down: nn.Module, up: nn.Module, activation: str):
+    def __init__(self, down: nn.Module, up: nn.Module, activation: str, fuse: bool = True):
         super().__init__()
         self.down, self.up = down, up
-        self.activation = ACT2FN[activation]
+        self.activation = ACT2FN[_SAME_FUNCTION_FASTER_KERNEL.get(activation, activation)]
         self.activation_name = activation
+        self.fuse = fuse
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:  # (B, T, k) → (B, T, k)
+        if self._takes_fused_path(hidden_states):
+            down, up = self.down, self.up
+            return fused_bottleneck(hidden_states, dense_weight(down), down.bias, dense_weight(up), up.bias,
+                                    self.activation)
         return hidden_states + self.up(self.activation(self.down(hidden_states)))
 
+    def _takes_fused_path(self, hidden_states: torch.Tensor) -> bool:
+        # torch.compile and autocast do their own fusing and casting on the plain modules.
+        return (self.fuse and hidden_states.numel() >= FUSE_MIN_ELEMENTS
+                and not torch.compiler.is_compiling()
+                and not torch.is_autocast_enabled(hidden_states.device.type))
+
     def extra_repr(self) -> str:
-        return f"activation={self.activation_name}"
+        return f"activation={self.activation_name}, fuse={self.fuse}"
 
 
 @dataclass
@@ -67,6 +90,7 @@ class AdapterOptions:
     rule_init_std: float = 1e-4         # phm: rule ~ N(0, std)
     factor_init: Literal["glorot-uniform", "normal"] = "glorot-uniform"
     compute: Literal["auto", "dense", "factored"] = "auto"  # phm: how W·x is evaluated
+    fuse: bool = True                   # large inputs: the whole adapter as one autograd Function
 
 
 def _divisors(value: int) -> list[int]:
@@ -114,7 +138,8 @@ class AdapterMethod(Method):
 
     def build_site_module(self, site: SiteContext, shared: nn.Module | None) -> nn.Module:
         k, d = site.dims.hidden_size, self.bottleneck_size(site.dims)
-        return BottleneckAdapter(self._projection(k, d, shared), self._projection(d, k, shared), self.options.activation)
+        return BottleneckAdapter(self._projection(k, d, shared), self._projection(d, k, shared), self.options.activation,
+                                 fuse=self.options.fuse)
 
     def _projection(self, in_features: int, out_features: int, shared: nn.Module | None) -> nn.Module:
         o = self.options
