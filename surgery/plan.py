@@ -143,7 +143,8 @@ def _execute(model: nn.Module, recipe: Recipe, method: Method, family: ModelFami
         for index in chosen:
             block = blocks[stack][index]
             where = f"{stack}.block.{index}"
-            offered = find_sites(trace_block(block, family, dtype, where=where), block, family)
+            graph = trace_block(block, family, dtype, where=where)
+            offered = find_sites(graph, block, family)
             modules = {}
             for site in recipe.sites:
                 if site not in offered:
@@ -153,7 +154,7 @@ def _execute(model: nn.Module, recipe: Recipe, method: Method, family: ModelFami
                 splices.append(PlannedSplice(stack, index, site, f"{where}.{SPLICED}.{site}",
                                              sum(p.numel() for p in module.parameters())))
             if modules:
-                splice_block(block, family, modules, dtype, where)
+                splice_block(block, family, modules, dtype, where, traced=graph)
     method.transform_model(model, family, dims)
 
     # Trained groups, in report order; a parameter is reported in the first group naming it.

@@ -86,15 +86,21 @@ def __getattr__(name: str) -> type[nn.Module]:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def build_graph(block: nn.Module, dtype: torch.dtype) -> fx.Graph:
-    """Trace the block (as its original class) and splice every module of `block.spliced` in."""
+def build_graph(block: nn.Module, dtype: torch.dtype, traced: fx.Graph | None = None) -> fx.Graph:
+    """Trace the block (as its original class) and splice every module of `block.spliced` in.
+
+    `traced`: a graph of this block as its original class, traced for `dtype`, that the caller
+    already made and gives up (it is rewritten in place); saves tracing the block again.
+    """
     family: ModelFamily = block._surgery_family
-    original = type(block)
-    block.__class__ = family.block_class if isinstance(block, SplicedBlockMixin) else original
-    try:
-        graph = trace_block(block, family, dtype, where=getattr(block, "_surgery_name", "block"))
-    finally:
-        block.__class__ = original
+    graph = traced
+    if graph is None:
+        original = type(block)
+        block.__class__ = family.block_class if isinstance(block, SplicedBlockMixin) else original
+        try:
+            graph = trace_block(block, family, dtype, where=getattr(block, "_surgery_name", "block"))
+        finally:
+            block.__class__ = original
     sites = find_sites(graph, block, family)
     for site_name in getattr(block, SPLICED):
         splice_at(graph, sites[site_name], f"{SPLICED}.{site_name}")
@@ -102,20 +108,22 @@ def build_graph(block: nn.Module, dtype: torch.dtype) -> fx.Graph:
     return graph
 
 
-def retrace(block: nn.Module, dtype: torch.dtype) -> None:
-    graph = build_graph(block, dtype)
+def retrace(block: nn.Module, dtype: torch.dtype, traced: fx.Graph | None = None) -> None:
+    graph = build_graph(block, dtype, traced)
     block._surgery_arguments = frozenset(n.target for n in graph.nodes if n.op == "placeholder")
     block._surgery_forward = compile_graph(graph)
     block._surgery_dtype = dtype
 
 
-def splice_block(block: nn.Module, family: ModelFamily, modules: dict[str, nn.Module], dtype: torch.dtype, name: str) -> None:
+def splice_block(block: nn.Module, family: ModelFamily, modules: dict[str, nn.Module], dtype: torch.dtype, name: str,
+                 traced: fx.Graph | None = None) -> None:
     """Insert `modules` (site name → module) into `block` in place.
 
     The caller has checked that every site exists in this block (the plan does, on a replica).
+    `traced`: the block's graph for `dtype` if the caller already traced it (see `build_graph`).
     """
     block._surgery_family = family
     block._surgery_name = name
     block.add_module(SPLICED, nn.ModuleDict(modules))
-    retrace(block, dtype)
+    retrace(block, dtype, traced)
     block.__class__ = spliced_class(family.block_class)

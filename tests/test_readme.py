@@ -18,6 +18,13 @@ def test_readme_python_example_runs(tmp_path, monkeypatch):
     assert namespace["report"].trainable == sum(p.numel() for p in namespace["model"].parameters() if p.requires_grad)
 
 
+def test_every_other_readme_python_block_runs(tmp_path, monkeypatch, capsys):
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)[1:]
+    monkeypatch.chdir(tmp_path)
+    for index, block in enumerate(blocks, start=2):
+        exec(compile(block, f"README.md python block {index}", "exec"), {})  # noqa: S102
+
+
 def test_readme_starts_with_the_two_setup_commands():
     lines = [line for line in README.read_text().splitlines() if line.startswith("bash setup.sh")]
     assert lines[0].split("#")[0].strip() == "bash setup.sh && python3 -m runners.finetune"
