@@ -110,7 +110,10 @@ def linear_warmup_schedule(warmup_steps: int, total_steps: int) -> Callable[[int
 
 def make_optimizer(parameters: list[nn.Parameter], learning_rate: float) -> torch.optim.AdamW:
     """The paper's AdamW: β 0.9/0.999, ε 1e-8, no weight decay."""
-    return torch.optim.AdamW(parameters, lr=learning_rate, betas=ADAM_BETAS, eps=ADAM_EPSILON, weight_decay=0.0)
+    # foreach: one multi-tensor kernel per update instead of a Python loop over the many small
+    # adapter tensors (on CPU torch defaults to the loop; 177 Compacter tensors: 4.0 → 2.1 ms).
+    return torch.optim.AdamW(parameters, lr=learning_rate, betas=ADAM_BETAS, eps=ADAM_EPSILON, weight_decay=0.0,
+                             foreach=True)
 
 
 def resolve_precision(precision: str, cpu: bool) -> str:
