@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import copy
+import csv
+import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -47,6 +50,42 @@ def zero_up_projections(model: torch.nn.Module) -> None:
                     parameter.zero_()
             touched += 1
     assert touched > 0, "no inserted up-projection found"
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models run faster on one thread (no OpenMP contention on a shared 2-core machine)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+# Words the embedded demo tokenizer knows, for local task files the runner tests write.
+WORDS = "the lamp was good . the soup is awful . i loved my phone . our hotel felt noisy . this book was great".split()
+
+
+def rte_rows(count: int, offset: int = 0, varied_lengths: bool = False) -> list[dict]:
+    """RTE-format rows (sentence1, sentence2, label); `varied_lengths`: rows of different lengths."""
+    rows = []
+    for i in range(offset, offset + count):
+        first_length, second_length = (3 + i % 5, 2 + i % 3) if varied_lengths else (6, 4)
+        rows.append({"sentence1": " ".join(WORDS[(i + j) % len(WORDS)] for j in range(first_length)),
+                     "sentence2": " ".join(WORDS[(3 * i + j) % len(WORDS)] for j in range(second_length)),
+                     "label": i % 2})
+    return rows
+
+
+def write_rte(folder: Path, train: int = 24, validation: int = 12, varied_lengths: bool = False) -> Path:
+    """train.csv and validation.jsonl with RTE's original column names."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / "train.csv").open("w", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=["sentence1", "sentence2", "label"])
+        writer.writeheader()
+        writer.writerows(rte_rows(train, 0, varied_lengths))
+    (folder / "validation.jsonl").write_text(
+        "".join(json.dumps(r) + "\n" for r in rte_rows(validation, 1000, varied_lengths)))
+    return folder
 
 
 @pytest.fixture(params=["v1.0", "v1.1"])

@@ -7,8 +7,6 @@ order of float additions.
 
 from __future__ import annotations
 
-import csv
-import json
 import os
 import subprocess
 import sys
@@ -20,6 +18,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 from safetensors.torch import load_file
 
+from conftest import write_rte
 from runners import finetune
 from runners.results import RunResult
 from runners.train_batches import global_batches, shard
@@ -27,24 +26,7 @@ from runners.train_batches import global_batches, shard
 REPO = Path(__file__).resolve().parents[1]
 # compacter++ needs d_model / 32 divisible by n = 4; dropout 0: nothing random during training.
 TINY = ["d_model=128", "d_kv=32", "d_ff=128", "num_layers=1", "num_heads=4", "dropout_rate=0.0"]
-WORDS = "the lamp was good . the soup is awful . i loved my phone . our hotel felt noisy . this book was great".split()
 RUN = Path("rte") / "compacter++" / "seed-3"
-
-
-def write_rte(folder: Path, train: int = 22, validation: int = 10) -> Path:
-    """train.csv and validation.jsonl with RTE's original columns; rows of different lengths."""
-    def rows(count: int, offset: int) -> list[dict]:
-        return [{"sentence1": " ".join(WORDS[(i + j) % len(WORDS)] for j in range(3 + i % 5)),
-                 "sentence2": " ".join(WORDS[(3 * i + j) % len(WORDS)] for j in range(2 + i % 3)), "label": i % 2}
-                for i in range(offset, offset + count)]
-
-    folder.mkdir(parents=True, exist_ok=True)
-    with (folder / "train.csv").open("w", newline="") as file:
-        writer = csv.DictWriter(file, fieldnames=["sentence1", "sentence2", "label"])
-        writer.writeheader()
-        writer.writerows(rows(train, 0))
-    (folder / "validation.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows(validation, 1000)))
-    return folder
 
 
 def arguments(data_dir: Path, output_dir: Path, *extra: str) -> list[str]:
@@ -67,7 +49,7 @@ def assert_close_tensors(found: dict[str, torch.Tensor], expected: dict[str, tor
 @pytest.fixture(scope="module")
 def one_process(tmp_path_factory) -> tuple[Path, Path, dict[str, torch.Tensor]]:
     root = tmp_path_factory.mktemp("one-process")
-    data_dir = write_rte(root / "rte")
+    data_dir = write_rte(root / "rte", train=22, validation=10, varied_lengths=True)
     assert finetune.main(arguments(data_dir, root / "out")) == 0
     return data_dir, root / "out", trained_tensors(root / "out")
 

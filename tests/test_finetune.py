@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import json
 import math
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import torch
 from transformers import T5ForConditionalGeneration
 
 import surgery
+from conftest import write_rte
 from runners import finetune
 from runners.data import embedded_tokenizer, load_task_splits
 from runners.results import RunResult, csv_table, markdown_table, read_jsonl, summarize
@@ -24,28 +24,6 @@ from runners.train_state import frozen_checksum
 from runners.training import linear_warmup_schedule, make_optimizer
 
 TINY = ["d_model=32", "d_kv=8", "d_ff=64", "num_layers=1", "num_heads=4"]
-WORDS = "the lamp was good . the soup is awful . i loved my phone . our hotel felt noisy . this book was great".split()
-
-
-def rte_rows(count: int, offset: int = 0) -> list[dict]:
-    """RTE-format rows (sentence1, sentence2, label) in the embedded tokenizer's vocabulary."""
-    rows = []
-    for i in range(offset, offset + count):
-        first = " ".join(WORDS[(i + j) % len(WORDS)] for j in range(6))
-        second = " ".join(WORDS[(3 * i + j) % len(WORDS)] for j in range(4))
-        rows.append({"sentence1": first, "sentence2": second, "label": i % 2})
-    return rows
-
-
-def write_rte(folder: Path, train: int = 24, validation: int = 12) -> Path:
-    """train.csv and validation.jsonl with RTE's original column names."""
-    folder.mkdir(parents=True, exist_ok=True)
-    with (folder / "train.csv").open("w", newline="") as file:
-        writer = csv.DictWriter(file, fieldnames=["sentence1", "sentence2", "label"])
-        writer.writeheader()
-        writer.writerows(rte_rows(train))
-    (folder / "validation.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rte_rows(validation, offset=1000)))
-    return folder
 
 
 def tiny_run(data_dir: Path, output_dir: Path, *extra: str) -> list[str]:

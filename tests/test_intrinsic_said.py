@@ -15,32 +15,12 @@ from conftest import tiny_model
 from methods.fastfood import Fastfood, fwht
 from surgery.errors import RecipeError
 
-VARIANTS = ["v1.0", "v1.1-untied"]
+VARIANTS = ["v1.0", "v1.1"]
 DIMENSION = 300
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run faster on one thread (no OpenMP contention on a shared 2-core machine)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
-def make_model(variant: str, seed: int = 0) -> nn.Module:
-    """Tiny T5 v1.0 (tied output layer) or v1.1 (gated FFN) with a hand-untied output layer
-    (transformers 5 always ties T5's output layer to the embedding)."""
-    if variant == "v1.0":
-        return tiny_model("v1.0", seed=seed)
-    model = tiny_model("v1.1", seed=seed)
-    generator = torch.Generator().manual_seed(seed + 100)
-    model.lm_head.weight = nn.Parameter(torch.randn(model.lm_head.weight.shape, generator=generator))
-    return model
-
-
 def said(variant: str = "v1.0", dimension: int = DIMENSION, seed: int = 0) -> nn.Module:
-    model = make_model(variant)
+    model = tiny_model(variant)
     surgery.apply(model, {"method": "intrinsic_said", "options": {"dimension": dimension, "seed": seed}})
     return model
 
@@ -150,7 +130,7 @@ def distinct_tensors(model: nn.Module) -> list[tuple[str, torch.Tensor]]:
 
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_trains_exactly_d_prime_numbers_with_one_scale_per_tensor(variant):
-    model = make_model(variant)
+    model = tiny_model(variant)
     tensors = distinct_tensors(model)
     report = surgery.apply(model, {"method": "intrinsic_said", "options": {"dimension": DIMENSION}})
     assert report.trainable == DIMENSION
@@ -165,7 +145,7 @@ def test_trains_exactly_d_prime_numbers_with_one_scale_per_tensor(variant):
 
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_logits_are_unchanged_at_init(variant, batch):
-    base, model = make_model(variant), said(variant)
+    base, model = tiny_model(variant), said(variant)
     with torch.no_grad():
         assert torch.equal(model(**batch).logits, base(**batch).logits)
 
@@ -202,7 +182,7 @@ def test_every_weight_is_theta0_plus_lambda_times_the_dense_projection_of_z(vari
         expected = theta0.double() + subspace.scales[index].double() * dense_fastfood_times(projection, z).view(theta0.shape)
         assert torch.allclose(effective.double(), expected, atol=1e-4), module_name
         checked.add(index)
-    assert len(checked) == len(distinct_tensors(make_model(variant)))  # every tensor ran through its hook
+    assert len(checked) == len(distinct_tensors(tiny_model(variant)))  # every tensor ran through its hook
 
 
 def test_tied_embedding_stays_tied(batch):
@@ -285,7 +265,7 @@ def test_learns_a_fixed_mapping_at_the_recipe_learning_rate():
 
 
 def test_generate_works():
-    model = said("v1.1-untied")
+    model = said("v1.1")
     with torch.no_grad():
         model.surgery.intrinsic.z.normal_(std=0.1)
         out = model.generate(input_ids=torch.tensor([[5, 6, 7], [8, 9, 0]]), attention_mask=torch.tensor([[1, 1, 1], [1, 1, 0]]),
@@ -305,16 +285,16 @@ def test_adapter_checkpoint_holds_only_z_and_lambda_and_round_trips(variant, bat
     stored = load_file(folder / "adapter_model.safetensors")
     assert sorted(stored) == ["surgery.intrinsic.scales", "surgery.intrinsic.z"]
     assert sum(t.numel() for t in stored.values()) == DIMENSION
-    fresh = make_model(variant)
+    fresh = tiny_model(variant)
     surgery.load_adapter(fresh, folder)
     with torch.no_grad():
         assert torch.equal(fresh(**batch).logits, model(**batch).logits)
-        assert not torch.equal(fresh(**batch).logits, make_model(variant)(**batch).logits)
+        assert not torch.equal(fresh(**batch).logits, tiny_model(variant)(**batch).logits)
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_dimension_below_tensors_plus_one_fails_at_plan_time_naming_both_numbers(variant):
-    model = make_model(variant)
+    model = tiny_model(variant)
     tensors = len(distinct_tensors(model))
     for bad in (tensors, tensors - 10, 5):
         with pytest.raises(RecipeError) as error:

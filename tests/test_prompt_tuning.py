@@ -12,15 +12,6 @@ from surgery.errors import RecipeError
 LENGTH = 4
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run faster on one thread (no OpenMP contention on a shared 2-core machine)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def prompted(variant: str = "v1.0", init: str = "random", length: int = LENGTH, **options):
     model = tiny_model(variant)
     surgery.apply(model, {"method": "prompt_tuning", "options": {"length": length, "init": init, **options}})

@@ -7,8 +7,6 @@ the JSON-lines log must all continue where they stopped.
 
 from __future__ import annotations
 
-import csv
-import json
 import os
 import signal
 from pathlib import Path
@@ -18,28 +16,12 @@ import torch
 from safetensors.torch import load_file
 
 import runners.training
+from conftest import write_rte
 from runners import finetune
 from runners.results import RunResult, read_jsonl
 
 TINY = ["d_model=32", "d_kv=8", "d_ff=64", "num_layers=1", "num_heads=4", "dropout_rate=0.1"]
-WORDS = "the lamp was good . the soup is awful . i loved my phone . our hotel felt noisy . this book was great".split()
 RUN = Path("rte") / "adapter" / "seed-7"
-
-
-def write_rte(folder: Path, train: int = 24, validation: int = 12) -> Path:
-    """train.csv and validation.jsonl with RTE's original columns, in the embedded tokenizer's words."""
-    def rows(count: int, offset: int) -> list[dict]:
-        return [{"sentence1": " ".join(WORDS[(i + j) % len(WORDS)] for j in range(6)),
-                 "sentence2": " ".join(WORDS[(3 * i + j) % len(WORDS)] for j in range(4)), "label": i % 2}
-                for i in range(offset, offset + count)]
-
-    folder.mkdir(parents=True, exist_ok=True)
-    with (folder / "train.csv").open("w", newline="") as file:
-        writer = csv.DictWriter(file, fieldnames=["sentence1", "sentence2", "label"])
-        writer.writeheader()
-        writer.writerows(rows(train, 0))
-    (folder / "validation.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows(validation, 1000)))
-    return folder
 
 
 def arguments(data_dir: Path, output_dir: Path, *extra: str) -> list[str]:
