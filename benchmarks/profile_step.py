@@ -52,8 +52,6 @@ def saved_bytes_by_module(candidate: efficiency.Candidate, batch: dict) -> dict[
         running.append(module)
 
     def leave(module: nn.Module, _args, _output) -> None:
-        # A spliced block's generated forward fires the forward hooks of the sublayers it inlined
-        # but not their pre-hooks: pop only what was pushed.
         if running and running[-1] is module:
             running.pop()
 

@@ -7,8 +7,9 @@ The call tree::
            ├─ is_leaf_module   → attention, feed-forward, layer norm stay opaque calls
            ├─ proxy            → DtypeAnsweringProxy: `.dtype` is the real dtype, so T5's
            │                     fp16 clamp branch is decided (and recorded) at trace time
-           └─ call_module      → after an inlined module, a node that fires its forward hooks,
-                                 so transformers' output recorders (attentions) keep working
+           └─ call_module      → around an inlined module, nodes that fire its forward pre-hooks
+                                 and forward hooks, so hooks registered on sublayers (e.g.
+                                 transformers' attention recorders) keep working
 
 Two torch.fx limits on transformers 5 shape this file: `symbolic_trace` cannot patch a
 `forward(**kwargs)` (so we trace a shim with an explicit signature), and Python branches on
@@ -35,6 +36,27 @@ class DtypeAnsweringProxy(fx.Proxy):
         if name == "dtype":
             return self.tracer.traced_dtype  # type: ignore[attr-defined]
         return super().__getattr__(name)
+
+
+def run_forward_pre_hooks(module: nn.Module, args: tuple, kwargs: dict) -> None:
+    """Fire the forward pre-hooks of a module whose body was inlined into a traced graph.
+
+    Hooks that observe work as in eager mode. A hook that returns replacement inputs can not
+    change a graph that was traced without it, so that is refused with the module's name.
+    """
+    if not module._forward_pre_hooks:
+        return
+    for hook_id, hook in list(module._forward_pre_hooks.items()):
+        if hook_id in module._forward_pre_hooks_with_kwargs:
+            result = hook(module, args, kwargs)
+        else:
+            result = hook(module, args)
+        if result is not None:
+            raise RuntimeError(
+                f"a forward pre-hook on {type(module).__name__} returned new inputs, but surgery inlined this "
+                "module into its block's traced graph, where inputs can not be replaced; register the hook on "
+                "the block or on one of its attention / feed-forward / layer-norm modules instead"
+            )
 
 
 def run_forward_hooks(module: nn.Module, args: tuple, kwargs: dict, output: Any) -> None:
@@ -68,11 +90,13 @@ class BlockTracer(fx.Tracer):
         return DtypeAnsweringProxy(node, self)
 
     def call_module(self, module: nn.Module, forward: Any, args: tuple, kwargs: dict) -> Any:
-        output = super().call_module(module, forward, args, kwargs)
         qualified_name = self.path_of_module(module)
-        if not self.is_leaf_module(module, qualified_name):
-            owner = self.create_proxy("get_attr", qualified_name, (), {})
-            self.create_proxy("call_function", run_forward_hooks, (owner, args, kwargs, output), {})
+        if self.is_leaf_module(module, qualified_name):
+            return super().call_module(module, forward, args, kwargs)
+        owner = self.create_proxy("get_attr", qualified_name, (), {})
+        self.create_proxy("call_function", run_forward_pre_hooks, (owner, args, kwargs), {})
+        output = super().call_module(module, forward, args, kwargs)
+        self.create_proxy("call_function", run_forward_hooks, (owner, args, kwargs, output), {})
         return output
 
 
