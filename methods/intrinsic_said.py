@@ -143,9 +143,6 @@ class IntrinsicSAID(Method):
         reference = tensors[0][1]
         device = reference.device
         subspace = IntrinsicSubspace([name for name, _ in tensors], d, device, reference.dtype)
-        # Created frozen so the engine's "shared" group does not claim them; the plan's freezing
-        # step turns them on as the "intrinsic subspace" group.
-        subspace.requires_grad_(False)
         getattr(model, STATE).add_module("intrinsic", subspace)
         projections = nn.ModuleList(
             Fastfood(d - m, p.numel(), seed=tensor_seed(self.options.seed, index), device=device)

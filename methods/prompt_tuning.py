@@ -215,9 +215,6 @@ class PromptTuning(Method):
             initial = (torch.randn(o.length, embeddings.shape[1], generator=generator) * o.init_std)
             initial = initial.to(device=embeddings.device, dtype=embeddings.dtype)
         prompt = SoftPrompt(initial)
-        # Created frozen so the engine's "shared" group (trainable tensors under `surgery.`) does not
-        # claim it; the plan's freezing step turns it on as the "prompt" group.
-        prompt.weight.requires_grad_(False)
         getattr(model, STATE).add_module("prompt", prompt)
 
         encoder = model.get_encoder() if hasattr(model, "get_encoder") else model.encoder
