@@ -38,7 +38,6 @@ if TYPE_CHECKING:
     from methods.base import Method
 
 
-
 class SurgeryState(nn.Module):
     """Owns model-level additions (e.g. Compacter's shared rule) and remembers the plan."""
 

@@ -24,7 +24,6 @@ from .sites import find_sites, splice_at
 from .tracing import trace_block
 
 
-
 def compile_graph(graph: fx.Graph) -> Callable:
     """Python function `forward(self, ...)` generated from `graph`, resolving modules on `self`."""
     code = graph.python_code(root_module="self")
