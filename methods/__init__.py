@@ -1,10 +1,15 @@
 """Methods: the modules that get spliced in, and whole-model rewrites.
 
-Importing this package registers every bundled method (see `methods.base.register_method`).
+Importing this package imports every module in it, so each bundled method registers itself
+(`methods.base.register_method`): a new method is a new module here plus a recipe YAML file.
 """
 
-from . import adapter, full_finetune  # noqa: F401  (registration side effect)
-from . import bitfit, intrinsic_said, prompt_tuning  # noqa: F401  (registration side effect)
+import importlib
+import pkgutil
+
 from .base import METHODS, Method, SiteContext, get_method_class, register_method
+
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")
 
 __all__ = ["METHODS", "Method", "SiteContext", "get_method_class", "register_method"]
