@@ -52,6 +52,23 @@ def zero_up_projections(model: torch.nn.Module) -> None:
     assert touched > 0, "no inserted up-projection found"
 
 
+def losses_on_a_fixed_mapping(model: torch.nn.Module, learning_rate: float, steps: int) -> list[float]:
+    """Train `model`'s trainable parameters with Adam to map one fixed input to one fixed label
+    sequence (the same for both rows); returns the loss of every step."""
+    generator = torch.Generator().manual_seed(0)
+    input_ids = torch.randint(3, 96, (2, 7), generator=generator)
+    labels = torch.randint(3, 96, (1, 5), generator=generator).repeat(2, 1)
+    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=learning_rate)
+    losses = []
+    for _ in range(steps):
+        loss = model(input_ids=input_ids, labels=labels).loss
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    return losses
+
+
 @pytest.fixture(autouse=True)
 def one_thread():
     """Tiny models run faster on one thread (no OpenMP contention on a shared 2-core machine)."""

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import surgery
-from conftest import tiny_model
+from conftest import losses_on_a_fixed_mapping, tiny_model
 from surgery.errors import RecipeError
 
 VARIANTS = ["v1.0", "v1.1"]
@@ -108,17 +108,7 @@ def test_learns_a_fixed_mapping():
     torch.manual_seed(0)
     model = tiny_model(d_model=32, d_kv=8, d_ff=64).train()
     surgery.apply(model, "bitfit")
-    generator = torch.Generator().manual_seed(0)
-    input_ids = torch.randint(3, 96, (2, 7), generator=generator)
-    labels = torch.randint(3, 96, (1, 5), generator=generator).repeat(2, 1)
-    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-2)
-    losses = []
-    for _ in range(30):
-        loss = model(input_ids=input_ids, labels=labels).loss
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
+    losses = losses_on_a_fixed_mapping(model, 1e-2, 30)
     assert losses[-1] < 0.7 * losses[0], losses
 
 

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 import surgery
-from conftest import tiny_model
+from conftest import losses_on_a_fixed_mapping, tiny_model
 from methods.fastfood import Fastfood, fwht
 from surgery.errors import RecipeError
 
@@ -250,17 +250,7 @@ def test_learns_a_fixed_mapping_at_the_recipe_learning_rate():
     learning_rate = plan.method.default_learning_rate
     assert learning_rate == 3e-2
     surgery.apply(model, plan)
-    generator = torch.Generator().manual_seed(0)
-    input_ids = torch.randint(3, 96, (2, 7), generator=generator)
-    labels = torch.randint(3, 96, (1, 5), generator=generator).repeat(2, 1)
-    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=learning_rate)
-    losses = []
-    for _ in range(15):
-        loss = model(input_ids=input_ids, labels=labels).loss
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
+    losses = losses_on_a_fixed_mapping(model, learning_rate, 15)
     assert losses[-1] < 0.5 * losses[0], losses
 
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import surgery
-from conftest import tiny_model
+from conftest import losses_on_a_fixed_mapping, tiny_model
 from surgery.errors import RecipeError
 
 LENGTH = 4
@@ -140,17 +140,7 @@ def test_learns_a_fixed_mapping_at_the_recipe_learning_rate(recipe, learning_rat
     plan = surgery.plan(model, {**source, "options": {**source["options"], "length": length}})
     assert plan.method.default_learning_rate == learning_rate
     surgery.apply(model, plan)
-    generator = torch.Generator().manual_seed(0)
-    input_ids = torch.randint(3, 96, (2, 7), generator=generator)
-    labels = torch.randint(3, 96, (1, 5), generator=generator).repeat(2, 1)
-    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=learning_rate)
-    losses = []
-    for _ in range(steps):
-        loss = model(input_ids=input_ids, labels=labels).loss
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
+    losses = losses_on_a_fixed_mapping(model, learning_rate, steps)
     assert losses[-1] < 0.75 * losses[0], losses
 
 
