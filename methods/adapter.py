@@ -33,6 +33,7 @@ from surgery.family import ModelDims, ModelFamily
 from .base import Method, SiteContext, register_method, require
 from .fused_adapter import dense_weight, fused_bottleneck
 from .lowrank import LowRankLinear
+from .phm import LowRankPHMLinear, PHMLinear, PHMRule, valid_phm_n
 
 # Activations with a faster kernel for exactly the same function: the authors' "gelu_new" is
 # the tanh-approximated GELU, which torch computes in one kernel instead of seven ops.
@@ -93,10 +94,6 @@ class AdapterOptions:
     fuse: bool = True                   # large inputs: the whole adapter as one autograd Function
 
 
-def _divisors(value: int) -> list[int]:
-    return [n for n in range(1, value + 1) if value % n == 0]
-
-
 @register_method
 class AdapterMethod(Method):
     name = "adapter"
@@ -122,8 +119,8 @@ class AdapterMethod(Method):
         require(o.dense_init_std >= 0, "options.dense_init_std", o.dense_init_std, "a number ≥ 0")
         if o.projection == "phm":
             require(o.n >= 1, "options.n", o.n, "an integer ≥ 1")
+            valid = valid_phm_n(k, d)
             for size_name, size in (("hidden size", k), ("bottleneck", d)):
-                valid = [n for n in _divisors(k) if d % n == 0]
                 require(size % o.n == 0, "options.n", o.n, valid, reason=f"does not divide the {size_name} {size}")
         if o.projection == "lowrank":
             require(o.rank <= min(k, d), "options.rank", o.rank, f"at most min(hidden size, bottleneck) = {min(k, d)}")
@@ -131,8 +128,6 @@ class AdapterMethod(Method):
     def build_shared(self, dims: ModelDims) -> nn.Module | None:
         o = self.options
         if o.projection == "phm" and o.shared_rule:
-            from .phm import PHMRule
-
             return PHMRule(o.n, init_std=o.rule_init_std, learn=o.learn_rule)
         return None
 
@@ -150,8 +145,6 @@ class AdapterMethod(Method):
             return layer
         if o.projection == "lowrank":
             return LowRankLinear(in_features, out_features, rank=o.rank, init=o.factor_init)
-        from .phm import LowRankPHMLinear, PHMLinear
-
         # A shared rule carries its own `learn` flag (build_shared); an owned rule takes it here.
         common = dict(rule=shared, rule_init_std=o.rule_init_std, learn_rule=o.learn_rule if shared is None else True,
                       factor_init=o.factor_init, compute=o.compute)
