@@ -29,8 +29,9 @@ from torch import nn
 from transformers.activations import ACT2FN
 
 from surgery.family import ModelDims, ModelFamily
+from surgery.method import Method, SiteContext, register_method
+from surgery.options import require
 
-from .base import Method, SiteContext, register_method, require
 from .fused_adapter import dense_weight, fused_bottleneck
 from .lowrank import LowRankLinear
 from .phm import LowRankPHMLinear, PHMLinear, PHMRule, valid_phm_n

@@ -39,8 +39,7 @@ import torch
 from torch import nn
 
 from surgery.family import ModelDims, ModelFamily
-
-from .base import Method, register_method
+from surgery.method import Method, register_method
 
 BIAS = "surgery_bias"
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 from torch import nn
 
 from surgery.family import ModelFamily
-
-from .base import Method, register_method
+from surgery.method import Method, register_method
 
 
 @register_method

@@ -52,8 +52,10 @@ from torch import nn
 
 from surgery.errors import RecipeError
 from surgery.family import ModelDims, ModelFamily
+from surgery.method import Method, register_method
+from surgery.naming import STATE
+from surgery.options import require
 
-from .base import Method, register_method, require
 from .fastfood import Fastfood
 
 PROJECTIONS = "surgery_fastfood"  # model attribute holding the per-tensor projections (not checkpointed)
@@ -128,8 +130,6 @@ class IntrinsicSAID(Method):
         require(self.options.dimension >= 2, "options.dimension", self.options.dimension, "an integer ≥ 2")
 
     def transform_model(self, model: nn.Module, family: ModelFamily, dims: ModelDims) -> None:
-        from surgery.plan import STATE  # here, not at import time: surgery.plan imports this package
-
         d = self.options.dimension
         # named_parameters() lists a shared tensor once: tied weights get one index, one λ.
         tensors = [(name, p) for name, p in model.named_parameters()
@@ -159,8 +159,6 @@ class IntrinsicSAID(Method):
                 module.register_forward_hook(RestoreParameters([name for name, _ in entries]), always_call=True)
 
     def trainable_groups(self, model: nn.Module, family: ModelFamily) -> dict[str, list[str]]:
-        from surgery.plan import STATE
-
         return {"intrinsic subspace": [f"{STATE}.intrinsic.z", f"{STATE}.intrinsic.scales"]}
 
     def closed_form(self, plan: Any) -> list[tuple[str, str, int]]:

@@ -50,8 +50,9 @@ import torch
 from torch import nn
 
 from surgery.family import ModelDims, ModelFamily
-
-from .base import Method, register_method, require
+from surgery.method import Method, register_method
+from surgery.naming import STATE
+from surgery.options import require
 
 
 class SoftPrompt(nn.Module):
@@ -203,8 +204,6 @@ class PromptTuning(Method):
                     f"an id in [0, {high}) (vocab_high {o.vocab_high} clipped to the vocabulary size {dims.vocab_size})")
 
     def transform_model(self, model: nn.Module, family: ModelFamily, dims: ModelDims) -> None:
-        from surgery.plan import STATE  # here, not at import time: surgery.plan imports this package
-
         o = self.options
         embeddings = model.get_input_embeddings().weight
         if o.init == "vocab":
@@ -224,8 +223,6 @@ class PromptTuning(Method):
             decoder.register_forward_pre_hook(ExtendCrossAttentionMask(prompt), with_kwargs=True)
 
     def trainable_groups(self, model: nn.Module, family: ModelFamily) -> dict[str, list[str]]:
-        from surgery.plan import STATE
-
         return {"prompt": [f"{STATE}.prompt.weight"]}
 
     def closed_form(self, plan: Any) -> list[tuple[str, str, int]]:

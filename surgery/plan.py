@@ -3,6 +3,7 @@
     plan(model, recipe)
       ├─ load_recipe            shape of the recipe (keys, sites, layer specs)
       ├─ detect_family          which blocks, leaves, layer norms
+      ├─ get_method_class       the registry (surgery.method); bundled methods come in by entry point
       ├─ parse_options          the method's typed options; method.validate(dims)
       ├─ select_layers          per stack, against the model's depth
       └─ dry run on a replica   the same execution on a meta-device copy: traces every block,
@@ -22,20 +23,17 @@ import networkx as nx
 import torch
 from torch import nn
 
-from typing import TYPE_CHECKING
-
 from .errors import RecipeError, SurgeryError
 from .family import ModelDims, ModelFamily, detect_family
 from .groups import TRAIN_GROUPS, check_train_groups, freeze_all_but
+from .method import Method, SiteContext, get_method_class
+from .options import parse_options
 from .recipe import Recipe, load_recipe, select_layers
 from .report import Report, count_groups
 from .sites import SITE_NAMES, find_sites
 from .naming import SPLICED, STATE, is_added
 from .splice import splice_block
 from .tracing import trace_block
-
-if TYPE_CHECKING:
-    from methods.base import Method
 
 
 class SurgeryState(nn.Module):
@@ -126,8 +124,6 @@ def _meta_replica(model: nn.Module) -> nn.Module:
 def _execute(model: nn.Module, recipe: Recipe, method: Method, family: ModelFamily,
              dims: ModelDims, layers: dict[str, list[int]]) -> tuple[list[PlannedSplice], dict[str, list[str]]]:
     """Mutate `model` as the plan says; returns what was spliced and the trained groups."""
-    from methods.base import SiteContext
-
     reference = _first_float_parameter(model)
     device, dtype = reference.device, reference.dtype
     state = SurgeryState(recipe.source or {"method": recipe.method})
@@ -176,10 +172,6 @@ def _execute(model: nn.Module, recipe: Recipe, method: Method, family: ModelFami
 
 
 def _resolve(model: nn.Module, recipe: Recipe) -> tuple[Method, ModelFamily, ModelDims, dict[str, list[int]]]:
-    # Imported here: methods build on the engine's types, so the engine reaches them lazily.
-    from methods import get_method_class
-    from methods.base import parse_options
-
     family = detect_family(model)
     if hasattr(model, STATE):
         raise SurgeryError(

@@ -2,13 +2,13 @@
 
 ```yaml
 name: compacter++
-method: adapter                 # a registered method (methods.METHODS)
+method: adapter                 # a registered method (surgery.method.METHODS)
 options: {projection: phm, factorized: true, shared_rule: true, n: 4}
 sites: [after_ffn]              # after_self_attention | after_cross_attention | after_ffn
 layers:                         # per stack: all | none | [0, 2, "4-7"] | {skip_first: N}
   encoder: all
   decoder: all
-train: [layer_norms]            # extra parameter groups to train (surgery.freeze.TRAIN_GROUPS)
+train: [layer_norms]            # extra parameter groups to train (surgery.groups.TRAIN_GROUPS)
 ```
 
 A recipe is a bundled name (``"compacter++"`` or ``"compacter++.yaml"``), a path, or a dict.

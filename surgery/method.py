@@ -1,0 +1,131 @@
+"""The contract between the engine and a method, and the method registry.
+
+The engine owns this contract; methods implement it. A method knows its modules, not graphs.
+It says:
+
+* which options a recipe may give it (a dataclass, `Method.Options`), checked at plan time
+  (`surgery.options.parse_options`);
+* for site methods, the module to splice in at one site (`build_site_module`), and optionally
+  one module shared by all of them (`build_shared`, owned once by the model);
+* for whole-model methods (BitFit, prompt tuning, Intrinsic-SAID), a `transform_model` step;
+* which parameters it trains besides the modules it inserted (`trainable_groups`).
+
+Adding a method means a subclass decorated with `@register_method`, plus a recipe YAML naming it.
+The engine is not edited, and it never imports a plug-in: the bundled methods (package
+`methods`) are found through the ``t5_surgery.methods`` entry point this project installs, and
+any other package can register its own methods the same way (or by being imported first).
+
+    get_method_class(name)
+      ├─ load_method_plugins     each entry point of the group "t5_surgery.methods", once
+      │                          (importing a plug-in runs its @register_method decorators)
+      └─ METHODS[name]           or RecipeError naming the registered ones
+
+>>> get_method_class("adapter").name
+'adapter'
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+from typing import Any, ClassVar
+
+from torch import nn
+
+from .errors import RecipeError, SurgeryError
+from .family import ModelDims, ModelFamily
+
+# Entry-point group through which packages offer methods (pyproject.toml of this project:
+# [project.entry-points."t5_surgery.methods"] bundled = "methods").
+PLUGIN_GROUP = "t5_surgery.methods"
+
+
+@dataclass(frozen=True)
+class SiteContext:
+    """Where a site module goes: stack ("encoder"/"decoder"), block index, site name, sizes."""
+
+    stack: str
+    layer: int
+    site: str
+    dims: ModelDims
+
+
+@dataclass
+class NoOptions:
+    """For methods that take no options."""
+
+
+class Method:
+    """Base class of every method. Subclasses set `name` and `Options` and override hooks."""
+
+    name: ClassVar[str]
+    Options: ClassVar[type] = NoOptions
+    # Methods that splice modules at graph sites; whole-model methods set this False.
+    uses_sites: ClassVar[bool] = True
+    default_learning_rate: ClassVar[float] = 3e-4
+
+    def __init__(self, options: Any):
+        self.options = options
+
+    # -- plan time -------------------------------------------------------------------------
+    def validate(self, dims: ModelDims, family: ModelFamily) -> None:
+        """Raise RecipeError (key "options.<name>") when the options do not fit this model."""
+
+    # -- apply time ------------------------------------------------------------------------
+    def build_shared(self, dims: ModelDims) -> nn.Module | None:
+        """One module shared by all site modules (e.g. Compacter's rule), or None."""
+        return None
+
+    def build_site_module(self, site: SiteContext, shared: nn.Module | None) -> nn.Module:
+        raise NotImplementedError(f"method {self.name!r} does not insert modules at sites")
+
+    def transform_model(self, model: nn.Module, family: ModelFamily, dims: ModelDims) -> None:
+        """Whole-model rewrite for methods that do not (only) splice at sites."""
+
+    def trainable_groups(self, model: nn.Module, family: ModelFamily) -> dict[str, list[str]]:
+        """Parameters (qualified names) this method trains besides its inserted/shared modules."""
+        return {}
+
+    def closed_form(self, plan: Any) -> list[tuple[str, str, int]]:
+        """(component, formula, value) lines for the report, computed from the formula alone."""
+        return []
+
+
+METHODS: dict[str, type[Method]] = {}
+_loaded_plugins: set[str] = set()
+
+
+def register_method(cls: type[Method]) -> type[Method]:
+    """Class decorator: make a method available to recipes under `cls.name`."""
+    if cls.name in METHODS and METHODS[cls.name] is not cls:
+        raise ValueError(f"method name {cls.name!r} is registered twice ({METHODS[cls.name].__qualname__}, {cls.__qualname__})")
+    METHODS[cls.name] = cls
+    return cls
+
+
+def load_method_plugins() -> None:
+    """Import every module offered under the entry-point group `PLUGIN_GROUP` (each once)."""
+    for point in entry_points(group=PLUGIN_GROUP):
+        if point.value in _loaded_plugins:
+            continue
+        point.load()
+        _loaded_plugins.add(point.value)
+
+
+def registered_methods() -> dict[str, type[Method]]:
+    """Every registered method by name, plug-ins loaded first."""
+    load_method_plugins()
+    if not METHODS:
+        raise SurgeryError(
+            f"no methods are registered: the bundled ones are found through the {PLUGIN_GROUP!r} entry point, "
+            "which exists once this project is installed (pip install -e .); otherwise import the module that "
+            "defines the method (e.g. `import methods`) before planning"
+        )
+    return METHODS
+
+
+def get_method_class(name: str) -> type[Method]:
+    methods = registered_methods()
+    if name not in methods:
+        raise RecipeError("method", name, valid=sorted(methods))
+    return methods[name]
