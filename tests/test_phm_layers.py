@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import copy
 import doctest
+import importlib
+import pkgutil
 import re
 
 import pytest
@@ -565,5 +567,6 @@ def test_extra_repr_names_the_configuration():
 
 
 def test_docstring_examples_run():
-    result = doctest.testmod(phm, optionflags=doctest.ELLIPSIS)
-    assert result.attempted > 0 and result.failed == 0
+    modules = [importlib.import_module(f"{phm.__name__}.{m.name}") for m in pkgutil.iter_modules(phm.__path__)]
+    results = [doctest.testmod(module, optionflags=doctest.ELLIPSIS) for module in modules]
+    assert sum(r.attempted for r in results) > 0 and sum(r.failed for r in results) == 0
