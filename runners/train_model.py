@@ -5,7 +5,7 @@ the embedded demo (a 300-piece sentencepiece model): nothing to download, fast o
 ``--model NAME_OR_PATH`` the tokenizer and weights come from the Hugging Face Hub or a local
 folder, as ``transformers`` loads them.
 
->>> from runners.data import embedded_tokenizer
+>>> from runners.tasks.data import embedded_tokenizer
 >>> tokenizer = embedded_tokenizer()
 >>> model = build_model(None, tokenizer, init_overrides={"d_model": 32, "num_layers": 1})
 >>> model.config.vocab_size == len(tokenizer), model.config.d_model, model.config.num_decoder_layers
@@ -66,7 +66,7 @@ def tiny_t5_config(tokenizer, overrides: dict[str, Any] | None = None) -> T5Conf
 def load_tokenizer(model_name: str | None):
     """The tokenizer of `model_name`, or the embedded demo's when None."""
     if model_name is None:
-        from runners.data import embedded_tokenizer
+        from runners.tasks.data import embedded_tokenizer
 
         return embedded_tokenizer()
     from transformers import AutoTokenizer

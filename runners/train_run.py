@@ -38,7 +38,7 @@ Say = Callable[[str], None]
 @contextmanager
 def usage_errors(context: str = ""):
     """Turn the errors a user can fix into UsageError (printed without a traceback)."""
-    from .data import DataError
+    from runners.tasks.data import DataError
 
     try:
         yield
@@ -111,7 +111,7 @@ def train_config(options: dict[str, Any], task, method, run_dir: Path, seed: int
 def run_one(task, recipe: str, seed: int, base_splits: dict[str, list[dict]], tokenizer, settings: Settings,
             accelerator, say: Say, label: str) -> tuple[RunResult | None, str | None]:
     """Train one (task, recipe, seed): (result, None), or (None, why it stopped) with a resumable checkpoint."""
-    from .data import subsample
+    from runners.tasks.data import subsample
 
     options = settings.options
     recipe_name = surgery.load_recipe(recipe).name
@@ -175,8 +175,8 @@ def set_cpu_threads(options: dict[str, Any], device: torch.device) -> None:
 
 def run_all(settings: Settings, say: Say) -> int:
     """Every run of the invocation; returns the exit code."""
-    from .data import load_task_splits
-    from .tasks import get_task
+    from runners.tasks.data import load_task_splits
+    from runners.tasks import get_task
 
     options = settings.options
     try:

@@ -202,12 +202,12 @@ def train(model: nn.Module, tokenizer, task, splits: dict[str, list[dict]], conf
     """Train the model's trainable parameters on `task`; returns test scores of the best checkpoint.
 
     `model` is a seq2seq model surgery was applied to; `splits` maps train/validation/test to rows
-    (as from `runners.data.load_task_splits`). Writes `best/` (adapter of the best validation
+    (as from `runners.tasks.data.load_task_splits`). Writes `best/` (adapter of the best validation
     epoch) and `last/` (resumable) into `config.output_dir`.
 
     >>> import tempfile, surgery
     >>> from transformers import T5Config, T5ForConditionalGeneration
-    >>> from runners.data import embedded_tokenizer, load_embedded
+    >>> from runners.tasks.data import embedded_tokenizer, load_embedded
     >>> from runners.tasks import get_task
     >>> tokenizer = embedded_tokenizer()
     >>> model = T5ForConditionalGeneration(T5Config(vocab_size=len(tokenizer), d_model=32, d_kv=8, d_ff=64,

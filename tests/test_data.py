@@ -12,8 +12,8 @@ import pyarrow.parquet
 import pytest
 import sentencepiece
 
-from runners import data
-from runners.data import DataError, embedded_tokenizer, load_embedded, load_task_splits
+from runners.tasks import data
+from runners.tasks.data import DataError, embedded_tokenizer, load_embedded, load_task_splits
 from runners.embedded import build
 from runners.tasks import get_task
 

@@ -13,7 +13,7 @@ from transformers import T5ForConditionalGeneration
 import surgery
 from conftest import write_rte
 from runners import finetune
-from runners.data import embedded_tokenizer, load_task_splits
+from runners.tasks.data import embedded_tokenizer, load_task_splits
 from runners.results import RunResult, csv_table, markdown_table, read_jsonl, summarize
 from runners.tasks import get_task
 from runners.train_eval import evaluate

@@ -11,7 +11,7 @@ import sklearn.metrics
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from runners import metrics
+from runners.tasks import metrics
 from runners.tasks import TASKS, Task, get_task
 
 # scikit-learn costs about a millisecond a call: fewer examples keep the file fast on a busy CPU.

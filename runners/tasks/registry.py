@@ -40,9 +40,9 @@ Rows use the Hugging Face column names. A label may be given as its index (``0``
 * **stsb**: the target is ``round(label * 5) / 5`` (Python's half-to-even rounding, like
   ``tf.round``) with one decimal: the 0.2 grid "0.0", "0.2", ..., "5.0" (26 strings over STS-B's
   0..5 range; never the 0.1 grid of the authors' code). Scoring parses predictions as floats
-  (see :func:`runners.metrics.parse_scores`) and correlates them with the raw gold scores.
+  (see :func:`runners.tasks.metrics.parse_scores`) and correlates them with the raw gold scores.
 
-Scores are on the paper's 0..100 scale; see :mod:`runners.metrics` for how a prediction that is
+Scores are on the paper's 0..100 scale; see :mod:`runners.tasks.metrics` for how a prediction that is
 not a valid label is counted (always as wrong).
 
 >>> task = get_task("rte")
@@ -59,7 +59,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from runners import metrics
+from . import metrics
 
 __all__ = ["Task", "TASKS", "get_task"]
 
@@ -273,7 +273,7 @@ class Task:
         """The paper's metrics (0..100) of decoded ``predictions`` against ``rows``' gold labels.
 
         Predictions are stripped of surrounding whitespace; anything else that is not a valid
-        label counts as wrong (rules in :mod:`runners.metrics`).
+        label counts as wrong (rules in :mod:`runners.tasks.metrics`).
         """
         if len(predictions) != len(rows):
             raise ValueError(f"task {self.name!r}: {len(predictions)} predictions for {len(rows)} rows")

@@ -20,6 +20,10 @@ STS-B (parse_scores)   is replaced by the end of the 0..5 scale farthest from th
 multirc_scores         as f1_binary for F1a; its question fails exact match
 =====================  ==================================================================
 
+These rules are why the metrics are written out here (scikit-learn, a test-only dependency, would
+count an invalid prediction as a class of its own); the tests check every function against
+scikit-learn / SciPy with the invalid predictions mapped as the table says.
+
 >>> accuracy(["yes", "no", "maybe"], ["yes", "no", "no"])
 66.66666666666667
 >>> round(f1_binary(["yes", "garbage"], ["yes", "yes"], positive="yes"), 2)

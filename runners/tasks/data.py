@@ -26,7 +26,9 @@ quote handling, as GLUE ships them. Every row is checked by formatting it with
 :meth:`Task.to_text`, so a bad label is reported with its file and line.
 
 Everything that can go wrong with the data raises :class:`DataError` with a message naming the
-file (and line, column, or expected paths) — never a parser's traceback.
+file (and line, column, or expected paths) — never a parser's traceback. That is why local files
+go through these small readers and not ``datasets.load_dataset("csv", ...)``, whose errors name
+neither the file's line nor the task's column.
 
 >>> splits = load_embedded()
 >>> {name: len(rows) for name, rows in splits.items()}
@@ -43,7 +45,7 @@ import warnings
 from collections.abc import Callable, Hashable, Iterable
 from pathlib import Path
 
-from runners.tasks import Task, get_task
+from .registry import Task, get_task
 
 __all__ = [
     "DataError",
@@ -61,7 +63,7 @@ __all__ = [
     "embedded_tokenizer",
 ]
 
-EMBEDDED_DIR = Path(__file__).resolve().parent / "embedded"
+EMBEDDED_DIR = Path(__file__).resolve().parents[1] / "embedded"
 FILE_SUFFIXES = (".csv", ".tsv", ".json", ".jsonl", ".parquet")
 LARGE_VALIDATION_SIZE = 1000
 
