@@ -12,7 +12,7 @@ Inputs:
 * ``--scores``: any CSV with a ``recipe`` column and a score column (``--score-column``, else
   ``score``, else ``mean``); other columns are ignored. Several rows for one recipe are averaged;
   with a ``task`` column, within each task first and then over tasks, as the paper averages GLUE
-  tasks. So the finetune runner's ``results.csv`` (``python -m runners.results``: columns recipe,
+  tasks. So the finetune runner's ``results.csv`` (``python -m runners.finetune.results``: columns recipe,
   task, metric, mean, ...) is accepted as it is. A minimal file::
 
       recipe,score

@@ -20,8 +20,8 @@ from safetensors.torch import load_file
 
 from conftest import write_rte
 from runners import finetune
-from runners.results import RunResult
-from runners.train_batches import global_batches, shard
+from runners.finetune.batches import global_batches, shard
+from runners.finetune.results import RunResult
 
 REPO = Path(__file__).resolve().parents[1]
 # compacter++ needs d_model / 32 divisible by n = 4; dropout 0: nothing random during training.

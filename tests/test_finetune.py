@@ -13,15 +13,15 @@ from transformers import T5ForConditionalGeneration
 import surgery
 from conftest import write_rte
 from runners import finetune
-from runners.tasks.data import embedded_tokenizer, load_task_splits
-from runners.results import RunResult, csv_table, markdown_table, read_jsonl, summarize
+from runners.finetune.evaluation import evaluate
+from runners.finetune.invocation import resolve_settings
+from runners.finetune.model import build_model, parse_init_overrides
+from runners.finetune.results import RunResult, csv_table, markdown_table, read_jsonl, summarize
+from runners.finetune.run import train_config
+from runners.finetune.state import frozen_checksum
+from runners.finetune.training import linear_warmup_schedule, make_optimizer
 from runners.tasks import get_task
-from runners.train_eval import evaluate
-from runners.train_invocation import resolve_settings
-from runners.train_model import build_model, parse_init_overrides
-from runners.train_run import train_config
-from runners.train_state import frozen_checksum
-from runners.training import linear_warmup_schedule, make_optimizer
+from runners.tasks.data import embedded_tokenizer, load_task_splits
 
 TINY = ["d_model=32", "d_kv=8", "d_ff=64", "num_layers=1", "num_heads=4"]
 
@@ -142,12 +142,12 @@ def test_existing_output_dir_is_not_overwritten_silently(tmp_path, capsys):
 
 
 def test_out_of_gpu_memory_gives_a_hint(monkeypatch, capsys):
-    import runners.train_run
+    import runners.finetune.run
 
     def out_of_memory(*args, **kwargs):
         raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
-    monkeypatch.setattr(runners.train_run, "run_all", out_of_memory)
+    monkeypatch.setattr(runners.finetune.run, "run_all", out_of_memory)
     assert finetune.main(["--batch-size", "100"]) == 3
     error = capsys.readouterr().err
     assert "out of GPU memory" in error and "--grad-accum" in error and "--batch-size" in error

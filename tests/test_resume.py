@@ -15,10 +15,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-import runners.training
+import runners.finetune.training
 from conftest import write_rte
 from runners import finetune
-from runners.results import RunResult, read_jsonl
+from runners.finetune.results import RunResult, read_jsonl
 
 TINY = ["d_model=32", "d_kv=8", "d_ff=64", "num_layers=1", "num_heads=4", "dropout_rate=0.1"]
 RUN = Path("rte") / "adapter" / "seed-7"
@@ -78,7 +78,7 @@ def test_stop_after_steps_then_resume_equals_uninterrupted(uninterrupted, tmp_pa
 def test_interrupt_signal_saves_at_a_step_boundary_and_resumes(uninterrupted, tmp_path, monkeypatch):
     data_dir, reference = uninterrupted
     out = tmp_path / "out"
-    original, calls = runners.training._token_loss_sum, {"count": 0}
+    original, calls = runners.finetune.training._token_loss_sum, {"count": 0}
 
     def send_sigint_during_the_second_step(*args, **kwargs):
         calls["count"] += 1
@@ -86,9 +86,9 @@ def test_interrupt_signal_saves_at_a_step_boundary_and_resumes(uninterrupted, tm
             os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C in the middle of step 2
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(runners.training, "_token_loss_sum", send_sigint_during_the_second_step)
+    monkeypatch.setattr(runners.finetune.training, "_token_loss_sum", send_sigint_during_the_second_step)
     assert finetune.main(arguments(data_dir, out)) == 130
-    monkeypatch.setattr(runners.training, "_token_loss_sum", original)
+    monkeypatch.setattr(runners.finetune.training, "_token_loss_sum", original)
     state = torch.load(out / RUN / "last" / "training_state.pt", weights_only=False)
     assert state["progress"]["global_step"] == 2  # step 2 was finished, then training stopped
 

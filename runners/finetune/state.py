@@ -9,7 +9,7 @@ A resumable checkpoint is a folder::
       rng_state_rank0.pt          python / numpy / torch (CPU and CUDA) RNG states of process 0
       rng_state_rank1.pt          ... one per process
 
-The data order needs no state: it is a pure function of (seed, epoch) (`runners.train_batches`),
+The data order needs no state: it is a pure function of (seed, epoch) (`runners.finetune.batches`),
 so `Progress.epoch` and `Progress.step_in_epoch` say where to continue. A folder is written under
 a temporary name and renamed into place, so an interruption while saving leaves the previous
 checkpoint intact.

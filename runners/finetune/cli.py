@@ -21,11 +21,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from runners.train_invocation import EXIT_OUT_OF_MEMORY, EXIT_USAGE, UsageError, is_main_process, resolve_settings, say
+from .invocation import EXIT_OUT_OF_MEMORY, EXIT_USAGE, UsageError, is_main_process, resolve_settings, say
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from runners.train_settings import DEFAULT_RECIPE, DEMO_RECIPE
+    from .settings import DEFAULT_RECIPE, DEMO_RECIPE
 
     parser = argparse.ArgumentParser(
         prog="python -m runners.finetune",
@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         import torch
 
         try:
-            from runners.train_run import run_all
+            from .run import run_all
 
             settings = resolve_settings(args)
             return run_all(settings, say)
@@ -116,6 +116,3 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 from transformers import GenerationConfig
 
-from .train_batches import collate_sources
+from .batches import collate_sources
 
 
 @dataclass

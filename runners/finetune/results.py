@@ -8,7 +8,7 @@
   mean ± sample standard deviation over seeds, laid out as in the paper's Table 1: one row per
   recipe, one column per task, a task's metrics joined by "/" (e.g. MRPC "F1/accuracy").
 
-``python -m runners.results DIR [DIR ...]`` collects every ``result.json`` under the folders and
+``python -m runners.finetune.results DIR [DIR ...]`` collects every ``result.json`` under the folders and
 prints (and with ``--write`` saves) the combined table, e.g. after running several recipes.
 
 >>> runs = [RunResult("rte", "compacter++", seed, {"accuracy": acc}, trainable_parameters=1000, trainable_percent=0.5)
@@ -225,7 +225,7 @@ def collect(folders: Iterable[str | Path]) -> list[RunResult]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m runners.results",
+    parser = argparse.ArgumentParser(prog="python -m runners.finetune.results",
                                      description="Combine the result.json files of finished runs into one table.")
     parser.add_argument("folders", nargs="+", type=Path, help="output folders of runners.finetune")
     parser.add_argument("--write", type=Path, metavar="DIR", help="also write results.md and results.csv into DIR")

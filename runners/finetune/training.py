@@ -1,15 +1,15 @@
 """The training loop: AdamW + linear warm-up schedule, exact resume, one or many processes.
 
     train(model, tokenizer, task, splits, config)
-      ├─ tokenize splits                               runners.train_batches
+      ├─ tokenize splits                               runners.finetune.batches
       ├─ AdamW(β 0.9/0.999, ε 1e-8, no decay) + linear warm-up/decay    (the paper's protocol)
       ├─ accelerator.prepare(model, optimizer)         DDP under torchrun / accelerate launch
-      ├─ resume: adapter, optimizer, scheduler, RNG, position          runners.train_state
+      ├─ resume: adapter, optimizer, scheduler, RNG, position          runners.finetune.state
       └─ per epoch
            ├─ per global batch (same on every process; each takes its shard)
            │    ├─ micro-batches: forward → summed token loss / tokens in the GLOBAL batch → backward
            │    └─ clip 1.0 → step → schedule; stop here on --stop-after-steps or SIGINT/SIGTERM
-           ├─ greedy generate() on validation → task metrics → best checkpoint   (runners.train_eval)
+           ├─ greedy generate() on validation → task metrics → best checkpoint   (runners.finetune.evaluation)
            └─ resumable checkpoint `last/`
       then: load `best/`, score the test split
 
@@ -45,10 +45,10 @@ from tqdm.auto import tqdm
 import surgery
 
 from .results import JsonlLog
-from .train_batches import (IGNORE_INDEX, EncodedExample, collate, encode_pairs, encode_sources, epoch_permutation,
+from .batches import (IGNORE_INDEX, EncodedExample, collate, encode_pairs, encode_sources, epoch_permutation,
                             global_batches, shard)
-from .train_eval import evaluate
-from .train_state import (Progress, frozen_checksum, load_rng_states, load_training_state, restore_rng_states,
+from .evaluation import evaluate
+from .state import (Progress, frozen_checksum, load_rng_states, load_training_state, restore_rng_states,
                           save_adapter_atomically, save_checkpoint)
 
 ADAM_BETAS = (0.9, 0.999)

@@ -25,11 +25,11 @@ import torch
 
 import surgery
 
-from .train_invocation import EXIT_INTERRUPTED, Settings, UsageError, prepare_output_dir
+from .invocation import EXIT_INTERRUPTED, Settings, UsageError, prepare_output_dir
 from .results import RESULT_FILE, JsonlLog, RunResult, markdown_table, summarize, write_tables
-from .train_model import ModelLoadError, build_model, load_tokenizer, parse_init_overrides, tiny_t5_config
-from .train_settings import DEFAULT_RECIPE, DEMO_RECIPE, LOW_RESOURCE_EPOCHS, SMALL_MODEL_CPU_THREADS, paper_defaults
-from .train_state import STATE_FILE
+from .model import ModelLoadError, build_model, load_tokenizer, parse_init_overrides, tiny_t5_config
+from .settings import DEFAULT_RECIPE, DEMO_RECIPE, LOW_RESOURCE_EPOCHS, SMALL_MODEL_CPU_THREADS, paper_defaults
+from .state import STATE_FILE
 from .training import TrainConfig, TrainingSetupError, make_accelerator, train
 
 Say = Callable[[str], None]

@@ -57,7 +57,7 @@ def say(message: str = "") -> None:
 
 def resolve_settings(args: argparse.Namespace) -> Settings:
     """Merge a resumed run's saved arguments, check them, and fill in seeds and the output folder."""
-    from runners.train_settings import LOW_RESOURCE_EPOCHS
+    from .settings import LOW_RESOURCE_EPOCHS
 
     options = {key: value for key, value in vars(args).items()}
     if args.resume:
