@@ -19,7 +19,7 @@ from runners.finetune.model import build_model, parse_init_overrides
 from runners.finetune.results import RunResult, csv_table, markdown_table, read_jsonl, summarize
 from runners.finetune.run import train_config
 from runners.finetune.state import frozen_checksum
-from runners.finetune.training import linear_warmup_schedule, make_optimizer
+from runners.finetune.training import make_optimizer, make_scheduler
 from runners.tasks import get_task
 from runners.tasks.data import embedded_tokenizer, load_task_splits
 
@@ -211,7 +211,7 @@ def test_optimizer_and_schedule_are_the_papers():
     group = optimizer.param_groups[0]
     assert isinstance(optimizer, torch.optim.AdamW)
     assert (group["betas"], group["eps"], group["weight_decay"], group["lr"]) == ((0.9, 0.999), 1e-8, 0.0, 3e-3)
-    schedule = linear_warmup_schedule(warmup_steps=4, total_steps=12)
+    schedule = make_scheduler(optimizer, warmup_steps=4, total_steps=12).lr_lambdas[0]
     expected = [step / 4 if step < 4 else (12 - step) / 8 for step in range(13)]
     assert [schedule(step) for step in range(13)] == pytest.approx(expected)
 

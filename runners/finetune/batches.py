@@ -95,7 +95,11 @@ def pad(sequences: Sequence[Sequence[int]], value: int) -> torch.Tensor:
 
 
 def collate(examples: Sequence[EncodedExample], pad_token_id: int) -> dict[str, torch.Tensor]:
-    """input_ids / attention_mask (B, S) and labels (B, T) with IGNORE_INDEX on padding."""
+    """input_ids / attention_mask (B, S) and labels (B, T) with IGNORE_INDEX on padding.
+
+    Not `transformers.DataCollatorForSeq2Seq`: it gives the same tensors only for tokenizers that
+    pad on the right; for the others it left-pads the labels too, so T5's decoder would start on padding.
+    """
     input_ids = pad([e.source_ids for e in examples], pad_token_id)
     attention_mask = pad([[1] * len(e.source_ids) for e in examples], 0)
     labels = pad([e.target_ids for e in examples], IGNORE_INDEX)
