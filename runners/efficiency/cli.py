@@ -1,0 +1,162 @@
+"""Efficiency of every recipe on one model, batch and data, measured side by side (paper Table 3).
+
+The command line and the run (the protocol is in the `runners.efficiency` package docstring)::
+
+    main(argv)
+      ├─ parse_args
+      ├─ measure(args)      rows built, warmed up, memory measured, timed round-robin,
+      │                     surgery.apply timed on T5-large
+      └─ report_markdown / write_outputs
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import gc
+import os
+import platform
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from .memory import MemoryMeasurement, measure_peak_memory
+from .ratios import Row, add_ratios, to_row
+from .report import report_markdown, write_outputs
+from .rows import DTYPES, REFERENCE_ROWS, Candidate, build_base_model, describe_error, forward_pass, make_batch
+from .rows import prepare_candidate, row_names, training_step
+from .timing import ApplyTimes, resolve_clock, time_interleaved, time_large_apply
+
+
+def machine_description(device: torch.device) -> str:
+    if device.type == "cuda":
+        where = torch.cuda.get_device_name(device)
+    else:
+        where = f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, torch threads {torch.get_num_threads()}"
+    load = ", load average (1 min) {:.2f}".format(os.getloadavg()[0]) if hasattr(os, "getloadavg") else ""
+    return f"{where}; torch {torch.__version__}; Python {platform.python_version()}{load}"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m runners.efficiency", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--config", choices=("tiny", "t5-small", "t5-base"), default="t5-small",
+                        help="random-init model shapes (default t5-small)")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--source-length", type=int, default=128)
+    parser.add_argument("--target-length", type=int, default=8,
+                        help="label tokens (default 8: MNLI's labels are ≤ 4 tokens with EOS, padded to 8)")
+    parser.add_argument("--recipes", nargs="+", default=None,
+                        help="bundled recipe names or YAML paths (default: every bundled recipe); "
+                             "full-finetune is always added as the reference")
+    parser.add_argument("--steps", type=int, default=1, help="timed steps per row per round")
+    parser.add_argument("--repeats", type=int, default=6, help="interleaved rounds (medians over repeats × steps)")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed steps per row before measuring")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument("--dtype", choices=tuple(DTYPES), default="fp32")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch intra-op threads (default 1; 0 keeps torch's default). On a shared 2-core "
+                             "machine a 2-thread pool stalls whenever another process holds a core: measured "
+                             "steps then vary 10× run to run, single-threaded ones by a few percent")
+    parser.add_argument("--clock", choices=("auto", "cpu", "wall"), default="auto",
+                        help="what the times are: cpu = CPU time of this process (time.process_time), wall = "
+                             "wall clock; auto (default) = cpu on --device cpu, wall on cuda. With one thread, "
+                             "CPU time is the step's compute alone: other processes' load does not enter it")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--learning-rate", type=float, default=3e-4, help="AdamW learning rate (does not affect cost)")
+    parser.add_argument("--large-apply", choices=("meta", "cpu", "none"), default="meta",
+                        help="time surgery.apply on a T5-large config built on this device (default meta); none skips")
+    parser.add_argument("--large-apply-repeats", type=int, default=2)
+    parser.add_argument("--scores", type=Path, default=None,
+                        help="CSV with columns recipe,score (or the finetune runner's results.csv: recipe,task,"
+                             "metric,mean,...; rows are averaged per task, then over tasks): adds a Figure-1-style "
+                             "plot (see runners.plot)")
+    parser.add_argument("--output-dir", type=Path, default=Path("efficiency-results"))
+    args = parser.parse_args(argv)
+    if args.device == "cuda" and args.clock == "cpu":
+        parser.error("--clock cpu does not see GPU time; use wall (the default on cuda)")
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda was asked for, but torch.cuda.is_available() is False")
+    for option in ("batch_size", "source_length", "target_length", "steps", "repeats"):
+        if getattr(args, option) < 1:
+            parser.error(f"--{option.replace('_', '-')} must be ≥ 1")
+    return args
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def run_or_mark_failed(candidate: Candidate, what: str, action: Callable[[], object]) -> object | None:
+    """Run `action`; if it raises, the row records why and drops its model (the run goes on)."""
+    try:
+        return action()
+    except Exception as error:
+        candidate.error = f"{what} failed: {describe_error(error)}"
+        candidate.model = candidate.optimizer = None
+        log(f"{candidate.name}: {candidate.error}")
+        return None
+
+
+def measure(args: argparse.Namespace) -> tuple[list[Row], dict[str, dict[str, list[float]]], ApplyTimes]:
+    """Every measurement of the run; returns the rows, the raw time samples and the T5-large apply times."""
+    device, dtype = torch.device(args.device), DTYPES[args.dtype]
+    base = build_base_model(args.config, device, dtype, args.seed)
+    batch = make_batch(base.config.vocab_size, args.batch_size, args.source_length, args.target_length, device, args.seed + 1)
+
+    candidates = []
+    for name in row_names(args.recipes):
+        candidate = prepare_candidate(name, base, args.learning_rate)
+        log(f"{name}: " + (f"{candidate.trainable:,} trainable ({candidate.percent:.4f}%)" if candidate.ok else candidate.error))
+        candidates.append(candidate)
+    del base
+
+    for candidate in (c for c in candidates if c.ok):
+        for _ in range(args.warmup):
+            run_or_mark_failed(candidate, "training step", lambda: training_step(candidate, batch))
+    log(f"warmed up ({args.warmup} step(s) per row)")
+
+    memory: dict[str, MemoryMeasurement] = {}
+    for candidate in (c for c in candidates if c.ok):
+        measurement = run_or_mark_failed(candidate, "training step", lambda: measure_peak_memory(candidate, batch, device))
+        if isinstance(measurement, MemoryMeasurement):
+            memory[candidate.name] = measurement
+    log("peak memory measured")
+    measured = [c for c in candidates if c.ok]
+
+    actions: dict[str, Callable[[], None]] = {f"step:{c.name}": (lambda c=c: training_step(c, batch)) for c in measured}
+    for c in measured:
+        if c.name in REFERENCE_ROWS:
+            actions[f"forward:{c.name}"] = lambda c=c: forward_pass(c, batch)
+    samples = time_interleaved(actions, device, args.repeats, args.steps,
+                               on_round=lambda r: log(f"timing round {r + 1}/{args.repeats} done"))
+
+    rows = [to_row(c, memory.get(c.name), samples, resolve_clock(args), args.steps) for c in candidates]
+    add_ratios(rows)
+    for candidate in candidates:  # free the models before timing T5-large apply
+        candidate.model = candidate.optimizer = None
+    gc.collect()
+
+    large_apply: ApplyTimes = {}
+    if args.large_apply != "none":
+        recipes = [c.name for c in candidates if c.kind == "recipe" and c.ok]
+        large_apply = time_large_apply(recipes, args.large_apply, args.large_apply_repeats)
+        log("surgery.apply on T5-large timed")
+    return rows, samples, large_apply
+
+
+def main(argv: list[str] | None = None) -> dict[str, Path]:
+    args = parse_args(argv)
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    started = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
+    machine = machine_description(torch.device(args.device))
+    clock = time.perf_counter()
+    rows, samples, large_apply = measure(args)
+    markdown = report_markdown(args, argv, rows, large_apply, started, time.perf_counter() - clock, machine)
+    paths = write_outputs(args, markdown, rows, samples, large_apply)
+    print()
+    print(markdown)
+    print("written: " + ", ".join(str(p) for p in paths.values()))
+    return paths
