@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from typing import Literal
 
-import torch
+import torch  # noqa: F401  (the doctest examples use it)
 from torch import Tensor
 
 ComputePath = Literal["auto", "dense", "factored"]
