@@ -64,7 +64,7 @@ def choose_compute_path(
 ) -> Literal["dense", "factored"]:
     """The compute path ``compute="auto"`` uses while autograd is recording (training).
 
-    Measured with ``python -m runners.bench_phm`` and a wider sweep on 2 CPU cores (torch 2.13,
+    Measured with ``python benchmarks/bench_phm.py`` and a wider sweep on 2 CPU cores (torch 2.13,
     fp32, 1024 tokens = 8×128, forward+backward, factored time / dense time, medians of
     interleaved samples; ±10 % is noise on that machine):
 

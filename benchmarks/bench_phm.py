@@ -2,7 +2,7 @@
 
 Run from the repository root::
 
-    python -m runners.bench_phm [--device cpu|cuda] [--repeats N] [--sample-ms 2] [--batch 8] [--seq 128]
+    python benchmarks/bench_phm.py [--device cpu|cuda] [--repeats N] [--sample-ms 2] [--batch 8] [--seq 128]
 
 What it measures. For the T5-small (k=512, d=16) and T5-base (k=768, d=24) adapter shapes, for
 the down (k→d) and up (d→k) projection, for n ∈ {4, 8, 12} where n divides both sizes, and for
@@ -34,14 +34,18 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
 
-from methods.phm import LowRankPHMLinear, PHMLinear
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from methods.phm import LowRankPHMLinear, PHMLinear  # noqa: E402
 
 MODEL_SHAPES: dict[str, tuple[int, int]] = {"t5-small": (512, 16), "t5-base": (768, 24)}
 N_VALUES: tuple[int, ...] = (4, 8, 12)
