@@ -1,0 +1,1 @@
+"""Runners: one package per command (`finetune`, `efficiency`); `tasks` holds what they share."""
