@@ -92,7 +92,7 @@ class Method:
 
 
 METHODS: dict[str, type[Method]] = {}
-_loaded_plugins: set[str] = set()
+_plugins_loaded = False
 
 
 def register_method(cls: type[Method]) -> type[Method]:
@@ -104,12 +104,17 @@ def register_method(cls: type[Method]) -> type[Method]:
 
 
 def load_method_plugins() -> None:
-    """Import every module offered under the entry-point group `PLUGIN_GROUP` (each once)."""
+    """Import every module offered under the entry-point group `PLUGIN_GROUP`, once per process.
+
+    Importing a plug-in runs its `@register_method` decorators. A plug-in that fails to import
+    raises here, and the group is scanned again on the next call.
+    """
+    global _plugins_loaded
+    if _plugins_loaded:
+        return
     for point in entry_points(group=PLUGIN_GROUP):
-        if point.value in _loaded_plugins:
-            continue
         point.load()
-        _loaded_plugins.add(point.value)
+    _plugins_loaded = True
 
 
 def registered_methods() -> dict[str, type[Method]]:

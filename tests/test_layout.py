@@ -119,7 +119,10 @@ def test_engine_finds_the_bundled_methods_through_the_entry_point_alone():
 
 
 def test_an_empty_registry_says_how_to_get_methods(monkeypatch):
+    groups: list[str] = []
     monkeypatch.setattr(surgery.method, "METHODS", {})
-    monkeypatch.setattr(surgery.method, "entry_points", lambda group: [])
+    monkeypatch.setattr(surgery.method, "_plugins_loaded", False)  # restored afterwards, like METHODS
+    monkeypatch.setattr(surgery.method, "entry_points", lambda group: groups.append(group) or [])
     with pytest.raises(surgery.SurgeryError, match=r"no methods are registered.*pip install -e \."):
         surgery.method.get_method_class("adapter")
+    assert groups == ["t5_surgery.methods"]
