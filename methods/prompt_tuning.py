@@ -18,12 +18,15 @@ decoder's cross-attention, on every path that runs the model:
 * ``generate()`` (greedy and beam) calls the encoder stack directly, once, then the top-level
   ``forward`` with ``encoder_outputs`` and the caller's ``attention_mask`` (repeated per beam).
 
-So the method hooks the two *stacks*, not the top-level forward: a forward pre-hook on the
+So the method hooks the two *stacks* (found by class, wherever the model class keeps them), not
+the top-level forward: a forward pre-hook on the
 encoder stack embeds ``input_ids``, prepends the prompt and prepends ``length`` ones to the
 attention mask; a forward pre-hook on the decoder stack prepends ``length`` ones to
 ``encoder_attention_mask`` when it is exactly ``length`` shorter than ``encoder_hidden_states``
 (a mask that already covers the prompt is left alone). Both hooks see every path above, and the
-model keeps its class and its ``generate()``.
+model keeps its class and its ``generate()``. In encoder-only classes (T5EncoderModel,
+T5ForTokenClassification) a forward hook drops the prompt's positions from the encoder's output,
+so per-token heads, labels and masks keep the input's length.
 
 T5 has relative positions and no position table, so there is no hard length limit; the budget is
 the explicit option ``max_source_length`` (the longest encoder input you will use, prompt included),
@@ -136,6 +139,20 @@ class ExtendCrossAttentionMask:
         return (), kwargs
 
 
+class DropPromptStates:
+    """Forward hook of an encoder-only model's stack: its output states lose the prompt's positions
+    (they attended to the prompt; the outputs line up with the input tokens again)."""
+
+    def __init__(self, prompt: SoftPrompt):
+        self.prompt = prompt
+
+    def __call__(self, stack: nn.Module, args: tuple[Any, ...], output: Any) -> Any:
+        if isinstance(output, tuple):
+            return (output[0][:, self.prompt.length:], *output[1:])
+        output.last_hidden_state = output.last_hidden_state[:, self.prompt.length:]
+        return output
+
+
 @dataclass
 class PromptTuningOptions:
     """Options of the `prompt_tuning` method (see the module docstring)."""
@@ -216,11 +233,14 @@ class PromptTuning(Method):
         prompt = SoftPrompt(initial)
         getattr(model, STATE).add_module("prompt", prompt)
 
-        encoder = model.get_encoder() if hasattr(model, "get_encoder") else model.encoder
-        encoder.register_forward_pre_hook(PrependPromptToEncoder(prompt), with_kwargs=True)
-        decoder = getattr(model, "decoder", None)
-        if decoder is not None:
-            decoder.register_forward_pre_hook(ExtendCrossAttentionMask(prompt), with_kwargs=True)
+        stacks = {name: model.get_submodule(path) for name, path in family.stack_paths(model).items()}
+        stacks["encoder"].register_forward_pre_hook(PrependPromptToEncoder(prompt), with_kwargs=True)
+        if "decoder" in stacks:
+            stacks["decoder"].register_forward_pre_hook(ExtendCrossAttentionMask(prompt), with_kwargs=True)
+        else:
+            # Encoder-only classes (T5EncoderModel, *ForTokenClassification): no decoder reads the
+            # prompt's states, and the caller's per-token heads, labels and masks have the input's length.
+            stacks["encoder"].register_forward_hook(DropPromptStates(prompt))
 
     def trainable_groups(self, model: nn.Module, family: ModelFamily) -> dict[str, list[str]]:
         return {"prompt": [f"{STATE}.prompt.weight"]}

@@ -1,8 +1,11 @@
 """What the engine needs to know about a model family, and nothing about methods.
 
-Adding a family means one `ModelFamily` entry: its block class, the modules the tracer keeps
-opaque (leaves), which leaves are attention and feed-forward sublayers, and its layer norms.
-Sites are then found from the traced dataflow, never from attribute names.
+Adding a family means one `ModelFamily` entry: its block and stack classes, the modules the
+tracer keeps opaque (leaves), which leaves are attention and feed-forward sublayers, and its
+layer norms. Sites are then found from the traced dataflow, never from attribute names, and
+stacks are found by class wherever they sit (``model.encoder`` in T5ForConditionalGeneration,
+``model.transformer.encoder`` in T5ForSequenceClassification). The registered families are in
+`surgery.families`: T5 (v1.0, v1.1 / Flan-T5), mT5, UMT5 and LongT5, every model class of each.
 """
 
 from __future__ import annotations
@@ -11,9 +14,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from torch import nn
-from transformers.models.t5 import modeling_t5
 
 from .errors import SurgeryError
+
+# Attributes that hold a task head in the Hugging Face T5 classes (the `head` train group).
+HEAD_ATTRIBUTES = ("lm_head", "classification_head", "classifier", "qa_outputs")
 
 
 @dataclass(frozen=True)
@@ -31,11 +36,12 @@ class ModelDims:
 
 @dataclass(frozen=True)
 class ModelFamily:
-    """One encoder-decoder family: how to find its blocks and which modules tracing keeps whole."""
+    """One encoder-decoder family: how to find its stacks and blocks, which modules tracing keeps whole."""
 
     name: str
     model_classes: tuple[type[nn.Module], ...]
     block_class: type[nn.Module]
+    stack_class: type[nn.Module]
     attention_classes: tuple[type[nn.Module], ...]
     feed_forward_classes: tuple[type[nn.Module], ...]
     layer_norm_classes: tuple[type[nn.Module], ...]
@@ -51,9 +57,28 @@ class ModelFamily:
     def leaf_classes(self) -> tuple[type[nn.Module], ...]:
         return self.attention_classes + self.feed_forward_classes + self.layer_norm_classes
 
+    def stack_paths(self, model: nn.Module) -> dict[str, str]:
+        """Qualified name of each stack the model has: {"encoder": "transformer.encoder", ...}.
+
+        A stack is a module of the family's stack class; its `is_decoder` flag names it.
+        """
+        found: dict[str, str] = {}
+        for name, module in model.named_modules():
+            if isinstance(module, self.stack_class):
+                stack = "decoder" if getattr(module, "is_decoder", False) else "encoder"
+                if stack in found:
+                    raise SurgeryError(f"{type(model).__name__} holds two {stack} stacks ({found[stack]!r}, {name!r}); "
+                                       "surgery expects one encoder and at most one decoder")
+                found[stack] = name
+        return {stack: found[stack] for stack in self.stacks if stack in found}
+
     def blocks(self, model: nn.Module) -> dict[str, list[nn.Module]]:
-        """The blocks of each stack, in order: {"encoder": [...], "decoder": [...]}."""
-        return {stack: list(getattr(model, stack).block) for stack in self.stacks if hasattr(model, stack)}
+        """The blocks of each stack the model has, in order: {"encoder": [...], "decoder": [...]}."""
+        return {stack: list(model.get_submodule(path).block) for stack, path in self.stack_paths(model).items()}
+
+    def block_paths(self, model: nn.Module) -> dict[str, str]:
+        """Prefix of each stack's block names: {"encoder": "encoder.block", ...}."""
+        return {stack: f"{path}.block" if path else "block" for stack, path in self.stack_paths(model).items()}
 
     def dims(self, model: nn.Module) -> ModelDims:
         config = model.config
@@ -72,26 +97,11 @@ class ModelFamily:
         return bool(getattr(block, "is_decoder", False))
 
 
-T5_FAMILY = ModelFamily(
-    name="t5",
-    model_classes=(modeling_t5.T5PreTrainedModel,),
-    block_class=modeling_t5.T5Block,
-    attention_classes=(modeling_t5.T5Attention,),
-    feed_forward_classes=(modeling_t5.T5DenseActDense, modeling_t5.T5DenseGatedActDense),
-    layer_norm_classes=(modeling_t5.T5LayerNorm,),
-    decoder_only_arguments=("encoder_hidden_states", "encoder_attention_mask", "encoder_decoder_position_bias"),
-)
-
-FAMILIES: list[ModelFamily] = [T5_FAMILY]
-
-
-def detect_family(model: nn.Module) -> ModelFamily:
-    """The registered family `model` belongs to (first match wins), or a clear error."""
-    for family in FAMILIES:
-        if isinstance(model, family.model_classes):
-            return family
-    known = ", ".join(cls.__name__ for family in FAMILIES for cls in family.model_classes)
-    raise SurgeryError(
-        f"model of class {type(model).__name__} belongs to no registered family; supported: {known} "
-        "(register a surgery.family.ModelFamily to add one)"
-    )
+def task_head_modules(model: nn.Module) -> dict[str, nn.Module]:
+    """The model's task head(s) by attribute name: the LM head, a classification, token or QA head."""
+    heads = {}
+    for attribute in HEAD_ATTRIBUTES:
+        module = getattr(model, attribute, None)
+        if isinstance(module, nn.Module):
+            heads[attribute] = module
+    return heads

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable
 from torch import nn
 
 from .errors import RecipeError
-from .family import ModelFamily
+from .family import ModelFamily, task_head_modules
 
 
 def _layer_norm_names(model: nn.Module, family: ModelFamily, in_blocks_only: bool) -> list[str]:
@@ -30,11 +30,24 @@ def _output_layer_names(model: nn.Module, family: ModelFamily) -> list[str]:
     return [name for name, p in model.named_parameters() if id(p) in ids]
 
 
+def _head_names(model: nn.Module, family: ModelFamily) -> list[str]:
+    """Parameters of the task head (like PEFT's `modules_to_save`): a classification, token-classification
+    or QA head, or the LM head of T5ForConditionalGeneration (tied: the shared embedding)."""
+    heads = task_head_modules(model)
+    if not heads:
+        raise RecipeError("train", "head", valid="a model with a task head: *ForConditionalGeneration, *ForSequenceClassification, "
+                                                 "*ForTokenClassification, *ForQuestionAnswering",
+                          reason=f"names a task head, but {type(model).__name__} has none")
+    ids = {id(p) for head in heads.values() for p in head.parameters()}
+    return [name for name, p in model.named_parameters() if id(p) in ids]
+
+
 TRAIN_GROUPS: dict[str, Callable[[nn.Module, ModelFamily], list[str]]] = {
     # The paper trains every layer norm of the model with each parameter-efficient method.
     "layer_norms": lambda model, family: _layer_norm_names(model, family, in_blocks_only=False),
     "block_layer_norms": lambda model, family: _layer_norm_names(model, family, in_blocks_only=True),
     "output_layer": _output_layer_names,
+    "head": _head_names,
     "all": lambda model, family: [name for name, _ in model.named_parameters()],
 }
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from .family import detect_family
+from .families import detect_family
 from .sites import find_sites
 from .tracing import trace_block
 
@@ -20,8 +20,9 @@ def list_sites(model: nn.Module) -> dict[str, list[str]]:
     family = detect_family(model)
     dtype = next(p.dtype for p in model.parameters() if p.is_floating_point())
     sites = {}
+    paths = family.block_paths(model)
     for stack, blocks in family.blocks(model).items():
         for index, block in enumerate(blocks):
-            where = f"{stack}.block.{index}"
+            where = f"{paths[stack]}.{index}"
             sites[where] = list(find_sites(trace_block(block, family, dtype, where=where), block, family))
     return sites

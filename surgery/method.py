@@ -71,6 +71,10 @@ class Method:
     def validate(self, dims: ModelDims, family: ModelFamily) -> None:
         """Raise RecipeError (key "options.<name>") when the options do not fit this model."""
 
+    def validate_base(self, model: nn.Module, family: ModelFamily) -> None:
+        """Raise RecipeError (key "method") when the method cannot work on this base model, e.g.
+        one quantised with bitsandbytes (`surgery.quantization.describe_quantization`)."""
+
     # -- apply time ------------------------------------------------------------------------
     def build_shared(self, dims: ModelDims) -> nn.Module | None:
         """One module shared by all site modules (e.g. Compacter's rule), or None."""

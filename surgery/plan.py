@@ -24,8 +24,10 @@ import torch
 from torch import nn
 
 from .errors import RecipeError, SurgeryError
-from .family import ModelDims, ModelFamily, detect_family
+from .families import detect_family
+from .family import ModelDims, ModelFamily
 from .groups import TRAIN_GROUPS, check_train_groups, freeze_all_but
+from .quantization import refuse_integer_tensors
 from .method import Method, SiteContext, get_method_class
 from .options import parse_options
 from .recipe import Recipe, load_recipe, select_layers
@@ -91,7 +93,7 @@ class Plan:
         graph = nx.DiGraph()
         graph.add_node("model", kind="model", recipe=self.recipe.name)
         for s in self.splices:
-            block = f"{s.stack}.block.{s.layer}"
+            block = s.module_path.rsplit(f".{SPLICED}.", 1)[0]
             graph.add_edge("model", s.stack)
             graph.add_edge(s.stack, block)
             graph.add_edge(block, f"{block}:{s.site}")
@@ -133,11 +135,11 @@ def _execute(model: nn.Module, recipe: Recipe, method: Method, family: ModelFami
     model.add_module(STATE, state)
 
     splices: list[PlannedSplice] = []
-    blocks = family.blocks(model)
+    blocks, block_paths = family.blocks(model), family.block_paths(model)
     for stack, chosen in layers.items():
         for index in chosen:
             block = blocks[stack][index]
-            where = f"{stack}.block.{index}"
+            where = f"{block_paths[stack]}.{index}"
             graph = trace_block(block, family, dtype, where=where)
             offered = find_sites(graph, block, family)
             modules = {}
@@ -160,12 +162,16 @@ def _execute(model: nn.Module, recipe: Recipe, method: Method, family: ModelFami
     groups["shared"] = [n for n in names if n.startswith(f"{STATE}.shared.") and n in already_trainable]
     groups.update(method.trainable_groups(model, family))
     for group in recipe.train:
-        groups[group.replace("_", " ")] = TRAIN_GROUPS[group](model, family)
+        members = TRAIN_GROUPS[group](model, family)
+        if not members:
+            raise RecipeError("train", group, valid=sorted(TRAIN_GROUPS), reason=f"selects no parameter of {type(model).__name__}")
+        groups[group.replace("_", " ")] = members
     seen: set[str] = set()
     for group, members in groups.items():
         groups[group] = [n for n in dict.fromkeys(members) if n not in seen]
         seen.update(groups[group])
     groups = {g: m for g, m in groups.items() if m}
+    refuse_integer_tensors(model, groups, recipe.train)
     state.groups = groups
     freeze_all_but(model, seen)
     return splices, groups
@@ -188,8 +194,11 @@ def _resolve(model: nn.Module, recipe: Recipe) -> tuple[Method, ModelFamily, Mod
     if not method.uses_sites and recipe.sites:
         raise RecipeError("sites", list(recipe.sites), valid="no sites", reason=f"is given, but method {method.name!r} inserts nothing at sites")
     for stack in recipe.layers:
-        if stack not in dims.stack_depths:
-            raise RecipeError("layers", stack, valid=list(dims.stack_depths), reason="is not a stack of this model")
+        # A stack the recipe only defaulted (`all`) is skipped where the model lacks it.
+        if stack not in dims.stack_depths and (stack in recipe.explicit_stacks or stack not in family.stacks):
+            raise RecipeError("layers", stack, valid=list(dims.stack_depths),
+                              reason=f"is not a stack of this model ({type(model).__name__} has {', '.join(dims.stack_depths)})")
+    method.validate_base(model, family)
     layers = {}
     if method.uses_sites:
         layers = {stack: select_layers(f"layers.{stack}", recipe.layers[stack], depth) for stack, depth in dims.stack_depths.items()}

@@ -11,6 +11,11 @@ layers:                         # per stack: all | none | [0, 2, "4-7"] | {skip_
 train: [layer_norms]            # extra parameter groups to train (surgery.groups.TRAIN_GROUPS)
 ```
 
+``layers`` is either one selection for every stack the model has (``layers: all``,
+``layers: {skip_first: 5}``) or a mapping per stack. A stack the recipe does not name defaults
+to ``all`` and is skipped where the model lacks it (T5EncoderModel has no decoder); a stack the
+recipe names must exist, or the plan fails naming it.
+
 A recipe is a bundled name (``"compacter++"`` or ``"compacter++.yaml"``), a path, or a dict.
 `load_recipe` only checks the recipe's shape; fitting it to a model is the plan's job.
 """
@@ -42,6 +47,8 @@ class Recipe:
     sites: tuple[str, ...] = ()
     layers: dict[str, LayerSpec] = field(default_factory=dict)
     train: tuple[str, ...] = ()
+    # Stacks the recipe names in `layers` (they must exist); the others default to "all" where present.
+    explicit_stacks: tuple[str, ...] = ()
     description: str = ""
     source: dict[str, Any] = field(default_factory=dict, compare=False)
 
@@ -58,6 +65,11 @@ def load_recipe(recipe: str | Path | dict | Recipe) -> Recipe:
     ('after_ffn',)
     >>> load_recipe({"method": "adapter", "sites": ["after_ffn"]}).layers
     {'encoder': 'all', 'decoder': 'all'}
+    >>> recipe = load_recipe({"method": "adapter", "sites": ["after_ffn"], "layers": {"decoder": [0]}})
+    >>> recipe.layers, recipe.explicit_stacks
+    ({'encoder': 'all', 'decoder': [0]}, ('decoder',))
+    >>> load_recipe({"method": "adapter", "sites": ["after_ffn"], "layers": {"skip_first": 1}}).explicit_stacks
+    ()
     """
     if isinstance(recipe, Recipe):
         return recipe
@@ -105,12 +117,7 @@ def parse_recipe(mapping: dict[str, Any], default_name: str = "custom") -> Recip
             raise RecipeError("sites", site, valid=SITE_NAMES)
     if len(set(sites)) != len(sites):
         raise RecipeError("sites", sites, reason="names a site twice")
-    layers = mapping.get("layers") or {}
-    if not isinstance(layers, dict):
-        raise RecipeError("layers", layers, valid="a mapping stack → selection, e.g. {encoder: all, decoder: {skip_first: 5}}")
-    layers = {"encoder": "all", "decoder": "all", **layers}
-    for stack, spec in layers.items():
-        _check_layer_spec(f"layers.{stack}", spec)
+    layers, explicit_stacks = _parse_layers(mapping.get("layers"))
     train = mapping.get("train") or []
     if isinstance(train, str):
         train = [train]
@@ -123,9 +130,26 @@ def parse_recipe(mapping: dict[str, Any], default_name: str = "custom") -> Recip
         sites=tuple(sites),
         layers=layers,
         train=tuple(train),
+        explicit_stacks=explicit_stacks,
         description=str(mapping.get("description", "")),
         source=dict(mapping),
     )
+
+
+def _parse_layers(layers: Any) -> tuple[dict[str, LayerSpec], tuple[str, ...]]:
+    """(selection per stack, the stacks named explicitly) from a recipe's `layers` value."""
+    if layers is None:
+        layers = {}
+    is_one_selection = layers in ("all", "none") or isinstance(layers, list) or (isinstance(layers, dict) and "skip_first" in layers)
+    if is_one_selection:  # the same selection in every stack the model has
+        _check_layer_spec("layers", layers)
+        return {"encoder": layers, "decoder": layers}, ()
+    if not isinstance(layers, dict):
+        raise RecipeError("layers", layers, valid="one selection for every stack (all, none, [0, 2], {skip_first: 5}) "
+                                                  "or a mapping stack → selection, e.g. {encoder: all, decoder: {skip_first: 5}}")
+    for stack, spec in layers.items():
+        _check_layer_spec(f"layers.{stack}", spec)
+    return {"encoder": "all", "decoder": "all", **layers}, tuple(layers)
 
 
 _RANGE = re.compile(r"^\s*(\d+)\s*-\s*(\d+)\s*$")

@@ -77,7 +77,7 @@ def spliced_class(block_class: type[nn.Module]) -> type[nn.Module]:
 
 def __getattr__(name: str) -> type[nn.Module]:
     """Resolve `surgery.splice.Spliced<Block>` for unpickling in a fresh process."""
-    from .family import FAMILIES
+    from .families import FAMILIES
 
     for family in FAMILIES:
         if name == f"Spliced{family.block_class.__name__}":

@@ -22,7 +22,7 @@ from torch import nn
 from transformers import T5Config, T5ForConditionalGeneration
 
 import surgery
-from surgery.family import detect_family
+from surgery.families import detect_family
 from surgery.splice import splice_block
 
 FULL = "full-finetune"

@@ -1,0 +1,83 @@
+"""Quantised bases (bitsandbytes 8-bit and 4-bit): what they hold, and what cannot train on them.
+
+A base loaded with ``BitsAndBytesConfig(load_in_8bit=True)`` or ``load_in_4bit=True`` keeps its
+embeddings, layer norms and (by transformers' default) output layer in floating point, while the
+attention and feed-forward linear layers hold integer weights (int8, or 4-bit values packed in
+uint8). Integer tensors have no gradients, so
+
+* methods that add modules beside the frozen weights (adapters, Compacter, prompt tuning) work;
+* a method or train group that would train an integer tensor is refused at plan time
+  (`refuse_integer_tensors`), and methods that rewrite every weight say why they cannot
+  (`Method.validate_base`, e.g. full fine-tuning, BitFit, Intrinsic-SAID).
+
+>>> from transformers import T5Config, T5ForConditionalGeneration
+>>> model = T5ForConditionalGeneration(T5Config(d_model=16, d_kv=4, d_ff=32, num_layers=1, num_heads=2, vocab_size=32))
+>>> describe_quantization(model) is None        # an ordinary float model
+True
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torch import nn
+
+from .errors import RecipeError
+
+
+@dataclass(frozen=True)
+class QuantizedBase:
+    """How much of a base model is quantised."""
+
+    kinds: tuple[str, ...]            # e.g. ("8-bit",), ("4-bit",)
+    quantized_layers: tuple[str, ...]  # qualified names of the quantised linear layers
+    integer_tensors: tuple[str, ...]   # parameters that are not floating point
+    total_tensors: int
+
+    def __str__(self) -> str:
+        return (f"a {'/'.join(self.kinds) or 'quantised'} base: {len(self.quantized_layers)} bitsandbytes linear layers, "
+                f"{len(self.integer_tensors)} of its {self.total_tensors} parameter tensors are integer "
+                f"(e.g. {self.integer_tensors[0] if self.integer_tensors else '—'})")
+
+
+def _kind(module: nn.Module) -> str | None:
+    cls = type(module)
+    if not cls.__module__.startswith("bitsandbytes"):
+        return None
+    if "4bit" in cls.__name__:
+        return "4-bit"
+    if "8bit" in cls.__name__:
+        return "8-bit"
+    return None
+
+
+def describe_quantization(model: nn.Module) -> QuantizedBase | None:
+    """What of `model` is quantised, or None for a model with only floating-point parameters."""
+    layers, kinds = [], []
+    for name, module in model.named_modules():
+        kind = _kind(module)
+        if kind is not None:
+            layers.append(name)
+            if kind not in kinds:
+                kinds.append(kind)
+    parameters = list(model.named_parameters())
+    integer = tuple(name for name, p in parameters if not p.is_floating_point())
+    if not layers and not integer:
+        return None
+    return QuantizedBase(tuple(kinds), tuple(layers), integer, len(parameters))
+
+
+def refuse_integer_tensors(model: nn.Module, groups: dict[str, list[str]], recipe_groups: tuple[str, ...] = ()) -> None:
+    """RecipeError when a trained group holds an integer (quantised) tensor, which cannot have gradients.
+
+    `recipe_groups`: the recipe's `train` entries (errors in those name the key `train`, others `method`).
+    """
+    parameters = dict(model.named_parameters())
+    for group, names in groups.items():
+        integer = [name for name in names if not parameters[name].is_floating_point()]
+        if integer:
+            key = "train" if group.replace(" ", "_") in recipe_groups else "method"
+            raise RecipeError(key, group.replace(" ", "_") if key == "train" else group, reason=(
+                f"would train {len(integer)} integer tensors (e.g. {integer[0]}, dtype {parameters[integer[0]].dtype}): "
+                "the base is quantised (bitsandbytes 8-bit/4-bit), and quantised weights cannot be trained; "
+                "train adapters beside them (adapter, compacter, compacter++, prompt tuning) or load the base unquantised"))
