@@ -17,8 +17,10 @@ from .report import Report
 from .sites import SITE_NAMES
 from .checkpoint import load_adapter, save_adapter
 from .inspect import list_sites
+from .pretrained import from_pretrained, push_to_hub
 
 __all__ = [
     "CheckpointError", "Plan", "Recipe", "RecipeError", "Report", "SITE_NAMES", "SurgeryError", "TraceError",
-    "apply", "bundled_recipes", "list_sites", "load_adapter", "load_recipe", "plan", "report", "save_adapter",
+    "apply", "bundled_recipes", "from_pretrained", "list_sites", "load_adapter", "load_recipe", "plan", "push_to_hub",
+    "report", "save_adapter",
 ]

@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,11 @@ from .sites import SITE_NAMES, find_sites
 from .naming import SPLICED, STATE, is_added
 from .splice import splice_block
 from .tracing import trace_block
+
+
+# Called with the model at the end of every `apply`. `surgery.pretrained` adds the hook that makes
+# `model.save_pretrained` write the adapter files too (it cannot be imported here: it saves adapters).
+AFTER_APPLY: list[Callable[[nn.Module], None]] = []
 
 
 class SurgeryState(nn.Module):
@@ -249,6 +255,8 @@ def apply(model: nn.Module, recipe: str | Path | dict | Recipe | Plan) -> Report
         raise SurgeryError("this plan was made for a model of another shape; make a new plan for this model")
     _execute(model, the_plan.recipe, the_plan.method, family, dims, layers)
     model._surgery_plan = the_plan
+    for callback in AFTER_APPLY:
+        callback(model)
     return report(model)
 
 

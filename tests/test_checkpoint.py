@@ -11,6 +11,7 @@ from safetensors.torch import load_file
 import surgery
 from conftest import tiny_model
 from surgery import CheckpointError
+from surgery.checkpoint import CONFIG_FILE, WEIGHTS_FILE
 
 COMPACTER_TINY = {**surgery.load_recipe("compacter").source, "options": {**surgery.load_recipe("compacter").options, "n": 2}}
 
@@ -44,11 +45,11 @@ def test_checkpoint_holds_only_trained_tensors_and_the_shared_rule_once(batch, t
     model = tiny_model()
     surgery.apply(model, COMPACTER_TINY)
     folder = surgery.save_adapter(model, tmp_path)
-    tensors = load_file(folder / "adapter_model.safetensors")
+    tensors = load_file(folder / WEIGHTS_FILE)
     trained = {n for n, p in model.named_parameters() if p.requires_grad}
     assert set(tensors) == trained
     assert [n for n in tensors if tuple(tensors[n].shape) == (2, 2, 2)] == ["surgery.shared.weight"]
-    config = json.loads((folder / "adapter_config.json").read_text())
+    config = json.loads((folder / CONFIG_FILE).read_text())
     assert config["recipe"]["name"] == "compacter" and config["base"]["d_model"] == 64
 
 

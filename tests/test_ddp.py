@@ -22,6 +22,7 @@ from conftest import write_rte
 from runners import finetune
 from runners.finetune.batches import global_batches, shard
 from runners.finetune.results import RunResult
+from surgery.checkpoint import WEIGHTS_FILE
 
 REPO = Path(__file__).resolve().parents[1]
 # compacter++ needs d_model / 32 divisible by n = 4; dropout 0: nothing random during training.
@@ -37,7 +38,7 @@ def arguments(data_dir: Path, output_dir: Path, *extra: str) -> list[str]:
 
 
 def trained_tensors(output_dir: Path) -> dict[str, torch.Tensor]:
-    return load_file(output_dir / RUN / "last" / "adapter_model.safetensors")
+    return load_file(output_dir / RUN / "last" / WEIGHTS_FILE)
 
 
 def assert_close_tensors(found: dict[str, torch.Tensor], expected: dict[str, torch.Tensor], tolerance: float) -> None:

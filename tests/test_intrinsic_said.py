@@ -14,6 +14,7 @@ import surgery
 from conftest import losses_on_a_fixed_mapping, tiny_model
 from methods.fastfood import Fastfood, fwht
 from surgery.errors import RecipeError
+from surgery.checkpoint import WEIGHTS_FILE
 
 VARIANTS = ["v1.0", "v1.1"]
 DIMENSION = 300
@@ -272,7 +273,7 @@ def test_adapter_checkpoint_holds_only_z_and_lambda_and_round_trips(variant, bat
         model.surgery.intrinsic.z.normal_(std=0.1)
         model.surgery.intrinsic.scales.uniform_(0.5, 2.0)
     folder = surgery.save_adapter(model, tmp_path / variant)
-    stored = load_file(folder / "adapter_model.safetensors")
+    stored = load_file(folder / WEIGHTS_FILE)
     assert sorted(stored) == ["surgery.intrinsic.scales", "surgery.intrinsic.z"]
     assert sum(t.numel() for t in stored.values()) == DIMENSION
     fresh = tiny_model(variant)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from surgery.checkpoint import WEIGHTS_FILE
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -14,7 +15,7 @@ def test_readme_python_example_runs(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     namespace: dict = {}
     exec(compile(blocks[0], "README.md", "exec"), namespace)  # noqa: S102
-    assert (tmp_path / "my-adapter" / "adapter_model.safetensors").is_file()
+    assert (tmp_path / "my-adapter" / WEIGHTS_FILE).is_file()
     assert namespace["report"].trainable == sum(p.numel() for p in namespace["model"].parameters() if p.requires_grad)
 
 

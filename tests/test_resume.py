@@ -19,6 +19,7 @@ import runners.finetune.training
 from conftest import write_rte
 from runners import finetune
 from runners.finetune.results import RunResult, read_jsonl
+from surgery.checkpoint import WEIGHTS_FILE
 
 TINY = ["d_model=32", "d_kv=8", "d_ff=64", "num_layers=1", "num_heads=4", "dropout_rate=0.1"]
 RUN = Path("rte") / "adapter" / "seed-7"
@@ -32,7 +33,7 @@ def arguments(data_dir: Path, output_dir: Path, *extra: str) -> list[str]:
 
 
 def adapter_tensors(folder: Path) -> dict[str, torch.Tensor]:
-    return load_file(folder / "adapter_model.safetensors")
+    return load_file(folder / WEIGHTS_FILE)
 
 
 def log_without_timings(path: Path) -> list[dict]:

@@ -3,8 +3,9 @@
 A resumable checkpoint is a folder::
 
     last/
-      adapter_model.safetensors   the trained tensors      (surgery.save_adapter)
-      adapter_config.json         recipe + base fingerprint
+      t5_surgery_adapter.safetensors  the trained tensors      (surgery.save_adapter)
+      t5_surgery_adapter.json         recipe + base fingerprint
+      README.md                       model card
       training_state.pt           optimizer, scheduler, grad scaler, Progress, base checksum
       rng_state_rank0.pt          python / numpy / torch (CPU and CUDA) RNG states of process 0
       rng_state_rank1.pt          ... one per process

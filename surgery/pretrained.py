@@ -1,0 +1,154 @@
+"""A spliced model and transformers' save_pretrained / from_pretrained, and the Hugging Face Hub.
+
+transformers' `from_pretrained` builds the model class from its config, so it cannot know that
+blocks had modules spliced in: it reports their tensors as UNEXPECTED and drops them. So
+
+* `surgery.apply` gives the model its own `save_pretrained` (`SaveSplicedPretrained`): the
+  usual transformers save (base and inserted tensors in ``model.safetensors``), then the adapter
+  files and a model card beside it, which say how to load it back;
+* `surgery.from_pretrained(folder_or_repo)` brings such a folder back whole: the base class from
+  the folder, the recipe applied, the trained tensors loaded. Given an adapter folder (or repo)
+  instead, it loads the base model the adapter records, then the adapter (like PEFT's
+  ``AutoPeftModel.from_pretrained``);
+* `surgery.push_to_hub(model, repo_id)` uploads the adapter folder (tensors, recipe, card) with
+  `huggingface_hub`; `load_adapter` and `from_pretrained` accept the repo id.
+
+>>> import surgery, tempfile, torch
+>>> from transformers import T5Config, T5ForConditionalGeneration
+>>> model = T5ForConditionalGeneration(T5Config(d_model=128, d_kv=16, d_ff=256, num_layers=2, num_heads=4, vocab_size=100))
+>>> _ = surgery.apply(model, "compacter++")
+>>> folder = tempfile.mkdtemp()
+>>> model.save_pretrained(folder)
+>>> again = surgery.from_pretrained(folder)
+>>> ids = torch.tensor([[5, 6, 7]])
+>>> bool((again.eval()(input_ids=ids, decoder_input_ids=ids).logits == model.eval()(input_ids=ids, decoder_input_ids=ids).logits).all())
+True
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import transformers
+from torch import nn
+
+from .checkpoint import read_adapter_config, write_adapter
+from .checkpoint import load_adapter as _load_adapter
+from .distributed import rank
+from .errors import CheckpointError
+from .hub import resolve_folder
+from .plan import AFTER_APPLY
+
+logger = logging.getLogger(__name__)
+
+
+class SaveSplicedPretrained:
+    """Set as `model.save_pretrained` by `surgery.apply`: transformers' save, then the adapter files."""
+
+    def __init__(self, model: nn.Module):
+        self.model = model
+
+    def __call__(self, save_directory: str | Path, *args: Any, **kwargs: Any) -> Any:
+        model = self.model
+        result = type(model).save_pretrained(model, save_directory, *args, **kwargs)
+        if kwargs.get("is_main_process", True):
+            write_adapter(model, save_directory, kind="model")
+            logger.info("%s holds a spliced model: load it whole with surgery.from_pretrained(%r) "
+                        "(transformers' from_pretrained would load only the base)", save_directory, str(save_directory))
+        return result
+
+
+def install_save_hook(model: nn.Module) -> None:
+    """Give a spliced model the `save_pretrained` that keeps its adapter (done by every `surgery.apply`)."""
+    if hasattr(type(model), "save_pretrained"):
+        model.save_pretrained = SaveSplicedPretrained(model)
+
+
+AFTER_APPLY.append(install_save_hook)
+
+
+# Names of the tensors surgery adds (surgery.naming), as transformers' ignore patterns.
+_ADDED_PATTERNS = {r"\.spliced\.", r"^surgery\.", r"(^|\.)surgery_"}
+
+
+@contextmanager
+def _spliced_keys_expected(cls: type):
+    """While building the base, transformers would report the spliced tensors as UNEXPECTED (they are
+    loaded next, by `load_adapter`): let the class ignore exactly those names, nothing else."""
+    own = "_keys_to_ignore_on_load_unexpected" in cls.__dict__
+    previous = cls.__dict__.get("_keys_to_ignore_on_load_unexpected")
+    cls._keys_to_ignore_on_load_unexpected = set(getattr(cls, "_keys_to_ignore_on_load_unexpected", None) or ()) | _ADDED_PATTERNS
+    try:
+        yield
+    finally:
+        if own:
+            cls._keys_to_ignore_on_load_unexpected = previous
+        else:
+            del cls._keys_to_ignore_on_load_unexpected
+
+
+def _model_class(name: str, given: type | None) -> type:
+    if given is not None:
+        return given
+    cls = getattr(transformers, name, None)
+    if cls is None:
+        raise CheckpointError(f"the checkpoint's model class {name!r} is not in transformers {transformers.__version__}; "
+                              "pass model_class=")
+    return cls
+
+
+def from_pretrained(name_or_path: str | Path, *, model_class: type | None = None, base_model: str | None = None,
+                    revision: str | None = None, token: str | bool | None = None, **kwargs: Any) -> nn.Module:
+    """The spliced model in a folder or Hub repo: one written by `model.save_pretrained`, or an adapter.
+
+    Args:
+        name_or_path: a local folder or a Hub repo id.
+        model_class: the transformers class to build (default: the one the checkpoint records).
+        base_model: for an adapter folder, the base to load instead of the one it records
+            (e.g. a local copy of it).
+        revision, token: for the Hub.
+        **kwargs: passed to the class's `from_pretrained` (dtype, device_map, quantization_config, ...).
+    """
+    folder = resolve_folder(name_or_path, revision, token)
+    record = read_adapter_config(folder)
+    cls = _model_class(record["base"]["model_class"], model_class)
+    if (folder / "config.json").is_file() and base_model is None:
+        with _spliced_keys_expected(cls):
+            model = cls.from_pretrained(folder, **kwargs)
+    else:
+        origin = record.get("base_model") or {}
+        name = base_model or origin.get("repo_id") or origin.get("name_or_path")
+        if not name:
+            raise CheckpointError(f"{folder} does not record its base model (it was trained from a model built in memory); "
+                                  "pass base_model=NAME_OR_PATH, or load the base yourself and call surgery.load_adapter(model, folder)")
+        if base_model is None and origin.get("revision"):
+            kwargs.setdefault("revision", origin["revision"])
+        model = cls.from_pretrained(name, token=token, **kwargs)
+    _load_adapter(model, folder)
+    return model
+
+
+def push_to_hub(model: nn.Module, repo_id: str, *, private: bool | None = None, token: str | bool | None = None,
+                revision: str | None = None, commit_message: str = "Upload t5-surgery adapter",
+                base_revision: str | None = None) -> Any:
+    """Upload the model's adapter (tensors, recipe, model card) to the Hub repo `repo_id`; returns the commit info.
+
+    `model.push_to_hub` (transformers') uploads the whole spliced model instead; its model card
+    is transformers' own.
+    """
+    import huggingface_hub
+
+    api = huggingface_hub.HfApi(token=token)
+    with tempfile.TemporaryDirectory() as folder:
+        write_adapter(model, folder, kind="adapter", base_revision=base_revision)
+        if rank() != 0:  # under FSDP every rank gathers; rank 0 uploads
+            return None
+        readme = Path(folder) / "README.md"
+        readme.write_text(readme.read_text().replace(folder, repo_id))
+        repo = api.create_repo(repo_id, private=private, exist_ok=True)
+        return api.upload_folder(repo_id=getattr(repo, "repo_id", repo_id), folder_path=folder, revision=revision,
+                                 commit_message=commit_message)
