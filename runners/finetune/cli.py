@@ -73,6 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
     how.add_argument("--precision", choices=("auto", "no", "bf16", "fp16"),
                      help="autocast on GPU (default auto: bf16 where supported, else fp32)")
     how.add_argument("--cpu", action="store_true", default=None, help="train on CPU even if a GPU is present")
+    how.add_argument("--gradient-checkpointing", action="store_true", default=None,
+                     help="recompute each block's activations in the backward pass instead of keeping them "
+                          "(less memory, about a third more compute; the trained result is the same)")
     how.add_argument("--threads", type=int, help="intra-op CPU threads (default: 1 for the random-init model on CPU, "
                                                  "which is fastest for its small matrices; else PyTorch's default)")
     evaluation = parser.add_argument_group("evaluation")

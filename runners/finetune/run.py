@@ -104,6 +104,7 @@ def train_config(options: dict[str, Any], task, method, run_dir: Path, seed: int
         log_every=options.get("log_every") or 10, seed=seed, precision=options.get("precision") or "auto",
         cpu=bool(options.get("cpu")), resume_from=resume_from, stop_after_steps=options.get("stop_after_steps"),
         save_every_steps=options.get("save_every_steps"), progress_bars=not options.get("no_progress"),
+        gradient_checkpointing=bool(options.get("gradient_checkpointing")),
     )
     return config, lr_source
 

@@ -84,6 +84,7 @@ class TrainConfig:
     stop_after_steps: int | None = None       # debugging: save a resumable checkpoint and stop after N steps
     save_every_steps: int | None = None       # also write `last/` every N steps (besides every epoch)
     progress_bars: bool = True
+    gradient_checkpointing: bool = False      # recompute block activations in backward (memory for compute)
     print_epochs: bool = True                 # one summary line per epoch on the main process
 
 
@@ -247,6 +248,13 @@ def train(model: nn.Module, tokenizer, task, splits: dict[str, list[dict]], conf
                                  f"{config.grad_accum} accumulation steps")
     total_steps = steps_per_epoch * config.epochs
 
+    if config.gradient_checkpointing:
+        # Non-reentrant: gradients reach the adapters even though the blocks' inputs need none.
+        # (transformers 5.2x renamed it activation_checkpointing_enable; the old name is deprecated.)
+        if hasattr(model, "activation_checkpointing_enable"):
+            model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+        else:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = make_optimizer(trainable, config.learning_rate)
     scheduler = make_scheduler(optimizer, config.warmup_steps, total_steps)

@@ -1,0 +1,66 @@
+"""runners.finetune on every family's seq2seq class (a local mT5 / UMT5 / LongT5 folder through
+--model), and --gradient-checkpointing (same training, activations recomputed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+import transformers
+from safetensors.torch import load_file
+
+from conftest import write_rte
+from runners import finetune
+from runners.tasks.data import embedded_tokenizer
+from surgery.checkpoint import WEIGHTS_FILE
+
+TINY = {"d_model": 128, "d_kv": 16, "d_ff": 64, "num_layers": 1, "num_decoder_layers": 1, "num_heads": 2,
+        "dropout_rate": 0.0}
+
+
+def run_arguments(data_dir: Path, out: Path, *extra: str) -> list[str]:
+    return ["--task", "rte", "--data-dir", str(data_dir), "--recipe", "compacter++", "--epochs", "1", "--batch-size", "8",
+            "--warmup-steps", "0", "--max-train", "16", "--output-dir", str(out), "--no-progress", "--cpu", *extra]
+
+
+@pytest.mark.parametrize("family", ["MT5", "UMT5", "LongT5"])
+def test_the_runner_trains_a_local_checkpoint_of_each_family(family, tmp_path, capsys):
+    tokenizer = embedded_tokenizer()
+    config = getattr(transformers, f"{family}Config")(vocab_size=len(tokenizer), pad_token_id=0, eos_token_id=1,
+                                                      decoder_start_token_id=0, **TINY)
+    torch.manual_seed(0)
+    getattr(transformers, f"{family}ForConditionalGeneration")(config).save_pretrained(tmp_path / "model")
+    tokenizer.save_pretrained(tmp_path / "model")
+    out = tmp_path / "out"
+    assert finetune.main(run_arguments(write_rte(tmp_path / "rte"), out, "--model", str(tmp_path / "model"))) == 0
+    printed = capsys.readouterr().out
+    assert f"model: {tmp_path / 'model'}" in printed
+    best = out / "rte" / "compacter++" / "seed-42" / "best"
+    tensors = load_file(best / WEIGHTS_FILE)
+    assert "surgery.shared.weight" in tensors and any(".spliced.after_ffn." in name for name in tensors)
+    assert f"for {family}ForConditionalGeneration" in (best / "README.md").read_text()
+
+
+def test_gradient_checkpointing_trains_the_same_adapter(tmp_path, monkeypatch):
+    data_dir = write_rte(tmp_path / "rte")
+    tiny = ["--init-config", "d_model=128", "d_kv=32", "d_ff=64", "num_layers=1", "num_heads=4", "dropout_rate=0.0"]
+    recomputed = []
+    import transformers.modeling_utils as modeling_utils
+
+    original = modeling_utils.checkpoint
+
+    def counting_checkpoint(function, *args, **kwargs):   # what every checkpointed block calls
+        recomputed.append(kwargs.get("use_reentrant"))
+        return original(function, *args, **kwargs)
+
+    monkeypatch.setattr(modeling_utils, "checkpoint", counting_checkpoint)
+    assert finetune.main(run_arguments(data_dir, tmp_path / "plain", *tiny)) == 0
+    assert not recomputed
+    assert finetune.main(run_arguments(data_dir, tmp_path / "checkpointed", *tiny, "--gradient-checkpointing")) == 0
+    assert recomputed and set(recomputed) == {False}     # every block of every step, non-reentrant
+    run = Path("rte") / "compacter++" / "seed-42" / "last" / WEIGHTS_FILE
+    plain, checkpointed = load_file(tmp_path / "plain" / run), load_file(tmp_path / "checkpointed" / run)
+    assert plain.keys() == checkpointed.keys()
+    for name in plain:
+        torch.testing.assert_close(checkpointed[name], plain[name], rtol=0, atol=1e-6, msg=name)
