@@ -38,8 +38,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from surgery.errors import RecipeError
 from surgery.family import ModelDims, ModelFamily
 from surgery.method import Method, register_method
+from surgery.quantization import describe_quantization
 
 BIAS = "surgery_bias"
 
@@ -94,6 +96,16 @@ class BitFit(Method):
     name = "bitfit"
     uses_sites = False
     default_learning_rate = 3e-4
+
+    def validate_base(self, model: nn.Module, family: ModelFamily) -> None:
+        quantized = describe_quantization(model)
+        if quantized is None:
+            return
+        layers = [name for name, module, _ in bias_targets(model, family) if name in set(quantized.quantized_layers)]
+        if layers:
+            raise RecipeError("method", self.name, valid="a float base (load it without quantization_config)", reason=(
+                f"gives each linear layer of the blocks a bias in the dtype of its weight, but {len(layers)} of them "
+                f"(e.g. {layers[0]}) are bitsandbytes-quantised with integer weights: this is {quantized}"))
 
     def transform_model(self, model: nn.Module, family: ModelFamily, dims: ModelDims) -> None:
         for _, module, size in bias_targets(model, family):

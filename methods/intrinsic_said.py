@@ -55,6 +55,7 @@ from surgery.family import ModelDims, ModelFamily
 from surgery.method import Method, register_method
 from surgery.naming import STATE
 from surgery.options import require
+from surgery.quantization import describe_quantization
 
 from .fastfood import Fastfood
 
@@ -128,6 +129,14 @@ class IntrinsicSAID(Method):
         # The bound that depends on the number of tensors is checked in transform_model, which the
         # plan's dry run executes on a meta replica — still before the real model is touched.
         require(self.options.dimension >= 2, "options.dimension", self.options.dimension, "an integer ≥ 2")
+
+    def validate_base(self, model: nn.Module, family: ModelFamily) -> None:
+        quantized = describe_quantization(model)
+        if quantized is not None:
+            covered = quantized.total_tensors - len(quantized.integer_tensors)
+            raise RecipeError("method", self.name, valid="a float base (load it without quantization_config)", reason=(
+                f"reparametrises every weight tensor, but it could cover only {covered} of the {quantized.total_tensors} "
+                f"here: this is {quantized}, and integer tensors cannot take θ₀ + λ·P·z"))
 
     def transform_model(self, model: nn.Module, family: ModelFamily, dims: ModelDims) -> None:
         d = self.options.dimension

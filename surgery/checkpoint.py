@@ -37,6 +37,7 @@ from .hub import resolve_folder
 from .model_card import CARD_FILE, render_model_card
 from .naming import STATE, is_added
 from .plan import apply
+from .quantization import logical_shape
 from .report import Report
 
 FORMAT = "t5-surgery-adapter/2"
@@ -64,7 +65,7 @@ def parameter_shapes(model: nn.Module) -> dict[str, tuple[int, ...]]:
     if is_sharded(model):
         state = sharded_state(model)
         return {name: tuple(state[name].shape) for name in names}
-    return {_clean(name): tuple(p.shape) for name, p in inner.named_parameters()}
+    return {_clean(name): logical_shape(p) for name, p in inner.named_parameters()}
 
 
 def base_fingerprint(model: nn.Module, shapes: dict[str, tuple[int, ...]] | None = None) -> dict[str, Any]:
@@ -131,7 +132,7 @@ def write_adapter(model: nn.Module, directory: str | Path, kind: str = "adapter"
         tensors = gather_full(full_state, names)
     else:
         values = {**{_clean(n): p for n, p in inner.named_parameters()}, **{_clean(n): b for n, b in inner.named_buffers()}}
-        shapes = {_clean(n): tuple(p.shape) for n, p in inner.named_parameters()}
+        shapes = {_clean(n): logical_shape(p) for n, p in inner.named_parameters()}
         tensors = {name: values[name].detach().to("cpu").contiguous() for name in names}
     if tensors is None or (sharded and rank() != 0):
         barrier()  # rank 0 writes; the others wait so the folder is complete when they return

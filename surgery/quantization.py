@@ -35,9 +35,9 @@ class QuantizedBase:
     total_tensors: int
 
     def __str__(self) -> str:
-        return (f"a {'/'.join(self.kinds) or 'quantised'} base: {len(self.quantized_layers)} bitsandbytes linear layers, "
-                f"{len(self.integer_tensors)} of its {self.total_tensors} parameter tensors are integer "
-                f"(e.g. {self.integer_tensors[0] if self.integer_tensors else '—'})")
+        return (f"a base quantised by bitsandbytes ({'/'.join(self.kinds) or 'quantised'}): {len(self.quantized_layers)} "
+                f"quantised linear layers, {len(self.integer_tensors)} of its {self.total_tensors} parameter tensors "
+                f"integer (e.g. {self.integer_tensors[0] if self.integer_tensors else '—'})")
 
 
 def _kind(module: nn.Module) -> str | None:
@@ -65,6 +65,14 @@ def describe_quantization(model: nn.Module) -> QuantizedBase | None:
     if not layers and not integer:
         return None
     return QuantizedBase(tuple(kinds), tuple(layers), integer, len(parameters))
+
+
+def logical_shape(parameter: nn.Parameter) -> tuple[int, ...]:
+    """The shape a parameter stands for: bitsandbytes packs 4-bit weights into (numel / 2, 1) uint8, and
+    keeps the original shape in its quant_state (8-bit weights keep their shape)."""
+    quant_state = getattr(parameter, "quant_state", None)
+    shape = getattr(quant_state, "shape", None)
+    return tuple(shape) if shape is not None else tuple(parameter.shape)
 
 
 def refuse_integer_tensors(model: nn.Module, groups: dict[str, list[str]], recipe_groups: tuple[str, ...] = ()) -> None:
