@@ -18,9 +18,10 @@ from .sites import SITE_NAMES
 from .checkpoint import load_adapter, save_adapter
 from .inspect import list_sites
 from .pretrained import from_pretrained, push_to_hub
+from .sharding import shard_model
 
 __all__ = [
     "CheckpointError", "Plan", "Recipe", "RecipeError", "Report", "SITE_NAMES", "SurgeryError", "TraceError",
     "apply", "bundled_recipes", "from_pretrained", "list_sites", "load_adapter", "load_recipe", "plan", "push_to_hub",
-    "report", "save_adapter",
+    "report", "save_adapter", "shard_model",
 ]

@@ -24,6 +24,7 @@ import networkx as nx
 import torch
 from torch import nn
 
+from .distributed import is_sharded, unwrap
 from .errors import RecipeError, SurgeryError
 from .families import detect_family
 from .family import ModelDims, ModelFamily
@@ -184,6 +185,9 @@ def _execute(model: nn.Module, recipe: Recipe, method: Method, family: ModelFami
 
 
 def _resolve(model: nn.Module, recipe: Recipe) -> tuple[Method, ModelFamily, ModelDims, dict[str, list[int]]]:
+    if unwrap(model) is not model or is_sharded(model):
+        raise SurgeryError(f"the model is wrapped ({type(model).__name__}): apply surgery to the plain model, then wrap it "
+                           "for DDP / FSDP (surgery.shard_model)")
     family = detect_family(model)
     if hasattr(model, STATE):
         raise SurgeryError(
