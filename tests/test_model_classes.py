@@ -172,3 +172,41 @@ def test_every_bundled_recipe_applies_and_runs(class_name, recipe):
     batch = inputs_for(class_name)
     loss_of(class_name, model.train(), batch).backward()
     assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
+
+
+def test_longt5_transient_global_attention_is_a_self_attention_site():
+    base = make("LongT5ForConditionalGeneration", encoder_attention_type="transient-global")
+    assert type(base.encoder.block[0].layer[0]).__name__ == "LongT5LayerTransientGlobalSelfAttention"
+    model = copy.deepcopy(base)
+    assert surgery.list_sites(model)["encoder.block.0"] == ["after_self_attention", "after_ffn"]
+    surgery.apply(model, "adapter")
+    zero_up_projections(model)
+    batch = inputs_for("LongT5ForConditionalGeneration")
+    with torch.no_grad():
+        torch.testing.assert_close(model(**batch).logits, base(**batch).logits, rtol=0, atol=1e-6)
+
+
+def test_sites_are_listed_under_the_blocks_real_names():
+    sites = surgery.list_sites(make("T5ForSequenceClassification"))
+    assert list(sites) == ["transformer.encoder.block.0", "transformer.encoder.block.1",
+                           "transformer.decoder.block.0", "transformer.decoder.block.1"]
+    assert sites["transformer.decoder.block.1"] == ["after_self_attention", "after_cross_attention", "after_ffn"]
+
+
+def test_output_layer_is_refused_where_there_is_no_lm_head():
+    recipe = {**surgery.load_recipe("compacter++").source, "train": ["output_layer"]}
+    with pytest.raises(RecipeError, match="'train': 'output_layer' selects no parameter of T5ForSequenceClassification"):
+        surgery.plan(make("T5ForSequenceClassification"), recipe)
+
+
+@pytest.mark.parametrize("class_name", ["T5EncoderModel", "MT5ForTokenClassification"])
+def test_prompt_tuning_on_an_encoder_only_class_keeps_the_input_length(class_name):
+    base = make(class_name)
+    model = copy.deepcopy(base)
+    surgery.apply(model, {"method": "prompt_tuning", "options": {"length": 3}})
+    batch = inputs_for(class_name)
+    with torch.no_grad():
+        got, want = tensors_of(model(**batch)), tensors_of(base(**batch))
+    key = "last_hidden_state" if "last_hidden_state" in want else "logits"
+    assert got[key].shape == want[key].shape and got[key].shape[1] == batch["input_ids"].shape[1]
+    assert not torch.allclose(got[key], want[key], atol=1e-4)      # the tokens attended to the prompt
