@@ -1,6 +1,7 @@
 """Sharded and data-parallel training with 2 CPU processes (gloo): FSDP2 and FSDP1 through
 surgery.shard_model train the adapter a single process trains; save_adapter on the wrapped model
-writes it (every tensor, the model's own names and class); it loads into a fresh model, giving
+writes it (every tensor, the model's own names and class; also after FSDP2's unshard() and inside
+FSDP1's summon_full_params); it loads into a fresh model, giving
 the same outputs, and into a freshly sharded one. DDP-wrapped models save and load too."""
 
 from __future__ import annotations
@@ -64,6 +65,16 @@ def _worker(rank: int, world: int, init_file: str, out: str) -> None:
     for strategy in ("fsdp2", "fsdp1"):
         sharded = train(surgery.shard_model(fresh_model(), strategy), half)
         surgery.save_adapter(sharded, f"{out}/{strategy}")          # every rank; rank 0 writes
+        # The states the issue found broken: after FSDP2's unshard(), inside FSDP1's summon_full_params.
+        if strategy == "fsdp2":
+            sharded.unshard()
+            surgery.save_adapter(sharded, f"{out}/fsdp2-unsharded")
+            sharded.reshard()
+        else:
+            from torch.distributed.fsdp import FullyShardedDataParallel
+
+            with FullyShardedDataParallel.summon_full_params(sharded):
+                surgery.save_adapter(sharded, f"{out}/fsdp1-summoned")
         # and back into a freshly sharded model (the recipe applied first, then sharded)
         target = surgery.shard_model(fresh_model(), strategy)
         surgery.load_adapter(target, f"{out}/{strategy}")
@@ -89,7 +100,7 @@ def test_sharded_and_data_parallel_training_save_and_load(tmp_path):
     expected = {n: p.detach() for n, p in reference.named_parameters() if p.requires_grad}
     expected_outputs = outputs(reference)
     untrained = {n: p.detach() for n, p in fresh_model().named_parameters() if p.requires_grad}
-    for strategy in ("fsdp2", "fsdp1", "ddp"):
+    for strategy in ("fsdp2", "fsdp1", "ddp", "fsdp2-unsharded", "fsdp1-summoned"):
         folder = tmp_path / strategy
         saved = load_file(folder / WEIGHTS_FILE)
         assert saved.keys() == expected.keys(), strategy              # every tensor, under the model's own names
@@ -103,7 +114,7 @@ def test_sharded_and_data_parallel_training_save_and_load(tmp_path):
         fresh = fresh_model()
         surgery.load_adapter(fresh, folder)
         torch.testing.assert_close(outputs(fresh), expected_outputs, rtol=0, atol=1e-5, msg=strategy)
-        for rank in range(2):
+        for rank in range(2 if strategy in ("fsdp2", "fsdp1", "ddp") else 0):
             loaded_sharded = torch.load(tmp_path / f"outputs-rank{rank}.pt")[strategy]
             torch.testing.assert_close(loaded_sharded, expected_outputs, rtol=0, atol=1e-5, msg=f"{strategy} rank {rank}")
 
