@@ -21,6 +21,7 @@ True
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -33,6 +34,7 @@ from surgery.method import Method, SiteContext, register_method
 from surgery.options import require
 
 from .fused_adapter import dense_weight, fused_bottleneck
+from .inits import DENSE_WEIGHT_STD, GLOROT_GAIN, rule_init_std
 from .lowrank import LowRankLinear
 from .phm import LowRankPHMLinear, PHMLinear, PHMRule, valid_phm_n
 
@@ -77,20 +79,26 @@ class BottleneckAdapter(nn.Module):
 
 @dataclass
 class AdapterOptions:
-    """Options of the `adapter` method; see the module docstring for the projections."""
+    """Options of the `adapter` method; see the module docstring for the projections.
 
-    reduction_factor: int = 32          # bottleneck d = hidden size / reduction_factor (24 on T5-base)
+    The initialisation defaults are the authors' runs (sources in `methods.inits`): dense N(0, 0.01²);
+    Glorot-uniform with gain √2 for LPHM sᵢ, tᵢ, PHM Bᵢ and low-rank factors; rule N(0, 1e-4²) when
+    shared (Compacter), N(0, 0.01²) when each layer owns it (PHM-Adapter).
+    """
+
+    reduction_factor: int = 32          # bottleneck d = hidden size / reduction_factor (24 on T5-base; paper §5)
     bottleneck: int | None = None       # set d directly instead
-    activation: str = "gelu_new"        # the authors' tanh-approximated GELU
+    activation: str = "gelu_new"        # the authors' tanh-approximated GELU (configs/*.json non_linearity)
     projection: Literal["dense", "lowrank", "phm"] = "dense"
-    dense_init_std: float = 0.01        # dense: N(0, std) weights, zero bias
+    dense_init_std: float = DENSE_WEIGHT_STD  # dense: N(0, std²) weights, zero bias (authors' _init_weights)
     rank: int = 1                       # lowrank, and phm with factorized=True
     n: int = 4                          # phm: number of Kronecker summands
     factorized: bool = False            # phm: Bᵢ = sᵢ tᵢᵀ (LPHM, Compacter) instead of a full Bᵢ
     shared_rule: bool = False           # phm: one rule {Aᵢ} for every layer of the model
     learn_rule: bool = True             # phm: train the rule (False keeps its random init)
-    rule_init_std: float = 1e-4         # phm: rule ~ N(0, std)
+    rule_init_std: float | None = None  # phm: rule ~ N(0, std²); None: 1e-4 shared, 0.01 own (methods.inits)
     factor_init: Literal["glorot-uniform", "normal"] = "glorot-uniform"
+    factor_init_gain: float = GLOROT_GAIN  # glorot-uniform gain: √2, the authors' hypercomplex/inits.py
     compute: Literal["auto", "dense", "factored"] = "auto"  # phm: how W·x is evaluated
     fuse: bool = True                   # large inputs: the whole adapter as one autograd Function
 
@@ -118,6 +126,11 @@ class AdapterMethod(Method):
         require(o.activation in ACT2FN, "options.activation", o.activation, sorted(ACT2FN))
         require(o.rank >= 1, "options.rank", o.rank, "an integer ≥ 1")
         require(o.dense_init_std >= 0, "options.dense_init_std", o.dense_init_std, "a number ≥ 0")
+        require(math.isfinite(o.factor_init_gain) and o.factor_init_gain > 0, "options.factor_init_gain",
+                o.factor_init_gain, "a finite number > 0")
+        if o.rule_init_std is not None:
+            require(math.isfinite(o.rule_init_std) and o.rule_init_std >= 0, "options.rule_init_std",
+                    o.rule_init_std, "a finite number ≥ 0, or null for the authors' default")
         if o.projection == "phm":
             require(o.n >= 1, "options.n", o.n, "an integer ≥ 1")
             valid = valid_phm_n(k, d)
@@ -129,7 +142,7 @@ class AdapterMethod(Method):
     def build_shared(self, dims: ModelDims) -> nn.Module | None:
         o = self.options
         if o.projection == "phm" and o.shared_rule:
-            return PHMRule(o.n, init_std=o.rule_init_std, learn=o.learn_rule)
+            return PHMRule(o.n, init_std=rule_init_std(shared=True, given=o.rule_init_std), learn=o.learn_rule)
         return None
 
     def build_site_module(self, site: SiteContext, shared: nn.Module | None) -> nn.Module:
@@ -145,10 +158,11 @@ class AdapterMethod(Method):
             nn.init.zeros_(layer.bias)
             return layer
         if o.projection == "lowrank":
-            return LowRankLinear(in_features, out_features, rank=o.rank, init=o.factor_init)
+            return LowRankLinear(in_features, out_features, rank=o.rank, init=o.factor_init, init_gain=o.factor_init_gain)
         # A shared rule carries its own `learn` flag (build_shared); an owned rule takes it here.
-        common = dict(rule=shared, rule_init_std=o.rule_init_std, learn_rule=o.learn_rule if shared is None else True,
-                      factor_init=o.factor_init, compute=o.compute)
+        common = dict(rule=shared, rule_init_std=rule_init_std(shared=False, given=o.rule_init_std),
+                      learn_rule=o.learn_rule if shared is None else True, factor_init=o.factor_init,
+                      factor_init_gain=o.factor_init_gain, compute=o.compute)
         if o.factorized:
             return LowRankPHMLinear(in_features, out_features, o.n, rank=o.rank, **common)
         return PHMLinear(in_features, out_features, o.n, **common)

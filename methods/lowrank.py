@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
+
+from .inits import GLOROT_GAIN, glorot_uniform_bound
 
 
 class LowRankLinear(nn.Module):
@@ -20,7 +20,8 @@ class LowRankLinear(nn.Module):
     True
     """
 
-    def __init__(self, in_features: int, out_features: int, rank: int = 1, bias: bool = True, init: str = "glorot-uniform"):
+    def __init__(self, in_features: int, out_features: int, rank: int = 1, bias: bool = True, init: str = "glorot-uniform",
+                 init_gain: float = GLOROT_GAIN):
         super().__init__()
         if rank < 1:
             raise ValueError(f"rank must be ≥ 1, got {rank}")
@@ -29,13 +30,16 @@ class LowRankLinear(nn.Module):
         self.right = nn.Parameter(torch.empty(out_features, rank))  # V: (d, r)
         self.bias = nn.Parameter(torch.zeros(out_features)) if bias else None
         self.init = init
+        self.init_gain = init_gain
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
         if self.init == "glorot-uniform":
-            # Glorot for the rank-r product: each factor gets the bound of a (fan_in, fan_out) matrix.
+            # Glorot for the rank-r product: each factor gets the bound of a (fan_in, fan_out) matrix,
+            # with gain √2 by default as the authors' LowRankLinear (adapters/low_rank_layer.py calls
+            # hypercomplex/inits.py glorot_uniform = xavier_uniform_(gain=√2) on W_left and W_right).
             for factor in (self.left, self.right):
-                bound = math.sqrt(6.0 / (factor.shape[0] + factor.shape[1]))
+                bound = glorot_uniform_bound(factor.shape[0], factor.shape[1], self.init_gain)
                 nn.init.uniform_(factor, -bound, bound)
         elif self.init == "normal":
             nn.init.normal_(self.left, std=0.01)

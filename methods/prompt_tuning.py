@@ -3,7 +3,9 @@
 The whole model is frozen, layer norms included; only the prompt — `length` × d_model numbers,
 76,800 on T5-base (0.034 %, paper Table 1) — trains. Two initialisations (paper §5.1):
 
-* ``random`` (PROMPT TUNING-R): N(0, init_std²) entries;
+* ``random`` (PROMPT TUNING-R): U(−init_range, init_range) entries, init_range 0.5 as in the
+  authors' code (rabeehk/compacter, modeling_t5.py ``init_prefix_weights``: ``uniform_(-0.5, 0.5)``;
+  the paper only says "randomly initialized"); ``random_distribution: normal`` draws N(0, init_std²);
 * ``vocab`` (PROMPT TUNING-T): copies of the input-embedding rows of `length` sampled vocabulary
   tokens, read from the model's embeddings when the recipe is applied (so after the pretrained
   weights are loaded). Ids are drawn without replacement from [vocab_low, vocab_high) minus the
@@ -56,6 +58,8 @@ from surgery.family import ModelDims, ModelFamily
 from surgery.method import Method, register_method
 from surgery.naming import STATE
 from surgery.options import require
+
+from .inits import PROMPT_RANDOM_RANGE
 
 
 class SoftPrompt(nn.Module):
@@ -157,9 +161,11 @@ class DropPromptStates:
 class PromptTuningOptions:
     """Options of the `prompt_tuning` method (see the module docstring)."""
 
-    length: int = 100                          # prompt vectors (100 in the paper)
+    length: int = 100                          # prompt vectors (100 in the paper, §5.5; configs prefix_dim 100)
     init: Literal["random", "vocab"] = "random"
-    init_std: float = 0.5                      # random: N(0, init_std²)
+    random_distribution: Literal["uniform", "normal"] = "uniform"  # random: the authors' uniform (methods.inits)
+    init_range: float = PROMPT_RANDOM_RANGE    # random, uniform: U(−init_range, init_range); 0.5 in the authors' code
+    init_std: float = 0.5                      # random, normal: N(0, init_std²)
     vocab_low: int = 3                         # vocab: sample ids in [vocab_low, vocab_high) …
     vocab_high: int = 5000                     # … clipped to the vocabulary size, special ids excluded
     max_source_length: int = 512               # encoder-input budget, prompt included (T5 has no position table)
@@ -213,7 +219,10 @@ class PromptTuning(Method):
                 f"an integer in [1, {o.max_source_length - 1}]", reason=budget_reason)
         if dims.max_positions is not None:
             require(o.length < dims.max_positions, "options.length", o.length, f"less than the model's {dims.max_positions} positions")
-        if o.init == "random":
+        if o.init == "random" and o.random_distribution == "uniform":
+            require(math.isfinite(o.init_range) and o.init_range > 0, "options.init_range", o.init_range,
+                    "a finite number > 0")
+        elif o.init == "random":
             require(o.init_std > 0, "options.init_std", o.init_std, "a number > 0")
         else:
             high = min(o.vocab_high, dims.vocab_size)
@@ -228,7 +237,10 @@ class PromptTuning(Method):
             initial = embeddings.detach()[ids.to(embeddings.device)].clone()
         else:
             generator = torch.Generator().manual_seed(o.seed)
-            initial = (torch.randn(o.length, embeddings.shape[1], generator=generator) * o.init_std)
+            if o.random_distribution == "uniform":
+                initial = (torch.rand(o.length, embeddings.shape[1], generator=generator) * 2 - 1) * o.init_range
+            else:
+                initial = torch.randn(o.length, embeddings.shape[1], generator=generator) * o.init_std
             initial = initial.to(device=embeddings.device, dtype=embeddings.dtype)
         prompt = SoftPrompt(initial)
         getattr(model, STATE).add_module("prompt", prompt)

@@ -499,9 +499,11 @@ def test_initialisation_follows_the_paper():
     rule = PHMRule(12)
     assert 0.8e-4 < rule.weight.std().item() < 1.2e-4  # N(0, 1e-4), 1728 samples
     layer = LowRankPHMLinear(768, 24, 4, rank=2)
-    for factor in (layer.s, layer.t):
+    unit_gain = LowRankPHMLinear(768, 24, 4, rank=2, factor_init_gain=1.0)
+    for factor, gain in ((layer.s, 2 ** 0.5), (layer.t, 2 ** 0.5), (unit_gain.s, 1.0), (unit_gain.t, 1.0)):
         rows, cols = factor.shape[1:]
-        bound = (6.0 / (rows + cols)) ** 0.5  # Glorot-uniform per factor matrix
+        # Glorot-uniform per factor matrix, with the authors' gain √2 by default (hypercomplex/inits.py)
+        bound = gain * (6.0 / (rows + cols)) ** 0.5
         assert factor.abs().max().item() <= bound
         assert factor.abs().max().item() > 0.9 * bound
     assert torch.count_nonzero(layer.bias) == 0

@@ -112,7 +112,7 @@ def test_vocab_init_copies_current_embedding_rows_of_ordinary_tokens():
 
 
 def test_random_init_scale():
-    model = prompted(length=100, init="random", init_std=0.25)
+    model = prompted(length=100, init="random", random_distribution="normal", init_std=0.25)
     assert abs(model.surgery.prompt.weight.std().item() - 0.25) < 0.02
 
 

@@ -6,11 +6,10 @@ everything else is :class:`~methods.phm.hypercomplex._HypercomplexLinear`.
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import Tensor, nn
 
+from ..inits import GLOROT_GAIN, OWN_RULE_STD, glorot_uniform_bound
 from .compute import ComputePath
 from .hypercomplex import _HypercomplexLinear
 from .rule import PHMRule
@@ -18,17 +17,18 @@ from .rule import PHMRule
 FACTOR_INITS: tuple[str, ...] = ("glorot-uniform", "normal")
 
 
-def _init_factor_(factor: Tensor, scheme: str, std: float) -> None:
+def _init_factor_(factor: Tensor, scheme: str, std: float, gain: float = GLOROT_GAIN) -> None:
     """Initialise a stack ``(n, rows, cols)`` of factor matrices in place.
 
-    Glorot-uniform is applied per matrix (fans = rows, cols), as the paper's code does for the
-    LPHM factors; ``nn.init.xavier_uniform_`` on the 3-d stack would count ``n`` as a
+    Glorot-uniform is applied per matrix (fans = rows, cols) with ``gain`` (√2 by default: the
+    authors' ``glorot_uniform`` in seq2seq/hypercomplex/inits.py is ``xavier_uniform_`` with gain
+    √2, called per ``W[i]``); ``nn.init.xavier_uniform_`` on the 3-d stack would count ``n`` as a
     receptive field and give the wrong bound. All matrices share one bound, so one call does it.
     """
     with torch.no_grad():
         if scheme == "glorot-uniform":
             rows, cols = factor.shape[-2:]
-            bound = math.sqrt(6.0 / (rows + cols))
+            bound = glorot_uniform_bound(rows, cols, gain)
             factor.uniform_(-bound, bound)
         elif scheme == "normal":
             factor.normal_(0.0, std)
@@ -51,8 +51,10 @@ class PHMLinear(_HypercomplexLinear):
         in_features: ``k``. out_features: ``d``. ``n`` must divide both.
         bias: learn a bias (zero-initialised).
         rule: a shared :class:`PHMRule` (kept by reference, not registered), or ``None`` to own one.
-        rule_init_std / learn_rule: init std and trainability of an owned rule.
-        factor_init: ``"glorot-uniform"`` (per ``B_i``) or ``"normal"`` (std ``factor_init_std``).
+        rule_init_std / learn_rule: init std and trainability of an owned rule (default 0.01, the
+            authors' PHM layer: ``methods.inits``).
+        factor_init: ``"glorot-uniform"`` (per ``B_i``, gain ``factor_init_gain``, default √2 as the
+            authors' layers) or ``"normal"`` (std ``factor_init_std``).
         compute: ``"auto"``, ``"dense"`` or ``"factored"`` (see the module docstring).
 
     Example:
@@ -75,10 +77,11 @@ class PHMLinear(_HypercomplexLinear):
         n: int,
         bias: bool = True,
         rule: PHMRule | None = None,
-        rule_init_std: float = 1e-4,
+        rule_init_std: float = OWN_RULE_STD,
         learn_rule: bool = True,
         factor_init: str = "glorot-uniform",
         factor_init_std: float = 0.01,
+        factor_init_gain: float = GLOROT_GAIN,
         compute: ComputePath = "auto",
         *,
         device: torch.device | str | None = None,
@@ -92,8 +95,9 @@ class PHMLinear(_HypercomplexLinear):
         )
         self.factor_init = factor_init
         self.factor_init_std = factor_init_std
+        self.factor_init_gain = factor_init_gain
         self.B = nn.Parameter(torch.empty(n, in_features // n, out_features // n, device=device, dtype=dtype))
-        _init_factor_(self.B, factor_init, factor_init_std)
+        _init_factor_(self.B, factor_init, factor_init_std, factor_init_gain)
 
     def _factors(self) -> tuple[Tensor, ...]:
         return (self.B,)
@@ -137,8 +141,8 @@ class LowRankPHMLinear(_HypercomplexLinear):
         in_features: ``k``. out_features: ``d``. ``n`` must divide both.
         rank: ``r >= 1`` (paper: 1).
         bias, rule, rule_init_std, learn_rule, compute: as :class:`PHMLinear`.
-        factor_init: ``"glorot-uniform"`` per ``s_i`` and ``t_i`` (paper) or ``"normal"``
-            (std ``factor_init_std``).
+        factor_init: ``"glorot-uniform"`` per ``s_i`` and ``t_i`` with gain ``factor_init_gain``
+            (paper; √2 as in the authors' code, ``methods.inits``) or ``"normal"`` (std ``factor_init_std``).
 
     Example:
         >>> rule = PHMRule(4)                                    # owned by the caller, shared
@@ -161,10 +165,11 @@ class LowRankPHMLinear(_HypercomplexLinear):
         rank: int = 1,
         bias: bool = True,
         rule: PHMRule | None = None,
-        rule_init_std: float = 1e-4,
+        rule_init_std: float = OWN_RULE_STD,
         learn_rule: bool = True,
         factor_init: str = "glorot-uniform",
         factor_init_std: float = 0.01,
+        factor_init_gain: float = GLOROT_GAIN,
         compute: ComputePath = "auto",
         *,
         device: torch.device | str | None = None,
@@ -181,10 +186,11 @@ class LowRankPHMLinear(_HypercomplexLinear):
         self.rank = rank
         self.factor_init = factor_init
         self.factor_init_std = factor_init_std
+        self.factor_init_gain = factor_init_gain
         self.s = nn.Parameter(torch.empty(n, in_features // n, rank, device=device, dtype=dtype))
         self.t = nn.Parameter(torch.empty(n, rank, out_features // n, device=device, dtype=dtype))
-        _init_factor_(self.s, factor_init, factor_init_std)
-        _init_factor_(self.t, factor_init, factor_init_std)
+        _init_factor_(self.s, factor_init, factor_init_std, factor_init_gain)
+        _init_factor_(self.t, factor_init, factor_init_std, factor_init_gain)
 
     def _rank(self) -> int | None:
         return self.rank

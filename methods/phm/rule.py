@@ -15,7 +15,8 @@ class PHMRule(nn.Module):
 
     Args:
         n: number of Kronecker summands (and size of each ``A_i``).
-        init_std: standard deviation of the ``N(0, init_std)`` init (paper: 1e-4).
+        init_std: standard deviation of the ``N(0, init_std²)`` init (1e-4: the authors' shared Compacter
+            rule; a layer that owns its rule draws it with 0.01, see ``methods.inits``).
         learn: ``False`` freezes the rule (``requires_grad=False``).
 
     Example:
