@@ -11,9 +11,18 @@ through a random projection that is never stored as a matrix. One Fastfood *bloc
 * Π — a random permutation, (Π v)ᵢ = v[π(i)],
 * G — diagonal of independent N(0, 1) entries.
 
-With the orthonormal H, E[MᵀM] = I: a block keeps ‖z‖ in expectation, so the update's scale
-does not depend on L. When N > L, ⌈N/L⌉ independent blocks (each its own B, Π, G) are
-concatenated and the first N entries kept — the "stacking" of the intrinsic-dimension papers.
+With the orthonormal H, E[MᵀM] = I: a block keeps ‖z‖ in expectation. When N > L, ⌈N/L⌉
+independent blocks (each its own B, Π, G) are concatenated and the first N entries kept — the
+"stacking" of the intrinsic-dimension papers. So the plain transform has E‖Pz‖² = (N/L)·‖z‖²:
+a tensor with N entries moves √(N/L) times as far as z (27× for T5-base's embedding with
+d' = 20,000, 0.15× for a layer norm).
+
+``norm_preserving=True`` rescales the output by c = L·√(B / (N·ΣG²)) (B blocks, ΣG² over all their
+Gaussian entries), so that ‖Pz‖ ≈ ‖z‖ whatever N: each kept row carries 1/L of its block's energy
+ΣG_b²·‖z‖²/L (exactly, averaged over z's direction), so E‖Pz‖² ≈ (N/(B·L))·ΣG²·‖z‖²/L, which c² turns
+into ‖z‖². For one block (N ≤ L) c = √(L/N)·√(L/ΣG²), exactly the divisor of the authors'
+``fastfood_torched`` (rabeehk/compacter, seq2seq/projections/intrinsic.py: the unnormalised result
+divided by √(L·ΣG²)·√(N/L)), which Intrinsic-SAID's learning rate 3e-2 was tuned with.
 Cost: O(N log L) time (see `fwht`) and 3 numbers per output entry (int8 sign, int32 index, float scale);
 the N×n matrix never exists.
 
@@ -108,23 +117,31 @@ class Fastfood(nn.Module):
         in_features: n, the length of the input vector (zero-padded to L = next power of two).
         out_features: N, the number of outputs (⌈N/L⌉ blocks are computed, the first N kept).
         seed: the seed of this projection's B, Π and G.
+        norm_preserving: scale the output by ``output_scale`` = L·√(B/(N·ΣG²)), so ‖Pz‖ ≈ ‖z‖
+            (see the module docstring); False keeps each block's E[MᵀM] = I.
 
     >>> projection = Fastfood(in_features=5, out_features=20, seed=1)
-    >>> projection.padded_size, projection.num_blocks
-    (8, 3)
+    >>> projection.padded_size, projection.num_blocks, projection.output_scale
+    (8, 3, 1.0)
     >>> projection(torch.ones(5)).shape
     torch.Size([20])
+    >>> big = Fastfood(in_features=100, out_features=100_000, seed=0, norm_preserving=True)
+    >>> z = torch.randn(100)
+    >>> round((big(z).norm() / z.norm()).item(), 1)
+    1.0
     """
 
     signs: torch.Tensor        # (blocks, L) int8, ±1 — B
     permutation: torch.Tensor  # (blocks, L) int32 — π, (Π v)ᵢ = v[π(i)]
     gaussian: torch.Tensor     # (blocks, L) float — G
 
-    def __init__(self, in_features: int, out_features: int, seed: int, device: torch.device | str | None = None):
+    def __init__(self, in_features: int, out_features: int, seed: int, device: torch.device | str | None = None,
+                 norm_preserving: bool = False):
         super().__init__()
         if in_features < 1 or out_features < 1:
             raise ValueError(f"Fastfood needs positive sizes, got {in_features} → {out_features}")
         self.in_features, self.out_features, self.seed = in_features, out_features, seed
+        self.norm_preserving = norm_preserving
         self.padded_size = next_power_of_two(in_features)
         self.num_blocks = math.ceil(out_features / self.padded_size)
         shape = (self.num_blocks, self.padded_size)
@@ -143,6 +160,13 @@ class Fastfood(nn.Module):
         self.register_buffer("signs", signs, persistent=False)
         self.register_buffer("permutation", permutation, persistent=False)
         self.register_buffer("gaussian", gaussian, persistent=False)
+        self.output_scale = self._norm_preserving_scale(gaussian) if norm_preserving else 1.0
+
+    def _norm_preserving_scale(self, gaussian: torch.Tensor) -> float:
+        """c = L·√(B / (N·ΣG²)); on the meta device (nothing drawn) E[ΣG²] = B·L stands in."""
+        blocks, length, n = self.num_blocks, self.padded_size, self.out_features
+        energy = float(blocks * length) if gaussian.device.type == "meta" else float(gaussian.double().pow(2).sum())
+        return length * math.sqrt(blocks / (n * energy))
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:  # (n,) → (N,), computed in float32
         padded = F.pad(z.float(), (0, self.padded_size - self.in_features))    # (L,)
@@ -151,8 +175,10 @@ class Fastfood(nn.Module):
         v = v.gather(1, self.permutation.long())                                # Π
         v = v * self.gaussian.float()                                           # G
         v = fwht(v)                                                             # H
-        return v.reshape(-1)[: self.out_features]
+        v = v.reshape(-1)[: self.out_features]
+        return v * self.output_scale if self.norm_preserving else v
 
     def extra_repr(self) -> str:
         return (f"in_features={self.in_features}, out_features={self.out_features}, "
-                f"padded_size={self.padded_size}, blocks={self.num_blocks}, seed={self.seed}")
+                f"padded_size={self.padded_size}, blocks={self.num_blocks}, seed={self.seed}"
+                + (f", output_scale={self.output_scale:.4g}" if self.norm_preserving else ""))

@@ -2,7 +2,7 @@
 
 Every weight tensor θⱼ of the model becomes
 
-    θⱼ = θⱼ,₀ + λⱼ · Fastfoodⱼ(z)[: numel(θⱼ)]
+    θⱼ = θⱼ,₀ + λⱼ · Pⱼ z,      Pⱼ z = cⱼ · Fastfoodⱼ(z)[: numel(θⱼ)]
 
 with θⱼ,₀ the frozen pretrained tensor, z ∈ R^(d' − m) shared by all tensors, one scale λⱼ per
 tensor (m of them) and an independent Fastfood projection per tensor (`methods.fastfood`: own
@@ -10,12 +10,31 @@ B, Π, G; ⌈numel/L⌉ stacked blocks when the tensor is larger than the padded
 The trainable numbers are exactly z and λ: d' in total (20,000 in the paper: 0.009 % of T5-base).
 z starts at 0 and λ at 1, so at initialisation the model computes exactly what it computed before.
 
+The scale cⱼ makes each projection norm-preserving, ‖Pⱼ z‖ ≈ ‖z‖ for every tensor
+(``projection_scale: norm_preserving``, the default): the authors' code divides each tensor's
+Fastfood output by √(L·ΣG²)·√(N/L) (rabeehk/compacter, seq2seq/projections/intrinsic.py), and the
+paper's learning rates (3e-2, Table 4; 3e-3 on SuperGLUE, Table 11) were tuned with that scale.
+Without it (``unit_blocks``) a tensor of N entries moves √(N/L) times as far as z: 27× on
+T5-base's embedding, so the same learning rate would mean something else.
+
 "Every weight tensor" here means every parameter tensor of the model: attention and FFN matrices,
-the (tied) embedding, the relative-attention-bias tables and the layer-norm scales — m = 257 on
-T5-base, and on T5 v1.1 with an untied output layer one more. A tensor shared by several modules
-(T5's embedding, used by both stacks and, when tied, by the output layer) is one tensor with one λ,
-so tied weights stay tied. The count of trainable parameters is d' whatever m is, so Table 1's
-0.009 % holds for any reading of "weight tensor"; m only sets the smallest valid d' (m + 1).
+the embedding, the relative-attention-bias tables and the layer-norm scales (m = 257 on T5-base),
+except the output layer, which stays frozen as the paper's §5 says for all methods
+(``output_layer: frozen``, the default). With T5 v1.0's tied embedding the output layer *is* the
+embedding matrix; the authors' code then moves the embedding and leaves the output layer at θ₀:
+its hook replaces ``shared.weight`` (used by both stacks) with θ₀ + λΔ while ``lm_head`` keeps the
+original frozen parameter. We do the same: the input embedding of both stacks reads θ₀ + λΔ, the
+output layer reads θ₀ (one tensor, one λ, m unchanged). An untied output layer (T5 v1.1, mT5) gets
+no projection and no λ. ``output_layer: in_subspace`` reparametrises the output layer too (a tied
+one then stays tied). To *train* the output layer directly (paper Table 7), add ``output_layer``
+to the recipe's ``train`` list: its tensor then trains, and the embedding still adds λΔ on top.
+The count of trainable parameters is d' whatever m is, so Table 1's 0.009 % holds for any reading
+of "weight tensor"; m only sets the smallest valid d' (m + 1).
+
+Two places where we follow the paper rather than the authors' code: z has d' − m entries and λ m
+(the code keeps one more coordinate back: d' − m − 1), and every projection reads all of z (the
+code pads z to the tensor's own power of two, which for a tensor smaller than z keeps only z's first
+coordinates).
 
 How the reparametrisation runs: each module owning a parameter gets a forward pre-hook that puts
 θ₀ + λ·Δ into the module's ``__dict__`` under the parameter's name — instance attributes win over
@@ -45,7 +64,7 @@ projections hold ~3 numbers per model parameter).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -107,12 +126,31 @@ class RestoreParameters:
             module.__dict__.pop(name, None)
 
 
+def frozen_output_layer(model: nn.Module) -> nn.Module | None:
+    """The module the paper keeps frozen: the output layer (``get_output_embeddings()``), if any."""
+    return model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+
+
+def parameter_owners(model: nn.Module) -> dict[int, list[nn.Module]]:
+    """id(parameter) → every module that holds it in its ``_parameters`` (several for tied weights)."""
+    owners: dict[int, list[nn.Module]] = {}
+    for module in model.modules():
+        for parameter in module._parameters.values():
+            if parameter is not None:
+                owners.setdefault(id(parameter), []).append(module)
+    return owners
+
+
 @dataclass
 class IntrinsicSAIDOptions:
-    """Options of the `intrinsic_said` method."""
+    """Options of the `intrinsic_said` method (defaults: the paper's runs; see the module docstring)."""
 
-    dimension: int = 20000  # d': z (d' − m numbers) plus one λ per weight tensor (m)
+    dimension: int = 20000  # d': z (d' − m numbers) plus one λ per weight tensor (m); 20K in Table 1
     seed: int = 0           # seeds every tensor's Fastfood projection
+    # norm_preserving: ‖Pⱼz‖ ≈ ‖z‖ per tensor, the authors' intrinsic.py divisor; unit_blocks: E[MᵀM] = I per block
+    projection_scale: Literal["norm_preserving", "unit_blocks"] = "norm_preserving"
+    # frozen: paper §5 (the output layer is frozen for all methods); in_subspace: reparametrised like the rest
+    output_layer: Literal["frozen", "in_subspace"] = "frozen"
 
 
 @register_method
@@ -140,9 +178,13 @@ class IntrinsicSAID(Method):
 
     def transform_model(self, model: nn.Module, family: ModelFamily, dims: ModelDims) -> None:
         d = self.options.dimension
-        # named_parameters() lists a shared tensor once: tied weights get one index, one λ.
+        frozen_head = frozen_output_layer(model) if self.options.output_layer == "frozen" else None
+        owners = parameter_owners(model)
+        # named_parameters() lists a shared tensor once: tied weights get one index, one λ. A tensor
+        # only the frozen output layer reads (an untied head) is left out; a tied one stays for the embedding.
         tensors = [(name, p) for name, p in model.named_parameters()
-                   if not name.startswith(f"{STATE}.") and p.is_floating_point()]
+                   if not name.startswith(f"{STATE}.") and p.is_floating_point()
+                   and not (frozen_head is not None and all(m is frozen_head for m in owners[id(p)]))]
         m = len(tensors)
         if d < m + 1:
             raise RecipeError("options.dimension", d, valid=f"an integer ≥ {m + 1}",
@@ -153,14 +195,18 @@ class IntrinsicSAID(Method):
         device = reference.device
         subspace = IntrinsicSubspace([name for name, _ in tensors], d, device, reference.dtype)
         getattr(model, STATE).add_module("intrinsic", subspace)
+        norm_preserving = self.options.projection_scale == "norm_preserving"
         projections = nn.ModuleList(
-            Fastfood(d - m, p.numel(), seed=tensor_seed(self.options.seed, index), device=device)
+            Fastfood(d - m, p.numel(), seed=tensor_seed(self.options.seed, index), device=device,
+                     norm_preserving=norm_preserving)
             for index, (_, p) in enumerate(tensors)
         )
         model.add_module(PROJECTIONS, projections)
 
         index_of = {id(p): index for index, (_, p) in enumerate(tensors)}
         for _, module in model.named_modules():
+            if module is frozen_head:
+                continue  # reads θ₀: the paper keeps the output layer frozen
             entries = [(name, index_of[id(p)]) for name, p in module._parameters.items()
                        if p is not None and id(p) in index_of]
             if entries:

@@ -20,9 +20,9 @@ VARIANTS = ["v1.0", "v1.1"]
 DIMENSION = 300
 
 
-def said(variant: str = "v1.0", dimension: int = DIMENSION, seed: int = 0) -> nn.Module:
+def said(variant: str = "v1.0", dimension: int = DIMENSION, seed: int = 0, **options) -> nn.Module:
     model = tiny_model(variant)
-    surgery.apply(model, {"method": "intrinsic_said", "options": {"dimension": dimension, "seed": seed}})
+    surgery.apply(model, {"method": "intrinsic_said", "options": {"dimension": dimension, "seed": seed, **options}})
     return model
 
 
@@ -73,6 +73,17 @@ def dense_factors(projection: Fastfood, block: int) -> list[torch.Tensor]:
     return [h, torch.diag(projection.gaussian[block].double()), permutation, h, torch.diag(projection.signs[block].double())]
 
 
+def norm_preserving_scale(projection: Fastfood) -> float:
+    """c = L·√(B / (N·ΣG²)), from its formula: one block (N ≤ L) gives the authors' divisor
+    √(L/N)·√(L/ΣG²) (rabeehk/compacter, projections/intrinsic.py, written for the orthonormal H)."""
+    length, blocks, n = projection.padded_size, projection.num_blocks, projection.out_features
+    return length * math.sqrt(blocks / (n * projection.gaussian.double().pow(2).sum().item()))
+
+
+def expected_scale(projection: Fastfood) -> float:
+    return norm_preserving_scale(projection) if projection.norm_preserving else 1.0
+
+
 def dense_fastfood(projection: Fastfood) -> torch.Tensor:
     """The (N, n) matrix of a Fastfood projection: the blocks' products, stacked, restricted to z's columns."""
     blocks = []
@@ -80,7 +91,8 @@ def dense_fastfood(projection: Fastfood) -> torch.Tensor:
         h1, g, p, h2, signs = dense_factors(projection, b)
         blocks.append(h1 @ g @ p @ h2 @ signs)
     stacked = torch.cat(blocks, dim=0)  # (blocks·L, L)
-    return stacked[: projection.out_features, : projection.in_features]  # zero-padded input: first n columns
+    # zero-padded input: first n columns
+    return expected_scale(projection) * stacked[: projection.out_features, : projection.in_features]
 
 
 def dense_fastfood_times(projection: Fastfood, z: torch.Tensor) -> torch.Tensor:
@@ -92,12 +104,13 @@ def dense_fastfood_times(projection: Fastfood, z: torch.Tensor) -> torch.Tensor:
         for factor in reversed(dense_factors(projection, b)):
             v = factor @ v
         outputs.append(v)
-    return torch.cat(outputs)[: projection.out_features]
+    return expected_scale(projection) * torch.cat(outputs)[: projection.out_features]
 
 
+@pytest.mark.parametrize("norm_preserving", [False, True])
 @pytest.mark.parametrize("in_features, out_features", [(1, 1), (3, 4), (5, 19), (8, 8), (9, 40), (16, 7)])
-def test_fastfood_equals_its_dense_construction(in_features, out_features):
-    projection = Fastfood(in_features, out_features, seed=in_features * 100 + out_features)
+def test_fastfood_equals_its_dense_construction(in_features, out_features, norm_preserving):
+    projection = Fastfood(in_features, out_features, seed=in_features * 100 + out_features, norm_preserving=norm_preserving)
     z = torch.randn(in_features, dtype=torch.float64)
     dense = dense_fastfood(projection)
     assert dense.shape == (out_features, in_features)
@@ -129,17 +142,31 @@ def distinct_tensors(model: nn.Module) -> list[tuple[str, torch.Tensor]]:
     return list(found.values())
 
 
-@pytest.mark.parametrize("variant", VARIANTS)
-def test_trains_exactly_d_prime_numbers_with_one_scale_per_tensor(variant):
-    model = tiny_model(variant)
+def subspace_tensors(model: nn.Module, output_layer: str = "frozen") -> list[tuple[str, torch.Tensor]]:
+    """The tensors SAID reparametrises: all, but an untied output layer when it stays frozen."""
     tensors = distinct_tensors(model)
-    report = surgery.apply(model, {"method": "intrinsic_said", "options": {"dimension": DIMENSION}})
+    if output_layer == "frozen" and model.lm_head.weight is not model.shared.weight:
+        tensors = [(n, p) for n, p in tensors if p is not model.lm_head.weight]
+    return tensors
+
+
+@pytest.mark.parametrize("output_layer", ["frozen", "in_subspace"])
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_trains_exactly_d_prime_numbers_with_one_scale_per_tensor(variant, output_layer):
+    model = tiny_model(variant)
+    tensors = subspace_tensors(model, output_layer)
+    report = surgery.apply(model, {"method": "intrinsic_said", "options": {"dimension": DIMENSION,
+                                                                          "output_layer": output_layer}})
     assert report.trainable == DIMENSION
     assert {n for n, p in model.named_parameters() if p.requires_grad} == {"surgery.intrinsic.z", "surgery.intrinsic.scales"}
     assert model.surgery.intrinsic.scales.numel() == len(tensors)
     assert model.surgery.intrinsic.z.numel() == DIMENSION - len(tensors)
-    # v1.0 ties embedding and output layer: one tensor. The untied v1.1 head is one more.
-    assert len(tensors) == 1 + sum(1 for n, _ in tensors if n != "shared.weight")
+    names = [n for n, _ in distinct_tensors(model)]
+    # v1.0 ties embedding and output layer: one tensor, kept (the input embedding moves). The untied
+    # v1.1 head is one more tensor, reparametrised only with output_layer: in_subspace.
+    assert ("lm_head.weight" in model.surgery.intrinsic.tensor_names) == (variant == "v1.1" and output_layer == "in_subspace")
+    assert "shared.weight" in model.surgery.intrinsic.tensor_names
+    assert ("lm_head.weight" in names) == (variant == "v1.1")
     if variant == "v1.0":
         assert model.lm_head.weight is model.shared.weight
 
@@ -160,9 +187,11 @@ def capture_effective_weights(model: nn.Module) -> dict[str, torch.Tensor]:
     return seen
 
 
+@pytest.mark.parametrize("options", [{}, {"projection_scale": "unit_blocks", "output_layer": "in_subspace"}])
 @pytest.mark.parametrize("variant", VARIANTS)
-def test_every_weight_is_theta0_plus_lambda_times_the_dense_projection_of_z(variant, batch):
-    model = said(variant)
+def test_every_weight_is_theta0_plus_lambda_times_the_dense_projection_of_z(variant, batch, options):
+    model = said(variant, **options)
+    frozen_head = options.get("output_layer", "frozen") == "frozen"
     subspace = model.surgery.intrinsic
     with torch.no_grad():
         subspace.z.normal_(std=0.1)
@@ -178,16 +207,21 @@ def test_every_weight_is_theta0_plus_lambda_times_the_dense_projection_of_z(vari
     for module_name, effective in seen.items():  # every module that ran, e.g. encoder.embed_tokens for shared.weight
         theta0 = modules[module_name].weight  # outside forward: the frozen parameter itself
         assert isinstance(theta0, nn.Parameter) and not theta0.requires_grad
+        if module_name == "lm_head" and frozen_head:  # the paper's frozen output layer reads θ₀ itself
+            assert torch.equal(effective, theta0)
+            continue
         index = index_of[id(theta0)]
         projection = model.surgery_fastfood[index]
+        assert projection.norm_preserving == ("projection_scale" not in options)
         expected = theta0.double() + subspace.scales[index].double() * dense_fastfood_times(projection, z).view(theta0.shape)
         assert torch.allclose(effective.double(), expected, atol=1e-4), module_name
         checked.add(index)
-    assert len(checked) == len(distinct_tensors(tiny_model(variant)))  # every tensor ran through its hook
+    # every subspace tensor ran through its hook
+    assert len(checked) == len(subspace_tensors(tiny_model(variant), options.get("output_layer", "frozen")))
 
 
-def test_tied_embedding_stays_tied(batch):
-    model = said("v1.0")
+def test_tied_embedding_stays_tied_when_the_output_layer_is_in_the_subspace(batch):
+    model = said("v1.0", output_layer="in_subspace")
     with torch.no_grad():
         model.surgery.intrinsic.z.normal_()
         model.surgery.intrinsic.scales.uniform_(0.5, 2.0)
@@ -286,7 +320,7 @@ def test_adapter_checkpoint_holds_only_z_and_lambda_and_round_trips(variant, bat
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_dimension_below_tensors_plus_one_fails_at_plan_time_naming_both_numbers(variant):
     model = tiny_model(variant)
-    tensors = len(distinct_tensors(model))
+    tensors = len(subspace_tensors(model))
     for bad in (tensors, tensors - 10, 5):
         with pytest.raises(RecipeError) as error:
             surgery.plan(model, {"method": "intrinsic_said", "options": {"dimension": bad}})
