@@ -28,7 +28,7 @@ import surgery
 from .invocation import EXIT_INTERRUPTED, Settings, UsageError, prepare_output_dir
 from .results import RESULT_FILE, JsonlLog, RunResult, markdown_table, summarize, write_tables
 from .model import ModelLoadError, build_model, load_tokenizer, parse_init_overrides, tiny_t5_config
-from .settings import DEFAULT_RECIPE, DEMO_RECIPE, LOW_RESOURCE_EPOCHS, SMALL_MODEL_CPU_THREADS, paper_defaults
+from .settings import DEFAULT_RECIPE, DEMO_RECIPE, SMALL_MODEL_CPU_THREADS, paper_defaults
 from .state import STATE_FILE
 from .training import TrainConfig, TrainingSetupError, make_accelerator, train
 
@@ -80,22 +80,34 @@ def describe_model(model: torch.nn.Module, model_name: str | None) -> str:
 
 
 def train_config(options: dict[str, Any], task, method, run_dir: Path, seed: int, resume_from: Path | None,
-                 is_demo_recipe: bool) -> tuple[TrainConfig, str]:
-    """The TrainConfig of one run, and where its learning rate came from."""
-    defaults = paper_defaults(task)
-    if options.get("low_resource") is not None:
-        defaults["epochs"] = LOW_RESOURCE_EPOCHS.get(options["low_resource"], defaults["epochs"])
+                 is_demo_recipe: bool, *, recipe=None, model_config=None, setting_lr: float | None = None,
+                 say: Say | None = None) -> tuple[TrainConfig, str]:
+    """The TrainConfig of one run, and where its learning rate came from.
+
+    Defaults are the paper's protocol for (task, `recipe`, model size from `model_config`); the
+    options given on the command line win, and a --sweep/--set learning rate (`setting_lr`) wins
+    over --lr. Notes on settings the paper did not run go to `say`.
+    """
+    defaults = paper_defaults(task, recipe, model_config, options.get("low_resource"))
+    for note in defaults.get("notes", []):
+        if say is not None:
+            say(note)
 
     def pick(name: str, option: str | None = None) -> Any:
         value = options.get(option or name)
         return defaults[name] if value is None else value
 
-    if options.get("lr") is not None:
+    paper_rate = defaults.get("learning_rate") if task.benchmark != "embedded" else None
+    if setting_lr is not None:
+        learning_rate, lr_source = setting_lr, "--sweep/--set lr"
+    elif options.get("lr") is not None:
         learning_rate, lr_source = options["lr"], "--lr"
     elif is_demo_recipe and "learning_rate" in defaults:
         learning_rate, lr_source = defaults["learning_rate"], "the demo's"
+    elif paper_rate is not None:
+        learning_rate, lr_source = paper_rate, defaults["sources"]["learning_rate"]
     else:
-        learning_rate, lr_source = method.default_learning_rate, "the paper's for the method"
+        learning_rate, lr_source = method.default_learning_rate, "the method's default"
     config = TrainConfig(
         output_dir=run_dir, epochs=pick("epochs"), batch_size=pick("batch_size"), grad_accum=options.get("grad_accum") or 1,
         learning_rate=learning_rate, warmup_steps=pick("warmup_steps"), max_source_length=pick("max_source_length"),
@@ -132,7 +144,8 @@ def run_one(task, recipe: str, seed: int, base_splits: dict[str, list[dict]], to
         report = surgery.apply(model, recipe)
     method = model._surgery_plan.method
     config, lr_source = train_config(options, task, method, run_dir, seed, resume_from,
-                                     is_demo_recipe=recipe_name == DEMO_RECIPE)
+                                     is_demo_recipe=recipe_name == DEMO_RECIPE, recipe=model._surgery_plan.recipe,
+                                     model_config=model.config, say=say)
     world = accelerator.num_processes
     say(f"\n=== {label}: task {task.name} · recipe {recipe_name} · seed {seed} ===")
     say(describe_model(model, options.get("model")))

@@ -1,20 +1,24 @@
-"""Default settings of a run: the paper's protocol per task, the demo's for the embedded task.
+"""Default settings of a run: the paper's protocol per task, model size and method; the demo's for the embedded task.
 
 Every value here is only a default: each one is a command-line option of `runners.finetune`.
 
-=====================  ==========================  ===================================
-setting                GLUE / SuperGLUE (paper)    embedded demo (random-init T5)
-=====================  ==========================  ===================================
-epochs                 20 small sets, 3 large      10
-batch size (global)    100                         32
-warm-up steps          500 GLUE, 0 SuperGLUE       0
-max source length      128 GLUE, 256 SuperGLUE,    64
+=====================  ==================================  ===================================
+setting                GLUE / SuperGLUE (paper)            embedded demo (random-init T5)
+=====================  ==================================  ===================================
+epochs                 20 small sets, 3 large              10
+batch size (global)    100 GLUE, 32 SuperGLUE, 16 ReCoRD,  32
+                       40 low-resource
+warm-up steps          500 T5-base GLUE, else 0            0
+max source length      128 GLUE, 256 SuperGLUE,            64
                        512 ReCoRD
-max target length      128                         8
-learning rate          the method's (paper)        1e-3 (full-finetune; else the method's)
-=====================  ==========================  ===================================
+max target length      128                                 8
+learning rate          appendix Tables 4/5/10/11, by       1e-3 (full-finetune; else the method's)
+                       method, size, benchmark and
+                       output layer
+=====================  ==================================  ===================================
 
-Low-resource (paper Section 5): 100 / 500 / 1000 / 2000 / 4000 training examples are trained for
+`runners.finetune.protocol` holds the paper's tables and where each value comes from.
+Low-resource (paper Section 5.6): 100 / 500 / 1000 / 2000 / 4000 training examples are trained for
 1000 / 200 / 100 / 50 / 25 epochs.
 
 >>> from runners.tasks import get_task
@@ -22,6 +26,8 @@ Low-resource (paper Section 5): 100 / 500 / 1000 / 2000 / 4000 training examples
 (0, 512)
 >>> paper_defaults(get_task("mnli"))["epochs"], paper_defaults(get_task("rte"))["epochs"]
 (3, 20)
+>>> paper_defaults(get_task("cb"), "intrinsic-said")["learning_rate"]   # Table 11 (SuperGLUE)
+0.003
 >>> LOW_RESOURCE_EPOCHS[500]
 200
 """
@@ -30,9 +36,7 @@ from __future__ import annotations
 
 from typing import Any
 
-LOW_RESOURCE_EPOCHS = {100: 1000, 500: 200, 1000: 100, 2000: 50, 4000: 25}
-PAPER_BATCH_SIZE = 100
-PAPER_MAX_TARGET_LENGTH = 128
+from .protocol import LOW_RESOURCE_EPOCHS, paper_protocol
 
 # The demo trains a random-init T5 on the embedded task with full fine-tuning: adapters in a
 # network whose every other weight is random noise have nothing to adapt. Measured on the demo
@@ -48,15 +52,22 @@ SMALL_MODEL_CPU_THREADS = 1
 DEFAULT_RECIPE = "compacter++"   # any task but the demo
 
 
-def paper_defaults(task) -> dict[str, Any]:
-    """The paper's settings for `task` (learning rate excluded: it is the method's)."""
+def paper_defaults(task, recipe=None, model_config=None, low_resource: int | None = None) -> dict[str, Any]:
+    """The default settings of a run of `recipe` on `task` with a model of `model_config`.
+
+    The paper's protocol (`runners.finetune.protocol.paper_protocol`, with "sources" and "notes"
+    entries saying where each value comes from), or the embedded demo's own settings. Without a
+    recipe, the learning rate is left to the method.
+    """
     if task.benchmark == "embedded":
-        return dict(DEMO)
-    max_source = 512 if task.name == "record" else 256 if task.benchmark == "superglue" else 128
-    return {
-        "epochs": 3 if task.size == "large" else 20,
-        "batch_size": PAPER_BATCH_SIZE,
-        "warmup_steps": 0 if task.benchmark == "superglue" else 500,
-        "max_source_length": max_source,
-        "max_target_length": PAPER_MAX_TARGET_LENGTH,
-    }
+        return embedded_defaults(low_resource)
+    protocol = paper_protocol(task, recipe, model_config, low_resource)
+    return {**protocol.values, "sources": protocol.sources, "notes": protocol.notes}
+
+
+def embedded_defaults(low_resource: int | None = None) -> dict[str, Any]:
+    """The embedded demo task's settings (not the paper's: its model is a small random-init T5)."""
+    values = dict(DEMO)
+    if low_resource is not None:
+        values["epochs"] = LOW_RESOURCE_EPOCHS.get(low_resource, values["epochs"])
+    return values

@@ -1,0 +1,234 @@
+"""The paper's training protocol per task, model size, method and setting (appendix A, Tables 4/5/10/11).
+
+==================  ===========================================================  ==========================
+setting             value                                                        source
+==================  ===========================================================  ==========================
+batch size          100 GLUE; 32 SuperGLUE; 16 ReCoRD; 40 low-resource (§5.6)    appendix A "Training
+                                                                                 hyper-parameters"
+epochs              20 on MRPC, CoLA, STS-B, RTE, BoolQ, CB, COPA, WiC;          §5 "Experimental details"
+                    3 on the others (SST-2, QQP, MNLI, QNLI, MultiRC, ReCoRD);
+                    low-resource 1000/200/100/50/25 for 100/500/1000/2000/4000   appendix A "Low-resource"
+warm-up steps       500 for T5-base on GLUE (Tables 1, 7); 0 on SuperGLUE and    appendix A
+                    for T5-small (Tables 2, 9)
+max source length   128 GLUE; 256 SuperGLUE; 512 ReCoRD                          appendix A
+max target length   128                                                          authors' run_seq2seq.py
+learning rate       per method: Table 4 (T5-base, GLUE), Table 5 (output layer   appendix Tables 4, 5, 10, 11
+                    trained), Table 10 (T5-small), Table 11 (SuperGLUE)
+==================  ===========================================================  ==========================
+
+The model size is read from the config: T5-base has d_model 768 and 12 layers, T5-small 512 and 6;
+any other size gets T5-base's protocol, with a note saying so. Where the paper ran no such
+combination (T5-small on SuperGLUE, the output layer trained with T5-small or on SuperGLUE, a
+method Table 5 does not list) the nearest table is used and a note says which.
+
+The appendix gives no warm-up for the low-resource runs (§5.6); they keep the benchmark's.
+It checkpoints those runs every 250 steps; `runners.finetune` validates once per epoch
+(``--eval-every``).
+
+>>> from runners.tasks import get_task
+>>> from transformers import T5Config
+>>> small = T5Config(d_model=512, num_layers=6)
+>>> protocol = paper_protocol(get_task("rte"), "adapter", small)
+>>> protocol.values["learning_rate"], protocol.values["warmup_steps"], protocol.sources["learning_rate"]
+(0.003, 0, 'appendix Table 10 (T5-small, GLUE): Adapter')
+>>> paper_protocol(get_task("record"), "compacter").values["batch_size"]
+16
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import surgery
+from surgery.method import get_method_class
+from surgery.options import parse_options
+
+# The rows of the appendix's learning-rate tables (the paper's method names).
+T5 = "T5 (full fine-tuning)"
+ADAPTER, PFEIFFER, ADAPTERDROP, LOWRANK = "Adapter", "Pfeiffer-Adapter", "AdapterDrop", "Adapter-LowRank"
+PROMPT_R, PROMPT_T, SAID, BITFIT = "Prompt tuning-R", "Prompt tuning-T", "Intrinsic-SAID", "BitFit"
+PHM, COMPACTER, COMPACTER_PP = "PHM-Adapter", "Compacter", "Compacter++"
+
+_BASE_GLUE = {T5: 3e-4, ADAPTER: 3e-4, PFEIFFER: 3e-4, ADAPTERDROP: 3e-4, LOWRANK: 3e-3, PROMPT_R: 3e-2,
+              PROMPT_T: 3e-1, SAID: 3e-2, BITFIT: 3e-4, PHM: 3e-3, COMPACTER: 3e-3, COMPACTER_PP: 3e-3}
+LEARNING_RATES: dict[str, dict[str, float]] = {
+    "Table 4": _BASE_GLUE,
+    # Table 5: the methods of Table 7 (no T5, prompt tuning or SAID row: they fall back to Table 4).
+    "Table 5": {ADAPTER: 3e-3, PFEIFFER: 3e-4, ADAPTERDROP: 3e-4, LOWRANK: 3e-3, BITFIT: 3e-4, PHM: 3e-3,
+                COMPACTER: 3e-3, COMPACTER_PP: 3e-3},
+    "Table 10": {**_BASE_GLUE, ADAPTER: 3e-3, ADAPTERDROP: 3e-3, BITFIT: 3e-3},
+    "Table 11": {**_BASE_GLUE, SAID: 3e-3},
+}
+TABLE_SETTINGS = {"Table 4": "T5-base, GLUE", "Table 5": "T5-base, GLUE, output layer trained",
+                  "Table 10": "T5-small, GLUE", "Table 11": "T5-base, SuperGLUE"}
+
+# The paper's search (§5, appendix A, B, E): best on validation.
+SEARCH_LEARNING_RATES = (3e-5, 3e-4, 3e-3, 3e-2, 3e-1)
+SEARCH_BOTTLENECKS = {"t5-base": (96, 48, 24), "t5-small": (16, 32, 64)}
+SEARCH_N = {"t5-base": (4, 8, 12), "t5-small": (4, 8, 16)}
+
+MODEL_SIZES = {"t5-base": (768, 12), "t5-small": (512, 6)}  # (d_model, layers per stack)
+BATCH_SIZES = {"glue": 100, "superglue": 32}
+RECORD_BATCH_SIZE = 16
+LOW_RESOURCE_BATCH_SIZE = 40
+LOW_RESOURCE_EPOCHS = {100: 1000, 500: 200, 1000: 100, 2000: 50, 4000: 25}
+TWENTY_EPOCH_TASKS = ("mrpc", "cola", "stsb", "rte", "boolq", "cb", "copa", "wic")
+MAX_TARGET_LENGTH = 128
+
+
+@dataclass
+class Protocol:
+    """Default settings of one run, where each came from, and notes on anything the paper did not run."""
+
+    values: dict[str, Any]
+    sources: dict[str, str]
+    notes: list[str] = field(default_factory=list)
+
+
+def model_size(config: Any) -> tuple[str, str | None]:
+    """("t5-base" | "t5-small", note): the size whose protocol applies to a model of this config.
+
+    >>> from transformers import T5Config
+    >>> model_size(T5Config(d_model=768, num_layers=12))
+    ('t5-base', None)
+    >>> model_size(T5Config(d_model=128, num_layers=2))[1]
+    "note: the model (d_model 128, 2 layers) is neither T5-base (768, 12) nor T5-small (512, 6): using T5-base's protocol"
+    """
+    if config is None:
+        return "t5-base", None
+    shape = (getattr(config, "d_model", None), getattr(config, "num_layers", None))
+    for size, expected in MODEL_SIZES.items():
+        if shape == expected:
+            return size, None
+    return "t5-base", (f"note: the model (d_model {shape[0]}, {shape[1]} layers) is neither T5-base (768, 12) nor "
+                       "T5-small (512, 6): using T5-base's protocol")
+
+
+def _options(recipe: surgery.Recipe) -> Any:
+    method_class = get_method_class(recipe.method)
+    return parse_options(method_class.Options, recipe.options)
+
+
+def paper_method(recipe: str | dict | surgery.Recipe) -> str | None:
+    """The row of the paper's tables a recipe implements, from its structure (None: not one of them).
+
+    >>> paper_method("compacter++"), paper_method("adapterdrop"), paper_method("prompt-tuning-t")
+    ('Compacter++', 'AdapterDrop', 'Prompt tuning-T')
+    """
+    recipe = surgery.load_recipe(recipe)
+    if recipe.method == "full":
+        return T5
+    if recipe.method == "bitfit":
+        return BITFIT
+    if recipe.method == "intrinsic_said":
+        return SAID
+    if recipe.method == "prompt_tuning":
+        return PROMPT_T if _options(recipe).init == "vocab" else PROMPT_R
+    if recipe.method != "adapter":
+        return None
+    options, sites = _options(recipe), set(recipe.sites)
+    if options.projection == "lowrank":
+        return LOWRANK
+    if options.projection == "phm":
+        if not options.factorized:
+            return PHM
+        return COMPACTER_PP if sites == {"after_ffn"} else COMPACTER
+    if any(spec != "all" for spec in recipe.layers.values()):
+        return ADAPTERDROP
+    return PFEIFFER if sites == {"after_self_attention"} else ADAPTER
+
+
+def trains_output_layer(recipe: surgery.Recipe) -> bool:
+    """Whether the recipe trains the output layer besides its method (paper Table 7)."""
+    return recipe.method != "full" and bool({"output_layer", "all"} & set(recipe.train))
+
+
+def learning_rate(method: str, size: str, benchmark: str, output_layer: bool) -> tuple[float, str, list[str]]:
+    """(rate, source, notes) from the most specific table the paper has for this setting."""
+    notes: list[str] = []
+    tables = []
+    if output_layer:
+        tables.append("Table 5")
+        if size != "t5-base" or benchmark != "glue":
+            notes.append(f"note: the paper trained the output layer with T5-base on GLUE only (Table 7); "
+                         f"using Table 5's rate where it has {method}")
+        if method not in LEARNING_RATES["Table 5"]:
+            notes.append(f"note: Table 5 (output layer trained) has no {method} row; using its rate without the output layer")
+    if size == "t5-small":
+        tables.append("Table 10")
+        if benchmark != "glue":
+            notes.append("note: the paper ran T5-small on GLUE only (Table 9); using Table 10's rates on SuperGLUE")
+    elif benchmark == "superglue":
+        tables.append("Table 11")
+    tables.append("Table 4")
+    for table in tables:
+        if method in LEARNING_RATES[table]:
+            return LEARNING_RATES[table][method], f"appendix {table} ({TABLE_SETTINGS[table]}): {method}", notes
+    raise KeyError(method)
+
+
+def paper_protocol(task: Any, recipe: str | dict | surgery.Recipe | None = None, model_config: Any = None,
+                   low_resource: int | None = None) -> Protocol:
+    """The paper's settings for `task` (a GLUE or SuperGLUE task) trained with `recipe` on this model.
+
+    Without a recipe the learning rate is left out (it is the method's); `low_resource` is the
+    number of training examples of a §5.6 run.
+    """
+    size, size_note = model_size(model_config)
+    benchmark = task.benchmark
+    notes = [size_note] if size_note else []
+    values: dict[str, Any] = {"max_target_length": MAX_TARGET_LENGTH}
+    sources = {"max_target_length": "the authors' run_seq2seq.py (max_target_length 128)"}
+
+    if task.name == "record":
+        values["batch_size"], sources["batch_size"] = RECORD_BATCH_SIZE, "appendix A: ReCoRD 16"
+        values["max_source_length"], sources["max_source_length"] = 512, "appendix A: ReCoRD 512"
+    else:
+        values["batch_size"] = BATCH_SIZES[benchmark]
+        sources["batch_size"] = f"appendix A: {'GLUE 100' if benchmark == 'glue' else 'SuperGLUE 32'}"
+        values["max_source_length"] = 128 if benchmark == "glue" else 256
+        sources["max_source_length"] = f"appendix A: {'GLUE 128' if benchmark == 'glue' else 'SuperGLUE 256'}"
+    twenty = task.name in TWENTY_EPOCH_TASKS
+    values["epochs"] = 20 if twenty else 3
+    sources["epochs"] = f"§5: {'20 on MRPC, CoLA, STS-B, RTE, BoolQ, CB, COPA, WiC' if twenty else '3 on large data sets'}"
+    warm = size == "t5-base" and benchmark == "glue"
+    values["warmup_steps"] = 500 if warm else 0
+    sources["warmup_steps"] = ("appendix A: 500 for Tables 1 and 7 (T5-base, GLUE)" if warm else
+                               "appendix A: 0 for Tables 2 and 9 (SuperGLUE, T5-small)")
+    if low_resource is not None:
+        values["batch_size"], sources["batch_size"] = LOW_RESOURCE_BATCH_SIZE, "appendix A: 40 for §5.6 (low-resource)"
+        if low_resource in LOW_RESOURCE_EPOCHS:
+            values["epochs"] = LOW_RESOURCE_EPOCHS[low_resource]
+            sources["epochs"] = f"appendix A: {values['epochs']} epochs for {low_resource} examples (§5.6)"
+        sources["warmup_steps"] += "; §5.6 states none, the benchmark's is kept"
+
+    if recipe is not None:
+        parsed = surgery.load_recipe(recipe)
+        method = paper_method(parsed)
+        if method is None:
+            notes.append(f"note: recipe {parsed.name!r} is none of the paper's methods: no table gives its learning rate")
+        else:
+            rate, source, lr_notes = learning_rate(method, size, benchmark, trains_output_layer(parsed))
+            values["learning_rate"], sources["learning_rate"] = rate, source
+            notes += lr_notes
+    return Protocol(values, sources, notes)
+
+
+def search_grid(recipe: str | dict | surgery.Recipe, model_config: Any = None) -> dict[str, list[Any]]:
+    """The paper's hyper-parameter search for `recipe` as sweep keys: lr always; the bottleneck for
+    adapter recipes; n for PHM and LPHM (appendix A, B, E; T5-small's grids for a T5-small model).
+
+    >>> search_grid("compacter")
+    {'lr': [3e-05, 0.0003, 0.003, 0.03, 0.3], 'options.bottleneck': [96, 48, 24], 'options.n': [4, 8, 12]}
+    >>> search_grid("bitfit")
+    {'lr': [3e-05, 0.0003, 0.003, 0.03, 0.3]}
+    """
+    parsed = surgery.load_recipe(recipe)
+    size, _ = model_size(model_config)
+    grid: dict[str, list[Any]] = {"lr": list(SEARCH_LEARNING_RATES)}
+    if parsed.method == "adapter":
+        grid["options.bottleneck"] = list(SEARCH_BOTTLENECKS[size])
+        if _options(parsed).projection == "phm":
+            grid["options.n"] = list(SEARCH_N[size])
+    return grid
