@@ -6,6 +6,8 @@
     python -m runners.finetune --low-resource 500 --task mnli --model t5-base      # 5 seeds, 200 epochs
     torchrun --nproc_per_node 4 -m runners.finetune --model t5-base --task mnli   # DDP, same global batch
     python -m runners.finetune --resume runs/20250101-120000                      # continue exactly
+    python -m runners.finetune --model t5-base --task rte --recipe compacter --sweep lr=3e-4,3e-3 options.n=4,8,12
+    python -m runners.finetune --model t5-base --task rte --recipe compacter --set options.n=8 --train-output-layer
 
 Every run (task × recipe × seed) gets a folder ``OUT/<task>/<recipe>/seed-<seed>/`` holding
 ``log.jsonl``, ``best/`` (adapter of the best validation epoch), ``last/`` (resumable
@@ -52,16 +54,34 @@ def build_parser() -> argparse.ArgumentParser:
                       help="T5Config fields of the random-init model, e.g. d_model=64 num_layers=1")
     what.add_argument("--data-dir", help="folder with the task's split files (train + validation; csv, tsv, json, "
                                          "jsonl or parquet with the original column names); default: the Hub")
+    what.add_argument("--set", nargs="+", action="extend", metavar="KEY=VALUE",
+                      help="a recipe key for every run, as written in the recipe file: options.n=8, sites=[after_ffn], "
+                           "layers.encoder.skip_first=5, train=[layer_norms,output_layer]; or lr=3e-3. Checked like "
+                           "the file (the same errors)")
+    what.add_argument("--sweep", nargs="+", action="extend", metavar="KEY=V1,V2",
+                      help="train every combination of these values (recipe keys as for --set, or lr), e.g. "
+                           "--sweep lr=3e-4,3e-3 options.n=4,8,12; per task and recipe the setting with the best "
+                           "validation score is chosen and its test score reported; the whole grid goes in "
+                           "results.md/csv")
+    what.add_argument("--paper-search", action="store_true", default=None,
+                      help="sweep the paper's grid for each recipe: lr 3e-5,3e-4,3e-3,3e-2,3e-1; adapters' "
+                           "options.bottleneck 96,48,24 (T5-small 16,32,64); PHM/Compacter options.n 4,8,12 "
+                           "(T5-small 4,8,16). Keys given by --sweep, --set or --lr replace the paper's")
+    what.add_argument("--train-output-layer", action="store_true", default=None,
+                      help="the paper's Table 7 variant of every recipe: also train the output layer (with a tied "
+                           "embedding, T5 v1.0, that is the embedding matrix), with the learning rates of Table 5")
     how = parser.add_argument_group("training (defaults: the paper's protocol; the demo's for the embedded task)")
     how.add_argument("--epochs", type=int)
     how.add_argument("--batch-size", type=int, help="GLOBAL batch: examples per optimizer step over all processes "
-                                                    "and accumulation steps (paper: 100)")
+                                                    "and accumulation steps (paper: 100 GLUE, 32 SuperGLUE, "
+                                                    "16 ReCoRD, 40 low-resource)")
     how.add_argument("--grad-accum", type=int, help="micro-batches per process and step (default 1); the global "
                                                     "batch stays --batch-size")
-    how.add_argument("--lr", type=float, help="learning rate (default: the method's, from the paper: 3e-3 "
-                                              "Compacter/PHM/LowRank, 3e-4 Adapter/BitFit/full, 3e-2 SAID/Prompt-R, "
-                                              "3e-1 Prompt-T)")
-    how.add_argument("--warmup-steps", type=int, help="linear warm-up steps (paper: 500, 0 for SuperGLUE)")
+    how.add_argument("--lr", type=float, help="learning rate (default: the paper's for the method, model size, "
+                                              "benchmark and output layer: appendix Tables 4, 5, 10, 11, e.g. 3e-3 "
+                                              "Compacter, 3e-4 Adapter on T5-base GLUE, 3e-3 on T5-small)")
+    how.add_argument("--warmup-steps", type=int, help="linear warm-up steps (paper: 500 for T5-base on GLUE, "
+                                                      "0 on SuperGLUE and for T5-small)")
     how.add_argument("--max-source-length", type=int)
     how.add_argument("--max-target-length", type=int)
     how.add_argument("--seed", type=int, help="one seed (default 42)")

@@ -97,6 +97,12 @@ class RunResult:
     trainable_percent: float | None = None
     seconds: float | None = None
     output_dir: str | None = None
+    setting: str = ""                       # the --sweep/--set overrides of this run ('' for none)
+
+    @property
+    def label(self) -> str:
+        """The recipe, with its setting in brackets when it has one: ``compacter [lr=3e-3]``."""
+        return f"{self.recipe} [{self.setting}]" if self.setting else self.recipe
 
     def save(self, folder: str | Path) -> Path:
         path = Path(folder) / RESULT_FILE
@@ -126,7 +132,8 @@ class Cell:
 
 @dataclass
 class SummaryRow:
-    """One (recipe, task) pair: its metric cells in the task's order, over `seeds`."""
+    """One (recipe, setting, task): its test metric cells in the task's order, over `seeds`, and the
+    validation scores of the same checkpoints (those that picked them)."""
 
     recipe: str
     task: str
@@ -134,6 +141,12 @@ class SummaryRow:
     seeds: list[int]
     trainable_parameters: int | None
     trainable_percent: float | None
+    setting: str = ""
+    validation: list[Cell] = field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        return f"{self.recipe} [{self.setting}]" if self.setting else self.recipe
 
     @property
     def task_score(self) -> float:
@@ -142,16 +155,18 @@ class SummaryRow:
 
 
 def summarize(results: Iterable[RunResult]) -> list[SummaryRow]:
-    """Group runs by (recipe, task), keeping first-seen order; mean ± std over seeds per metric."""
-    groups: dict[tuple[str, str], list[RunResult]] = {}
+    """Group runs by (recipe, setting, task), keeping first-seen order; mean ± std over seeds per metric."""
+    groups: dict[tuple[str, str, str], list[RunResult]] = {}
     for result in results:
-        groups.setdefault((result.recipe, result.task), []).append(result)
+        groups.setdefault((result.recipe, result.setting, result.task), []).append(result)
     rows = []
-    for (recipe, task), runs in groups.items():
+    for (recipe, setting, task), runs in groups.items():
         metrics = list(runs[0].test)
         cells = [Cell(metric, [run.test[metric] for run in runs if metric in run.test]) for metric in metrics]
-        rows.append(SummaryRow(recipe, task, cells, [run.seed for run in runs],
-                               runs[0].trainable_parameters, runs[0].trainable_percent))
+        validation = [Cell(metric, [run.validation[metric] for run in runs if metric in run.validation])
+                      for metric in runs[0].validation]
+        rows.append(SummaryRow(recipe, task, cells, [run.seed for run in runs], runs[0].trainable_parameters,
+                               runs[0].trainable_percent, setting, validation))
     return rows
 
 
@@ -167,11 +182,14 @@ def format_cells(cells: Sequence[Cell]) -> str:
     return text
 
 
-def markdown_table(rows: Sequence[SummaryRow]) -> str:
-    """Recipes as rows, tasks as columns; `avg` is the mean of the per-task scores."""
+def markdown_table(rows: Sequence[SummaryRow], with_validation: bool = False) -> str:
+    """Recipes (with their setting) as rows, tasks as columns; `avg` is the mean of the per-task scores.
+
+    `with_validation` adds each cell's validation score in brackets: ``71.0 (val 72.5)``.
+    """
     tasks = list(dict.fromkeys(row.task for row in rows))
-    recipes = list(dict.fromkeys(row.recipe for row in rows))
-    by_key = {(row.recipe, row.task): row for row in rows}
+    recipes = list(dict.fromkeys(row.label for row in rows))
+    by_key = {(row.label, row.task): row for row in rows}
     headers = ["recipe", "trainable params"]
     for task in tasks:
         example = next(row for row in rows if row.task == task)
@@ -184,26 +202,45 @@ def markdown_table(rows: Sequence[SummaryRow]) -> str:
         params = "—" if first.trainable_parameters is None else f"{first.trainable_parameters:,}"
         if first.trainable_percent is not None:
             params += f" ({first.trainable_percent:.4f}%)"
-        cells = [format_cells(by_key[(recipe, task)].cells) if (recipe, task) in by_key else "—" for task in tasks]
+        cells = [_cell_text(by_key[(recipe, task)], with_validation) if (recipe, task) in by_key else "—" for task in tasks]
         average = _number(statistics.fmean(row.task_score for row in present))
         lines.append("| " + " | ".join([recipe, params, *cells, average]) + " |")
     return "\n".join(lines)
 
 
+def _cell_text(row: SummaryRow, with_validation: bool) -> str:
+    text = format_cells(row.cells)
+    if with_validation and row.validation:
+        text += f" (val {'/'.join(_number(cell.mean) for cell in row.validation)})"
+    return text
+
+
 CSV_COLUMNS = ("recipe", "task", "metric", "mean", "std", "seeds", "values", "trainable_parameters", "trainable_percent")
+# A sweep's table also says which setting each line is, its validation mean and whether it was selected.
+SWEEP_CSV_COLUMNS = CSV_COLUMNS + ("setting", "validation_mean", "selected")
 
 
-def csv_table(rows: Sequence[SummaryRow]) -> str:
-    """One line per (recipe, task, metric): mean, sample std, number of seeds and the raw values."""
+def csv_table(rows: Sequence[SummaryRow], selected: set[tuple[str, str, str]] | None = None) -> str:
+    """One line per (recipe, task, metric): mean, sample std, number of seeds and the raw values.
+
+    With `selected` (the (recipe, setting, task) chosen by validation, see `runners.finetune.sweep`),
+    the sweep's columns follow.
+    """
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS)
+    writer.writerow(CSV_COLUMNS if selected is None else SWEEP_CSV_COLUMNS)
     for row in rows:
+        validation = {cell.metric: cell.mean for cell in row.validation}
         for cell in row.cells:
-            writer.writerow([row.recipe, row.task, cell.metric, round(cell.mean, 6), round(cell.std, 6), len(cell.values),
-                             " ".join(str(round(v, 6)) for v in cell.values),
-                             "" if row.trainable_parameters is None else row.trainable_parameters,
-                             "" if row.trainable_percent is None else round(row.trainable_percent, 6)])
+            line = [row.recipe, row.task, cell.metric, round(cell.mean, 6), round(cell.std, 6), len(cell.values),
+                    " ".join(str(round(v, 6)) for v in cell.values),
+                    "" if row.trainable_parameters is None else row.trainable_parameters,
+                    "" if row.trainable_percent is None else round(row.trainable_percent, 6)]
+            if selected is not None:
+                mean = validation.get(cell.metric)
+                line += [row.setting, "" if mean is None else round(mean, 6),
+                         int((row.recipe, row.setting, row.task) in selected)]
+            writer.writerow(line)
     return buffer.getvalue()
 
 

@@ -26,10 +26,12 @@ import torch
 import surgery
 
 from .invocation import EXIT_INTERRUPTED, Settings, UsageError, prepare_output_dir
+from .jobs import Job, is_sweep, plan_jobs
 from .results import RESULT_FILE, JsonlLog, RunResult, markdown_table, summarize, write_tables
 from .model import ModelLoadError, build_model, load_tokenizer, parse_init_overrides, tiny_t5_config
 from .settings import DEFAULT_RECIPE, DEMO_RECIPE, SMALL_MODEL_CPU_THREADS, paper_defaults
 from .state import STATE_FILE
+from .sweep import sweep_markdown, write_sweep_tables
 from .training import TrainConfig, TrainingSetupError, make_accelerator, train
 
 Say = Callable[[str], None]
@@ -121,14 +123,15 @@ def train_config(options: dict[str, Any], task, method, run_dir: Path, seed: int
     return config, lr_source
 
 
-def run_one(task, recipe: str, seed: int, base_splits: dict[str, list[dict]], tokenizer, settings: Settings,
+def run_one(task, job: Job, base_splits: dict[str, list[dict]], tokenizer, settings: Settings,
             accelerator, say: Say, label: str) -> tuple[RunResult | None, str | None]:
-    """Train one (task, recipe, seed): (result, None), or (None, why it stopped) with a resumable checkpoint."""
+    """Train one job (task, recipe with its setting, seed): (result, None), or (None, why it stopped)
+    with a resumable checkpoint."""
     from runners.tasks.data import subsample
 
     options = settings.options
-    recipe_name = surgery.load_recipe(recipe).name
-    run_dir = settings.output_dir / task.name / recipe_name / f"seed-{seed}"
+    recipe, recipe_name, seed, setting = job.recipe, job.recipe_name, job.seed, job.setting
+    run_dir = job.run_dir(settings.output_dir)
     if options.get("resume") and (run_dir / RESULT_FILE).is_file():
         say(f"{label}: finished earlier, result from {run_dir / RESULT_FILE}")
         return RunResult.load(run_dir / RESULT_FILE), None
@@ -140,14 +143,15 @@ def run_one(task, recipe: str, seed: int, base_splits: dict[str, list[dict]], to
         with usage_errors():
             splits["train"] = subsample(base_splits["train"], train_examples, seed)
     model = build_model(options.get("model"), tokenizer, parse_init_overrides(options.get("init_config")), seed=seed)
-    with usage_errors(f"recipe {recipe!r}: "):
+    with usage_errors(f"recipe {recipe_name!r}: "):
         report = surgery.apply(model, recipe)
     method = model._surgery_plan.method
     config, lr_source = train_config(options, task, method, run_dir, seed, resume_from,
                                      is_demo_recipe=recipe_name == DEMO_RECIPE, recipe=model._surgery_plan.recipe,
-                                     model_config=model.config, say=say)
+                                     model_config=model.config, setting_lr=setting.learning_rate, say=say)
     world = accelerator.num_processes
-    say(f"\n=== {label}: task {task.name} · recipe {recipe_name} · seed {seed} ===")
+    with_setting = f" [{setting.label}]" if setting.label else ""
+    say(f"\n=== {label}: task {task.name} · recipe {recipe_name}{with_setting} · seed {seed} ===")
     say(describe_model(model, options.get("model")))
     say(f"data: {len(splits['train']):,} train / {len(splits['validation']):,} validation / {len(splits['test']):,} test rows")
     say(str(report))
@@ -172,7 +176,8 @@ def run_one(task, recipe: str, seed: int, base_splits: dict[str, list[dict]], to
     result = RunResult(task=task.name, recipe=recipe_name, seed=seed, test=outcome.test,
                        validation=best.best_validation or {}, best_epoch=best.best_epoch, epochs=config.epochs,
                        train_examples=len(splits["train"]), trainable_parameters=report.trainable,
-                       trainable_percent=report.percent, seconds=round(outcome.seconds, 3), output_dir=str(run_dir))
+                       trainable_percent=report.percent, seconds=round(outcome.seconds, 3), output_dir=str(run_dir),
+                       setting=setting.label)
     if accelerator.is_main_process:
         result.save(run_dir)
     return result, None
@@ -203,10 +208,7 @@ def run_all(settings: Settings, say: Say) -> int:
     if options.get("model") is not None and overrides:
         raise UsageError("--init-config sizes the random-init model; it cannot be combined with --model")
     architecture = meta_model(options.get("model"), tokenizer, overrides)
-    for task in tasks:
-        for recipe in recipe_names(settings, task):
-            with usage_errors(f"recipe {recipe!r}: "):
-                surgery.plan(architecture, recipe)
+    jobs = plan_jobs(settings, tasks, architecture, {task.name: recipe_names(settings, task) for task in tasks})
     data: dict[str, dict[str, list[dict]]] = {}
     for task in tasks:
         with usage_errors():
@@ -223,20 +225,22 @@ def run_all(settings: Settings, say: Say) -> int:
         settings.output_dir, options["output_dir"] = Path(shared[0]), shared[0]
     prepare_output_dir(settings, accelerator.wait_for_everyone)
     set_cpu_threads(options, accelerator.device)
-    jobs = [(task, recipe, seed) for task in tasks for recipe in recipe_names(settings, task) for seed in settings.seeds]
+    tasks_by_name = {task.name: task for task in tasks}
     results: list[RunResult] = []
-    for number, (task, recipe, seed) in enumerate(jobs, start=1):
-        result, stop_reason = run_one(task, recipe, seed, data[task.name], tokenizer, settings, accelerator, say,
+    for number, job in enumerate(jobs, start=1):
+        task = tasks_by_name[job.task_name]
+        result, stop_reason = run_one(task, job, data[task.name], tokenizer, settings, accelerator, say,
                                       label=f"run {number}/{len(jobs)}")
         if result is None:
             return 0 if stop_reason and stop_reason.startswith("--stop-after-steps") else EXIT_INTERRUPTED
         results.append(result)
 
     markdown, csv_path = (None, None)
+    sweep = is_sweep(options)
     if accelerator.is_main_process:
-        markdown, csv_path = write_tables(results, settings.output_dir)
+        markdown, csv_path = (write_sweep_tables if sweep else write_tables)(results, settings.output_dir)
     say("\nResults (test split, checkpoint with the best validation score; mean ± std over seeds):\n")
-    say(markdown_table(summarize(results)))
+    say(sweep_markdown(results) if sweep else markdown_table(summarize(results)))
     if markdown is not None:
         say(f"\nwrote {markdown}, {csv_path}, and per run: log.jsonl, best/, last/, {RESULT_FILE}")
     return 0

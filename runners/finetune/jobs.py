@@ -1,0 +1,119 @@
+"""The runs of an invocation: tasks × recipes × settings (--set, --sweep, --paper-search) × seeds.
+
+    plan_jobs(settings, tasks, architecture)
+      ├─ per task: its recipes (--recipe, or the task's default); --train-output-layer adds
+      │            output_layer to each one's `train` (the paper's Table 7 variant)
+      ├─ per recipe: its settings — the --sweep grid (and the paper's, --paper-search), --set in each
+      ├─ each (recipe, setting): the recipe with the values written in, checked by surgery.plan on
+      │            the model's architecture: a bad value gets the recipe file's error, before training
+      └─ per seed: one Job, with its run folder OUT/<task>/<recipe>[/<setting>]/seed-<seed>
+
+>>> from runners.finetune.overrides import Setting, parse_sets
+>>> job = Job("rte", {"name": "adapter", "method": "adapter"}, Setting(tuple(parse_sets(["options.n=8"]))), 42, "options.n=8")
+>>> job.run_dir(Path("out")).as_posix(), job.recipe_name
+('out/rte/adapter/options.n=8/seed-42', 'adapter')
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import surgery
+from surgery.recipe import RECIPE_KEYS
+
+from .overrides import OverrideError, Override, Setting, parse_sets, parse_sweeps, settings_grid, with_output_layer
+from .protocol import search_grid
+from .invocation import Settings, UsageError
+
+
+@dataclass(frozen=True)
+class Job:
+    """One training run: a task, the recipe as it will be applied, the setting that made it, a seed."""
+
+    task_name: str
+    recipe: dict[str, Any]
+    setting: Setting
+    seed: int
+    folder: str = ""            # the setting's folder under the recipe's ('' without overrides)
+
+    @property
+    def recipe_name(self) -> str:
+        return str(self.recipe.get("name", "custom"))
+
+    def run_dir(self, output_dir: Path) -> Path:
+        base = Path(output_dir) / self.task_name / self.recipe_name
+        return (base / self.folder if self.folder else base) / f"seed-{self.seed}"
+
+
+def recipe_mapping(recipe: str) -> dict[str, Any]:
+    """A recipe (bundled name, YAML path) as the mapping it was written as, with its name."""
+    parsed = surgery.load_recipe(recipe)
+    return {"name": parsed.name, **parsed.source}
+
+
+def parsed_overrides(options: dict[str, Any]) -> tuple[list[Override], list[list[Override]]]:
+    """--set and --sweep, parsed; a malformed one, or lr given twice, is a UsageError."""
+    try:
+        sets, sweeps = parse_sets(options.get("set")), parse_sweeps(options.get("sweep"))
+        settings_grid(sets, sweeps)
+    except OverrideError as error:
+        raise UsageError(str(error)) from None
+    given = {o.key for o in sets} | {values[0].key for values in sweeps}
+    if options.get("lr") is not None and "lr" in given:
+        raise UsageError("--lr and an lr in --set/--sweep: give the learning rate once")
+    return sets, sweeps
+
+
+def paper_sweeps(recipe: dict[str, Any], model_config: Any, sets: list[Override], sweeps: list[list[Override]],
+                 options: dict[str, Any]) -> list[list[Override]]:
+    """--paper-search: the paper's grid for this recipe and model size; keys given otherwise win."""
+    given = {o.key for o in sets} | {values[0].key for values in sweeps} | ({"lr"} if options.get("lr") else set())
+    grid = [[Override(key, float(v) if key == "lr" else v, f"{v:g}") for v in values]
+            for key, values in search_grid(recipe, model_config).items() if key not in given]
+    return grid + sweeps
+
+
+def plan_jobs(settings: Settings, tasks: list[Any], architecture: Any, default_recipes: dict[str, list[str]]) -> list[Job]:
+    """Every run of the invocation, each recipe variant checked on `architecture` (the model on meta)."""
+    options = settings.options
+    sets, sweeps = parsed_overrides(options)
+    checked: set[str] = set()
+    jobs: list[Job] = []
+    for task in tasks:
+        for recipe in settings.recipes or default_recipes[task.name]:
+            try:
+                base = recipe_mapping(recipe)
+            except surgery.SurgeryError as error:
+                raise UsageError(f"recipe {recipe!r}: {error}") from None
+            if options.get("train_output_layer"):
+                base = with_output_layer(base)
+            grid_sweeps = paper_sweeps(base, architecture.config, sets, sweeps, options) if options.get("paper_search") else sweeps
+            folders: set[str] = set()
+            for setting in settings_grid(sets, grid_sweeps):
+                mapping = setting.recipe_mapping(base)
+                key = json.dumps(mapping, sort_keys=True, default=str)
+                if key not in checked:
+                    context = f"recipe {recipe!r}" + (f" [{setting.label}]" if setting.label else "")
+                    try:
+                        surgery.plan(architecture, mapping)
+                    except surgery.RecipeError as error:
+                        hint = ("" if error.key.split(".")[0] in RECIPE_KEYS else
+                                "; --set and --sweep take recipe keys and lr (other training settings have "
+                                "their own options, e.g. --epochs)")
+                        raise UsageError(f"{context}: {error}{hint}") from None
+                    except surgery.SurgeryError as error:
+                        raise UsageError(f"{context}: {error}") from None
+                    checked.add(key)
+                folder = setting.folder
+                while folder in folders:  # two labels that differ only in characters a folder name replaces
+                    folder += "_"
+                folders.add(folder)
+                jobs += [Job(task.name, mapping, setting, seed, folder) for seed in settings.seeds]
+    return jobs
+
+
+def is_sweep(options: dict[str, Any]) -> bool:
+    return bool(options.get("sweep") or options.get("paper_search"))
