@@ -37,7 +37,9 @@ def t5_base_on_meta() -> T5ForConditionalGeneration:
     """T5-base's architecture (222,903,552 parameters) on the meta device: no memory, no download."""
     config = T5Config(vocab_size=32128, d_model=768, d_kv=64, d_ff=3072, num_layers=12, num_heads=12)
     with torch.device("meta"):
-        return T5ForConditionalGeneration(config)
+        model = T5ForConditionalGeneration(config)
+    model.tie_weights()  # transformers 5.0 leaves a model built on the meta device untied; later 5.x tie it
+    return model
 
 
 def zero_up_projections(model: torch.nn.Module) -> None:

@@ -171,6 +171,7 @@ def test_paper_search_expands_the_papers_grid_for_the_model_size(tmp_path):
 
     with torch.device("meta"):
         small = T5ForConditionalGeneration(T5Config(d_model=512, num_layers=6, num_heads=8, d_kv=64, d_ff=2048))
+    small.tie_weights()
     settings = resolve_settings(finetune.build_parser().parse_args(
         ["--task", "rte", "--recipe", "compacter++,bitfit", "--paper-search", "--output-dir", str(tmp_path)]))
     jobs = plan_jobs(settings, [get_task("rte")], small, {})

@@ -62,15 +62,18 @@ def meta_model(model_name: str | None, tokenizer, overrides: dict[str, Any]) -> 
 
             config = tiny_t5_config(tokenizer, overrides)
             with torch.device("meta"):
-                return T5ForConditionalGeneration(config)
-        from transformers import AutoConfig, AutoModelForSeq2SeqLM
+                model = T5ForConditionalGeneration(config)
+        else:
+            from transformers import AutoConfig, AutoModelForSeq2SeqLM
 
-        try:
-            config = AutoConfig.from_pretrained(model_name)
-        except (OSError, ValueError) as error:
-            raise ModelLoadError(f"--model {model_name!r}: could not load its config ({error})") from None
-        with torch.device("meta"):
-            return AutoModelForSeq2SeqLM.from_config(config)
+            try:
+                config = AutoConfig.from_pretrained(model_name)
+            except (OSError, ValueError) as error:
+                raise ModelLoadError(f"--model {model_name!r}: could not load its config ({error})") from None
+            with torch.device("meta"):
+                model = AutoModelForSeq2SeqLM.from_config(config)
+    model.tie_weights()  # transformers 5.0 leaves a model built on the meta device untied (the real one is tied)
+    return model
 
 
 def describe_model(model: torch.nn.Module, model_name: str | None) -> str:
