@@ -4,14 +4,18 @@ The package, in call order (each module's docstring draws its part of the tree):
 
     cli          the command line: build_parser, main (exit codes)
     invocation   options resolved: a resumed run's saved ones merged back, seeds, output folder
-    run          every (task × recipe × seed) run, then the results table
-      settings     the paper's defaults per task, the demo's for the embedded task
+    run          every job (task × recipe × setting × seed), then the results table
+      jobs         the jobs: recipes × --set/--sweep/--paper-search settings × seeds, each checked first
+        overrides    --set KEY=VALUE and --sweep KEY=V1,V2 parsed and written into a recipe
+      settings     the defaults: the paper's protocol, the demo's for the embedded task
+        protocol     the appendix: batch, epochs, warm-up, lengths, Tables 4/5/10/11 learning rates
       model        the model and tokenizer: a checkpoint, or a small random-init T5
       training     the loop: AdamW + linear warm-up/decay, DDP, exact resume
         batches      tokenized examples, the (seed, epoch) order, shards, padding
         evaluation   greedy generate() on a split, scored with the task's metrics
         state        resumable checkpoints (adapter, optimizer, scheduler, RNG, position)
       results      result.json, log.jsonl, results.md / results.csv (mean ± std over seeds)
+      sweep        a sweep's choice per task and recipe, on validation only, and the grid's tables
 
 Tasks, data readers and metrics are shared with other runners: `runners.tasks`.
 """
