@@ -11,7 +11,9 @@ from .inits import GLOROT_GAIN, glorot_uniform_bound
 class LowRankLinear(nn.Module):
     """y = (x U) Vᵀ + b with U ∈ R^{k×r}, V ∈ R^{d×r}: r(k + d) + d parameters instead of kd + d.
 
-    The product is applied factor by factor, never forming the k×d matrix.
+    The product is applied factor by factor, never forming the k×d matrix. It is the matrix product
+    for any rank r, as the paper's "product of two low-rank weights" says; the authors'
+    LowRankLinear multiplies its factors elementwise, which is that product only for r = 1.
 
     >>> layer = LowRankLinear(8, 4, rank=2)
     >>> layer(torch.randn(3, 8)).shape
