@@ -21,7 +21,6 @@ True
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -31,7 +30,7 @@ from transformers.activations import ACT2FN
 
 from surgery.family import ModelDims, ModelFamily
 from surgery.method import Method, SiteContext, register_method
-from surgery.options import require
+from surgery.options import Annotated, Range, require
 
 from .fused_adapter import dense_weight, fused_bottleneck
 from .inits import DENSE_WEIGHT_STD, GLOROT_GAIN, rule_init_std
@@ -77,6 +76,11 @@ class BottleneckAdapter(nn.Module):
         return f"activation={self.activation_name}, fuse={self.fuse}"
 
 
+POSITIVE = Range(minimum=1, valid="a positive integer")
+AT_LEAST_ONE = Range(minimum=1, valid="an integer ≥ 1")
+NON_NEGATIVE = Range(minimum=0, valid="a finite number ≥ 0")
+
+
 @dataclass
 class AdapterOptions:
     """Options of the `adapter` method; see the module docstring for the projections.
@@ -86,19 +90,20 @@ class AdapterOptions:
     shared (Compacter), N(0, 0.01²) when each layer owns it (PHM-Adapter).
     """
 
-    reduction_factor: int = 32          # bottleneck d = hidden size / reduction_factor (24 on T5-base; paper §5)
-    bottleneck: int | None = None       # set d directly instead
+    reduction_factor: Annotated[int, POSITIVE] = 32   # bottleneck d = hidden size / reduction_factor (24 on T5-base; paper §5)
+    bottleneck: Annotated[int, POSITIVE] | None = None  # set d directly instead (at most the hidden size)
     activation: str = "gelu_new"        # the authors' tanh-approximated GELU (configs/*.json non_linearity)
     projection: Literal["dense", "lowrank", "phm"] = "dense"
-    dense_init_std: float = DENSE_WEIGHT_STD  # dense: N(0, std²) weights, zero bias (authors' _init_weights)
-    rank: int = 1                       # lowrank, and phm with factorized=True
-    n: int = 4                          # phm: number of Kronecker summands
+    dense_init_std: Annotated[float, NON_NEGATIVE] = DENSE_WEIGHT_STD  # dense: N(0, std²) weights, zero bias (authors' _init_weights)
+    rank: Annotated[int, AT_LEAST_ONE] = 1  # lowrank, and phm with factorized=True
+    n: Annotated[int, AT_LEAST_ONE] = 4     # phm: number of Kronecker summands
     factorized: bool = False            # phm: Bᵢ = sᵢ tᵢᵀ (LPHM, Compacter) instead of a full Bᵢ
     shared_rule: bool = False           # phm: one rule {Aᵢ} for every layer of the model
     learn_rule: bool = True             # phm: train the rule (False keeps its random init)
-    rule_init_std: float | None = None  # phm: rule ~ N(0, std²); None: 1e-4 shared, 0.01 own (methods.inits)
+    # phm: rule ~ N(0, std²); None: 1e-4 shared, 0.01 own (methods.inits)
+    rule_init_std: Annotated[float, Range(minimum=0, valid="a finite number ≥ 0, or null for the authors' default")] | None = None
     factor_init: Literal["glorot-uniform", "normal"] = "glorot-uniform"
-    factor_init_gain: float = GLOROT_GAIN  # glorot-uniform gain: √2, the authors' hypercomplex/inits.py
+    factor_init_gain: Annotated[float, Range(above=0, valid="a finite number > 0")] = GLOROT_GAIN  # glorot-uniform gain: √2, the authors' hypercomplex/inits.py
     compute: Literal["auto", "dense", "factored"] = "auto"  # phm: how W·x is evaluated
     fuse: bool = True                   # large inputs: the whole adapter as one autograd Function
 
@@ -115,29 +120,36 @@ class AdapterMethod(Method):
         return dims.hidden_size // self.options.reduction_factor
 
     def validate(self, dims: ModelDims, family: ModelFamily) -> None:
+        # Types and ranges of each option are checked by parse_options (the Annotated ranges
+        # above); here: what depends on the model.
         o = self.options
         k = dims.hidden_size
-        require(o.reduction_factor > 0, "options.reduction_factor", o.reduction_factor, "a positive integer")
         if o.bottleneck is not None:
-            require(o.bottleneck > 0, "options.bottleneck", o.bottleneck, "a positive integer")
+            require(o.bottleneck <= k, "options.bottleneck", o.bottleneck, f"an integer in [1, {k}]",
+                    reason=f"is larger than the hidden size {k} (a bottleneck adapter narrows the hidden states)")
         d = self.bottleneck_size(dims)
         require(d > 0, "options.reduction_factor", o.reduction_factor, f"at most the hidden size {k}",
                 reason=f"gives a bottleneck of {d}")
         require(o.activation in ACT2FN, "options.activation", o.activation, sorted(ACT2FN))
-        require(o.rank >= 1, "options.rank", o.rank, "an integer ≥ 1")
-        require(o.dense_init_std >= 0, "options.dense_init_std", o.dense_init_std, "a number ≥ 0")
-        require(math.isfinite(o.factor_init_gain) and o.factor_init_gain > 0, "options.factor_init_gain",
-                o.factor_init_gain, "a finite number > 0")
-        if o.rule_init_std is not None:
-            require(math.isfinite(o.rule_init_std) and o.rule_init_std >= 0, "options.rule_init_std",
-                    o.rule_init_std, "a finite number ≥ 0, or null for the authors' default")
         if o.projection == "phm":
-            require(o.n >= 1, "options.n", o.n, "an integer ≥ 1")
             valid = valid_phm_n(k, d)
             for size_name, size in (("hidden size", k), ("bottleneck", d)):
                 require(size % o.n == 0, "options.n", o.n, valid, reason=f"does not divide the {size_name} {size}")
         if o.projection == "lowrank":
             require(o.rank <= min(k, d), "options.rank", o.rank, f"at most min(hidden size, bottleneck) = {min(k, d)}")
+
+    def size_key(self, dims: ModelDims) -> str:
+        """The option that sets most of what the adapters add (named when they would not fit in memory)."""
+        o, k = self.options, dims.hidden_size
+        d = self.bottleneck_size(dims)
+        width_key = "options.bottleneck" if o.bottleneck is not None else "options.reduction_factor"
+        if o.projection != "phm":
+            return width_key
+        rule = o.n**3 if o.shared_rule else 2 * o.n**3
+        factors = o.rank * (k + d) if o.factorized else k * d // o.n
+        if rule > factors:
+            return "options.n"
+        return "options.rank" if o.factorized and o.rank > 1 else width_key
 
     def build_shared(self, dims: ModelDims) -> nn.Module | None:
         o = self.options

@@ -73,7 +73,7 @@ from surgery.errors import RecipeError
 from surgery.family import ModelDims, ModelFamily
 from surgery.method import Method, register_method
 from surgery.naming import STATE
-from surgery.options import require
+from surgery.options import INT64_MAX, Annotated, Range
 from surgery.quantization import describe_quantization
 
 from .fastfood import Fastfood
@@ -145,8 +145,9 @@ def parameter_owners(model: nn.Module) -> dict[int, list[nn.Module]]:
 class IntrinsicSAIDOptions:
     """Options of the `intrinsic_said` method (defaults: the paper's runs; see the module docstring)."""
 
-    dimension: int = 20000  # d': z (d' − m numbers) plus one λ per weight tensor (m); 20K in Table 1
-    seed: int = 0           # seeds every tensor's Fastfood projection
+    # d': z (d' − m numbers) plus one λ per weight tensor (m); 20K in Table 1; at most the model's parameter count
+    dimension: Annotated[int, Range(minimum=2, valid="an integer ≥ 2")] = 20000
+    seed: Annotated[int, Range(minimum=0, valid=f"an integer in [0, {INT64_MAX}]")] = 0  # seeds every tensor's Fastfood projection
     # norm_preserving: ‖Pⱼz‖ ≈ ‖z‖ per tensor, the authors' intrinsic.py divisor; unit_blocks: E[MᵀM] = I per block
     projection_scale: Literal["norm_preserving", "unit_blocks"] = "norm_preserving"
     # frozen: paper §5 (the output layer is frozen for all methods); in_subspace: reparametrised like the rest
@@ -164,9 +165,13 @@ class IntrinsicSAID(Method):
     default_learning_rate = 3e-2
 
     def validate(self, dims: ModelDims, family: ModelFamily) -> None:
-        # The bound that depends on the number of tensors is checked in transform_model, which the
-        # plan's dry run executes on a meta replica — still before the real model is touched.
-        require(self.options.dimension >= 2, "options.dimension", self.options.dimension, "an integer ≥ 2")
+        # The range of `dimension` (≥ 2) is checked by parse_options; the bounds that depend on the
+        # model's tensors are checked in transform_model, which the plan's dry run executes on a
+        # meta replica — still before the real model is touched.
+        pass
+
+    def size_key(self, dims: ModelDims) -> str:
+        return "options.dimension"
 
     def validate_base(self, model: nn.Module, family: ModelFamily) -> None:
         quantized = describe_quantization(model)
@@ -190,6 +195,11 @@ class IntrinsicSAID(Method):
             raise RecipeError("options.dimension", d, valid=f"an integer ≥ {m + 1}",
                               reason=f"is less than the number of weight tensors ({m}) + 1: Intrinsic-SAID spends "
                                      f"one λ on each of the {m} tensors and needs at least one coordinate of z")
+        total = sum(p.numel() for _, p in tensors)
+        if d > total:
+            raise RecipeError("options.dimension", d, valid=f"an integer in [{m + 1}, {total:,}]",
+                              reason=f"is more than the {total:,} parameters of the model: a subspace has at most "
+                                     "as many dimensions as the space it lies in")
         self.num_tensors = m
         reference = tensors[0][1]
         device = reference.device

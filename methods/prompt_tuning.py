@@ -57,7 +57,7 @@ from torch import nn
 from surgery.family import ModelDims, ModelFamily
 from surgery.method import Method, register_method
 from surgery.naming import STATE
-from surgery.options import require
+from surgery.options import INT64_MAX, Annotated, Range, require
 
 from .inits import PROMPT_RANDOM_RANGE
 
@@ -157,19 +157,24 @@ class DropPromptStates:
         return output
 
 
+SEED_RANGE = Range(minimum=0, maximum=INT64_MAX, valid=f"an integer in [0, {INT64_MAX}]")
+
+
 @dataclass
 class PromptTuningOptions:
     """Options of the `prompt_tuning` method (see the module docstring)."""
 
-    length: int = 100                          # prompt vectors (100 in the paper, §5.5; configs prefix_dim 100)
+    length: Annotated[int, Range(minimum=1, valid="a positive integer")] = 100  # prompt vectors (100 in the paper, §5.5; configs prefix_dim 100)
     init: Literal["random", "vocab"] = "random"
     random_distribution: Literal["uniform", "normal"] = "uniform"  # random: the authors' uniform (methods.inits)
-    init_range: float = PROMPT_RANDOM_RANGE    # random, uniform: U(−init_range, init_range); 0.5 in the authors' code
-    init_std: float = 0.5                      # random, normal: N(0, init_std²)
-    vocab_low: int = 3                         # vocab: sample ids in [vocab_low, vocab_high) …
-    vocab_high: int = 5000                     # … clipped to the vocabulary size, special ids excluded
-    max_source_length: int = 512               # encoder-input budget, prompt included (T5 has no position table)
-    seed: int = 0
+    # random, uniform: U(−init_range, init_range); 0.5 in the authors' code
+    init_range: Annotated[float, Range(above=0, valid="a finite number > 0")] = PROMPT_RANDOM_RANGE
+    init_std: Annotated[float, Range(above=0, valid="a finite number > 0")] = 0.5  # random, normal: N(0, init_std²)
+    vocab_low: Annotated[int, Range(minimum=0, valid="an integer ≥ 0")] = 3    # vocab: sample ids in [vocab_low, vocab_high) …
+    vocab_high: Annotated[int, Range(minimum=1, valid="a positive integer")] = 5000  # … clipped to the vocabulary size, special ids excluded
+    # encoder-input budget, prompt included (T5 has no position table)
+    max_source_length: Annotated[int, Range(minimum=2, valid="an integer ≥ 2")] = 512
+    seed: Annotated[int, SEED_RANGE] = 0
 
 
 def special_token_ids(config: Any) -> set[int]:
@@ -208,8 +213,6 @@ class PromptTuning(Method):
 
     def validate(self, dims: ModelDims, family: ModelFamily) -> None:
         o = self.options
-        require(o.length >= 1, "options.length", o.length, "a positive integer", reason="is not a positive prompt length")
-        require(o.max_source_length >= 2, "options.max_source_length", o.max_source_length, "an integer ≥ 2")
         budget_reason = (
             f"leaves no room for input tokens: T5 has relative positions (no position table), so the budget is "
             f"options.max_source_length = {o.max_source_length}, the longest encoder input prompt included; "
@@ -219,20 +222,20 @@ class PromptTuning(Method):
                 f"an integer in [1, {o.max_source_length - 1}]", reason=budget_reason)
         if dims.max_positions is not None:
             require(o.length < dims.max_positions, "options.length", o.length, f"less than the model's {dims.max_positions} positions")
-        if o.init == "random" and o.random_distribution == "uniform":
-            require(math.isfinite(o.init_range) and o.init_range > 0, "options.init_range", o.init_range,
-                    "a finite number > 0")
-        elif o.init == "random":
-            require(o.init_std > 0, "options.init_std", o.init_std, "a number > 0")
-        else:
+        if o.init == "vocab":
             high = min(o.vocab_high, dims.vocab_size)
             require(0 <= o.vocab_low < high, "options.vocab_low", o.vocab_low,
                     f"an id in [0, {high}) (vocab_high {o.vocab_high} clipped to the vocabulary size {dims.vocab_size})")
 
+    def size_key(self, dims: ModelDims) -> str:
+        return "options.length"
+
     def transform_model(self, model: nn.Module, family: ModelFamily, dims: ModelDims) -> None:
         o = self.options
         embeddings = model.get_input_embeddings().weight
-        if o.init == "vocab":
+        if embeddings.device.type == "meta":  # the plan's dry run: shapes only, nothing drawn or sampled
+            initial = torch.empty(o.length, embeddings.shape[1], device="meta", dtype=embeddings.dtype)
+        elif o.init == "vocab":
             ids = sample_vocabulary_ids(o, embeddings.shape[0], special_token_ids(model.config))
             initial = embeddings.detach()[ids.to(embeddings.device)].clone()
         else:

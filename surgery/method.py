@@ -3,8 +3,8 @@
 The engine owns this contract; methods implement it. A method knows its modules, not graphs.
 It says:
 
-* which options a recipe may give it (a dataclass, `Method.Options`), checked at plan time
-  (`surgery.options.parse_options`);
+* which options a recipe may give it (a dataclass, `Method.Options`, each field with a type and,
+  for numbers, a range), checked at plan time (`surgery.options.parse_options`);
 * for site methods, the module to splice in at one site (`build_site_module`), and optionally
   one module shared by all of them (`build_shared`, owned once by the model);
 * for whole-model methods (BitFit, prompt tuning, Intrinsic-SAID), a `transform_model` step;
@@ -69,7 +69,19 @@ class Method:
 
     # -- plan time -------------------------------------------------------------------------
     def validate(self, dims: ModelDims, family: ModelFamily) -> None:
-        """Raise RecipeError (key "options.<name>") when the options do not fit this model."""
+        """Raise RecipeError (key "options.<name>") when the options do not fit this model.
+
+        Types and ranges of single options are the Options dataclass's job (`surgery.options`);
+        this hook checks what depends on the model (divisors of the hidden size, budgets, ...).
+        """
+
+    def size_key(self, dims: ModelDims) -> str:
+        """The recipe key that sets most of what this method adds to the model.
+
+        The plan names it when the added tensors would not fit in memory (computed on the meta
+        device, before anything is allocated).
+        """
+        return "options"
 
     def validate_base(self, model: nn.Module, family: ModelFamily) -> None:
         """Raise RecipeError (key "method") when the method cannot work on this base model, e.g.

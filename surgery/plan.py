@@ -1,30 +1,37 @@
 """Plan and apply: a recipe becomes a validated plan before the model is touched.
 
     plan(model, recipe)
-      ├─ load_recipe            shape of the recipe (keys, sites, layer specs)
+      ├─ load_recipe            shape of the recipe (keys, types, sites, layer specs)
       ├─ detect_family          which blocks, leaves, layer norms
       ├─ get_method_class       the registry (surgery.method); bundled methods come in by entry point
-      ├─ parse_options          the method's typed options; method.validate(dims)
+      ├─ parse_options          the method's typed, ranged options; method.validate(dims)
       ├─ select_layers          per stack, against the model's depth
-      └─ dry run on a replica   the same execution on a meta-device copy: traces every block,
-                                finds every site, counts every parameter — errors surface here
+      ├─ dry run on a replica   the same execution on a meta-device copy, every module built on
+      │                         the meta device (nothing allocated): traces every block, finds every
+      │                         site, counts every parameter — errors surface here
+      └─ size bound             the added tensors' bytes against the target device's free memory
     apply(model, recipe|plan)
-      └─ execute                once, on the real model; returns the Report
+      ├─ build                  trace the blocks, build the modules (allocates; model untouched)
+      └─ mutate                 splice, transform, freeze — all or nothing (surgery.transaction):
+                                on any failure the model is put back exactly as it was
 """
 
 from __future__ import annotations
 
 import copy
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import networkx as nx
 import torch
+import torch.fx as fx
 from torch import nn
 
 from .distributed import is_sharded, unwrap
+from .budget import check_fits
 from .errors import RecipeError, SurgeryError
 from .families import detect_family
 from .family import ModelDims, ModelFamily
@@ -38,6 +45,8 @@ from .sites import SITE_NAMES, find_sites
 from .naming import SPLICED, STATE, is_added
 from .splice import splice_block
 from .tracing import trace_block
+from .trained import adapter_tensors, tensor_layout
+from .transaction import all_or_nothing
 
 
 # Called with the model at the end of every `apply`. `surgery.pretrained` adds the hook that makes
@@ -77,6 +86,8 @@ class Plan:
     base_parameters: int
     added_parameters: int
     closed_form: list[tuple[str, str, int]] = field(default_factory=list)
+    # name → (shape, dtype) of every tensor an adapter checkpoint of this recipe holds
+    adapter_layout: dict[str, tuple[tuple[int, ...], torch.dtype]] = field(default_factory=dict)
 
     @property
     def trainable_parameters(self) -> int:
@@ -130,36 +141,59 @@ def _meta_replica(model: nn.Module) -> nn.Module:
     return copy.deepcopy(model, memo)
 
 
-def _execute(model: nn.Module, recipe: Recipe, method: Method, family: ModelFamily,
-             dims: ModelDims, layers: dict[str, list[int]]) -> tuple[list[PlannedSplice], dict[str, list[str]]]:
-    """Mutate `model` as the plan says; returns what was spliced and the trained groups."""
-    reference = _first_float_parameter(model)
-    device, dtype = reference.device, reference.dtype
-    state = SurgeryState(recipe.source or {"method": recipe.method})
-    shared = method.build_shared(dims)
-    if shared is not None:
-        state.shared = shared.to(device=device, dtype=dtype)
-    model.add_module(STATE, state)
+@dataclass
+class _Built:
+    """What `_build` made for one execution: the shared module and each block's graph and modules."""
 
-    splices: list[PlannedSplice] = []
-    blocks, block_paths = family.blocks(model), family.block_paths(model)
-    for stack, chosen in layers.items():
-        for index in chosen:
-            block = blocks[stack][index]
-            where = f"{block_paths[stack]}.{index}"
-            graph = trace_block(block, family, dtype, where=where)
-            offered = find_sites(graph, block, family)
-            modules = {}
-            for site in recipe.sites:
-                if site not in offered:
-                    continue
-                module = method.build_site_module(SiteContext(stack, index, site, dims), shared)
-                modules[site] = module.to(device=device, dtype=dtype)
-                splices.append(PlannedSplice(stack, index, site, f"{where}.{SPLICED}.{site}",
-                                             sum(p.numel() for p in module.parameters())))
-            if modules:
-                splice_block(block, family, modules, dtype, where, traced=graph)
-    method.transform_model(model, family, dims)
+    shared: nn.Module | None
+    blocks: list[tuple[nn.Module, str, fx.Graph, dict[str, nn.Module]]]
+    splices: list[PlannedSplice]
+
+
+def _allocating_on(device: torch.device):
+    """Build modules on the meta device when the target is meta (the dry run): no memory, no random draws."""
+    return torch.device("meta") if device.type == "meta" else nullcontext()
+
+
+def _build(model: nn.Module, recipe: Recipe, method: Method, family: ModelFamily, dims: ModelDims,
+           layers: dict[str, list[int]], device: torch.device, dtype: torch.dtype) -> _Built:
+    """Trace the selected blocks and build every module to insert; reads `model`, changes nothing."""
+    with _allocating_on(device):
+        shared = method.build_shared(dims)
+        if shared is not None:
+            shared = shared.to(device=device, dtype=dtype)
+        built, splices = [], []
+        blocks, block_paths = family.blocks(model), family.block_paths(model)
+        for stack, chosen in layers.items():
+            for index in chosen:
+                block = blocks[stack][index]
+                where = f"{block_paths[stack]}.{index}"
+                graph = trace_block(block, family, dtype, where=where)
+                offered = find_sites(graph, block, family)
+                modules = {}
+                for site in recipe.sites:
+                    if site not in offered:
+                        continue
+                    module = method.build_site_module(SiteContext(stack, index, site, dims), shared)
+                    modules[site] = module.to(device=device, dtype=dtype)
+                    splices.append(PlannedSplice(stack, index, site, f"{where}.{SPLICED}.{site}",
+                                                 sum(p.numel() for p in module.parameters())))
+                if modules:
+                    built.append((block, where, graph, modules))
+    return _Built(shared, built, splices)
+
+
+def _mutate(model: nn.Module, built: _Built, recipe: Recipe, method: Method, family: ModelFamily,
+            dims: ModelDims, device: torch.device, dtype: torch.dtype) -> dict[str, list[str]]:
+    """Insert what `_build` made, run the method's whole-model step, freeze; returns the trained groups."""
+    state = SurgeryState(recipe.to_dict())
+    if built.shared is not None:
+        state.shared = built.shared
+    model.add_module(STATE, state)
+    for block, where, graph, modules in built.blocks:
+        splice_block(block, family, modules, dtype, where, traced=graph)
+    with _allocating_on(device):
+        method.transform_model(model, family, dims)
 
     # Trained groups, in report order; a parameter is reported in the first group naming it.
     groups: dict[str, list[str]] = {}
@@ -181,7 +215,27 @@ def _execute(model: nn.Module, recipe: Recipe, method: Method, family: ModelFami
     refuse_integer_tensors(model, groups, recipe.train)
     state.groups = groups
     freeze_all_but(model, seen)
-    return splices, groups
+    return groups
+
+
+def _execute(model: nn.Module, recipe: Recipe, method: Method, family: ModelFamily,
+             dims: ModelDims, layers: dict[str, list[int]]) -> tuple[list[PlannedSplice], dict[str, list[str]]]:
+    """Build, then mutate `model` as the plan says; returns what was spliced and the trained groups.
+
+    Building allocates and may fail with the model unchanged; `apply` runs this under
+    `all_or_nothing`, so a failure while mutating is undone too.
+    """
+    reference = _first_float_parameter(model)
+    device, dtype = reference.device, reference.dtype
+    built = _build(model, recipe, method, family, dims, layers, device, dtype)
+    groups = _mutate(model, built, recipe, method, family, dims, device, dtype)
+    return built.splices, groups
+
+
+def _option_value(method: Method, key: str) -> Any:
+    """The value the recipe gave (or the default) for "options.<name>"; the options for "options"."""
+    name = key.partition(".")[2]
+    return getattr(method.options, name, None) if name else method.options
 
 
 def _resolve(model: nn.Module, recipe: Recipe) -> tuple[Method, ModelFamily, ModelDims, dict[str, list[int]]]:
@@ -199,6 +253,9 @@ def _resolve(model: nn.Module, recipe: Recipe) -> tuple[Method, ModelFamily, Mod
     dims = family.dims(model)
     method.validate(dims, family)
     check_train_groups(recipe.train)
+    if not method.uses_sites and recipe.given_layers() is not None:
+        raise RecipeError("layers", recipe.given_layers(), valid="no layers",
+                          reason=f"is given, but method {method.name!r} works on the whole model and selects no blocks")
     if method.uses_sites and not recipe.sites:
         raise RecipeError("sites", [], valid=SITE_NAMES, reason=f"is empty, but method {method.name!r} inserts modules at sites")
     if not method.uses_sites and recipe.sites:
@@ -215,8 +272,11 @@ def _resolve(model: nn.Module, recipe: Recipe) -> tuple[Method, ModelFamily, Mod
     return method, family, dims, layers
 
 
-def plan(model: nn.Module, recipe: str | Path | dict | Recipe) -> Plan:
+def plan(model: nn.Module, recipe: str | Path | dict | Recipe, *, device: torch.device | str | None = None) -> Plan:
     """Validate `recipe` against `model` and say what applying it would do. The model is untouched.
+
+    The recipe is executed on a meta-device replica (nothing is allocated), then the size of what it
+    adds is checked against the free memory of `device` (default: the model's; none for meta).
 
     >>> from transformers import T5Config, T5ForConditionalGeneration
     >>> model = T5ForConditionalGeneration(T5Config(d_model=128, d_kv=16, d_ff=256, num_layers=2, num_heads=4, vocab_size=100))
@@ -229,23 +289,36 @@ def plan(model: nn.Module, recipe: str | Path | dict | Recipe) -> Plan:
     recipe = load_recipe(recipe)
     method, family, dims, layers = _resolve(model, recipe)
     replica = _meta_replica(model)
-    splices, groups = _execute(replica, recipe, method, family, dims, layers)
+    size_key = method.size_key(dims)
+    try:
+        splices, groups = _execute(replica, recipe, method, family, dims, layers)
+    except SurgeryError:
+        raise
+    except (RuntimeError, ValueError, OverflowError, MemoryError) as error:  # e.g. a size torch cannot express
+        raise RecipeError(size_key, _option_value(method, size_key),
+                          reason=f"makes modules that cannot be built ({type(error).__name__}: {error})") from None
     spliced_sites = {s.site for s in splices}
     for site in recipe.sites:
         if site not in spliced_sites:
             raise RecipeError("sites", site, valid=sorted(spliced_sites) or "a site of a selected block (none selected)",
                               reason="is offered by none of the selected blocks")
+    target = torch.device(device) if device is not None else _first_float_parameter(model).device
+    check_fits(replica, target, size_key, _option_value(method, size_key))
     parameters = dict(replica.named_parameters())
     counts = {group: sum(parameters[n].numel() for n in members) for group, members in groups.items()}
     base = sum(p.numel() for p in model.parameters())
     added = sum(p.numel() for p in replica.parameters()) - base
-    result = Plan(recipe, method, family, dims, layers, splices, counts, base, added)
+    result = Plan(recipe, method, family, dims, layers, splices, counts, base, added,
+                  adapter_layout=tensor_layout(adapter_tensors(replica)))
     result.closed_form = method.closed_form(result)
     return result
 
 
 def apply(model: nn.Module, recipe: str | Path | dict | Recipe | Plan) -> Report:
     """Apply a recipe (or a plan made for this model) in place; returns the trainable-parameter report.
+
+    All or nothing: a recipe that does not fit fails at plan time with the model untouched, and a
+    failure during the change itself (an allocation, an interrupt) puts the model back as it was.
 
     >>> from transformers import T5Config, T5ForConditionalGeneration
     >>> model = T5ForConditionalGeneration(T5Config(d_model=128, d_kv=16, d_ff=256, num_layers=2, num_heads=4, vocab_size=100))
@@ -257,10 +330,11 @@ def apply(model: nn.Module, recipe: str | Path | dict | Recipe | Plan) -> Report
     method, family, dims, layers = _resolve(model, the_plan.recipe)  # re-checks: e.g. not applied since
     if layers != the_plan.layers or dims != the_plan.dims:
         raise SurgeryError("this plan was made for a model of another shape; make a new plan for this model")
-    _execute(model, the_plan.recipe, the_plan.method, family, dims, layers)
-    model._surgery_plan = the_plan
-    for callback in AFTER_APPLY:
-        callback(model)
+    with all_or_nothing(model):
+        _execute(model, the_plan.recipe, the_plan.method, family, dims, layers)
+        model._surgery_plan = the_plan
+        for callback in AFTER_APPLY:
+            callback(model)
     return report(model)
 
 

@@ -39,7 +39,12 @@ LayerSpec = Any  # "all" | "none" | list[int | "a-b"] | {"skip_first": int}
 
 @dataclass(frozen=True)
 class Recipe:
-    """A parsed recipe; `source` is the plain mapping it came from (kept for checkpoints)."""
+    """A parsed recipe; `source` is the plain mapping it came from.
+
+    `layers` holds a selection for every stack (defaults filled in); `explicit_stacks` the stacks
+    the recipe named. `to_dict` is the canonical mapping: what checkpoints store, and what
+    `load_recipe` reads back to the same Recipe.
+    """
 
     name: str
     method: str
@@ -52,6 +57,35 @@ class Recipe:
     description: str = ""
     source: dict[str, Any] = field(default_factory=dict, compare=False)
 
+    def given_layers(self) -> LayerSpec | None:
+        """`layers` as the recipe wrote it: a mapping of the named stacks, one selection, or None (the default)."""
+        layers = dict(self.layers)
+        if self.explicit_stacks:
+            return {stack: layers[stack] for stack in self.explicit_stacks if stack in layers}
+        values = list(layers.values())
+        if values and set(layers) <= {"encoder", "decoder"} and all(v == values[0] for v in values):
+            return None if values[0] == "all" else values[0]  # one selection for every stack
+        return {stack: spec for stack, spec in layers.items() if spec != "all"} or None  # a Recipe built by hand
+
+    def to_dict(self) -> dict[str, Any]:
+        """The recipe as a plain mapping (JSON/YAML-ready); empty fields are left out.
+
+        >>> recipe = load_recipe({"name": "mine", "method": "adapter", "sites": "after_ffn", "layers": {"decoder": [0]}})
+        >>> recipe.to_dict()
+        {'name': 'mine', 'method': 'adapter', 'sites': ['after_ffn'], 'layers': {'decoder': [0]}}
+        >>> load_recipe(recipe.to_dict()) == recipe
+        True
+        """
+        mapping: dict[str, Any] = {"name": self.name}
+        if self.description:
+            mapping["description"] = self.description
+        mapping["method"] = self.method
+        for key, value in (("options", dict(self.options)), ("sites", list(self.sites)),
+                           ("layers", self.given_layers()), ("train", list(self.train))):
+            if value is not None and value != [] and value != {}:
+                mapping[key] = value
+        return mapping
+
 
 def bundled_recipes() -> list[str]:
     """Names of the recipes shipped with the package (`recipes/*.yaml`)."""
@@ -59,7 +93,7 @@ def bundled_recipes() -> list[str]:
 
 
 def load_recipe(recipe: str | Path | dict | Recipe) -> Recipe:
-    """Parse a recipe given as a bundled name, a YAML path, a dict, or an already parsed Recipe.
+    """Parse a recipe given as a bundled name, a YAML path, a dict, or a Recipe (checked again).
 
     >>> load_recipe("compacter++").sites
     ('after_ffn',)
@@ -71,15 +105,19 @@ def load_recipe(recipe: str | Path | dict | Recipe) -> Recipe:
     >>> load_recipe({"method": "adapter", "sites": ["after_ffn"], "layers": {"skip_first": 1}}).explicit_stacks
     ()
     """
-    if isinstance(recipe, Recipe):
-        return recipe
+    if isinstance(recipe, Recipe):  # built by hand, perhaps: it gets the same checks as a mapping
+        return parse_recipe(recipe.to_dict(), default_name=recipe.name)
     if isinstance(recipe, dict):
         return parse_recipe(recipe, default_name="custom")
+    if not isinstance(recipe, (str, Path)):
+        raise RecipeError("recipe", recipe, valid="a bundled recipe name, a .yaml path, a mapping or a surgery.Recipe")
     text, name = _read_recipe_text(str(recipe))
     try:
         mapping = yaml.safe_load(text)
     except yaml.YAMLError as error:
         raise RecipeError("recipe", str(recipe), reason=f"is not valid YAML: {error}") from None
+    except RecursionError:
+        raise RecipeError("recipe", str(recipe), reason="is not valid YAML: nested too deeply") from None
     if not isinstance(mapping, dict):
         raise RecipeError("recipe", str(recipe), reason="must be a YAML mapping with keys " + ", ".join(RECIPE_KEYS))
     return parse_recipe(mapping, default_name=name)
@@ -88,11 +126,37 @@ def load_recipe(recipe: str | Path | dict | Recipe) -> Recipe:
 def _read_recipe_text(recipe: str) -> tuple[str, str]:
     path = Path(recipe)
     if path.suffix in (".yaml", ".yml") and path.is_file():
-        return path.read_text(), path.stem
+        try:
+            return path.read_text(encoding="utf-8"), path.stem
+        except UnicodeDecodeError as error:
+            raise RecipeError("recipe", recipe, reason=f"is not a UTF-8 text file ({error.reason} at byte {error.start})") from None
+        except OSError as error:
+            raise RecipeError("recipe", recipe, reason=f"cannot be read ({error.strerror or error})") from None
     bundled_name = recipe[: -len(".yaml")] if recipe.endswith(".yaml") else recipe
     if "/" not in recipe and bundled_name in bundled_recipes():
-        return resources.files("recipes").joinpath(f"{bundled_name}.yaml").read_text(), bundled_name
+        return resources.files("recipes").joinpath(f"{bundled_name}.yaml").read_text(encoding="utf-8"), bundled_name
     raise RecipeError("recipe", recipe, valid=bundled_recipes(), reason="is neither a bundled recipe nor an existing .yaml file")
+
+
+def _text(mapping: dict[str, Any], key: str, default: str) -> str:
+    value = mapping.get(key, default)
+    if value is None:
+        return default
+    if not isinstance(value, str):
+        raise RecipeError(key, value, valid="a string")
+    return value
+
+
+def _listed(mapping: dict[str, Any], key: str, valid: Any) -> list[Any]:
+    """A list-valued key: absent/None → [], a lone string → [it], anything else but a list → error."""
+    value = mapping.get(key)
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    if not isinstance(value, list):
+        raise RecipeError(key, value, valid=valid)
+    return value
 
 
 def parse_recipe(mapping: dict[str, Any], default_name: str = "custom") -> Recipe:
@@ -104,34 +168,37 @@ def parse_recipe(mapping: dict[str, Any], default_name: str = "custom") -> Recip
     method = mapping["method"]
     if not isinstance(method, str):
         raise RecipeError("method", method, valid="a method name (string)")
-    options = mapping.get("options") or {}
+    name = _text(mapping, "name", default_name)
+    if not name.strip():
+        raise RecipeError("name", name, valid="a non-empty string")
+    description = _text(mapping, "description", "")
+    options = mapping.get("options")
+    options = {} if options is None else options
     if not isinstance(options, dict):
         raise RecipeError("options", options, valid="a mapping of option names to values")
-    sites = mapping.get("sites") or []
-    if isinstance(sites, str):
-        sites = [sites]
-    if not isinstance(sites, list):
-        raise RecipeError("sites", sites, valid=SITE_NAMES)
+    for option in options:
+        if not isinstance(option, str):
+            raise RecipeError(f"options.{option}", option, reason="is not an option name (a string)")
+    sites = _listed(mapping, "sites", SITE_NAMES)
     for site in sites:
         if site not in SITE_NAMES:
             raise RecipeError("sites", site, valid=SITE_NAMES)
     if len(set(sites)) != len(sites):
         raise RecipeError("sites", sites, reason="names a site twice")
     layers, explicit_stacks = _parse_layers(mapping.get("layers"))
-    train = mapping.get("train") or []
-    if isinstance(train, str):
-        train = [train]
-    if not isinstance(train, list):
-        raise RecipeError("train", train, valid="a list of parameter groups")
+    train = _listed(mapping, "train", "a list of parameter groups")
+    for group in train:
+        if not isinstance(group, str):
+            raise RecipeError("train", group, valid="names of parameter groups (strings)")
     return Recipe(
-        name=str(mapping.get("name", default_name)),
+        name=name,
         method=method,
         options=dict(options),
         sites=tuple(sites),
-        layers=layers,
+        layers=dict(layers),
         train=tuple(train),
         explicit_stacks=explicit_stacks,
-        description=str(mapping.get("description", "")),
+        description=description,
         source=dict(mapping),
     )
 
@@ -148,6 +215,8 @@ def _parse_layers(layers: Any) -> tuple[dict[str, LayerSpec], tuple[str, ...]]:
         raise RecipeError("layers", layers, valid="one selection for every stack (all, none, [0, 2], {skip_first: 5}) "
                                                   "or a mapping stack → selection, e.g. {encoder: all, decoder: {skip_first: 5}}")
     for stack, spec in layers.items():
+        if not isinstance(stack, str):
+            raise RecipeError("layers", stack, valid="stack names (strings), e.g. encoder, decoder")
         _check_layer_spec(f"layers.{stack}", spec)
     return {"encoder": "all", "decoder": "all", **layers}, tuple(layers)
 
@@ -157,10 +226,13 @@ _LAYER_SPEC_HELP = 'all, none, a list of indices or "a-b" ranges, or {skip_first
 
 
 def _check_layer_spec(key: str, spec: LayerSpec) -> None:
-    if spec in ("all", "none"):
+    if isinstance(spec, str) and spec in ("all", "none"):
         return
     if isinstance(spec, dict):
-        if set(spec) != {"skip_first"}:
+        unknown = [k for k in spec if k != "skip_first"]
+        if unknown:
+            raise RecipeError(f"{key}.{unknown[0]}", unknown[0], valid=["skip_first"], reason="is not a layer selection key")
+        if "skip_first" not in spec:
             raise RecipeError(key, spec, valid=_LAYER_SPEC_HELP)
         n = spec["skip_first"]
         if isinstance(n, bool) or not isinstance(n, int) or n < 0:
