@@ -1,44 +1,57 @@
-"""Adapter-only checkpoints: the trained parameters, the recipe, and a fingerprint of the base.
+"""Adapter-only checkpoints: the trained tensors, the recipe, checksums, and the base fingerprint.
 
 A checkpoint folder holds
 
 * ``t5_surgery_adapter.safetensors`` — every trained tensor once (a tensor several modules share,
   like Compacter's rule, is owned by one module and stored under that one name), and every
   tensor surgery added (a frozen rule too), so loading rebuilds the same function;
-* ``t5_surgery_adapter.json`` — the recipe, the trained groups, their counts, the base
-  fingerprint and the base model's name and revision where known;
+* ``t5_surgery_adapter.json`` — the recipe, the trained groups, their counts, a SHA-256 of every
+  tensor (`surgery.verify`), the base's architecture and a sample of its weights
+  (`surgery.fingerprint`), and the base model's name and revision where known;
 * ``README.md`` — a model card (`surgery.model_card`): recipe, counts, how to load it.
 
 The names are our own, so neither we nor PEFT mistake one format for the other: a PEFT folder
 (``adapter_config.json`` with a ``peft_type``) given to `load_adapter` gets a message saying what
 it is and what reads it. Folders of the first format (``adapter_model.safetensors`` +
-``adapter_config.json`` with ``"format": "t5-surgery-adapter/1"``) still load.
+``adapter_config.json`` with ``"format": "t5-surgery-adapter/1"``) still load, as do format-2
+folders written before checksums (both with a warning that nothing can be verified).
 
-Loading into a model of another architecture fails before anything is changed, naming the
-fields that differ. Saving and loading see through DDP, FSDP1 and FSDP2 wrappers
-(`surgery.distributed`); under FSDP every rank calls them, and rank 0 writes.
+Saving writes a new folder next to the target and moves it into place, so a folder is never
+half-written and files of an earlier checkpoint do not linger in it (``save_pretrained``'s folder,
+which holds the model too, gets each file replaced whole instead). Loading checks everything
+first — the config, the checksums, finiteness, the base, that the tensors fit the recipe's
+modules — and only then changes the model, all or nothing (`surgery.transaction`). Every
+problem is a `CheckpointError` naming the file. Saving and loading see through DDP, FSDP1 and
+FSDP2 wrappers (`surgery.distributed`); under FSDP every rank calls them, and rank 0 writes.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
+import shutil
+import uuid
+import warnings
 from math import prod
 from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
 from .distributed import barrier, gather_full, is_sharded, load_full, original_class, rank, sharded_state, unwrap
 from .errors import CheckpointError, SurgeryError
+from .fingerprint import weight_differences, weights_fingerprint
 from .hub import resolve_folder
 from .model_card import CARD_FILE, render_model_card
 from .naming import STATE, is_added
-from .plan import apply
+from .plan import apply, plan
 from .quantization import logical_shape
 from .report import Report
+from .trained import checkpoint_names, clean_name
+from .transaction import all_or_nothing
+from .verify import check_config, check_layout, check_manifest, has_values, non_finite, recipe_differences, tensor_manifest
 
 FORMAT = "t5-surgery-adapter/2"
 WEIGHTS_FILE = "t5_surgery_adapter.safetensors"
@@ -51,11 +64,7 @@ _CONFIG_FIELDS = (
     "model_type", "d_model", "d_ff", "d_kv", "num_heads", "num_layers", "num_decoder_layers", "vocab_size",
     "feed_forward_proj", "tie_word_embeddings", "relative_attention_num_buckets", "relative_attention_max_distance",
 )
-
-
-def _clean(name: str) -> str:
-    """A parameter name without FSDP1's wrapper segments."""
-    return name.replace("_fsdp_wrapped_module.", "").replace("_checkpoint_wrapped_module.", "")
+_clean = clean_name
 
 
 def parameter_shapes(model: nn.Module) -> dict[str, tuple[int, ...]]:
@@ -70,6 +79,8 @@ def parameter_shapes(model: nn.Module) -> dict[str, tuple[int, ...]]:
 
 def base_fingerprint(model: nn.Module, shapes: dict[str, tuple[int, ...]] | None = None) -> dict[str, Any]:
     """Architecture of the base model: config fields, class, and a hash of its parameter shapes."""
+    import hashlib
+
     inner = unwrap(model)
     shapes = parameter_shapes(model) if shapes is None else shapes
     base_shapes = sorted((name, shape) for name, shape in shapes.items() if not is_added(name))
@@ -99,21 +110,63 @@ def base_origin(model: nn.Module, revision: str | None = None) -> dict[str, Any]
     return origin
 
 
-def _checkpoint_names(inner: nn.Module, state: nn.Module, include_frozen_added: bool = True) -> list[str]:
-    """What a checkpoint holds: the trained parameters, and everything surgery added (parameters and
-    persistent buffers; non-persistent ones, e.g. projections regenerated from a seed, stay out)."""
-    trained = {name for names in state.groups.values() for name in names}
-    names = [_clean(n) for n, _ in inner.named_parameters() if _clean(n) in trained or (include_frozen_added and is_added(_clean(n)))]
-    persistent = {_clean(n) for n in inner.state_dict(keep_vars=True)}
-    names += [_clean(n) for n, _ in inner.named_buffers() if is_added(_clean(n)) and _clean(n) in persistent]
-    return list(dict.fromkeys(names))
-
-
 def _surgery_state(inner: nn.Module) -> nn.Module:
     state = getattr(inner, STATE, None)
     if state is None:
-        raise SurgeryError(f"no surgery was applied to this model ({type(inner).__name__}), so it has no adapter to save")
+        raise CheckpointError(f"no surgery was applied to this model ({type(inner).__name__}), so it has no adapter to save")
     return state
+
+
+def _check_target(directory: Path, kind: str) -> None:
+    """The folder can take a checkpoint: absent, empty, an earlier checkpoint, or (kind "model") a model folder."""
+    for parent in directory.parents:
+        if parent.exists() and not parent.is_dir():
+            raise CheckpointError(f"cannot save to {directory}: {parent} is a file, not a folder")
+    if directory.exists():
+        if not directory.is_dir():
+            raise CheckpointError(f"cannot save to {directory}: it is a file, not a folder")
+        if kind == "adapter" and any(directory.iterdir()) and not (directory / CONFIG_FILE).is_file() \
+                and not (directory / LEGACY_CONFIG_FILE).is_file():
+            raise CheckpointError(f"cannot save to {directory}: it holds other files and no {CONFIG_FILE} "
+                                  "(not an adapter checkpoint); choose an empty or new folder")
+
+
+def _write_files(folder: Path, tensors: dict[str, torch.Tensor], record: dict[str, Any], location: str) -> None:
+    save_file(tensors, folder / WEIGHTS_FILE, metadata={"format": FORMAT})
+    (folder / CONFIG_FILE).write_text(json.dumps(record, indent=2, default=str) + "\n", encoding="utf-8")
+    (folder / CARD_FILE).write_text(render_model_card(json.loads(json.dumps(record, default=str)), location), encoding="utf-8")
+
+
+def _move_into_place(staging: Path, directory: Path) -> None:
+    """Swap `staging` in for `directory` (renames within one folder: each one atomic)."""
+    if not directory.exists():
+        staging.rename(directory)
+        return
+    replaced = directory.parent / f".{directory.name}.replaced-{uuid.uuid4().hex[:8]}"
+    directory.rename(replaced)
+    try:
+        staging.rename(directory)
+    except OSError:
+        replaced.rename(directory)  # put the earlier checkpoint back
+        raise
+    shutil.rmtree(replaced, ignore_errors=True)
+
+
+def _save(directory: Path, kind: str, tensors: dict[str, torch.Tensor], record: dict[str, Any]) -> None:
+    """An adapter folder: staged beside it, then swapped in. A model folder (save_pretrained): each file replaced whole."""
+    staging = directory.parent / f".{directory.name}.saving-{uuid.uuid4().hex[:8]}"
+    try:
+        staging.mkdir(parents=True)
+        _write_files(staging, tensors, record, str(directory))
+        if kind == "model":
+            for entry in staging.iterdir():
+                entry.replace(directory / entry.name)
+        else:
+            _move_into_place(staging, directory)
+    except OSError as error:
+        raise CheckpointError(f"cannot save to {directory}: {error.strerror or error}") from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def write_adapter(model: nn.Module, directory: str | Path, kind: str = "adapter", base_revision: str | None = None) -> Path:
@@ -121,11 +174,13 @@ def write_adapter(model: nn.Module, directory: str | Path, kind: str = "adapter"
     directory = Path(directory)
     inner = unwrap(model)
     state = _surgery_state(inner)
-    names = _checkpoint_names(inner, state)
+    sharded = is_sharded(model)
+    if not sharded and not has_values(inner):
+        raise CheckpointError("the model's tensors are on the meta device: there are no values to save")
+    names = checkpoint_names(inner, state)
     if not names:
         raise CheckpointError(f"the model holds no trained or added tensor to save (recipe {state.recipe.get('name')!r}); "
                               "an empty adapter would load as a silently different model")
-    sharded = is_sharded(model)
     if sharded:  # gather only the adapter's tensors, never the frozen base
         full_state = sharded_state(model)
         shapes = {_clean(n): tuple(full_state[_clean(n)].shape) for n, _ in inner.named_parameters()}
@@ -137,38 +192,46 @@ def write_adapter(model: nn.Module, directory: str | Path, kind: str = "adapter"
     if tensors is None or (sharded and rank() != 0):
         barrier()  # rank 0 writes; the others wait so the folder is complete when they return
         return directory
-    directory.mkdir(parents=True, exist_ok=True)
-    save_file(tensors, directory / WEIGHTS_FILE, metadata={"format": FORMAT})
+    bad = non_finite(tensors)
+    if bad:
+        raise CheckpointError(f"refusing to save non-finite values (NaN or inf) in {', '.join(bad[:5])}")
+    _check_target(directory, kind)
     record = {
         "format": FORMAT, "library": "t5-surgery", "kind": kind, "recipe": state.recipe, "groups": state.groups,
         "counts": {group: sum(tensors[n].numel() for n in members if n in tensors) for group, members in state.groups.items()},
-        "tensors": len(tensors),
+        "tensors": len(tensors), "checksums": tensor_manifest(tensors),
         "base_parameters": sum(prod(shape) for name, shape in shapes.items() if not is_added(name)),
         "base": base_fingerprint(inner, shapes), "base_model": base_origin(inner, base_revision),
     }
-    (directory / CONFIG_FILE).write_text(json.dumps(record, indent=2, default=str))
-    (directory / CARD_FILE).write_text(render_model_card(json.loads(json.dumps(record, default=str)), str(directory)))
+    if not sharded:  # sampling a sharded base would gather it: sharded saves record the architecture only
+        record["base_weights"] = weights_fingerprint(inner, trained=set(names))
+    _save(directory, kind, tensors, record)
     if sharded:
         barrier()
     return directory
 
 
 def save_adapter(model: nn.Module, directory: str | Path, base_revision: str | None = None) -> Path:
-    """Write the trained parameters, the recipe, the base fingerprint and a model card to `directory`.
+    """Write the trained tensors, the recipe, their checksums, the base fingerprint and a model card.
 
     `model` may be wrapped (DDP, FSDP1, FSDP2); under FSDP call this on every rank. `base_revision`:
-    the base model's Hub revision, recorded when transformers does not know it.
+    the base model's Hub revision, recorded when transformers does not know it. An earlier
+    checkpoint in `directory` is replaced as a whole; a folder holding anything else is refused.
 
-    >>> import surgery, tempfile
+    >>> import surgery, tempfile, torch
     >>> from transformers import T5Config, T5ForConditionalGeneration
     >>> config = T5Config(d_model=128, d_kv=16, d_ff=256, num_layers=2, num_heads=4, vocab_size=100)
-    >>> model = T5ForConditionalGeneration(config); _ = surgery.apply(model, "compacter")
+    >>> _ = torch.manual_seed(0); model = T5ForConditionalGeneration(config); _ = surgery.apply(model, "compacter")
     >>> folder = surgery.save_adapter(model, tempfile.mkdtemp())
     >>> sorted(p.name for p in folder.iterdir())
     ['README.md', 't5_surgery_adapter.json', 't5_surgery_adapter.safetensors']
-    >>> fresh = T5ForConditionalGeneration(config)
+    >>> _ = torch.manual_seed(0); fresh = T5ForConditionalGeneration(config)   # the same base weights
     >>> surgery.load_adapter(fresh, folder).trainable == surgery.report(model).trainable
     True
+    >>> surgery.load_adapter(T5ForConditionalGeneration(config), folder)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    surgery.errors.CheckpointError: ... was saved from a base with other weights: ... pass load_adapter(..., allow_other_base=True) ...
     """
     return write_adapter(model, directory, "adapter", base_revision)
 
@@ -180,25 +243,51 @@ def _peft_message(path: Path, config: dict[str, Any]) -> str:
             f"{CONFIG_FILE} and {WEIGHTS_FILE}")
 
 
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as error:
+        raise CheckpointError(f"{path} is not UTF-8 text ({error.reason} at byte {error.start})") from None
+    except json.JSONDecodeError as error:
+        raise CheckpointError(f"{path} is not valid JSON ({error.msg} at line {error.lineno}, column {error.colno})") from None
+    except (OSError, RecursionError) as error:
+        raise CheckpointError(f"{path} cannot be read ({error})") from None
+
+
+def _stale_saves(directory: Path) -> list[Path]:
+    """The staging folders an interrupted `save_adapter` into `directory` left next to it."""
+    if not directory.parent.is_dir():
+        return []
+    return [p for p in directory.parent.glob(f".{directory.name}.*")
+            if p.is_dir() and (".saving-" in p.name or ".replaced-" in p.name)]
+
+
 def read_adapter_config(directory: str | Path) -> dict[str, Any]:
-    """The JSON record of an adapter folder (either format), or a CheckpointError saying what the folder is."""
+    """The JSON record of an adapter folder (either format), checked; or a CheckpointError saying what the folder is."""
     directory = Path(directory)
+    if directory.exists() and not directory.is_dir():
+        raise CheckpointError(f"{directory} is a file; an adapter checkpoint is a folder with {CONFIG_FILE} and {WEIGHTS_FILE}")
     path = directory / CONFIG_FILE
     if path.is_file():
-        config = json.loads(path.read_text())
-        if config.get("format") != FORMAT:
-            raise CheckpointError(f"{path}: format {config.get('format')!r} is not {FORMAT!r}")
+        config = _read_json(path)
+        check_config(config, str(path))
+        if config["format"] != FORMAT:
+            raise CheckpointError(f"{path}: format {config['format']!r} is not {FORMAT!r}")
         return config
     legacy = directory / LEGACY_CONFIG_FILE
     if legacy.is_file():
-        config = json.loads(legacy.read_text())
-        if config.get("format") == LEGACY_FORMAT:
-            return config
-        if "peft_type" in config:
+        config = _read_json(legacy)
+        if isinstance(config, dict) and "peft_type" in config:
             raise CheckpointError(_peft_message(legacy, config))
-        raise CheckpointError(f"{legacy} is neither a t5-surgery adapter (no \"format\": {FORMAT!r}) nor a PEFT one (no peft_type)")
+        if not isinstance(config, dict) or config.get("format") != LEGACY_FORMAT:
+            raise CheckpointError(f"{legacy} is neither a t5-surgery adapter (no \"format\": {FORMAT!r}) nor a PEFT one (no peft_type)")
+        check_config(config, str(legacy))
+        return config
     hint = ("; it holds a transformers model (config.json): load it with from_pretrained"
             if (directory / "config.json").is_file() else "")
+    interrupted = sorted(p.name for p in _stale_saves(directory) if (p / CONFIG_FILE).is_file())
+    if interrupted and not directory.exists():
+        hint += f"; an interrupted save left a complete copy next to it: {interrupted[0]}"
     raise CheckpointError(f"{path} does not exist: not an adapter checkpoint folder (expected {CONFIG_FILE} "
                           f"and {WEIGHTS_FILE}){hint}")
 
@@ -207,52 +296,107 @@ def _weights_file(directory: Path, config: dict[str, Any]) -> Path:
     return directory / (LEGACY_WEIGHTS_FILE if config.get("format") == LEGACY_FORMAT else WEIGHTS_FILE)
 
 
-def load_adapter(model: nn.Module, directory: str | Path, revision: str | None = None) -> Report:
+def read_adapter_tensors(directory: Path, config: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """The tensors of the checkpoint's weights file, on the CPU, checked against the config's checksums."""
+    path = _weights_file(directory, config)
+    if not path.is_file():
+        raise CheckpointError(f"{path} does not exist: the checkpoint has a config but no weights")
+    try:
+        tensors = load_file(path)
+    except (SafetensorError, OSError, ValueError, RuntimeError) as error:
+        raise CheckpointError(f"{path} is not a readable safetensors file ({error})") from None
+    if "checksums" in config:
+        check_manifest(tensors, config["checksums"], str(directory))
+    else:
+        warnings.warn(f"{directory} ({config['format']}, written before checksums) cannot be verified; "
+                      "only names, shapes and finiteness are checked", stacklevel=3)
+        bad = non_finite(tensors)
+        if bad:
+            raise CheckpointError(f"{directory}: non-finite values (NaN or inf) in {', '.join(bad[:5])}")
+    return tensors
+
+
+def _check_base(config: dict[str, Any], model: nn.Module, directory: Path, trained: set[str] | None) -> None:
+    """Architecture always; the weight sample too unless `trained` is None (allow_other_base, or sharded)."""
+    inner = unwrap(model)
+    expected, found = config["base"], base_fingerprint(inner, parameter_shapes(model))
+    differences = [f"{key}: checkpoint {expected.get(key)!r}, model {found.get(key)!r}"
+                   for key in found if key in expected and expected.get(key) != found.get(key)]
+    if differences:
+        raise CheckpointError(f"{directory} was saved from another base model; differences: " + "; ".join(differences))
+    if trained is None:
+        return
+    weights = weight_differences(config.get("base_weights"), inner, trained)
+    if weights is not None:
+        raise CheckpointError(
+            f"{directory} was saved from a base with other weights: {weights}. Load it into the base it was trained on, "
+            "or pass load_adapter(..., allow_other_base=True) to load it into this one anyway")
+
+
+def load_adapter(model: nn.Module, directory: str | Path, revision: str | None = None, *,
+                 allow_other_base: bool = False) -> Report:
     """Apply the checkpoint's recipe to `model` (unless already applied) and load its tensors.
 
     `directory` is a folder or a Hub repo id (downloaded with `huggingface_hub`, at `revision`).
-    Fails before changing anything when the base architecture differs from the checkpoint's. A
-    wrapped model (DDP, FSDP) must have had the recipe applied before it was wrapped.
+    Everything is checked before the model changes: a damaged or edited checkpoint, a base of
+    another architecture, or (unless `allow_other_base`) a base with other weights raises a
+    `CheckpointError` and leaves the model exactly as it was. A wrapped model (DDP, FSDP) must
+    have had the recipe applied before it was wrapped.
     """
     from .plan import report
 
     directory = resolve_folder(directory, revision)
     config = read_adapter_config(directory)
+    where = _weights_file(directory, config).with_name(CONFIG_FILE if config["format"] == FORMAT else LEGACY_CONFIG_FILE)
     inner, sharded = unwrap(model), is_sharded(model)
-    shapes = parameter_shapes(model)
-    expected, found = config["base"], base_fingerprint(inner, shapes)
-    differences = [f"{key}: checkpoint {expected.get(key)!r}, model {found.get(key)!r}"
-                   for key in expected if expected.get(key) != found.get(key)]
-    if differences:
-        raise CheckpointError(f"{directory} was saved from another base model; differences: " + "; ".join(differences))
-    tensors = load_file(_weights_file(directory, config))
+    if not sharded and not has_values(inner):
+        raise CheckpointError(f"cannot load {directory} into a model on the meta device: it has no base weights; "
+                              "load the base model's weights first")
+    _check_base(config, model, directory, trained=None)  # the architecture, before reading any tensor
+    tensors = read_adapter_tensors(directory, config)
+    legacy = config["format"] == LEGACY_FORMAT
     state = getattr(inner, STATE, None)
+    the_plan = None
     if state is None:
         if inner is not model or sharded:
             raise CheckpointError(f"the model is wrapped ({type(model).__name__}) and has no surgery yet: load the adapter "
                                   "(or apply its recipe) before wrapping it for DDP / FSDP")
-        apply(model, config["recipe"])
-        state = getattr(inner, STATE)
-    elif state.recipe != config["recipe"]:
-        raise CheckpointError(f"{directory} holds recipe {config['recipe'].get('name')!r}, "
-                              f"but the model was given recipe {state.recipe.get('name')!r}")
-    names = _checkpoint_names(inner, state, include_frozen_added=config.get("format") != LEGACY_FORMAT)
-    missing, unexpected = sorted(set(names) - set(tensors)), sorted(set(tensors) - set(names))
-    if missing or unexpected:
-        raise CheckpointError(f"{directory}: tensors do not match the recipe's modules; missing {missing[:5]}, unexpected {unexpected[:5]}")
-    shapes = {**parameter_shapes(model), **{_clean(n): tuple(b.shape) for n, b in inner.named_buffers()}}  # now with the modules
-    for name in names:
-        if tuple(tensors[name].shape) != shapes[name]:
-            raise CheckpointError(f"{directory}: {name} has shape {tuple(tensors[name].shape)}, the model expects {shapes[name]}")
+        try:
+            the_plan = plan(model, config["recipe"])
+        except SurgeryError as error:
+            raise CheckpointError(f"{where}: its recipe cannot be applied to this model: {error}") from None
+        layout = {n: v for n, v in the_plan.adapter_layout.items() if not (legacy and n in the_plan.frozen_added)}
+    else:
+        depths = {stack: len(blocks) for stack, blocks in _stack_blocks(inner).items()}
+        differences = recipe_differences(config["recipe"], state.recipe, depths)
+        if differences:
+            raise CheckpointError(f"{directory} holds recipe {config['recipe'].get('name')!r}, but the model was given recipe "
+                                  f"{state.recipe.get('name')!r}; they differ in " + "; ".join(differences))
+        shapes = {**parameter_shapes(model), **{_clean(n): tuple(b.shape) for n, b in inner.named_buffers()}}
+        dtypes = {**{_clean(n): p.dtype for n, p in inner.named_parameters()}, **{_clean(n): b.dtype for n, b in inner.named_buffers()}}
+        layout = {name: (shapes[name], dtypes[name]) for name in checkpoint_names(inner, state, include_frozen_added=not legacy)}
+    check_layout(tensors, layout, str(directory))
+    if not allow_other_base and not sharded:
+        _check_base(config, model, directory, trained=set(layout))
     if sharded:
-        load_full(model, {name: tensors[name] for name in names})
+        load_full(model, {name: tensors[name] for name in layout})
         counts = {group: sum(tensors[n].numel() for n in members) for group, members in state.groups.items()}
-        base = sum(prod(shape) for name, shape in shapes.items() if not is_added(name))
-        added = sum(tensors[n].numel() for n in names if is_added(n))
+        base = sum(prod(shape) for name, shape in parameter_shapes(model).items() if not is_added(name))
+        added = sum(tensors[n].numel() for n in layout if is_added(n))
         return Report(state.recipe.get("name", "custom"), counts, base, added)
-    targets = {**dict(inner.named_parameters()), **dict(inner.named_buffers())}
-    with torch.no_grad():
-        for name in names:
-            target = targets[name]
-            target.copy_(tensors[name].to(device=target.device, dtype=target.dtype))
+    with all_or_nothing(inner):
+        if the_plan is not None:
+            apply(model, the_plan)
+        targets = {**dict(inner.named_parameters()), **dict(inner.named_buffers())}
+        # Convert first (this allocates and may fail), write last (nothing fails after the first write).
+        converted = {name: tensors[name].to(device=targets[name].device, dtype=targets[name].dtype) for name in layout}
+        with torch.no_grad():
+            for name in layout:
+                targets[name].copy_(converted[name])
     return report(inner)
+
+
+def _stack_blocks(model: nn.Module) -> dict[str, list[nn.Module]]:
+    from .families import detect_family
+
+    return detect_family(model).blocks(model)

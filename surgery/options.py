@@ -165,8 +165,11 @@ def _check(key: str, value: Any, spec: OptionSpec) -> Any:
     if spec.kind is int:
         if isinstance(value, bool) or not isinstance(value, int):
             raise RecipeError(key, value, valid=spec.range.describe(int) if spec.range else "an integer")
-        if not -INT64_MAX - 1 <= value <= INT64_MAX or (spec.range is not None and not spec.range.contains(value)):
-            raise RecipeError(key, value, valid=(spec.range or Range()).describe(int))
+        if not -INT64_MAX - 1 <= value <= INT64_MAX:
+            raise RecipeError(key, value, valid=f"{(spec.range or Range()).describe(int)}, at most {INT64_MAX}",
+                              reason="does not fit in 64 bits")
+        if spec.range is not None and not spec.range.contains(value):
+            raise RecipeError(key, value, valid=spec.range.describe(int))
         return value
     if spec.kind is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):

@@ -88,6 +88,8 @@ class Plan:
     closed_form: list[tuple[str, str, int]] = field(default_factory=list)
     # name → (shape, dtype) of every tensor an adapter checkpoint of this recipe holds
     adapter_layout: dict[str, tuple[tuple[int, ...], torch.dtype]] = field(default_factory=dict)
+    # the added tensors that do not train (e.g. a frozen rule): first-format checkpoints lack them
+    frozen_added: tuple[str, ...] = ()
 
     @property
     def trainable_parameters(self) -> int:
@@ -308,8 +310,10 @@ def plan(model: nn.Module, recipe: str | Path | dict | Recipe, *, device: torch.
     counts = {group: sum(parameters[n].numel() for n in members) for group, members in groups.items()}
     base = sum(p.numel() for p in model.parameters())
     added = sum(p.numel() for p in replica.parameters()) - base
-    result = Plan(recipe, method, family, dims, layers, splices, counts, base, added,
-                  adapter_layout=tensor_layout(adapter_tensors(replica)))
+    layout = tensor_layout(adapter_tensors(replica))
+    trained_only = set(adapter_tensors(replica, include_frozen_added=False))
+    result = Plan(recipe, method, family, dims, layers, splices, counts, base, added, adapter_layout=layout,
+                  frozen_added=tuple(sorted(set(layout) - trained_only)))
     result.closed_form = method.closed_form(result)
     return result
 

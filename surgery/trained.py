@@ -1,7 +1,7 @@
-"""What an adapter checkpoint holds: the trained tensors, and the buffers surgery added.
+"""What an adapter checkpoint holds: the trained tensors, and every tensor surgery added.
 
 The same function serves the plan (on its meta replica: the names, shapes and dtypes a
-checkpoint of this recipe must have, known before anything is allocated) and the checkpoint
+checkpoint of this recipe must hold, known before anything is allocated) and the checkpoint
 (on the real model: the tensors to write, or to load into).
 """
 
@@ -14,10 +14,27 @@ from .errors import SurgeryError
 from .naming import STATE, is_added
 
 
-def adapter_tensors(model: nn.Module) -> dict[str, torch.Tensor]:
-    """Every trained parameter once (a shared one under its owner's name), plus added persistent buffers.
+def clean_name(name: str) -> str:
+    """A parameter name without FSDP1's wrapper segments."""
+    return name.replace("_fsdp_wrapped_module.", "").replace("_checkpoint_wrapped_module.", "")
 
-    Non-persistent buffers (e.g. projections regenerated from a seed) stay out, as in `state_dict`.
+
+def checkpoint_names(inner: nn.Module, state: nn.Module, include_frozen_added: bool = True) -> list[str]:
+    """What a checkpoint holds: the trained parameters, and everything surgery added (parameters and
+    persistent buffers; non-persistent ones, e.g. projections regenerated from a seed, stay out).
+
+    `include_frozen_added=False` reads the first format, which held trained tensors only.
+    """
+    trained = {name for names in state.groups.values() for name in names}
+    names = [clean_name(n) for n, _ in inner.named_parameters()
+             if clean_name(n) in trained or (include_frozen_added and is_added(clean_name(n)))]
+    persistent = {clean_name(n) for n in inner.state_dict(keep_vars=True)}
+    names += [clean_name(n) for n, _ in inner.named_buffers() if is_added(clean_name(n)) and clean_name(n) in persistent]
+    return list(dict.fromkeys(names))
+
+
+def adapter_tensors(model: nn.Module, include_frozen_added: bool = True) -> dict[str, torch.Tensor]:
+    """name → tensor of everything `checkpoint_names` lists, on an unwrapped model.
 
     >>> import surgery
     >>> from transformers import T5Config, T5ForConditionalGeneration
@@ -29,13 +46,8 @@ def adapter_tensors(model: nn.Module) -> dict[str, torch.Tensor]:
     state = getattr(model, STATE, None)
     if state is None:
         raise SurgeryError("no surgery was applied to this model, so it has no adapter")
-    trained = {name for names in state.groups.values() for name in names}
-    tensors = {name: p for name, p in model.named_parameters() if name in trained}
-    persistent = set(model.state_dict(keep_vars=True))
-    for name, buffer in model.named_buffers():
-        if is_added(name) and name in persistent:
-            tensors[name] = buffer
-    return tensors
+    values = {**{clean_name(n): p for n, p in model.named_parameters()}, **{clean_name(n): b for n, b in model.named_buffers()}}
+    return {name: values[name] for name in checkpoint_names(model, state, include_frozen_added)}
 
 
 def tensor_layout(tensors: dict[str, torch.Tensor]) -> dict[str, tuple[tuple[int, ...], torch.dtype]]:

@@ -249,9 +249,6 @@ def test_an_empty_adapter_is_refused(tmp_path):
     assert not (tmp_path / "empty").exists()
 
 
-@pytest.mark.xfail(strict=True, reason="the base-WEIGHTS fingerprint is issue 12's (branch issue-12: "
-                                       "load_adapter(..., allow_other_base=True)); remove this marker when it lands, "
-                                       "the test then has to pass")
 def test_loading_into_a_base_with_other_weights_is_refused(tmp_path, batch):
     model = trained(spliced(seed=1))
     folder = surgery.save_adapter(model, tmp_path / "a")
