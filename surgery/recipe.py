@@ -63,7 +63,7 @@ class Recipe:
         if self.explicit_stacks:
             return {stack: layers[stack] for stack in self.explicit_stacks if stack in layers}
         values = list(layers.values())
-        if values and set(layers) <= {"encoder", "decoder"} and all(v == values[0] for v in values):
+        if set(layers) == {"encoder", "decoder"} and all(v == values[0] for v in values):
             return None if values[0] == "all" else values[0]  # one selection for every stack
         return {stack: spec for stack, spec in layers.items() if spec != "all"} or None  # a Recipe built by hand
 
