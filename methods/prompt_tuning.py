@@ -54,6 +54,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
+from surgery.errors import RecipeError
 from surgery.family import ModelDims, ModelFamily
 from surgery.method import Method, register_method
 from surgery.naming import STATE
@@ -233,6 +234,12 @@ class PromptTuning(Method):
     def transform_model(self, model: nn.Module, family: ModelFamily, dims: ModelDims) -> None:
         o = self.options
         embeddings = model.get_input_embeddings().weight
+        if o.init == "vocab":  # checked here, in the dry run too: the special ids come from the model's config
+            high, excluded = min(o.vocab_high, embeddings.shape[0]), special_token_ids(model.config)
+            if all(i in excluded for i in range(o.vocab_low, high)):
+                raise RecipeError("options.vocab_low", o.vocab_low, valid=f"a range [vocab_low, vocab_high) with a "
+                                  f"token id that is not special (special: {sorted(excluded)})",
+                                  reason=f"leaves no token id to sample in [{o.vocab_low}, {high})")
         if embeddings.device.type == "meta":  # the plan's dry run: shapes only, nothing drawn or sampled
             initial = torch.empty(o.length, embeddings.shape[1], device="meta", dtype=embeddings.dtype)
         elif o.init == "vocab":
