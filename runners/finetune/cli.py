@@ -9,13 +9,16 @@
     python -m runners.finetune --model t5-base --task rte --recipe compacter --sweep lr=3e-4,3e-3 options.n=4,8,12
     python -m runners.finetune --model t5-base --task rte --recipe compacter --set options.n=8 --train-output-layer
 
-Every run (task × recipe × seed) gets a folder ``OUT/<task>/<recipe>/seed-<seed>/`` holding
-``log.jsonl``, ``best/`` (adapter of the best validation epoch), ``last/`` (resumable
+Every distinct run (task × recipe × seed) gets a folder ``OUT/<task>/<recipe>/seed-<seed>/``
+holding ``log.jsonl``, ``best/`` (adapter of the best validation epoch), ``last/`` (resumable
 checkpoint) and ``result.json``; ``OUT/results.md`` and ``OUT/results.csv`` hold the table of
-the invocation (mean ± std over seeds), which is also printed at the end.
+the invocation (mean ± std over seeds), which is also printed at the end. A recipe's name is
+sanitised for the folder; two different recipes of one name get ``<name>-<hash>``; repeats in
+--task, --recipe or --seeds run once (with a note). One process at a time trains into OUT.
 
-Exit codes: 0 done (or stopped by --stop-after-steps), 2 a usage or data error (message, no
-traceback), 3 out of GPU memory, 130 interrupted (the resumable checkpoint is written first).
+Exit codes: 0 done (or stopped by --stop-after-steps), 2 a usage, data, recipe or checkpoint
+error, OUT in use by another process, or a loss that became NaN/inf (one line, no traceback),
+3 out of GPU memory, 130 interrupted (the resumable checkpoint is written first when training).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .invocation import EXIT_OUT_OF_MEMORY, EXIT_USAGE, UsageError, is_main_process, resolve_settings, say
+from .invocation import EXIT_INTERRUPTED, EXIT_OUT_OF_MEMORY, EXIT_USAGE, UsageError, is_main_process, resolve_settings, say
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -136,6 +139,10 @@ def main(argv: list[str] | None = None) -> int:
             return EXIT_OUT_OF_MEMORY
     except UsageError as error:
         if is_main_process():
-            print(f"error: {error}", file=sys.stderr)
+            print("error: " + " ".join(str(error).split()), file=sys.stderr)
         return EXIT_USAGE
-
+    except KeyboardInterrupt:  # before training started, or a second Ctrl-C: nothing half-written to clean up
+        if is_main_process():
+            print("interrupted; continue a started invocation with --resume OUT (its last complete checkpoint)",
+                  file=sys.stderr)
+        return EXIT_INTERRUPTED

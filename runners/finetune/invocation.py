@@ -1,9 +1,11 @@
 """An invocation of `runners.finetune`, resolved: its options merged, checked and completed.
 
 * :func:`resolve_settings` — a resumed invocation gets its saved options back (changing one that
-  affects the result is refused), seeds and the output folder are filled in, numbers checked;
-* :func:`prepare_output_dir` — the folder is created and the options saved in ``arguments.json``,
-  refusing to mix two invocations in one folder.
+  affects the result is refused), seeds and the output folder are filled in, every option checked
+  (`runners.finetune.arguments`);
+* :func:`prepare_output_dir` — the folder is locked (`runners.finetune.lock`: one process per
+  folder), created, and the options saved in ``arguments.json``, refusing to mix two invocations
+  in one folder or to write into a folder of other files.
 
 >>> import argparse
 >>> settings = resolve_settings(argparse.Namespace(task="rte,cola", recipe=None, seed=None, seeds=None,
@@ -24,15 +26,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-EXIT_USAGE, EXIT_OUT_OF_MEMORY, EXIT_INTERRUPTED = 2, 3, 130
+from .arguments import check_options, check_output_dir, comma_list
+from .atomic import write_json
+from .errors import EXIT_INTERRUPTED, EXIT_OUT_OF_MEMORY, EXIT_USAGE, UsageError
+from .lock import LOCK_FILE, OutputLock
+
+__all__ = ["EXIT_INTERRUPTED", "EXIT_OUT_OF_MEMORY", "EXIT_USAGE", "Settings", "UsageError", "is_main_process",
+           "prepare_output_dir", "resolve_settings", "say"]
+
 ARGUMENTS_FILE = "arguments.json"
 # Options a resumed invocation may set differently from the interrupted one: they change neither
 # the data, the model nor the arithmetic of training.
 RESUME_MAY_CHANGE = {"resume", "stop_after_steps", "save_every_steps", "no_progress", "log_every", "overwrite"}
-
-
-class UsageError(Exception):
-    """A problem with the command line, data, model or recipe: printed without a traceback, exit 2."""
 
 
 @dataclass
@@ -44,6 +49,7 @@ class Settings:
     seeds: list[int]
     output_dir: Path
     options: dict[str, Any]        # the parsed namespace, after merging a resumed run's
+    lock: OutputLock | None = None  # held by the main process from prepare_output_dir on
 
 
 def is_main_process() -> bool:
@@ -55,18 +61,30 @@ def say(message: str = "") -> None:
         print(message, flush=True)
 
 
+def _saved_arguments(folder: Path) -> tuple[Path, dict[str, Any]]:
+    """The arguments.json of the invocation whose --output-dir is `folder` (or one of its parents)."""
+    path = next((p / ARGUMENTS_FILE for p in (folder, *folder.parents) if (p / ARGUMENTS_FILE).is_file()), None)
+    if path is None:
+        raise UsageError(f"--resume {folder}: no {ARGUMENTS_FILE} in it or above it; give the --output-dir of "
+                         "the interrupted invocation")
+    try:
+        saved = json.loads(path.read_bytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, OSError) as error:
+        raise UsageError(f"--resume {folder}: {path} is damaged ({type(error).__name__}: {error}); it cannot be "
+                         "resumed — start a new run with its options") from None
+    if not isinstance(saved, dict):
+        raise UsageError(f"--resume {folder}: {path} does not hold the options of an invocation")
+    return path, saved
+
+
 def resolve_settings(args: argparse.Namespace) -> Settings:
-    """Merge a resumed run's saved arguments, check them, and fill in seeds and the output folder."""
+    """Merge a resumed run's saved arguments, check every option, fill in seeds and the output folder."""
     from .settings import LOW_RESOURCE_EPOCHS
 
     options = {key: value for key, value in vars(args).items()}
+    check_options(options)
     if args.resume:
-        folder = Path(args.resume)
-        saved_path = next((p / ARGUMENTS_FILE for p in (folder, *folder.parents) if (p / ARGUMENTS_FILE).is_file()), None)
-        if saved_path is None:
-            raise UsageError(f"--resume {folder}: no {ARGUMENTS_FILE} in it or above it; give the --output-dir of "
-                             "the interrupted invocation")
-        saved = json.loads(saved_path.read_text())
+        saved_path, saved = _saved_arguments(Path(args.resume))
         for key, value in options.items():
             if value is not None and key not in RESUME_MAY_CHANGE and saved.get(key) != value:
                 raise UsageError(f"--{key.replace('_', '-')} {value} differs from the interrupted run's "
@@ -74,12 +92,11 @@ def resolve_settings(args: argparse.Namespace) -> Settings:
         options = {**saved, **{k: v for k, v in options.items() if v is not None and k in RESUME_MAY_CHANGE}}
         options["resume"] = str(saved_path.parent)
         options["output_dir"] = str(saved_path.parent)
+        check_options(options)
     if options.get("seed") is not None and options.get("seeds"):
         raise UsageError("give --seed or --seeds, not both")
     low_resource = options.get("low_resource")
     if low_resource is not None:
-        if low_resource < 1:
-            raise UsageError(f"--low-resource {low_resource}: give a positive number of training examples")
         if options.get("epochs") is None and low_resource not in LOW_RESOURCE_EPOCHS:
             raise UsageError(f"--low-resource {low_resource}: the paper's schedule covers "
                              f"{', '.join(map(str, LOW_RESOURCE_EPOCHS))} examples; give --epochs for other sizes")
@@ -87,40 +104,59 @@ def resolve_settings(args: argparse.Namespace) -> Settings:
             raise UsageError("give --low-resource or --max-train, not both")
     seeds = options.get("seeds") or ([options["seed"]] if options.get("seed") is not None else
                                      [42, 43, 44, 45, 46] if low_resource is not None else [42])
-    for name in ("epochs", "batch_size", "grad_accum", "max_source_length", "max_target_length", "eval_every",
-                 "eval_batch_size", "log_every", "stop_after_steps", "save_every_steps", "max_train",
-                 "generation_max_length", "threads"):
-        value = options.get(name)
-        if value is not None and value < 1:
-            raise UsageError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
-    if options.get("warmup_steps") is not None and options["warmup_steps"] < 0:
-        raise UsageError(f"--warmup-steps must be 0 or more, got {options['warmup_steps']}")
-    if options.get("lr") is not None and not options["lr"] > 0:
-        raise UsageError(f"--lr must be positive, got {options['lr']}")
     output_dir = Path(options.get("output_dir") or Path("runs") / time.strftime("%Y%m%d-%H%M%S"))
+    check_output_dir(output_dir)
     options["output_dir"] = str(output_dir)
-    tasks = [t.strip() for t in (options.get("task") or "embedded").split(",") if t.strip()]
-    recipes = [r.strip() for r in options["recipe"].split(",") if r.strip()] if options.get("recipe") else None
-    return Settings(tasks, recipes, seeds, output_dir, options)
+    tasks = comma_list("--task", options["task"]) if options.get("task") is not None else ["embedded"]
+    recipes = comma_list("--recipe", options["recipe"]) if options.get("recipe") is not None else None
+    return Settings(tasks, recipes, list(seeds), output_dir, options)
 
 
-def prepare_output_dir(settings: Settings, barrier: Callable[[], None] = lambda: None) -> None:
-    """Create the output folder and save the options; refuse to mix with an earlier invocation.
+def _refusal(folder: Path, options: dict[str, Any]) -> tuple[str | None, bool]:
+    """(why `folder` cannot take this invocation, or None; whether to clear it first)."""
+    if options.get("resume"):
+        return None, False
+    if (folder / ARGUMENTS_FILE).exists():
+        if not options.get("overwrite"):
+            return (f"--output-dir {folder} holds an earlier invocation; continue it with --resume {folder}, "
+                    "replace it with --overwrite, or choose another folder"), False
+        return None, True
+    others = sorted(p.name for p in folder.iterdir() if p.name != LOCK_FILE) if folder.is_dir() else []
+    if others:
+        shown = ", ".join(others[:3]) + (", ..." if len(others) > 3 else "")
+        return (f"--output-dir {folder} already holds files ({shown}) but no {ARGUMENTS_FILE}: it is not an output "
+                "folder of runners.finetune (or one whose start was interrupted); choose an empty or new folder"), False
+    return None, False
 
-    Every process calls this; `barrier()` makes all of them check before the main one writes.
+
+def prepare_output_dir(settings: Settings, barrier: Callable[[], None] = lambda: None,
+                       share: Callable[[Any], Any] = lambda value: value) -> None:
+    """Lock and create the output folder and save the options; refuse to mix with an earlier invocation.
+
+    Every process calls this; the main one takes the lock, checks and writes, and `share(value)`
+    hands its verdict to the others (identity for one process), so all of them stop together.
     """
     folder, options = settings.output_dir, settings.options
-    replace = False
-    if not options.get("resume") and (folder / ARGUMENTS_FILE).exists():
-        if not options.get("overwrite"):
-            raise UsageError(f"--output-dir {folder} holds an earlier invocation; continue it with --resume {folder}, "
-                             "replace it with --overwrite, or choose another folder")
-        replace = True
-    barrier()
+    verdict: str | None = None
     if is_main_process():
-        if replace:
-            shutil.rmtree(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        saved = {k: v for k, v in options.items() if k not in ("resume", "overwrite", "stop_after_steps")}
-        (folder / ARGUMENTS_FILE).write_text(json.dumps(saved, indent=2) + "\n")
+        try:
+            settings.lock = OutputLock(folder)
+            settings.lock.acquire()
+            verdict, replace = _refusal(folder, options)
+            if verdict is None:
+                if replace:
+                    for entry in folder.iterdir():
+                        if entry.name != LOCK_FILE:
+                            shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
+                saved = {k: v for k, v in options.items() if k not in ("resume", "overwrite", "stop_after_steps")}
+                write_json(folder / ARGUMENTS_FILE, saved)
+        except UsageError as error:
+            verdict = str(error)
+        except OSError as error:
+            verdict = f"--output-dir {folder}: cannot write there ({error.strerror or error})"
+        if verdict is not None and settings.lock is not None:
+            settings.lock.release()
+    verdict = share(verdict)
     barrier()
+    if verdict is not None:
+        raise UsageError(verdict)

@@ -2,16 +2,20 @@
 
     plan_jobs(settings, tasks, architecture)
       ├─ per task: its recipes (--recipe, or the task's default); --train-output-layer adds
-      │            output_layer to each one's `train` (the paper's Table 7 variant)
+      │            output_layer to each one's `train` (the paper's Table 7 variant); a recipe given
+      │            twice (same content) runs once, with a note; its folder name is its name made safe,
+      │            with a hash of its content where two different recipes share a name (runs.py)
       ├─ per recipe: its settings — the --sweep grid (and the paper's, --paper-search), --set in each
       ├─ each (recipe, setting): the recipe with the values written in, checked by surgery.plan on
       │            the model's architecture: a bad value gets the recipe file's error, before training
-      └─ per seed: one Job, with its run folder OUT/<task>/<recipe>[/<setting>]/seed-<seed>
+      └─ per seed: one Job, with its run folder OUT/<task>/<label>[/<setting>]/seed-<seed>
 
 >>> from runners.finetune.overrides import Setting, parse_sets
 >>> job = Job("rte", {"name": "adapter", "method": "adapter"}, Setting(tuple(parse_sets(["options.n=8"]))), 42, "options.n=8")
 >>> job.run_dir(Path("out")).as_posix(), job.recipe_name
 ('out/rte/adapter/options.n=8/seed-42', 'adapter')
+>>> Job("rte", {"name": "../../x", "method": "full"}, Setting(), 1).run_dir(Path("out")).as_posix()
+'out/rte/x/seed-1'
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from surgery.recipe import RECIPE_KEYS
 from .overrides import OverrideError, Override, Setting, parse_sets, parse_sweeps, settings_grid, with_output_layer
 from .protocol import search_grid
 from .invocation import Settings, UsageError
+from .runs import content_hash, labels, safe_name
 
 
 @dataclass(frozen=True)
@@ -38,14 +43,24 @@ class Job:
     setting: Setting
     seed: int
     folder: str = ""            # the setting's folder under the recipe's ('' without overrides)
+    label: str = ""             # the recipe's folder name and table row ('' : its name, made safe)
 
     @property
     def recipe_name(self) -> str:
         return str(self.recipe.get("name", "custom"))
 
+    @property
+    def recipe_label(self) -> str:
+        return self.label or safe_name(self.recipe_name)
+
     def run_dir(self, output_dir: Path) -> Path:
-        base = Path(output_dir) / self.task_name / self.recipe_name
+        base = Path(output_dir) / self.task_name / self.recipe_label
         return (base / self.folder if self.folder else base) / f"seed-{self.seed}"
+
+    def identity(self) -> dict[str, Any]:
+        """What the run folder's run.json records, so a folder never receives another run."""
+        recipe = json.loads(json.dumps(surgery.load_recipe(self.recipe).to_dict(), default=str))
+        return {"task": self.task_name, "recipe": recipe, "setting": self.setting.label, "seed": self.seed}
 
 
 def recipe_mapping(recipe: str) -> dict[str, Any]:
@@ -76,13 +91,13 @@ def paper_sweeps(recipe: dict[str, Any], model_config: Any, sets: list[Override]
     return grid + sweeps
 
 
-def plan_jobs(settings: Settings, tasks: list[Any], architecture: Any, default_recipes: dict[str, list[str]]) -> list[Job]:
-    """Every run of the invocation, each recipe variant checked on `architecture` (the model on meta)."""
-    options = settings.options
-    sets, sweeps = parsed_overrides(options)
-    checked: set[str] = set()
-    jobs: list[Job] = []
+def task_recipes(settings: Settings, tasks: list[Any], default_recipes: dict[str, list[str]], options: dict[str, Any],
+                 notes: list[str]) -> dict[str, list[tuple[str, dict[str, Any]]]]:
+    """Per task, its recipes as (given as, mapping); one given twice (same content) once, with a note."""
+    chosen: dict[str, list[tuple[str, dict[str, Any]]]] = {}
     for task in tasks:
+        seen: dict[str, str] = {}
+        chosen[task.name] = []
         for recipe in settings.recipes or default_recipes[task.name]:
             try:
                 base = recipe_mapping(recipe)
@@ -90,6 +105,40 @@ def plan_jobs(settings: Settings, tasks: list[Any], architecture: Any, default_r
                 raise UsageError(f"recipe {recipe!r}: {error}") from None
             if options.get("train_output_layer"):
                 base = with_output_layer(base)
+            digest = _digest(base, recipe)
+            if digest in seen:
+                note = (f"--recipe {seen[digest]!r} and {recipe!r} are the same recipe; running it once"
+                        if seen[digest] != recipe else f"--recipe {recipe!r} is given twice; running it once")
+                if note not in notes:
+                    notes.append(note)
+                continue
+            seen[digest] = recipe
+            chosen[task.name].append((recipe, base))
+    return chosen
+
+
+def _digest(mapping: dict[str, Any], given_as: str) -> str:
+    try:
+        return content_hash(surgery.load_recipe(mapping))
+    except surgery.SurgeryError as error:
+        raise UsageError(f"recipe {given_as!r}: {error}") from None
+
+
+def plan_jobs(settings: Settings, tasks: list[Any], architecture: Any, default_recipes: dict[str, list[str]], *,
+              device: Any = None, notes: list[str] | None = None) -> list[Job]:
+    """Every run of the invocation, each recipe variant checked on `architecture` (the model on meta)
+    and sized for `device`; `notes` gets a line for each recipe merged or folder renamed."""
+    options = settings.options
+    notes = [] if notes is None else notes
+    sets, sweeps = parsed_overrides(options)
+    recipes = task_recipes(settings, tasks, default_recipes, options, notes)
+    every = {_digest(base, given): (given, surgery.load_recipe(base)) for pairs in recipes.values() for given, base in pairs}
+    label_of = labels(list(every.values()), notes)
+    checked: set[str] = set()
+    jobs: list[Job] = []
+    for task in tasks:
+        for recipe, base in recipes[task.name]:
+            label = label_of[_digest(base, recipe)]
             grid_sweeps = paper_sweeps(base, architecture.config, sets, sweeps, options) if options.get("paper_search") else sweeps
             folders: set[str] = set()
             for setting in settings_grid(sets, grid_sweeps):
@@ -98,7 +147,7 @@ def plan_jobs(settings: Settings, tasks: list[Any], architecture: Any, default_r
                 if key not in checked:
                     context = f"recipe {recipe!r}" + (f" [{setting.label}]" if setting.label else "")
                     try:
-                        surgery.plan(architecture, mapping)
+                        surgery.plan(architecture, mapping, device=device)
                     except surgery.RecipeError as error:
                         hint = ("" if error.key.split(".")[0] in RECIPE_KEYS else
                                 "; --set and --sweep take recipe keys and lr (other training settings have "
@@ -111,7 +160,7 @@ def plan_jobs(settings: Settings, tasks: list[Any], architecture: Any, default_r
                 while folder in folders:  # two labels that differ only in characters a folder name replaces
                     folder += "_"
                 folders.add(folder)
-                jobs += [Job(task.name, mapping, setting, seed, folder) for seed in settings.seeds]
+                jobs += [Job(task.name, mapping, setting, seed, folder, label) for seed in settings.seeds]
     return jobs
 
 

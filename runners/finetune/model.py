@@ -14,6 +14,7 @@ folder, as ``transformers`` loads them.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -29,37 +30,85 @@ class ModelLoadError(ValueError):
     """A --model or --init-config that cannot be loaded; the message says what was tried."""
 
 
+# The T5Config fields --init-config may set: (type, lowest, highest) for numbers, choices for text.
+# The tokenizer sets the special ids; other fields do not size the random-init model.
+INIT_FIELDS: dict[str, tuple[type, float | None, float | None]] = {
+    "d_model": (int, 1, 2**20), "d_kv": (int, 1, 2**20), "d_ff": (int, 1, 2**24), "num_heads": (int, 1, 2**12),
+    "num_layers": (int, 1, 2**12), "num_decoder_layers": (int, 1, 2**12), "vocab_size": (int, 1, 2**24),
+    "relative_attention_num_buckets": (int, 1, 2**16), "relative_attention_max_distance": (int, 1, 2**24),
+    "dropout_rate": (float, 0.0, 1.0), "classifier_dropout": (float, 0.0, 1.0),
+    "layer_norm_epsilon": (float, 0.0, 1.0), "initializer_factor": (float, 0.0, 1e6),
+    "feed_forward_proj": (str, None, None), "tie_word_embeddings": (bool, None, None),
+}
+OPEN_ABOVE = {"dropout_rate", "classifier_dropout"}     # < 1: a dropout of 1 zeroes everything
+OPEN_BELOW = {"layer_norm_epsilon", "initializer_factor"}  # > 0
+
+
+def _feed_forward_proj_error(value: str) -> str | None:
+    from transformers.activations import ACT2FN
+
+    parts = value.split("-")
+    if len(parts) > 2 or (len(parts) == 2 and parts[0] != "gated") or parts[-1] not in ACT2FN:
+        return "an activation (relu, gelu, ...) or gated-<activation> (e.g. gated-gelu)"
+    return None
+
+
+def _parse_value(key: str, text: str) -> Any:
+    kind, low, high = INIT_FIELDS[key]
+    where = f"--init-config {key}={text}"
+    if kind is bool:
+        if text.lower() not in ("true", "false"):
+            raise ModelLoadError(f"{where}: give true or false")
+        return text.lower() == "true"
+    if kind is str:
+        problem = _feed_forward_proj_error(text) if key == "feed_forward_proj" else None
+        if problem:
+            raise ModelLoadError(f"{where}: not valid; give {problem}")
+        return text
+    try:
+        value = int(text) if kind is int else float(text)
+    except ValueError:
+        raise ModelLoadError(f"{where}: give {'a whole number' if kind is int else 'a number'}") from None
+    too_low = value < low or (key in OPEN_BELOW and value <= low)
+    too_high = value > high or (key in OPEN_ABOVE and value >= high)
+    if not math.isfinite(value) or too_low or too_high:
+        left, right = ("(" if key in OPEN_BELOW else "["), (")" if key in OPEN_ABOVE else "]")
+        raise ModelLoadError(f"{where}: give a value in {left}{low:g}, {high:g}{right}")
+    return value
+
+
 def parse_init_overrides(items: list[str] | None) -> dict[str, Any]:
-    """``["d_model=64", "dropout_rate=0.1", "feed_forward_proj=gated-gelu"]`` → typed T5Config overrides.
+    """``["d_model=64", "dropout_rate=0.1", "feed_forward_proj=gated-gelu"]`` → typed, checked T5Config overrides.
 
     >>> parse_init_overrides(["d_model=64", "dropout_rate=0.1", "feed_forward_proj=gated-gelu"])
     {'d_model': 64, 'dropout_rate': 0.1, 'feed_forward_proj': 'gated-gelu'}
+    >>> parse_init_overrides(["num_heads=0"])
+    Traceback (most recent call last):
+    ...
+    runners.finetune.model.ModelLoadError: --init-config num_heads=0: give a value in [1, 4096]
     """
     overrides: dict[str, Any] = {}
-    known = T5Config().to_dict()
     for item in items or []:
         key, separator, text = item.partition("=")
         if not separator or not key:
             raise ModelLoadError(f"--init-config {item!r}: expected KEY=VALUE, e.g. d_model=128")
-        if key not in known:
-            raise ModelLoadError(f"--init-config {key!r} is not a T5Config field; e.g. d_model, d_ff, d_kv, num_layers, "
-                                 "num_decoder_layers, num_heads, dropout_rate, feed_forward_proj")
-        value: Any = text
-        for parse in (int, float):
-            try:
-                value = parse(text)
-                break
-            except ValueError:
-                continue
-        overrides[key] = value
+        if key not in INIT_FIELDS:
+            raise ModelLoadError(f"--init-config {key!r} is not a field of the random-init model; valid: "
+                                 + ", ".join(INIT_FIELDS))
+        if key in overrides:
+            raise ModelLoadError(f"--init-config {key} is given twice")
+        overrides[key] = _parse_value(key, text)
     return overrides
 
 
 def tiny_t5_config(tokenizer, overrides: dict[str, Any] | None = None) -> T5Config:
     """A small T5 config sized to `tokenizer`'s vocabulary (DEMO_T5 updated by `overrides`)."""
-    settings = {**DEMO_T5, **(overrides or {})}
+    settings = {"vocab_size": len(tokenizer), **DEMO_T5, **(overrides or {})}
+    if settings["vocab_size"] < len(tokenizer):
+        raise ModelLoadError(f"--init-config vocab_size={settings['vocab_size']}: the tokenizer has {len(tokenizer)} "
+                             f"tokens; give at least {len(tokenizer)}")
     settings.setdefault("num_decoder_layers", settings["num_layers"])
-    return T5Config(vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+    return T5Config(pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
                     decoder_start_token_id=tokenizer.pad_token_id, **settings)
 
 

@@ -35,6 +35,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .atomic import write_text
+
 RESULT_FILE = "result.json"
 TASK_TITLES = {"cola": "CoLA", "sst2": "SST-2", "mrpc": "MRPC", "qqp": "QQP", "stsb": "STS-B", "mnli": "MNLI",
                "qnli": "QNLI", "rte": "RTE", "boolq": "BoolQ", "cb": "CB", "copa": "COPA", "multirc": "MultiRC",
@@ -44,30 +46,58 @@ TASK_TITLES = {"cola": "CoLA", "sst2": "SST-2", "mrpc": "MRPC", "qqp": "QQP", "s
 class JsonlLog:
     """Append-only JSON-lines log; only the main process writes (`enabled`).
 
+    `records` counts the lines; a checkpoint stores it, and a resumed run keeps exactly that many
+    (`keep_first`), so what was logged after the checkpoint is dropped and never appears twice.
+
     >>> import tempfile, pathlib
     >>> path = pathlib.Path(tempfile.mkdtemp()) / "log.jsonl"
-    >>> log = JsonlLog(path)
+    >>> log = JsonlLog(path); log.start()
     >>> log.write({"event": "train", "step": 1, "loss": 2.0}); log.write({"event": "train", "step": 2, "loss": 1.5})
-    >>> log.truncate_after_step(1); [r["step"] for r in read_jsonl(path)]
-    [1]
+    >>> log.records, log.keep_first(1), [r["step"] for r in read_jsonl(path)]
+    (2, 1, [1])
     """
 
     def __init__(self, path: str | Path, enabled: bool = True):
         self.path = Path(path)
         self.enabled = enabled
+        self.records = 0
         if enabled:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            if self.path.is_file():
+                self.records = len(self._lines())
+
+    def _lines(self) -> list[str]:
+        # Complete lines only: a line cut short by a kill has no newline yet.
+        text = self.path.read_text(encoding="utf-8", errors="replace") if self.path.is_file() else ""
+        return [line + "\n" for line in text.split("\n")[:-1]]
+
+    def start(self) -> None:
+        """Begin an empty log (a run that starts from step 0)."""
+        if self.enabled:
+            write_text(self.path, "")
+        self.records = 0
 
     def write(self, record: dict[str, Any]) -> None:
         if self.enabled:
             with self.path.open("a", encoding="utf-8") as file:
                 file.write(json.dumps(record, default=_plain) + "\n")
+            self.records += 1
+
+    def keep_first(self, count: int) -> int:
+        """Keep the first `count` records (what a checkpoint saw); returns how many were dropped."""
+        if not self.enabled:
+            return 0
+        lines = self._lines()
+        write_text(self.path, "".join(lines[:count]))
+        self.records = min(count, len(lines))
+        return len(lines) - self.records
 
     def truncate_after_step(self, step: int) -> None:
-        """Drop records of steps after `step` (logged by an interrupted run after its last checkpoint)."""
+        """Drop records of steps after `step` (for checkpoints written before `records` was saved)."""
         if self.enabled and self.path.is_file():
-            kept = [r for r in read_jsonl(self.path) if r.get("step", 0) <= step]
-            self.path.write_text("".join(json.dumps(r, default=_plain) + "\n" for r in kept), encoding="utf-8")
+            kept = [line for line in self._lines() if json.loads(line).get("step", 0) <= step]
+            write_text(self.path, "".join(kept))
+            self.records = len(kept)
 
 
 def _plain(value: Any) -> Any:
@@ -106,7 +136,7 @@ class RunResult:
 
     def save(self, folder: str | Path) -> Path:
         path = Path(folder) / RESULT_FILE
-        path.write_text(json.dumps(asdict(self), indent=2) + "\n", encoding="utf-8")
+        write_text(path, json.dumps(asdict(self), indent=2) + "\n")
         return path
 
     @classmethod
@@ -250,8 +280,8 @@ def write_tables(results: Sequence[RunResult], folder: str | Path, stem: str = "
     folder.mkdir(parents=True, exist_ok=True)
     rows = summarize(results)
     markdown, comma_separated = folder / f"{stem}.md", folder / f"{stem}.csv"
-    markdown.write_text(markdown_table(rows) + "\n", encoding="utf-8")
-    comma_separated.write_text(csv_table(rows), encoding="utf-8")
+    write_text(markdown, markdown_table(rows) + "\n")
+    write_text(comma_separated, csv_table(rows))
     return markdown, comma_separated
 
 

@@ -1,16 +1,21 @@
 """One invocation of `runners.finetune`: every (task × recipe × seed) run, then the results table.
 
     run_all(settings)
-      ├─ preflight          tasks exist, recipes fit the model, data loads — before any training
-      ├─ per task, recipe, seed: run_one
+      ├─ preflight          tasks exist, the model fits in memory, recipes fit the model, data loads
+      ├─ plan_jobs          one run per distinct (task, recipe content, setting, seed); folders never clash
+      ├─ prepare_output_dir the folder locked (one process at a time), arguments.json written
+      ├─ per run: run_one
+      │    ├─ run.json        which run the folder holds: never another
       │    ├─ finished earlier (result.json)?  reuse it      (an invocation resumed with --resume)
+      │    ├─ recover last/ and best/ from an interrupted write, if any (and say so)
       │    ├─ build the model with the seed, surgery.apply(recipe)
       │    ├─ training.train(...)  — resumed from last/ when there is one
       │    └─ result.json
       └─ results.md / results.csv, printed
 
 Errors a user can fix (unknown task, bad data file, recipe that does not fit, model that cannot
-be loaded) become `UsageError`, which `runners.finetune` prints without a traceback.
+be loaded, a damaged checkpoint, a loss that became NaN) become `UsageError`, which
+`runners.finetune` prints on one line without a traceback (exit 2).
 """
 
 from __future__ import annotations
@@ -25,14 +30,19 @@ import torch
 
 import surgery
 
+from .atomic import write_json
+from .errors import NonFiniteLoss, TrainingSetupError
 from .invocation import EXIT_INTERRUPTED, Settings, UsageError, prepare_output_dir
 from .jobs import Job, is_sweep, plan_jobs
+from .runs import unique
 from .results import RESULT_FILE, JsonlLog, RunResult, markdown_table, summarize, write_tables
 from .model import ModelLoadError, build_model, load_tokenizer, parse_init_overrides, tiny_t5_config
 from .settings import DEFAULT_RECIPE, DEMO_RECIPE, SMALL_MODEL_CPU_THREADS, paper_defaults
-from .state import STATE_FILE
+from .state import is_complete, recover_adapter, recover_checkpoint
 from .sweep import sweep_markdown, write_sweep_tables
-from .training import TrainConfig, TrainingSetupError, make_accelerator, train
+from .training import TrainConfig, make_accelerator, train
+
+RUN_FILE = "run.json"
 
 Say = Callable[[str], None]
 
@@ -44,7 +54,7 @@ def usage_errors(context: str = ""):
 
     try:
         yield
-    except (DataError, ModelLoadError, TrainingSetupError, surgery.SurgeryError) as error:
+    except (DataError, ModelLoadError, TrainingSetupError, NonFiniteLoss, surgery.SurgeryError) as error:
         raise UsageError(f"{context}{error}") from None
 
 
@@ -52,6 +62,23 @@ def recipe_names(settings: Settings, task) -> list[str]:
     if settings.recipes:
         return settings.recipes
     return [DEMO_RECIPE if task.benchmark == "embedded" else DEFAULT_RECIPE]
+
+
+def training_device(options: dict[str, Any]) -> torch.device:
+    """Where the runs will allocate (for the plans' size bound): the GPU unless --cpu or none."""
+    return torch.device("cuda" if torch.cuda.is_available() and not options.get("cpu") else "cpu")
+
+
+def check_model_fits(architecture: torch.nn.Module, device: torch.device, model_name: str | None) -> None:
+    """The model itself must fit in memory (a huge --init-config would fail deep in torch)."""
+    from surgery.budget import format_bytes, free_bytes
+
+    size = sum(p.numel() * 4 for p in architecture.parameters())  # built in float32
+    available = free_bytes(device)
+    if available is not None and size > available:
+        origin = f"--model {model_name}" if model_name else "--init-config"
+        raise UsageError(f"{origin}: the model needs {format_bytes(size)}, more than the {format_bytes(available)} "
+                         f"free on {device}")
 
 
 def meta_model(model_name: str | None, tokenizer, overrides: dict[str, Any]) -> torch.nn.Module:
@@ -126,6 +153,25 @@ def train_config(options: dict[str, Any], task, method, run_dir: Path, seed: int
     return config, lr_source
 
 
+def claim_run_folder(run_dir: Path, job: Job, resumed: bool, is_main: bool) -> None:
+    """Record which run `run_dir` holds; refuse a folder that holds another run."""
+    import json
+
+    path = run_dir / RUN_FILE
+    if path.is_file():
+        try:
+            held = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            held = None
+        if held != job.identity():
+            changed = "its recipe changed since the interrupted run" if resumed else "it holds another run"
+            raise UsageError(f"{run_dir}: {changed} ({RUN_FILE} records {held}); a folder holds one run — "
+                             "start a new --output-dir for the new recipe")
+    elif is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_json(path, job.identity())
+
+
 def run_one(task, job: Job, base_splits: dict[str, list[dict]], tokenizer, settings: Settings,
             accelerator, say: Say, label: str) -> tuple[RunResult | None, str | None]:
     """Train one job (task, recipe with its setting, seed): (result, None), or (None, why it stopped)
@@ -135,10 +181,23 @@ def run_one(task, job: Job, base_splits: dict[str, list[dict]], tokenizer, setti
     options = settings.options
     recipe, recipe_name, seed, setting = job.recipe, job.recipe_name, job.seed, job.setting
     run_dir = job.run_dir(settings.output_dir)
-    if options.get("resume") and (run_dir / RESULT_FILE).is_file():
+    resumed = bool(options.get("resume"))
+    claim_run_folder(run_dir, job, resumed, accelerator.is_main_process)
+    if resumed and (run_dir / RESULT_FILE).is_file():
         say(f"{label}: finished earlier, result from {run_dir / RESULT_FILE}")
         return RunResult.load(run_dir / RESULT_FILE), None
-    resume_from = run_dir / "last" if options.get("resume") and (run_dir / "last" / STATE_FILE).is_file() else None
+    resume_from = None
+    if resumed:
+        if accelerator.is_main_process:
+            for note in (recover_checkpoint(run_dir / "last"), recover_adapter(run_dir / "best")):
+                if note:
+                    say(f"note: {note}")
+        accelerator.wait_for_everyone()
+        if is_complete(run_dir / "last"):
+            resume_from = run_dir / "last"
+        elif (run_dir / "log.jsonl").is_file():
+            say(f"note: {run_dir} has no complete checkpoint (stopped before the first one was written); "
+                "this run starts again from step 0")
 
     train_examples = options.get("low_resource") or options.get("max_train")
     splits = dict(base_splits)
@@ -164,7 +223,7 @@ def run_one(task, job: Job, base_splits: dict[str, list[dict]], tokenizer, setti
         f"precision {accelerator.mixed_precision}")
     say(f"output: {run_dir}")
 
-    with usage_errors():
+    with usage_errors(f"run {job.run_dir(Path('.')).as_posix()}: "):
         outcome = train(model, tokenizer, task, splits, config, accelerator=accelerator,
                         log=JsonlLog(run_dir / "log.jsonl", enabled=accelerator.is_main_process))
     if not outcome.completed:
@@ -176,7 +235,7 @@ def run_one(task, job: Job, base_splits: dict[str, list[dict]], tokenizer, setti
     say(f"test {' '.join(f'{k} {v:.1f}' for k, v in outcome.test.items())} "
         f"(checkpoint of epoch {best.best_epoch}, validation "
         f"{' '.join(f'{k} {v:.1f}' for k, v in (best.best_validation or {}).items())}) — {outcome.seconds:.1f} s")
-    result = RunResult(task=task.name, recipe=recipe_name, seed=seed, test=outcome.test,
+    result = RunResult(task=task.name, recipe=job.recipe_label, seed=seed, test=outcome.test,
                        validation=best.best_validation or {}, best_epoch=best.best_epoch, epochs=config.epochs,
                        train_examples=len(splits["train"]), trainable_parameters=report.trainable,
                        trainable_percent=report.percent, seconds=round(outcome.seconds, 3), output_dir=str(run_dir),
@@ -197,21 +256,38 @@ def set_cpu_threads(options: dict[str, Any], device: torch.device) -> None:
 
 def run_all(settings: Settings, say: Say) -> int:
     """Every run of the invocation; returns the exit code."""
+    try:
+        return _run_all(settings, say)
+    finally:
+        if settings.lock is not None:
+            settings.lock.release()
+
+
+def _run_all(settings: Settings, say: Say) -> int:
     from runners.tasks.data import load_task_splits
     from runners.tasks import get_task
 
     options = settings.options
     try:
-        tasks = [get_task(name) for name in settings.tasks]
+        given = [(name, get_task(name)) for name in settings.tasks]
     except ValueError as error:  # unknown task: get_task's message names the closest one
         raise UsageError(str(error)) from None
+    notes: list[str] = []
+    tasks = unique(given, key=lambda task: task.name, what="--task", notes=notes)
+    settings.seeds = unique([(str(seed), seed) for seed in settings.seeds], key=lambda seed: seed, what="--seeds",
+                            notes=notes)
     with usage_errors():
         tokenizer = load_tokenizer(options.get("model"))
         overrides = parse_init_overrides(options.get("init_config"))
     if options.get("model") is not None and overrides:
         raise UsageError("--init-config sizes the random-init model; it cannot be combined with --model")
     architecture = meta_model(options.get("model"), tokenizer, overrides)
-    jobs = plan_jobs(settings, tasks, architecture, {task.name: recipe_names(settings, task) for task in tasks})
+    device = training_device(options)
+    check_model_fits(architecture, device, options.get("model"))
+    jobs = plan_jobs(settings, tasks, architecture, {task.name: recipe_names(settings, task) for task in tasks},
+                     device=device, notes=notes)
+    for note in notes:
+        say(f"note: {note}")
     data: dict[str, dict[str, list[dict]]] = {}
     for task in tasks:
         with usage_errors():
@@ -221,12 +297,14 @@ def run_all(settings: Settings, say: Say) -> int:
         accelerator = make_accelerator(options.get("precision") or "auto", bool(options.get("cpu")))
     except ValueError as error:
         raise UsageError(str(error)) from None
+    share = lambda value: value  # noqa: E731 — one process: its own verdict
     if accelerator.num_processes > 1:  # the default folder name is a time stamp: take process 0's
         from accelerate.utils import broadcast_object_list
 
         shared = broadcast_object_list([str(settings.output_dir)])
         settings.output_dir, options["output_dir"] = Path(shared[0]), shared[0]
-    prepare_output_dir(settings, accelerator.wait_for_everyone)
+        share = lambda value: broadcast_object_list([value])[0]  # noqa: E731 — process 0's verdict for all
+    prepare_output_dir(settings, accelerator.wait_for_everyone, share)
     set_cpu_threads(options, accelerator.device)
     tasks_by_name = {task.name: task for task in tasks}
     results: list[RunResult] = []

@@ -11,9 +11,14 @@ A resumable checkpoint is a folder::
       rng_state_rank1.pt          ... one per process
 
 The data order needs no state: it is a pure function of (seed, epoch) (`runners.finetune.batches`),
-so `Progress.epoch` and `Progress.step_in_epoch` say where to continue. A folder is written under
-a temporary name and renamed into place, so an interruption while saving leaves the previous
-checkpoint intact.
+so `Progress.epoch` and `Progress.step_in_epoch` say where to continue; `Progress.log_records`
+says how much of ``log.jsonl`` the checkpoint has seen, so a resumed run drops what was logged
+after it and never logs a step twice.
+
+Crash windows. A checkpoint is written to ``last.partial/`` (``training_state.pt`` last: a folder
+holding it is complete), then swapped in: ``last/`` → ``last.previous/``, ``last.partial/`` →
+``last/``, ``last.previous/`` removed. Killed anywhere in there, some complete copy survives, and
+`recover_checkpoint` (run before every resume) puts the newest one back as ``last/`` and says so.
 
 >>> progress = Progress(epoch=2, step_in_epoch=5, global_step=45)
 >>> Progress.from_dict(progress.to_dict()) == progress
@@ -54,6 +59,7 @@ class Progress:
     epoch_tokens: int = 0
     window_loss_sum: float = 0.0   # the same since the last JSON-lines record
     window_tokens: int = 0
+    log_records: int | None = None  # records in log.jsonl when this was saved (None: an older checkpoint)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -97,13 +103,17 @@ def resume_folder(path: str | Path) -> Path:
     raise FileNotFoundError(f"{path} holds no resumable checkpoint (looked for {STATE_FILE} in it and in {path / 'last'})")
 
 
-def replace_folder(folder: Path, write) -> None:
-    """Run `write(partial_folder)`, then swap the result in for `folder` (never half-written)."""
-    partial = folder.with_name(folder.name + ".partial")
-    previous = folder.with_name(folder.name + ".previous")
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
-    write(partial)
+def sibling(folder: Path, suffix: str) -> Path:
+    return folder.with_name(folder.name + suffix)
+
+
+def is_complete(folder: Path) -> bool:
+    """A checkpoint folder whose last file (training_state.pt) was written."""
+    return (folder / STATE_FILE).is_file() and (folder / "adapter_config.json").is_file()
+
+
+def _swap_in(partial: Path, folder: Path) -> None:
+    previous = sibling(folder, ".previous")
     shutil.rmtree(previous, ignore_errors=True)
     if folder.exists():
         folder.rename(previous)
@@ -111,9 +121,42 @@ def replace_folder(folder: Path, write) -> None:
     shutil.rmtree(previous, ignore_errors=True)
 
 
+def _recover(folder: Path, complete, candidates: list[Path]) -> str | None:
+    """Make `folder` the first complete of (`folder`, *candidates*); remove the rest. A note, or None."""
+    note = None
+    if not complete(folder):
+        source = next((c for c in candidates if complete(c)), None)
+        if source is not None:
+            shutil.rmtree(folder, ignore_errors=True)
+            source.rename(folder)
+            note = f"recovered {folder} from {source.name}, left complete by an interrupted write"
+    leftovers = [p for p in candidates if p.exists()]
+    leftovers += [p for p in folder.parent.glob(f".{folder.name}.*") if p.is_dir() and p not in leftovers]
+    for path in leftovers:  # incomplete writes, and copies superseded by `folder`
+        shutil.rmtree(path, ignore_errors=True)
+    if note is None and leftovers:
+        note = f"removed {', '.join(sorted(p.name for p in leftovers))}, left by an interrupted write of {folder.name}/"
+    return note
+
+
+def recover_checkpoint(folder: Path) -> str | None:
+    """Put the resumable checkpoint `folder` back together after an interrupted write.
+
+    Preference: `folder` if complete; else `.partial` (written in full, not yet renamed: the newer);
+    else `.previous` (the one being replaced).
+    """
+    return _recover(folder, is_complete, [sibling(folder, ".partial"), sibling(folder, ".previous")])
+
+
+def recover_adapter(folder: Path) -> str | None:
+    """The same for an adapter folder (`best/`) written by surgery.save_adapter (staging, then a swap)."""
+    staged = sorted(folder.parent.glob(f".{folder.name}.saving-*")) + sorted(folder.parent.glob(f".{folder.name}.replaced-*"))
+    return _recover(folder, lambda path: (path / "adapter_config.json").is_file(), staged)
+
+
 def save_adapter_atomically(model: nn.Module, folder: Path) -> None:
-    """surgery.save_adapter into `folder`, replacing what was there only once fully written."""
-    replace_folder(folder, lambda partial: surgery.save_adapter(model, partial))
+    """surgery.save_adapter into `folder`: it writes a new folder and swaps it in (never half-written)."""
+    surgery.save_adapter(model, folder)
 
 
 def save_checkpoint(folder: Path, model: nn.Module, training_state: dict[str, Any], rank: int, is_main: bool,
@@ -123,35 +166,41 @@ def save_checkpoint(folder: Path, model: nn.Module, training_state: dict[str, An
     `model` is the unwrapped model; `barrier()` waits for all processes (a shared file system
     is assumed when training on several nodes).
     """
-    partial = folder.with_name(folder.name + ".partial")
+    partial = sibling(folder, ".partial")
     if is_main:
         shutil.rmtree(partial, ignore_errors=True)
-        partial.mkdir(parents=True)
+        surgery.save_adapter(model, partial)
     barrier()
     torch.save(rng_states(), partial / f"rng_state_rank{rank}.pt")
-    if is_main:
-        surgery.save_adapter(model, partial)
-        torch.save({"format": FORMAT, **training_state}, partial / STATE_FILE)
     barrier()
     if is_main:
-        previous = folder.with_name(folder.name + ".previous")
-        shutil.rmtree(previous, ignore_errors=True)
-        if folder.exists():
-            folder.rename(previous)
-        partial.rename(folder)
-        shutil.rmtree(previous, ignore_errors=True)
+        # Written last, under a temporary name: a folder holding training_state.pt is complete.
+        temporary = partial / f".{STATE_FILE}.tmp"
+        torch.save({"format": FORMAT, **training_state}, temporary)
+        temporary.rename(partial / STATE_FILE)
+        _swap_in(partial, folder)
     barrier()
 
 
 def load_training_state(folder: Path) -> dict[str, Any]:
     """The training_state.pt of a checkpoint folder (optimizer, scheduler, scaler, progress, ...)."""
-    state = torch.load(folder / STATE_FILE, map_location="cpu", weights_only=False)
-    if state.get("format") != FORMAT:
-        raise ValueError(f"{folder / STATE_FILE}: format {state.get('format')!r} is not {FORMAT!r}")
+    path = folder / STATE_FILE
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as error:  # torch.load raises many kinds on a damaged file (EOFError, RuntimeError, ...)
+        raise ValueError(f"{path} is damaged and cannot be read ({type(error).__name__}: {error}); "
+                         f"delete {folder} to restart this run from step 0") from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise ValueError(f"{path}: format {state.get('format') if isinstance(state, dict) else None!r} is not {FORMAT!r}")
     return state
 
 
 def load_rng_states(folder: Path, rank: int) -> dict[str, Any] | None:
     """This process's saved RNG states, or None when the run had fewer processes."""
     path = folder / f"rng_state_rank{rank}.pt"
-    return torch.load(path, map_location="cpu", weights_only=False) if path.is_file() else None
+    if not path.is_file():
+        return None
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as error:  # a damaged file: torch.load raises many kinds
+        raise ValueError(f"{path} is damaged and cannot be read ({type(error).__name__}: {error})") from None

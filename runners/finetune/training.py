@@ -45,19 +45,19 @@ from transformers import get_linear_schedule_with_warmup
 
 import surgery
 
+from .errors import NonFiniteLoss, TrainingSetupError
 from .results import JsonlLog
+from .resume import restore
 from .batches import (IGNORE_INDEX, EncodedExample, collate, encode_pairs, encode_sources, epoch_permutation,
                             global_batches, shard)
 from .evaluation import evaluate
-from .state import (Progress, frozen_checksum, load_rng_states, load_training_state, restore_rng_states,
-                          save_adapter_atomically, save_checkpoint)
+from .state import Progress, frozen_checksum, save_adapter_atomically, save_checkpoint
+
+__all__ = ["NonFiniteLoss", "TrainConfig", "TrainOutcome", "TrainingSetupError", "make_accelerator", "make_optimizer",
+           "make_scheduler", "train"]
 
 ADAM_BETAS = (0.9, 0.999)
 ADAM_EPSILON = 1e-8
-
-
-class TrainingSetupError(ValueError):
-    """Settings that cannot work together (batch vs processes, a resume that does not match)."""
 
 
 @dataclass
@@ -196,6 +196,21 @@ def _token_loss_sum(model, batch: dict[str, torch.Tensor], decoder_inputs: Calla
                            ignore_index=IGNORE_INDEX, reduction="sum")
 
 
+def _non_finite_message(loss: float, grad_norm: float, progress: Progress, epoch: int, last_dir: Path) -> str:
+    what = f"training loss {loss}" if not math.isfinite(loss) else f"gradient norm {grad_norm}"
+    kept = (f"the last good checkpoint, {last_dir} (step {_saved_step(last_dir)}), is kept"
+            if (last_dir / "training_state.pt").is_file() else "no checkpoint was written before it")
+    return (f"non-finite {what} at step {progress.global_step + 1} (epoch {epoch + 1}); the step was not taken and {kept}; "
+            "lower --lr (or check the data) and start a new run")
+
+
+def _saved_step(folder: Path) -> int | str:
+    try:
+        return torch.load(folder / "training_state.pt", map_location="cpu", weights_only=False)["progress"]["global_step"]
+    except Exception:  # only for the message
+        return "?"
+
+
 def _format_scores(scores: dict[str, float]) -> str:
     return " ".join(f"{name} {value:.1f}" for name, value in scores.items())
 
@@ -263,36 +278,20 @@ def train(model: nn.Module, tokenizer, task, splits: dict[str, list[dict]], conf
     unwrapped = accelerator.unwrap_model(wrapped)
     device = accelerator.device
 
-    progress = Progress()
     if config.resume_from is not None:
         folder = Path(config.resume_from)
-        state = load_training_state(folder)
-        if abs(state["frozen_checksum"] - checksum) > 1e-6 * max(1.0, abs(checksum)):
-            raise TrainingSetupError(f"{folder}: the frozen base weights differ from those of the interrupted run "
-                                     "(another --model, --init-config or --seed?); a resumed run must start from the same base")
-        if state["total_steps"] != total_steps:
-            raise TrainingSetupError(f"{folder}: the interrupted run planned {state['total_steps']} steps, this one "
-                                     f"{total_steps} (another --epochs, --batch-size or training set?)")
-        surgery.load_adapter(unwrapped, folder)
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        if accelerator.scaler is not None and state.get("scaler") is not None:
-            accelerator.scaler.load_state_dict(state["scaler"])
-        progress = Progress.from_dict(state["progress"])
-        rng = load_rng_states(folder, rank)
-        if rng is None:
-            tqdm.write(f"note: {folder} was written by fewer processes; process {rank} starts a fresh random stream")
-            torch.manual_seed(config.seed + rank)
-        else:
-            restore_rng_states(rng)
-        log.truncate_after_step(progress.global_step)
+        progress = restore(folder, unwrapped, optimizer, scheduler, accelerator.scaler, rank=rank, seed=config.seed,
+                           checksum=checksum, total_steps=total_steps, log=log)
         say(f"resumed from {folder} at epoch {progress.epoch + 1}, step {progress.global_step}")
     else:
         from accelerate.utils import set_seed
 
+        progress = Progress()
+        log.start()
         set_seed(config.seed + rank)  # the dropout stream; the model was initialised before
 
     def training_state() -> dict[str, Any]:
+        progress.log_records = log.records
         return {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                 "scaler": accelerator.scaler.state_dict() if accelerator.scaler is not None else None,
                 "progress": progress.to_dict(), "frozen_checksum": checksum, "total_steps": total_steps,
@@ -336,19 +335,22 @@ def train(model: nn.Module, tokenizer, task, splits: dict[str, list[dict]], conf
                         # DDP averages gradients over processes: × world makes it a sum over the global batch.
                         accelerator.backward(token_loss * (world / tokens_in_batch))
                     loss_sum += token_loss.detach().double()
-                grad_norm = accelerator.clip_grad_norm_(trainable, config.max_grad_norm)
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
-                progress.step_in_epoch += 1
-                progress.global_step += 1
-
                 # One small all-reduce per step: the global loss and whether any process was signalled.
                 shared = torch.stack([loss_sum, torch.tensor(float(stop_signal.received is not None), device=device,
                                                              dtype=torch.float64)])
                 if world > 1:
                     shared = accelerator.reduce(shared, reduction="sum")
                 step_loss = float(shared[0]) / tokens_in_batch
+                grad_norm = accelerator.clip_grad_norm_(trainable, config.max_grad_norm)
+                # A NaN/inf loss (or, without a grad scaler to skip it, gradient) would poison every parameter:
+                # stop before the update; last/ keeps the last good checkpoint.
+                if not math.isfinite(step_loss) or (accelerator.scaler is None and not math.isfinite(float(grad_norm))):
+                    raise NonFiniteLoss(_non_finite_message(step_loss, float(grad_norm), progress, epoch, last_dir))
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+                progress.step_in_epoch += 1
+                progress.global_step += 1
                 progress.epoch_loss_sum += float(shared[0])
                 progress.epoch_tokens += tokens_in_batch
                 progress.window_loss_sum += float(shared[0])

@@ -1,0 +1,17 @@
+"""The errors `runners.finetune` reports without a traceback, and its exit codes."""
+
+from __future__ import annotations
+
+EXIT_USAGE, EXIT_OUT_OF_MEMORY, EXIT_INTERRUPTED = 2, 3, 130
+
+
+class UsageError(Exception):
+    """A problem with the command line, data, model, recipe or output folder: one line, exit 2."""
+
+
+class TrainingSetupError(ValueError):
+    """Settings that cannot work together (batch vs processes, a resume that does not match)."""
+
+
+class NonFiniteLoss(ValueError):
+    """The training loss (or gradient norm) became NaN or infinite; the message names the step."""
