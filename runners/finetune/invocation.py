@@ -140,9 +140,12 @@ def prepare_output_dir(settings: Settings, barrier: Callable[[], None] = lambda:
     verdict: str | None = None
     if is_main_process():
         try:
+            verdict, _ = _refusal(folder, options)  # before locking: a refused folder gets no lock file either
+            if verdict is not None:
+                raise UsageError(verdict)
             settings.lock = OutputLock(folder)
             settings.lock.acquire()
-            verdict, replace = _refusal(folder, options)
+            verdict, replace = _refusal(folder, options)  # again: another process may have started meanwhile
             if verdict is None:
                 if replace:
                     for entry in folder.iterdir():
