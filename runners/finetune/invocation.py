@@ -121,7 +121,8 @@ def _refusal(folder: Path, options: dict[str, Any]) -> tuple[str | None, bool]:
             return (f"--output-dir {folder} holds an earlier invocation; continue it with --resume {folder}, "
                     "replace it with --overwrite, or choose another folder"), False
         return None, True
-    others = sorted(p.name for p in folder.iterdir() if p.name != LOCK_FILE) if folder.is_dir() else []
+    # Hidden entries are ours (the lock, a temporary file of an interrupted start) or harmless (.DS_Store).
+    others = sorted(p.name for p in folder.iterdir() if not p.name.startswith(".")) if folder.is_dir() else []
     if others:
         shown = ", ".join(others[:3]) + (", ..." if len(others) > 3 else "")
         return (f"--output-dir {folder} already holds files ({shown}) but no {ARGUMENTS_FILE}: it is not an output "
