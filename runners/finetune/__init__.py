@@ -4,18 +4,24 @@ The package, in call order (each module's docstring draws its part of the tree):
 
     cli          the command line: build_parser, main (exit codes)
     invocation   options resolved: a resumed run's saved ones merged back, seeds, output folder
+      arguments    every option checked (type, range) before any work starts
+      lock         one process at a time per output folder
     run          every job (task × recipe × setting × seed), then the results table
       jobs         the jobs: recipes × --set/--sweep/--paper-search settings × seeds, each checked first
+        runs         one folder per distinct (task, recipe content, setting, seed); safe, clash-free names
         overrides    --set KEY=VALUE and --sweep KEY=V1,V2 parsed and written into a recipe
       settings     the defaults: the paper's protocol, the demo's for the embedded task
         protocol     the appendix: batch, epochs, warm-up, lengths, Tables 4/5/10/11 learning rates
-      model        the model and tokenizer: a checkpoint, or a small random-init T5
-      training     the loop: AdamW + linear warm-up/decay, DDP, exact resume
+      model        the model and tokenizer: a checkpoint, or a small random-init T5 (--init-config checked)
+      training     the loop: AdamW + linear warm-up/decay, DDP, exact resume, stop on a non-finite loss
         batches      tokenized examples, the (seed, epoch) order, shards, padding
         evaluation   greedy generate() on a split, scored with the task's metrics
-        state        resumable checkpoints (adapter, optimizer, scheduler, RNG, position)
+        state        resumable checkpoints (adapter, optimizer, scheduler, RNG, position) and their crash recovery
+        resume       a checkpoint loaded back into a run, the log cut back to what it had seen
       results      result.json, log.jsonl, results.md / results.csv (mean ± std over seeds)
       sweep        a sweep's choice per task and recipe, on validation only, and the grid's tables
+      atomic       files written whole or not at all
+    errors       UsageError and the other errors reported on one line (exit 2)
 
 Tasks, data readers and metrics are shared with other runners: `runners.tasks`.
 """
