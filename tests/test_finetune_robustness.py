@@ -20,6 +20,7 @@ import runners.finetune.training
 from conftest import write_rte
 from runners import finetune
 from runners.finetune.results import RunResult, read_jsonl
+from surgery.checkpoint import WEIGHTS_FILE
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["d_model=32", "d_kv=8", "d_ff=64", "num_layers=1", "num_heads=4"]
@@ -240,8 +241,7 @@ def _interrupted(tmp_path, data_dir) -> Path:
 @pytest.mark.parametrize("damage, needle", [
     (lambda run: (run / "last" / "training_state.pt").write_bytes((run / "last" / "training_state.pt").read_bytes()[:100]),
      "training_state.pt is damaged"),
-    (lambda run: (run / "last" / "adapter_model.safetensors").write_bytes(
-        (run / "last" / "adapter_model.safetensors").read_bytes()[:-40]), "adapter_model.safetensors"),
+    (lambda run: (run / "last" / WEIGHTS_FILE).write_bytes((run / "last" / WEIGHTS_FILE).read_bytes()[:-40]), WEIGHTS_FILE),
     (lambda run: (run / "last" / "rng_state_rank0.pt").write_bytes(b"\x80garbage"), "rng_state_rank0.pt is damaged"),
     (lambda run: (run.parents[2] / "arguments.json").write_text("{not json"), "arguments.json is damaged"),
     (lambda run: (run.parents[2] / "arguments.json").write_text('{"seed": -3}'), "--seed -3"),

@@ -27,6 +27,7 @@ from safetensors.torch import load_file
 
 from conftest import write_rte
 from runners.finetune.results import RunResult, read_jsonl
+from surgery.checkpoint import WEIGHTS_FILE
 
 ROOT = Path(__file__).resolve().parents[1]
 HELPER = Path(__file__).with_name("kill_helper.py")
@@ -108,11 +109,11 @@ def test_sigkill_anywhere_then_resume_equals_an_uninterrupted_run(tmp_path, runs
     while not (out / RUN / "result.json").is_file():
         assert runs.run("none", next_command(data_dir, out)) == 0
 
-    expected, final = load_file(reference / RUN / "last" / "adapter_model.safetensors"), \
-        load_file(out / RUN / "last" / "adapter_model.safetensors")
+    expected, final = load_file(reference / RUN / "last" / WEIGHTS_FILE), \
+        load_file(out / RUN / "last" / WEIGHTS_FILE)
     assert final.keys() == expected.keys() and all(torch.equal(final[n], expected[n]) for n in expected)
-    best, expected_best = load_file(out / RUN / "best" / "adapter_model.safetensors"), \
-        load_file(reference / RUN / "best" / "adapter_model.safetensors")
+    best, expected_best = load_file(out / RUN / "best" / WEIGHTS_FILE), \
+        load_file(reference / RUN / "best" / WEIGHTS_FILE)
     assert all(torch.equal(best[n], expected_best[n]) for n in expected_best)
     result, expected_result = RunResult.load(out / RUN / "result.json"), RunResult.load(reference / RUN / "result.json")
     assert (result.test, result.validation, result.best_epoch) == (expected_result.test, expected_result.validation,

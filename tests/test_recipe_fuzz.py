@@ -130,7 +130,8 @@ def well_typed_recipes(draw) -> dict[str, Any]:
         recipe["name"] = draw(st.text(min_size=1, max_size=12).filter(str.strip))
     if method in SITE_METHODS:
         recipe["sites"] = draw(st.lists(st.sampled_from(SITES), min_size=1, max_size=3, unique=True))
-        recipe["layers"] = draw(st.fixed_dictionaries({}, optional={"encoder": layer_spec(), "decoder": layer_spec()}))
+        recipe["layers"] = draw(layer_spec() | st.fixed_dictionaries({}, optional={"encoder": layer_spec(),
+                                                                                    "decoder": layer_spec()}))
     recipe["train"] = draw(st.lists(st.sampled_from(sorted(TRAIN_GROUPS)), max_size=2, unique=True))
     return recipe
 
@@ -189,9 +190,10 @@ def broken_in_one_place(draw) -> tuple[dict[str, Any], str]:
     if method not in SITE_METHODS:  # layers of any kind for a whole-model method
         recipe["layers"] = draw(st.sampled_from([{"encoder": "all"}, {"decoder": [0]}, 3]))
         return recipe, "layers"
-    if where == "layers":
-        recipe["layers"] = draw(st.sampled_from([3, "all", [0], {"middle": "all"}, {5: "all"}]))
-        return recipe, "layers"
+    if where == "layers":  # (`all`, `[0]`, `{skip_first: 1}` are valid: one selection for every stack)
+        bad = draw(st.sampled_from([3, "some", ["x"], [[0]], {"middle": "all"}, {5: "all"}, {"skip_first": -1}]))
+        recipe["layers"] = bad
+        return recipe, "layers.skip_first" if bad == {"skip_first": -1} else "layers"
     stack = draw(st.sampled_from(["encoder", "decoder"]))
     if where == "layer spec":
         recipe["layers"] = {stack: draw(st.sampled_from(["some", 3, [1], [-1], ["2-1"], [True], {"skip_first": 2}]))}

@@ -39,6 +39,7 @@ import torch
 from torch import nn
 
 import surgery
+from surgery.checkpoint import CONFIG_FILE
 
 FORMAT = "t5-surgery-training-state/1"
 STATE_FILE = "training_state.pt"
@@ -109,7 +110,7 @@ def sibling(folder: Path, suffix: str) -> Path:
 
 def is_complete(folder: Path) -> bool:
     """A checkpoint folder whose last file (training_state.pt) was written."""
-    return (folder / STATE_FILE).is_file() and (folder / "adapter_config.json").is_file()
+    return (folder / STATE_FILE).is_file() and (folder / CONFIG_FILE).is_file()
 
 
 def _swap_in(partial: Path, folder: Path) -> None:
@@ -151,7 +152,7 @@ def recover_checkpoint(folder: Path) -> str | None:
 def recover_adapter(folder: Path) -> str | None:
     """The same for an adapter folder (`best/`) written by surgery.save_adapter (staging, then a swap)."""
     staged = sorted(folder.parent.glob(f".{folder.name}.saving-*")) + sorted(folder.parent.glob(f".{folder.name}.replaced-*"))
-    return _recover(folder, lambda path: (path / "adapter_config.json").is_file(), staged)
+    return _recover(folder, lambda path: (path / CONFIG_FILE).is_file(), staged)
 
 
 def save_adapter_atomically(model: nn.Module, folder: Path) -> None:
