@@ -8,10 +8,10 @@ Run from the repository root::
 For two recipes — compacter++ (a 35k-number adapter: the common case) and full-finetune (the
 "adapter" is the whole model: the worst case for a checksum) — it times, interleaved round by
 round in one process, `save_adapter` and `load_adapter` as shipped ("verified") and with the
-verification switched off ("bare": no base-weight sample, no SHA-256 manifest, no checks of it),
-and prints the median times and the ratio verified ÷ bare. It also times the base fingerprint
-alone (a sample of 4 numbers per base tensor) against hashing every base weight, the alternative
-it replaces.
+verification switched off ("bare": no base-weight sample, no SHA-256 manifest, no finiteness
+check),
+and prints the median times and the ratio verified ÷ bare. It also times the base-weights sample
+alone (4 numbers per base tensor) against hashing every base weight, the alternative it replaces.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import surgery  # noqa: E402
-from surgery.fingerprint import base_fingerprint, base_parameters  # noqa: E402
+from surgery.fingerprint import sampled_tensors, weights_fingerprint  # noqa: E402
 
 checkpoint = importlib.import_module("surgery.checkpoint")
 CONFIGS = {
@@ -43,10 +43,11 @@ CONFIGS = {
 @contextmanager
 def bare():
     """save/load without the verification: what the checkpoint did before it had any."""
-    saved = {name: getattr(checkpoint, name) for name in ("base_fingerprint", "tensor_manifest", "check_manifest",
-                                                          "weight_differences")}
-    checkpoint.base_fingerprint = lambda model, trained=(): {}
+    saved = {name: getattr(checkpoint, name) for name in ("weights_fingerprint", "tensor_manifest", "check_manifest",
+                                                          "weight_differences", "non_finite")}
+    checkpoint.weights_fingerprint = lambda model, trained=(): {}
     checkpoint.tensor_manifest = lambda tensors: {}
+    checkpoint.non_finite = lambda tensors: []
     checkpoint.check_manifest = lambda tensors, manifest, where: None
     checkpoint.weight_differences = lambda saved, model, trained=(): None
     try:
@@ -58,7 +59,7 @@ def bare():
 
 def full_hash(model: torch.nn.Module) -> str:
     digest = hashlib.sha256()
-    for _, parameter in base_parameters(model):
+    for _, parameter in sampled_tensors(model.named_parameters()):
         digest.update(memoryview(parameter.detach().contiguous().view(-1).view(torch.uint8).numpy()))
     return digest.hexdigest()
 
@@ -83,7 +84,7 @@ def main() -> None:
     print(f"{args.config}: {sum(p.numel() for p in base.parameters()):,} parameters, torch {torch.__version__}, "
           f"one thread, {args.rounds} interleaved rounds (medians)\n")
 
-    sample = [timed(lambda: base_fingerprint(base)) for _ in range(args.rounds)]
+    sample = [timed(lambda: weights_fingerprint(base)) for _ in range(args.rounds)]
     hashed = [timed(lambda: full_hash(base)) for _ in range(args.rounds)]
     print("| base fingerprint | seconds |\n| --- | --- |")
     print(f"| sample, 4 numbers per tensor (shipped) | {statistics.median(sample):.4f} |")

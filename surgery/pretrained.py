@@ -102,7 +102,8 @@ def _model_class(name: str, given: type | None) -> type:
 
 
 def from_pretrained(name_or_path: str | Path, *, model_class: type | None = None, base_model: str | None = None,
-                    revision: str | None = None, token: str | bool | None = None, **kwargs: Any) -> nn.Module:
+                    revision: str | None = None, token: str | bool | None = None, allow_other_base: bool = False,
+                    **kwargs: Any) -> nn.Module:
     """The spliced model in a folder or Hub repo: one written by `model.save_pretrained`, or an adapter.
 
     Args:
@@ -111,6 +112,8 @@ def from_pretrained(name_or_path: str | Path, *, model_class: type | None = None
         base_model: for an adapter folder, the base to load instead of the one it records
             (e.g. a local copy of it).
         revision, token: for the Hub.
+        allow_other_base: load the adapter even where the base's weights differ from those it was
+            trained on (see `surgery.load_adapter`); e.g. with `base_model=` a fine-tuned copy.
         **kwargs: passed to the class's `from_pretrained` (dtype, device_map, quantization_config, ...).
     """
     folder = resolve_folder(name_or_path, revision, token)
@@ -128,7 +131,7 @@ def from_pretrained(name_or_path: str | Path, *, model_class: type | None = None
         if base_model is None and origin.get("revision"):
             kwargs.setdefault("revision", origin["revision"])
         model = cls.from_pretrained(name, token=token, **kwargs)
-    _load_adapter(model, folder)
+    _load_adapter(model, folder, allow_other_base=allow_other_base)
     return model
 
 
