@@ -13,6 +13,8 @@ from torch import nn
 from .errors import RecipeError
 from .family import ModelFamily, task_head_modules
 
+Layers = dict[str, list[int]]  # stack -> selected block indices
+
 
 def _layer_norm_names(model: nn.Module, family: ModelFamily, in_blocks_only: bool) -> list[str]:
     names = []
@@ -22,7 +24,25 @@ def _layer_norm_names(model: nn.Module, family: ModelFamily, in_blocks_only: boo
     return names
 
 
-def _output_layer_names(model: nn.Module, family: ModelFamily) -> list[str]:
+def _adapted_layer_norm_names(model: nn.Module, family: ModelFamily, layers: Layers) -> list[str]:
+    """Layer norms of the blocks the recipe selects, and each stack's final layer norm.
+
+    With the first blocks of a stack left without adapters and with frozen layer norms, nothing
+    below the first adapted block trains, so backpropagation stops there (AdapterDrop's saving).
+    """
+    wanted: set[int] = set()
+    for stack, path in family.stack_paths(model).items():
+        stack_module = model.get_submodule(path)
+        chosen = set(layers.get(stack, ()))
+        for index, block in enumerate(stack_module.block):
+            if index in chosen:
+                wanted.update(id(m) for m in block.modules() if isinstance(m, family.layer_norm_classes))
+        wanted.update(id(m) for m in stack_module.children() if isinstance(m, family.layer_norm_classes))
+    return [f"{name}.{p}" for name, module in model.named_modules() if id(module) in wanted
+            for p, _ in module.named_parameters(recurse=False)]
+
+
+def _output_layer_names(model: nn.Module, family: ModelFamily, layers: Layers) -> list[str]:
     head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
     if head is None:
         return []
@@ -30,7 +50,7 @@ def _output_layer_names(model: nn.Module, family: ModelFamily) -> list[str]:
     return [name for name, p in model.named_parameters() if id(p) in ids]
 
 
-def _head_names(model: nn.Module, family: ModelFamily) -> list[str]:
+def _head_names(model: nn.Module, family: ModelFamily, layers: Layers) -> list[str]:
     """Parameters of the task head (like PEFT's `modules_to_save`): a classification, token-classification
     or QA head, or the LM head of T5ForConditionalGeneration (tied: the shared embedding)."""
     heads = task_head_modules(model)
@@ -42,13 +62,15 @@ def _head_names(model: nn.Module, family: ModelFamily) -> list[str]:
     return [name for name, p in model.named_parameters() if id(p) in ids]
 
 
-TRAIN_GROUPS: dict[str, Callable[[nn.Module, ModelFamily], list[str]]] = {
+# A group maps (model, family, the plan's selected blocks per stack) to parameter names.
+TRAIN_GROUPS: dict[str, Callable[[nn.Module, ModelFamily, Layers], list[str]]] = {
     # The paper trains every layer norm of the model with each parameter-efficient method.
-    "layer_norms": lambda model, family: _layer_norm_names(model, family, in_blocks_only=False),
-    "block_layer_norms": lambda model, family: _layer_norm_names(model, family, in_blocks_only=True),
+    "layer_norms": lambda model, family, layers: _layer_norm_names(model, family, in_blocks_only=False),
+    "block_layer_norms": lambda model, family, layers: _layer_norm_names(model, family, in_blocks_only=True),
+    "adapted_layer_norms": _adapted_layer_norm_names,
     "output_layer": _output_layer_names,
     "head": _head_names,
-    "all": lambda model, family: [name for name, _ in model.named_parameters()],
+    "all": lambda model, family, layers: [name for name, _ in model.named_parameters()],
 }
 
 

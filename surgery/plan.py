@@ -186,7 +186,8 @@ def _build(model: nn.Module, recipe: Recipe, method: Method, family: ModelFamily
 
 
 def _mutate(model: nn.Module, built: _Built, recipe: Recipe, method: Method, family: ModelFamily,
-            dims: ModelDims, device: torch.device, dtype: torch.dtype) -> dict[str, list[str]]:
+            dims: ModelDims, layers: dict[str, list[int]], device: torch.device,
+            dtype: torch.dtype) -> dict[str, list[str]]:
     """Insert what `_build` made, run the method's whole-model step, freeze; returns the trained groups."""
     state = SurgeryState(recipe.to_dict())
     if built.shared is not None:
@@ -205,7 +206,7 @@ def _mutate(model: nn.Module, built: _Built, recipe: Recipe, method: Method, fam
     groups["shared"] = [n for n in names if n.startswith(f"{STATE}.shared.") and n in already_trainable]
     groups.update(method.trainable_groups(model, family))
     for group in recipe.train:
-        members = TRAIN_GROUPS[group](model, family)
+        members = TRAIN_GROUPS[group](model, family, layers)
         if not members:
             raise RecipeError("train", group, valid=sorted(TRAIN_GROUPS), reason=f"selects no parameter of {type(model).__name__}")
         groups[group.replace("_", " ")] = members
@@ -230,7 +231,7 @@ def _execute(model: nn.Module, recipe: Recipe, method: Method, family: ModelFami
     reference = _first_float_parameter(model)
     device, dtype = reference.device, reference.dtype
     built = _build(model, recipe, method, family, dims, layers, device, dtype)
-    groups = _mutate(model, built, recipe, method, family, dims, device, dtype)
+    groups = _mutate(model, built, recipe, method, family, dims, layers, device, dtype)
     return built.splices, groups
 
 

@@ -162,6 +162,8 @@ def test_every_bundled_recipe_applies_and_runs(class_name, recipe):
         model = make(class_name, d_model=384, d_kv=16, d_ff=64)
     elif recipe == "adapterdrop":  # skips the first 5 blocks of each stack
         model = make(class_name, num_layers=6, num_decoder_layers=6, d_model=64, d_ff=64)
+    elif recipe == "compacter++-drop":  # skips 5 blocks too, and n = 4 must divide the bottleneck 128 / 32
+        model = make(class_name, num_layers=6, num_decoder_layers=6, d_model=128, d_ff=64)
     else:
         model = make(class_name)
     options = {"options": {**surgery.load_recipe(recipe).options, "dimension": 2000}} if recipe == "intrinsic-said" else {}
