@@ -208,6 +208,12 @@ class AdapterMethod(Method):
         lines.append(("adapter biases", "A·(d+k)", A * (d + k)))
         return lines
 
+    def fold_refusal(self) -> str | None:
+        o = self.options
+        return (f"method 'adapter' computes x + up({o.activation}(down(x))) at each site: the activation between its "
+                "projections is not linear, so no weight of T5 can absorb it (keep it unfolded: it runs beside the "
+                "base at every site)")
+
     @property
     def default_learning_rate(self) -> float:  # type: ignore[override]
         return 3e-4 if self.options.projection == "dense" else 3e-3

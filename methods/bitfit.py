@@ -10,8 +10,9 @@ Hugging Face's T5 has no biases at all. Following the paper (footnote 7), BitFit
 and trains exactly these biases: not the layer-norm scales, not the two final stack layer norms.
 On T5-base that is 280,960 numbers, 0.126 % of the model (paper Table 1).
 
-How a bias is added: a zero Parameter ``surgery_bias`` is registered on the existing module and a
-forward hook adds it to the module's output. No weight is copied or re-created, the module keeps
+How a bias is added: a zero Parameter ``surgery_bias`` (``surgery_bias__<name>`` for an adapter
+other than the default) is registered on the existing module and a forward hook adds it to the
+module's output while the adapter is in effect (in a mixed batch, on its examples' rows). No weight is copied or re-created, the module keeps
 its class (so T5's own logic — e.g. casting the FFN input to ``wo.weight.dtype`` — is untouched),
 and the same mechanism serves nn.Linear, T5LayerNorm and any other family's layer norm. The name
 carries the ``surgery_`` prefix, the engine's convention for tensors a method adds to existing
@@ -41,30 +42,49 @@ from torch import nn
 from surgery.errors import RecipeError
 from surgery.family import ModelDims, ModelFamily
 from surgery.method import Method, register_method
+from surgery.naming import SPLICED
 from surgery.quantization import describe_quantization
+from surgery.scope import AdapterScope
 
 BIAS = "surgery_bias"
 
 
-def add_output_bias(module: nn.Module, args: tuple[Any, ...], output: torch.Tensor) -> torch.Tensor:
-    """Forward hook: the module's output plus its `surgery_bias` (broadcast over the last dim)."""
-    return output + getattr(module, BIAS)
+class AddOutputBias:
+    """Forward hook: the module's output plus its bias (broadcast over the last dim) while the adapter is
+    in effect; in a mixed batch, only on the rows of the examples that name it."""
+
+    def __init__(self, attribute: str, scope: AdapterScope):
+        self.attribute, self.scope = attribute, scope
+
+    def __call__(self, module: nn.Module, args: tuple[Any, ...], output: torch.Tensor) -> torch.Tensor | None:
+        if self.scope.in_mixed_batch():
+            rows = self.scope.row_mask(output.shape[0], output.device, output.dtype)
+            if rows is None:
+                return None
+            return output + rows.view(-1, *([1] * (output.dim() - 1))) * getattr(module, self.attribute)
+        if not self.scope.is_active():
+            return None
+        return output + getattr(module, self.attribute)
 
 
-def attach_bias(module: nn.Module, size: int) -> nn.Parameter:
+def attach_bias(module: nn.Module, size: int, scope: AdapterScope) -> nn.Parameter:
     """Give `module` a zero bias of `size` added to its output; same device and dtype as its weight."""
-    if hasattr(module, BIAS):
-        raise ValueError(f"{type(module).__name__} already has a {BIAS}")
+    attribute = scope.attached(BIAS)
+    if attribute in module._parameters:
+        raise ValueError(f"{type(module).__name__} already has a {attribute}")
     weight = getattr(module, "weight", None)
     like = weight if isinstance(weight, torch.Tensor) else next(module.parameters())
     bias = nn.Parameter(torch.zeros(size, device=like.device, dtype=like.dtype))
-    module.register_parameter(BIAS, bias)
-    module.register_forward_hook(add_output_bias)
+    module.register_parameter(attribute, bias)
+    module.register_forward_hook(scope.mark(AddOutputBias(attribute, scope)))
     return bias
 
 
 def bias_targets(model: nn.Module, family: ModelFamily) -> list[tuple[str, nn.Module, int]]:
-    """(qualified name, module, bias size) of every module BitFit gives a bias, in model order."""
+    """(qualified name, module, bias size) of every module BitFit gives a bias, in model order.
+
+    Modules other adapters spliced into the blocks are not the base's and get none.
+    """
     block_ids = {id(block) for blocks in family.blocks(model).values() for block in blocks}
     targets: list[tuple[str, nn.Module, int]] = []
     seen: set[int] = set()
@@ -79,6 +99,8 @@ def bias_targets(model: nn.Module, family: ModelFamily) -> list[tuple[str, nn.Mo
                 targets.append((prefix, module, module.weight.shape[-1]))
                 seen.add(id(module))
         for name, child in module.named_children():
+            if name == SPLICED and inside_block:
+                continue
             visit(f"{prefix}.{name}" if prefix else name, child, inside_block)
 
     visit("", model, False)
@@ -107,9 +129,21 @@ class BitFit(Method):
                 f"gives each linear layer of the blocks a bias in the dtype of its weight, but {len(layers)} of them "
                 f"(e.g. {layers[0]}) are bitsandbytes-quantised with integer weights: this is {quantized}"))
 
-    def transform_model(self, model: nn.Module, family: ModelFamily, dims: ModelDims) -> None:
+    def transform_model(self, model: nn.Module, family: ModelFamily, dims: ModelDims, scope: AdapterScope) -> None:
         for _, module, size in bias_targets(model, family):
-            attach_bias(module, size)
+            attach_bias(module, size, scope)
 
-    def trainable_groups(self, model: nn.Module, family: ModelFamily) -> dict[str, list[str]]:
-        return {"biases": [name for name, _ in model.named_parameters() if name.rsplit(".", 1)[-1] == BIAS]}
+    def trainable_groups(self, model: nn.Module, family: ModelFamily, scope: AdapterScope) -> dict[str, list[str]]:
+        attribute = scope.attached(BIAS)
+        return {"biases": [name for name, _ in model.named_parameters() if name.rsplit(".", 1)[-1] == attribute]}
+
+    def mixed_batch_refusal(self) -> str | None:
+        return None  # a bias is added row by row: each example gets its adapter's (or none)
+
+    def fold_refusal(self) -> str | None:
+        return None
+
+    def fold(self, model: nn.Module, family: ModelFamily, scope: AdapterScope) -> Any:
+        from .bitfit_fold import fold_biases
+
+        return fold_biases(model, family, scope.attached(BIAS))

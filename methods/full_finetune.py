@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from torch import nn
 
 from surgery.errors import RecipeError
 from surgery.family import ModelFamily
 from surgery.method import Method, register_method
 from surgery.quantization import describe_quantization
+from surgery.scope import AdapterScope
 
 
 @register_method
 class FullFineTuning(Method):
     name = "full"
     uses_sites = False
+    trains_base_itself = True   # no other adapter can sit beside it; it keeps no copy of the base
     default_learning_rate = 3e-4
 
     def validate_base(self, model: nn.Module, family: ModelFamily) -> None:
@@ -22,5 +26,11 @@ class FullFineTuning(Method):
             raise RecipeError("method", self.name, valid="a float base (load it without quantization_config)", reason=(
                 f"trains every weight, but this is {quantized}; integer weights have no gradients"))
 
-    def trainable_groups(self, model: nn.Module, family: ModelFamily) -> dict[str, list[str]]:
+    def trainable_groups(self, model: nn.Module, family: ModelFamily, scope: AdapterScope) -> dict[str, list[str]]:
         return {"all parameters": [name for name, _ in model.named_parameters()]}
+
+    def fold_refusal(self) -> str | None:
+        return None
+
+    def fold(self, model: nn.Module, family: ModelFamily, scope: AdapterScope) -> Any:
+        return lambda: None  # the trained values are the base weights already: folding only drops the surgery

@@ -43,8 +43,10 @@ How the reparametrisation runs: each module owning a parameter gets a forward pr
 names, stay frozen and are never copied or edited; state dicts, tied-weight bookkeeping and the
 adapter checkpoint's base fingerprint are untouched. This assumes a parameter is read by the forward
 of the module that owns it, which holds for T5 (nn.Linear, nn.Embedding, T5LayerNorm); the tests
-check that every λ receives a gradient. Deltas are recomputed at each module call (also at each
-generation step): the cost of never holding a dense projection.
+check that every λ receives a gradient. In training, deltas are recomputed at each module call:
+the cost of never holding a dense projection. In eval mode without gradients (generation) each
+θ is computed once and reused until z, λ or θ₀ change (a copy of every reparametrised tensor while
+evaluating; train mode frees it); `surgery.fold` writes θ into the base weights instead.
 
 The random projections are non-persistent buffers drawn on the CPU from `seed` and the tensor's
 index, so the adapter checkpoint holds only z and λ and `load_adapter` regenerates the same
@@ -72,9 +74,10 @@ from torch import nn
 from surgery.errors import RecipeError
 from surgery.family import ModelDims, ModelFamily
 from surgery.method import Method, register_method
-from surgery.naming import STATE
+from surgery.naming import is_added
 from surgery.options import INT64_MAX, Annotated, Range
 from surgery.quantization import describe_quantization
+from surgery.scope import AdapterScope
 
 from .fastfood import Fastfood
 
@@ -105,18 +108,52 @@ class IntrinsicSubspace(nn.Module):
 
 
 class SubstituteIntrinsicWeights:
-    """Forward pre-hook: the module's own forward sees θ₀ + λ·Δ instead of its parameters."""
+    """Forward pre-hook: the module's own forward sees θ₀ + λ·Δ instead of its parameters.
 
-    def __init__(self, subspace: IntrinsicSubspace, projections: nn.ModuleList, entries: list[tuple[str, int]]):
-        self.subspace, self.projections, self.entries = subspace, projections, entries
+    θ₀ is the value in effect (the parameter, or the copy of the adapter in effect that trains it:
+    `surgery.owned`). In eval mode, when nothing needs gradients through z or λ (generation), the
+    result is kept and reused until z, λ or θ₀ change (their version counters, storage and device),
+    so generating does not recompute every projection at every step; train mode drops the cache.
+    """
+
+    def __init__(self, subspace: IntrinsicSubspace, projections: nn.ModuleList, entries: list[tuple[str, int]],
+                 scope: AdapterScope | None = None):
+        self.subspace, self.projections, self.entries, self.scope = subspace, projections, entries, scope
+        self._cache: dict[str, tuple[tuple, torch.Tensor]] = {}
+
+    def __getstate__(self) -> dict[str, Any]:  # copies and pickles start without the cache
+        return {**self.__dict__, "_cache": {}}
+
+    def cacheable(self) -> bool:
+        subspace = self.subspace
+        needs_grad = torch.is_grad_enabled() and (subspace.z.requires_grad or subspace.scales.requires_grad)
+        return not subspace.training and not needs_grad
 
     def __call__(self, module: nn.Module, args: tuple[Any, ...]) -> None:
+        if self.scope is not None and not self.scope.is_active():
+            return
+        keep = self.cacheable()
+        if not keep and self._cache:
+            self._cache.clear()
+        z, scales = self.subspace.z, self.subspace.scales
         for name, index in self.entries:
-            module.__dict__[name] = self.subspace.weight(index, module._parameters[name], self.projections[index])
+            base = module.__dict__.get(name, module._parameters[name])
+            if not keep:
+                module.__dict__[name] = self.subspace.weight(index, base, self.projections[index])
+                continue
+            key = (z._version, scales._version, z.data_ptr(), scales.data_ptr(), base._version, base.data_ptr(), base.device)
+            held = self._cache.get(name)
+            if held is None or held[0] != key:
+                held = self._cache[name] = (key, self.subspace.weight(index, base, self.projections[index]))
+            module.__dict__[name] = held[1]
 
 
 class RestoreParameters:
-    """Forward hook (always called): remove the substitutes, so attribute access finds the parameters again."""
+    """Forward hook (always called): remove the substitutes, so attribute access finds the parameters again.
+
+    (Another hook may have substituted the same attribute first, e.g. a copy of the adapter in
+    effect: removing it once is what both want.)
+    """
 
     def __init__(self, names: list[str]):
         self.names = names
@@ -181,14 +218,15 @@ class IntrinsicSAID(Method):
                 f"reparametrises every weight tensor, but it could cover only {covered} of the {quantized.total_tensors} "
                 f"here: this is {quantized}, and integer tensors cannot take θ₀ + λ·P·z"))
 
-    def transform_model(self, model: nn.Module, family: ModelFamily, dims: ModelDims) -> None:
+    def transform_model(self, model: nn.Module, family: ModelFamily, dims: ModelDims, scope: AdapterScope) -> None:
         d = self.options.dimension
         frozen_head = frozen_output_layer(model) if self.options.output_layer == "frozen" else None
         owners = parameter_owners(model)
         # named_parameters() lists a shared tensor once: tied weights get one index, one λ. A tensor
         # only the frozen output layer reads (an untied head) is left out; a tied one stays for the embedding.
+        # Tensors other adapters added are theirs, not the base's: they are not reparametrised.
         tensors = [(name, p) for name, p in model.named_parameters()
-                   if not name.startswith(f"{STATE}.") and p.is_floating_point()
+                   if not is_added(name) and p.is_floating_point()
                    and not (frozen_head is not None and all(m is frozen_head for m in owners[id(p)]))]
         m = len(tensors)
         if d < m + 1:
@@ -204,14 +242,14 @@ class IntrinsicSAID(Method):
         reference = tensors[0][1]
         device = reference.device
         subspace = IntrinsicSubspace([name for name, _ in tensors], d, device, reference.dtype)
-        getattr(model, STATE).add_module("intrinsic", subspace)
+        scope.container.add_module("intrinsic", subspace)
         norm_preserving = self.options.projection_scale == "norm_preserving"
         projections = nn.ModuleList(
             Fastfood(d - m, p.numel(), seed=tensor_seed(self.options.seed, index), device=device,
                      norm_preserving=norm_preserving)
             for index, (_, p) in enumerate(tensors)
         )
-        model.add_module(PROJECTIONS, projections)
+        model.add_module(scope.model_attribute(PROJECTIONS), projections)
 
         index_of = {id(p): index for index, (_, p) in enumerate(tensors)}
         for _, module in model.named_modules():
@@ -220,11 +258,28 @@ class IntrinsicSAID(Method):
             entries = [(name, index_of[id(p)]) for name, p in module._parameters.items()
                        if p is not None and id(p) in index_of]
             if entries:
-                module.register_forward_pre_hook(SubstituteIntrinsicWeights(subspace, projections, entries))
-                module.register_forward_hook(RestoreParameters([name for name, _ in entries]), always_call=True)
+                module.register_forward_pre_hook(scope.mark(SubstituteIntrinsicWeights(subspace, projections, entries, scope)))
+                module.register_forward_hook(scope.mark(RestoreParameters([name for name, _ in entries])), always_call=True)
 
-    def trainable_groups(self, model: nn.Module, family: ModelFamily) -> dict[str, list[str]]:
-        return {"intrinsic subspace": [f"{STATE}.intrinsic.z", f"{STATE}.intrinsic.scales"]}
+    def trainable_groups(self, model: nn.Module, family: ModelFamily, scope: AdapterScope) -> dict[str, list[str]]:
+        return {"intrinsic subspace": [scope.path("intrinsic.z"), scope.path("intrinsic.scales")]}
+
+    def mixed_batch_refusal(self) -> str | None:
+        return (f"method {self.name!r} moves every weight of the model (θ₀ + λ·P·z): examples with and without it "
+                "share no weight, so they cannot share a batch (run its examples as a batch of their own)")
+
+    def fold_refusal(self) -> str | None:
+        return None
+
+    def fold(self, model: nn.Module, family: ModelFamily, scope: AdapterScope) -> Any:
+        """θ₀ + λ·P·z into every reparametrised tensor, computed by the same function the hooks use
+        (so the folded model computes bit for bit what the unfolded one does). With the output layer
+        frozen and tied to the embedding (T5 v1.0), the output layer keeps θ₀ as its own tensor: the
+        folded model is untied, as a T5 v1.1 checkpoint is."""
+        from .said_fold import fold_subspace
+
+        return fold_subspace(model, scope.container.intrinsic, getattr(model, scope.model_attribute(PROJECTIONS)),
+                             frozen_output_layer(model) if self.options.output_layer == "frozen" else None)
 
     def closed_form(self, plan: Any) -> list[tuple[str, str, int]]:
         d, m = self.options.dimension, getattr(self, "num_tensors", None)

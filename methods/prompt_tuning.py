@@ -57,8 +57,8 @@ from torch import nn
 from surgery.errors import RecipeError
 from surgery.family import ModelDims, ModelFamily
 from surgery.method import Method, register_method
-from surgery.naming import STATE
 from surgery.options import INT64_MAX, Annotated, Range, require
+from surgery.scope import AdapterScope
 
 from .inits import PROMPT_RANDOM_RANGE
 
@@ -107,10 +107,12 @@ def _as_keywords(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any
 class PrependPromptToEncoder:
     """Forward pre-hook of the encoder stack: input embeddings ← [prompt; embeddings], mask ← [1…1; mask]."""
 
-    def __init__(self, prompt: SoftPrompt):
-        self.prompt = prompt
+    def __init__(self, prompt: SoftPrompt, scope: AdapterScope):
+        self.prompt, self.scope = prompt, scope
 
     def __call__(self, stack: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]):
+        if not self.scope.is_active():
+            return None
         kwargs = _as_keywords(stack, args, kwargs)
         embeds, input_ids = kwargs.get("inputs_embeds"), kwargs.get("input_ids")
         if embeds is None:
@@ -127,10 +129,12 @@ class PrependPromptToEncoder:
 class ExtendCrossAttentionMask:
     """Forward pre-hook of the decoder stack: encoder_attention_mask ← [1…1; mask] when it misses the prompt."""
 
-    def __init__(self, prompt: SoftPrompt):
-        self.prompt = prompt
+    def __init__(self, prompt: SoftPrompt, scope: AdapterScope):
+        self.prompt, self.scope = prompt, scope
 
     def __call__(self, stack: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]):
+        if not self.scope.is_active():
+            return None
         kwargs = _as_keywords(stack, args, kwargs)
         states, mask = kwargs.get("encoder_hidden_states"), kwargs.get("encoder_attention_mask")
         if states is None or mask is None or mask.shape[-1] == states.shape[1]:
@@ -148,10 +152,12 @@ class DropPromptStates:
     """Forward hook of an encoder-only model's stack: its output states lose the prompt's positions
     (they attended to the prompt; the outputs line up with the input tokens again)."""
 
-    def __init__(self, prompt: SoftPrompt):
-        self.prompt = prompt
+    def __init__(self, prompt: SoftPrompt, scope: AdapterScope):
+        self.prompt, self.scope = prompt, scope
 
     def __call__(self, stack: nn.Module, args: tuple[Any, ...], output: Any) -> Any:
+        if not self.scope.is_active():
+            return None
         if isinstance(output, tuple):
             return (output[0][:, self.prompt.length:], *output[1:])
         output.last_hidden_state = output.last_hidden_state[:, self.prompt.length:]
@@ -207,6 +213,7 @@ class PromptTuning(Method):
     Options = PromptTuningOptions
     options: PromptTuningOptions
     uses_sites = False
+    one_active_at_a_time = True  # two prompts would be prepended in the order they were applied
 
     @property
     def default_learning_rate(self) -> float:  # type: ignore[override]
@@ -231,7 +238,7 @@ class PromptTuning(Method):
     def size_key(self, dims: ModelDims) -> str:
         return "options.length"
 
-    def transform_model(self, model: nn.Module, family: ModelFamily, dims: ModelDims) -> None:
+    def transform_model(self, model: nn.Module, family: ModelFamily, dims: ModelDims, scope: AdapterScope) -> None:
         o = self.options
         embeddings = model.get_input_embeddings().weight
         if o.init == "vocab":  # checked here, in the dry run too: the special ids come from the model's config
@@ -253,19 +260,28 @@ class PromptTuning(Method):
                 initial = torch.randn(o.length, embeddings.shape[1], generator=generator) * o.init_std
             initial = initial.to(device=embeddings.device, dtype=embeddings.dtype)
         prompt = SoftPrompt(initial)
-        getattr(model, STATE).add_module("prompt", prompt)
+        scope.container.add_module("prompt", prompt)
 
         stacks = {name: model.get_submodule(path) for name, path in family.stack_paths(model).items()}
-        stacks["encoder"].register_forward_pre_hook(PrependPromptToEncoder(prompt), with_kwargs=True)
+        stacks["encoder"].register_forward_pre_hook(scope.mark(PrependPromptToEncoder(prompt, scope)), with_kwargs=True)
         if "decoder" in stacks:
-            stacks["decoder"].register_forward_pre_hook(ExtendCrossAttentionMask(prompt), with_kwargs=True)
+            stacks["decoder"].register_forward_pre_hook(scope.mark(ExtendCrossAttentionMask(prompt, scope)), with_kwargs=True)
         else:
             # Encoder-only classes (T5EncoderModel, *ForTokenClassification): no decoder reads the
             # prompt's states, and the caller's per-token heads, labels and masks have the input's length.
-            stacks["encoder"].register_forward_hook(DropPromptStates(prompt))
+            stacks["encoder"].register_forward_hook(scope.mark(DropPromptStates(prompt, scope)))
 
-    def trainable_groups(self, model: nn.Module, family: ModelFamily) -> dict[str, list[str]]:
-        return {"prompt": [f"{STATE}.prompt.weight"]}
+    def trainable_groups(self, model: nn.Module, family: ModelFamily, scope: AdapterScope) -> dict[str, list[str]]:
+        return {"prompt": [scope.path("prompt.weight")]}
+
+    def mixed_batch_refusal(self) -> str | None:
+        return (f"method {self.name!r} prepends its {self.options.length} vectors to every example's input, which "
+                "lengthens the encoder's sequence: one batch cannot have them for some examples only (run its examples "
+                "as a batch of their own)")
+
+    def fold_refusal(self) -> str | None:
+        return (f"method {self.name!r} prepends {self.options.length} trained vectors to the encoder's input: they are "
+                "extra input positions, not a change of any weight, and T5's architecture has no place to store them")
 
     def closed_form(self, plan: Any) -> list[tuple[str, str, int]]:
         return [("prompt", "length × d_model", self.options.length * plan.dims.hidden_size)]

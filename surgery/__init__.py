@@ -15,13 +15,18 @@ from .plan import Plan, apply, plan, report
 from .recipe import Recipe, bundled_recipes, load_recipe
 from .report import Report
 from .sites import SITE_NAMES
+from .adapters import active_adapters, disabled, list_adapters, remove, set_active
 from .checkpoint import load_adapter, save_adapter
+from .fold import fold
 from .inspect import list_sites
+from .mixed import mixed_batch
+from .naming import DEFAULT_ADAPTER
 from .pretrained import from_pretrained, push_to_hub
 from .sharding import shard_model
 
 __all__ = [
-    "CheckpointError", "Plan", "Recipe", "RecipeError", "Report", "SITE_NAMES", "SurgeryError", "TraceError",
-    "apply", "bundled_recipes", "from_pretrained", "list_sites", "load_adapter", "load_recipe", "plan", "push_to_hub",
-    "report", "save_adapter", "shard_model",
+    "CheckpointError", "DEFAULT_ADAPTER", "Plan", "Recipe", "RecipeError", "Report", "SITE_NAMES", "SurgeryError",
+    "TraceError", "active_adapters", "apply", "bundled_recipes", "disabled", "fold", "from_pretrained", "list_adapters",
+    "list_sites", "load_adapter", "load_recipe", "mixed_batch", "plan", "push_to_hub", "remove", "report",
+    "save_adapter", "set_active", "shard_model",
 ]

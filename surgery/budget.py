@@ -13,12 +13,13 @@ error from torch halfway through `apply`.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 import torch
 from torch import nn
 
 from .errors import RecipeError
-from .naming import is_added
+from .naming import STATE, is_added
 
 
 def format_bytes(count: float) -> str:
@@ -29,13 +30,17 @@ def format_bytes(count: float) -> str:
     raise AssertionError("unreachable")
 
 
-def added_bytes(model: nn.Module) -> tuple[int, int]:
-    """(numbers, bytes) of every parameter and buffer surgery added to `model` (any device, meta included)."""
+def added_bytes(model: nn.Module, only: Callable[[str], bool] = lambda name: True) -> tuple[int, int]:
+    """(numbers, bytes) of every parameter and buffer surgery added to `model` (any device, meta included),
+    and of the base values adapters keep aside (`surgery.owned`); `only`: which names count."""
     numbers = size = 0
     seen: set[int] = set()
     tensors = [*model.named_parameters(), *model.named_buffers()]
+    state = getattr(model, STATE, None)
+    if state is not None:
+        tensors += [(f"{STATE}.owned.{name}", tensor) for name, tensor in state.owned.originals.items()]
     for name, tensor in tensors:
-        if is_added(name) and id(tensor) not in seen:
+        if is_added(name) and only(name) and id(tensor) not in seen:
             seen.add(id(tensor))
             numbers += tensor.numel()
             size += tensor.numel() * tensor.element_size()
@@ -62,9 +67,11 @@ def free_bytes(device: torch.device) -> int | None:
     return None
 
 
-def check_fits(replica: nn.Module, device: torch.device, key: str, value: object) -> None:
-    """Refuse (RecipeError on `key`) when the tensors surgery added to `replica` exceed `device`'s free memory."""
-    numbers, size = added_bytes(replica)
+def check_fits(replica: nn.Module, device: torch.device, key: str, value: object,
+               only: Callable[[str], bool] = lambda name: True) -> None:
+    """Refuse (RecipeError on `key`) when the tensors surgery added to `replica` (those `only` keeps: the
+    planned adapter's) exceed `device`'s free memory."""
+    numbers, size = added_bytes(replica, only)
     available = free_bytes(device)
     if available is not None and size > available:
         raise RecipeError(

@@ -40,13 +40,16 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from .distributed import barrier, gather_full, is_sharded, load_full, original_class, rank, sharded_state, unwrap
+from .distributed import barrier, gather_full, is_sharded, load_full, rank, sharded_state, unwrap
 from .errors import CheckpointError, SurgeryError
-from .fingerprint import weight_differences, weights_fingerprint
+from .fingerprint import weights_fingerprint
 from .hub import resolve_folder
 from .model_card import CARD_FILE, render_model_card
-from .naming import STATE, is_added
+from .naming import DEFAULT_ADAPTER, STATE, canonical_name, check_adapter_name, is_added, live_name
 from .plan import apply, plan
+from .provenance import base_fingerprint, base_origin, base_values, check_base, parameter_shapes
+from .sites import SITE_NAMES
+from .state import resolve_adapter
 from .quantization import logical_shape
 from .report import Report
 from .trained import checkpoint_names, clean_name
@@ -60,54 +63,7 @@ CONFIG_FILE = "t5_surgery_adapter.json"
 LEGACY_FORMAT = "t5-surgery-adapter/1"
 LEGACY_WEIGHTS_FILE = "adapter_model.safetensors"
 LEGACY_CONFIG_FILE = "adapter_config.json"
-_CONFIG_FIELDS = (
-    "model_type", "d_model", "d_ff", "d_kv", "num_heads", "num_layers", "num_decoder_layers", "vocab_size",
-    "feed_forward_proj", "tie_word_embeddings", "relative_attention_num_buckets", "relative_attention_max_distance",
-)
 _clean = clean_name
-
-
-def parameter_shapes(model: nn.Module) -> dict[str, tuple[int, ...]]:
-    """Global shape of every parameter under the model's own names (also when wrapped or sharded)."""
-    inner = unwrap(model)
-    names = [_clean(name) for name, _ in inner.named_parameters()]
-    if is_sharded(model):
-        state = sharded_state(model)
-        return {name: tuple(state[name].shape) for name in names}
-    return {_clean(name): logical_shape(p) for name, p in inner.named_parameters()}
-
-
-def base_fingerprint(model: nn.Module, shapes: dict[str, tuple[int, ...]] | None = None) -> dict[str, Any]:
-    """Architecture of the base model: config fields, class, and a hash of its parameter shapes."""
-    import hashlib
-
-    inner = unwrap(model)
-    shapes = parameter_shapes(model) if shapes is None else shapes
-    base_shapes = sorted((name, shape) for name, shape in shapes.items() if not is_added(name))
-    digest = hashlib.sha256(repr(base_shapes).encode()).hexdigest()[:16]
-    config = inner.config
-    return {"model_class": original_class(inner).__name__, **{f: getattr(config, f, None) for f in _CONFIG_FIELDS},
-            "parameter_shapes": digest}
-
-
-def base_origin(model: nn.Module, revision: str | None = None) -> dict[str, Any]:
-    """Where the base came from, when known: its Hub name or folder and its revision.
-
-    transformers keeps the name given to `from_pretrained` (``config._name_or_path``) but not the
-    revision; a folder inside the Hub cache (``models--owner--name/snapshots/<commit>``) tells both.
-    """
-    inner = unwrap(model)
-    name = getattr(inner.config, "_name_or_path", "") or None
-    origin: dict[str, Any] = {"name_or_path": name, "revision": revision}
-    if name and Path(name).is_dir():
-        origin["local"] = True
-        parts = Path(name).resolve().parts
-        if "snapshots" in parts[:-1]:
-            at = len(parts) - 1 - parts[::-1].index("snapshots")
-            if at >= 1 and parts[at - 1].startswith("models--") and at + 1 < len(parts):
-                origin["repo_id"] = parts[at - 1][len("models--"):].replace("--", "/")
-                origin["revision"] = revision or parts[at + 1]
-    return origin
 
 
 def _surgery_state(inner: nn.Module) -> nn.Module:
@@ -169,17 +125,23 @@ def _save(directory: Path, kind: str, tensors: dict[str, torch.Tensor], record: 
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def write_adapter(model: nn.Module, directory: str | Path, kind: str = "adapter", base_revision: str | None = None) -> Path:
+def write_adapter(model: nn.Module, directory: str | Path, kind: str = "adapter", base_revision: str | None = None,
+                  name: str | None = None) -> Path:
     """`save_adapter` with the folder's kind for the model card: "adapter", or "model" (a save_pretrained folder)."""
     directory = Path(directory)
     inner = unwrap(model)
     state = _surgery_state(inner)
+    try:
+        adapter = resolve_adapter(inner, name, action="save")
+    except SurgeryError as error:
+        raise CheckpointError(str(error)) from None
+    record_of = state.record(adapter)
     sharded = is_sharded(model)
     if not sharded and not has_values(inner):
         raise CheckpointError("the model's tensors are on the meta device: there are no values to save")
-    names = checkpoint_names(inner, state)
+    names = checkpoint_names(inner, state, adapter=adapter)
     if not names:
-        raise CheckpointError(f"the model holds no trained or added tensor to save (recipe {state.recipe.get('name')!r}); "
+        raise CheckpointError(f"the model holds no trained or added tensor to save (recipe {record_of.recipe.get('name')!r}); "
                               "an empty adapter would load as a silently different model")
     if sharded:  # gather only the adapter's tensors, never the frozen base
         full_state = sharded_state(model)
@@ -192,28 +154,36 @@ def write_adapter(model: nn.Module, directory: str | Path, kind: str = "adapter"
     if tensors is None or (sharded and rank() != 0):
         barrier()  # rank 0 writes; the others wait so the folder is complete when they return
         return directory
+    # A checkpoint names its tensors as the default adapter would, so it loads under any name.
+    tensors = {canonical_name(n, adapter): t for n, t in tensors.items()}
+    groups = {group: [canonical_name(n, adapter) for n in members] for group, members in record_of.groups.items()}
     bad = non_finite(tensors)
     if bad:
         raise CheckpointError(f"refusing to save non-finite values (NaN or inf) in {', '.join(bad[:5])}")
     _check_target(directory, kind)
     record = {
-        "format": FORMAT, "library": "t5-surgery", "kind": kind, "recipe": state.recipe, "groups": state.groups,
-        "counts": {group: sum(tensors[n].numel() for n in members if n in tensors) for group, members in state.groups.items()},
+        "format": FORMAT, "library": "t5-surgery", "kind": kind, "recipe": record_of.recipe, "groups": groups,
+        "counts": {group: sum(tensors[n].numel() for n in members if n in tensors) for group, members in groups.items()},
         "tensors": len(tensors), "checksums": tensor_manifest(tensors),
         "base_parameters": sum(prod(shape) for name, shape in shapes.items() if not is_added(name)),
         "base": base_fingerprint(inner, shapes), "base_model": base_origin(inner, base_revision),
     }
+    if adapter != DEFAULT_ADAPTER:
+        record["adapter_name"] = adapter
     if not sharded:  # sampling a sharded base would gather it: sharded saves record the architecture only
-        record["base_weights"] = weights_fingerprint(inner, trained=set(names))
+        record["base_weights"] = weights_fingerprint(inner, trained=set(tensors), values=base_values(inner))
     _save(directory, kind, tensors, record)
     if sharded:
         barrier()
     return directory
 
 
-def save_adapter(model: nn.Module, directory: str | Path, base_revision: str | None = None) -> Path:
+def save_adapter(model: nn.Module, directory: str | Path, base_revision: str | None = None, *,
+                 name: str | None = None) -> Path:
     """Write the trained tensors, the recipe, their checksums, the base fingerprint and a model card.
 
+    `name`: which adapter (default: the one in effect, or the only one). The files are the same
+    whatever its name, so the checkpoint loads under any name, the default's included.
     `model` may be wrapped (DDP, FSDP1, FSDP2); under FSDP call this on every rank. `base_revision`:
     the base model's Hub revision, recorded when transformers does not know it. An earlier
     checkpoint in `directory` is replaced as a whole; a folder holding anything else is refused.
@@ -233,7 +203,7 @@ def save_adapter(model: nn.Module, directory: str | Path, base_revision: str | N
     ...
     surgery.errors.CheckpointError: ... was saved from a base with other weights: ... pass load_adapter(..., allow_other_base=True) ...
     """
-    return write_adapter(model, directory, "adapter", base_revision)
+    return write_adapter(model, directory, "adapter", base_revision, name=name)
 
 
 def _peft_message(path: Path, config: dict[str, Any]) -> str:
@@ -316,32 +286,17 @@ def read_adapter_tensors(directory: Path, config: dict[str, Any]) -> dict[str, t
     return tensors
 
 
-def _check_base(config: dict[str, Any], model: nn.Module, directory: Path, trained: set[str] | None) -> None:
-    """Architecture always; the weight sample too unless `trained` is None (allow_other_base, or sharded)."""
-    inner = unwrap(model)
-    expected, found = config["base"], base_fingerprint(inner, parameter_shapes(model))
-    differences = [f"{key}: checkpoint {expected.get(key)!r}, model {found.get(key)!r}"
-                   for key in found if key in expected and expected.get(key) != found.get(key)]
-    if differences:
-        raise CheckpointError(f"{directory} was saved from another base model; differences: " + "; ".join(differences))
-    if trained is None:
-        return
-    weights = weight_differences(config.get("base_weights"), inner, trained)
-    if weights is not None:
-        raise CheckpointError(
-            f"{directory} was saved from a base with other weights: {weights}. Load it into the base it was trained on, "
-            "or pass load_adapter(..., allow_other_base=True) to load it into this one anyway")
-
-
 def load_adapter(model: nn.Module, directory: str | Path, revision: str | None = None, *,
-                 allow_other_base: bool = False) -> Report:
-    """Apply the checkpoint's recipe to `model` (unless already applied) and load its tensors.
+                 allow_other_base: bool = False, name: str | None = None) -> Report:
+    """Apply the checkpoint's recipe to `model` as adapter `name` (unless already applied) and load its tensors.
 
-    `directory` is a folder or a Hub repo id (downloaded with `huggingface_hub`, at `revision`).
-    Everything is checked before the model changes: a damaged or edited checkpoint, a base of
-    another architecture, or (unless `allow_other_base`) a base with other weights raises a
-    `CheckpointError` and leaves the model exactly as it was. A wrapped model (DDP, FSDP) must
-    have had the recipe applied before it was wrapped.
+    `name`: the adapter to load into — a new one gets the checkpoint's recipe applied; an existing
+    one must have the same recipe. Default: the adapter in effect (or the only one); ``"default"``
+    for a model without surgery. `directory` is a folder or a Hub repo id (downloaded with
+    `huggingface_hub`, at `revision`). Everything is checked before the model changes: a damaged
+    or edited checkpoint, a base of another architecture, or (unless `allow_other_base`) a base with
+    other weights raises a `CheckpointError` and leaves the model exactly as it was. A wrapped model
+    (DDP, FSDP) must have had the recipe applied before it was wrapped.
     """
     from .plan import report
 
@@ -352,48 +307,58 @@ def load_adapter(model: nn.Module, directory: str | Path, revision: str | None =
     if not sharded and not has_values(inner):
         raise CheckpointError(f"cannot load {directory} into a model on the meta device: it has no base weights; "
                               "load the base model's weights first")
-    _check_base(config, model, directory, trained=None)  # the architecture, before reading any tensor
+    check_base(config, model, directory, trained=None)  # the architecture, before reading any tensor
+    state = getattr(inner, STATE, None)
+    try:
+        adapter = (DEFAULT_ADAPTER if state is None else resolve_adapter(inner, None, action="load into")) \
+            if name is None else check_adapter_name(name, SITE_NAMES)
+    except SurgeryError as error:
+        raise CheckpointError(f"cannot load {directory}: {error}") from None
     tensors = read_adapter_tensors(directory, config)
     legacy = config["format"] == LEGACY_FORMAT
-    state = getattr(inner, STATE, None)
     the_plan = None
-    if state is None:
+    if state is None or adapter not in state.records:
         if inner is not model or sharded:
-            raise CheckpointError(f"the model is wrapped ({type(model).__name__}) and has no surgery yet: load the adapter "
-                                  "(or apply its recipe) before wrapping it for DDP / FSDP")
+            raise CheckpointError(f"the model is wrapped ({type(model).__name__}) and has no adapter {adapter!r} yet: load "
+                                  "the adapter (or apply its recipe) before wrapping it for DDP / FSDP")
         try:
-            the_plan = plan(model, config["recipe"])
+            the_plan = plan(model, config["recipe"], name=adapter)
         except SurgeryError as error:
             raise CheckpointError(f"{where}: its recipe cannot be applied to this model: {error}") from None
         layout = {n: v for n, v in the_plan.adapter_layout.items() if not (legacy and n in the_plan.frozen_added)}
     else:
+        applied = state.record(adapter).recipe
         depths = {stack: len(blocks) for stack, blocks in _stack_blocks(inner).items()}
-        differences = recipe_differences(config["recipe"], state.recipe, depths)
+        differences = recipe_differences(config["recipe"], applied, depths)
         if differences:
             raise CheckpointError(f"{directory} holds recipe {config['recipe'].get('name')!r}, but the model was given recipe "
-                                  f"{state.recipe.get('name')!r}; they differ in " + "; ".join(differences))
+                                  f"{applied.get('name')!r}{'' if adapter == DEFAULT_ADAPTER else f' as adapter {adapter!r}'}; "
+                                  "they differ in " + "; ".join(differences))
         shapes = {**parameter_shapes(model), **{_clean(n): tuple(b.shape) for n, b in inner.named_buffers()}}
         dtypes = {**{_clean(n): p.dtype for n, p in inner.named_parameters()}, **{_clean(n): b.dtype for n, b in inner.named_buffers()}}
-        layout = {name: (shapes[name], dtypes[name]) for name in checkpoint_names(inner, state, include_frozen_added=not legacy)}
+        layout = {canonical_name(live, adapter): (shapes[live], dtypes[live])
+                  for live in checkpoint_names(inner, state, include_frozen_added=not legacy, adapter=adapter)}
     check_layout(tensors, layout, str(directory))
     if not allow_other_base and not sharded:
-        _check_base(config, model, directory, trained=set(layout))
+        check_base(config, model, directory, trained=set(layout))
     if sharded:
-        load_full(model, {name: tensors[name] for name in layout})
-        counts = {group: sum(tensors[n].numel() for n in members) for group, members in state.groups.items()}
+        load_full(model, {live_name(name, adapter): tensors[name] for name in layout})
+        record = state.record(adapter)
+        counts = {group: sum(tensors[canonical_name(n, adapter)].numel() for n in members) for group, members in record.groups.items()}
         base = sum(prod(shape) for name, shape in parameter_shapes(model).items() if not is_added(name))
         added = sum(tensors[n].numel() for n in layout if is_added(n))
-        return Report(state.recipe.get("name", "custom"), counts, base, added)
+        return Report(record.recipe.get("name", "custom"), counts, base, added)
     with all_or_nothing(inner):
         if the_plan is not None:
             apply(model, the_plan)
         targets = {**dict(inner.named_parameters()), **dict(inner.named_buffers())}
         # Convert first (this allocates and may fail), write last (nothing fails after the first write).
-        converted = {name: tensors[name].to(device=targets[name].device, dtype=targets[name].dtype) for name in layout}
+        converted = {name: tensors[name].to(device=targets[live_name(name, adapter)].device,
+                                            dtype=targets[live_name(name, adapter)].dtype) for name in layout}
         with torch.no_grad():
             for name in layout:
-                targets[name].copy_(converted[name])
-    return report(inner)
+                targets[live_name(name, adapter)].copy_(converted[name])
+    return report(inner, adapter)
 
 
 def _stack_blocks(model: nn.Module) -> dict[str, list[nn.Module]]:

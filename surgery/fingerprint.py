@@ -32,7 +32,7 @@ True
 from __future__ import annotations
 
 import base64
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
 import torch
@@ -60,11 +60,16 @@ def sampled_tensors(parameters: Iterable[tuple[str, torch.Tensor]], trained: Col
             if not is_added(name) and name not in trained and p.is_floating_point() and p.numel() and not p.is_meta]
 
 
-def weight_sample(model: nn.Module, trained: Collection[str] = ()) -> dict[str, torch.Tensor]:
-    """name → float32 values of that base tensor at `sample_positions`."""
+def weight_sample(model: nn.Module, trained: Collection[str] = (),
+                  values: Mapping[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+    """name → float32 values of that base tensor at `sample_positions`.
+
+    `values`: base values to read instead of a parameter (θ₀ of a tensor an adapter trains in place).
+    """
     sample = {}
+    values = values or {}
     for name, parameter in sampled_tensors(model.named_parameters(), trained):
-        flat = parameter.detach().reshape(-1)
+        flat = values.get(name, parameter).detach().reshape(-1)
         positions = torch.tensor(sample_positions(flat.numel()), device=flat.device)
         sample[name] = flat[positions].float().cpu()
     return sample
@@ -80,10 +85,11 @@ def _base_names(model: nn.Module) -> list[str]:
     return sorted(name for name, _ in model.named_parameters() if not is_added(name))
 
 
-def weights_fingerprint(model: nn.Module, trained: Collection[str] = ()) -> dict[str, Any]:
+def weights_fingerprint(model: nn.Module, trained: Collection[str] = (),
+                        values: Mapping[str, torch.Tensor] | None = None) -> dict[str, Any]:
     """The sample of the base weights, JSON-ready and compact: which tensors (indices into the sorted
     base names, ``index:count`` where fewer than the usual count), float32 values (base64), the dtype."""
-    sample = weight_sample(model, trained)
+    sample = weight_sample(model, trained, values)
     index = {name: i for i, name in enumerate(_base_names(model))}
     entries = [str(index[name]) if values.numel() == SAMPLES_PER_TENSOR else f"{index[name]}:{values.numel()}"
                for name, values in sample.items()]
@@ -113,10 +119,12 @@ def _tolerance(*dtype_names: str) -> float:
     return 2 * max(eps, default=torch.finfo(torch.float32).eps)
 
 
-def weight_differences(saved: dict[str, Any] | None, model: nn.Module, trained: Collection[str] = ()) -> str | None:
+def weight_differences(saved: dict[str, Any] | None, model: nn.Module, trained: Collection[str] = (),
+                       values: Mapping[str, torch.Tensor] | None = None) -> str | None:
     """None when the model's base weights match the saved sample (or there is none), else what differs.
 
-    `trained`: the names the checkpoint holds, left out of the sample as they were at save.
+    `trained`: the names the checkpoint holds, left out of the sample as they were at save;
+    `values`: as in `weight_sample`.
     """
     if not isinstance(saved, dict) or saved.get("samples_per_tensor") != SAMPLES_PER_TENSOR:
         return None  # a checkpoint without a sample (an older one, or saved from a sharded model)
@@ -124,7 +132,7 @@ def weight_differences(saved: dict[str, Any] | None, model: nn.Module, trained: 
         expected = _decode(saved, _base_names(model))
     except (KeyError, TypeError, ValueError, IndexError):
         return "the checkpoint's weight sample is unreadable"
-    current = weight_sample(model, trained)
+    current = weight_sample(model, trained, values)
     common = [name for name in expected if name in current and expected[name].numel() == current[name].numel()]
     if not common:
         return None  # nothing both have in floating point: the architecture check is all there is

@@ -8,7 +8,15 @@ It says:
 * for site methods, the module to splice in at one site (`build_site_module`), and optionally
   one module shared by all of them (`build_shared`, owned once by the model);
 * for whole-model methods (BitFit, prompt tuning, Intrinsic-SAID), a `transform_model` step;
-* which parameters it trains besides the modules it inserted (`trainable_groups`).
+* which parameters it trains besides the modules it inserted (`trainable_groups`);
+* whether it can fold into the base weights (`fold_refusal`, `fold`), take part in a mixed batch
+  (`mixed_batch_refusal`) and sit beside other adapters (`trains_base_itself`, `one_active_at_a_time`).
+
+Several adapters can live in one model (`surgery.apply(..., name=...)`). The engine hands the
+whole-model steps a `surgery.scope.AdapterScope`: where to put model-level modules
+(``scope.container``), the names of attached tensors (``scope.attached``), and whether the
+adapter is in effect (``scope.is_active()``) — hooks a method registers act only then, and carry
+``scope.mark(hook)`` so removing the adapter finds them.
 
 Adding a method means a subclass decorated with `@register_method`, plus a recipe YAML naming it.
 The engine is not edited, and it never imports a plug-in: the bundled methods (package
@@ -34,6 +42,7 @@ from torch import nn
 
 from .errors import RecipeError, SurgeryError
 from .family import ModelDims, ModelFamily
+from .scope import AdapterScope
 
 # Entry-point group through which packages offer methods (pyproject.toml of this project:
 # [project.entry-points."t5_surgery.methods"] bundled = "methods").
@@ -63,6 +72,11 @@ class Method:
     # Methods that splice modules at graph sites; whole-model methods set this False.
     uses_sites: ClassVar[bool] = True
     default_learning_rate: ClassVar[float] = 3e-4
+    # Trains the base weights themselves (full fine-tuning): no other adapter can sit beside it, and
+    # it keeps no copy of the base (`surgery.disabled` and `surgery.remove` are refused).
+    trains_base_itself: ClassVar[bool] = False
+    # Two adapters of this method cannot be in effect together (e.g. two soft prompts).
+    one_active_at_a_time: ClassVar[bool] = False
 
     def __init__(self, options: Any):
         self.options = options
@@ -95,12 +109,29 @@ class Method:
     def build_site_module(self, site: SiteContext, shared: nn.Module | None) -> nn.Module:
         raise NotImplementedError(f"method {self.name!r} does not insert modules at sites")
 
-    def transform_model(self, model: nn.Module, family: ModelFamily, dims: ModelDims) -> None:
-        """Whole-model rewrite for methods that do not (only) splice at sites."""
+    def transform_model(self, model: nn.Module, family: ModelFamily, dims: ModelDims, scope: AdapterScope) -> None:
+        """Whole-model rewrite for methods that do not (only) splice at sites; put what it adds where
+        `scope` says, and let its hooks act only while ``scope.is_active()``."""
 
-    def trainable_groups(self, model: nn.Module, family: ModelFamily) -> dict[str, list[str]]:
+    def trainable_groups(self, model: nn.Module, family: ModelFamily, scope: AdapterScope) -> dict[str, list[str]]:
         """Parameters (qualified names) this method trains besides its inserted/shared modules."""
         return {}
+
+    # -- several adapters, mixed batches, folding -----------------------------------------
+    def mixed_batch_refusal(self) -> str | None:
+        """None when one batch can give each example this adapter or another; else why not (shown to users)."""
+        if self.uses_sites:
+            return None
+        return f"method {self.name!r} changes the whole model, not a site's output, so it cannot differ per example"
+
+    def fold_refusal(self) -> str | None:
+        """None when `fold` can merge the adapter into the base weights; else why it cannot (shown to users)."""
+        return f"method {self.name!r} has no way to merge into the base weights"
+
+    def fold(self, model: nn.Module, family: ModelFamily, scope: AdapterScope) -> Any:
+        """Compute what folding writes (may allocate, may fail; the model is unchanged) and return a
+        callable that writes it once the engine has taken the adapter out (it must not fail)."""
+        raise SurgeryError(self.fold_refusal() or f"method {self.name!r} does not implement fold")
 
     def closed_form(self, plan: Any) -> list[tuple[str, str, int]]:
         """(component, formula, value) lines for the report, computed from the formula alone."""

@@ -5,14 +5,147 @@
 * ``<module>.surgery_<...>``  — tensors a method attaches to an existing module (BitFit's biases).
 
 Everything else is the base model.
+
+Those are the names of the *default* adapter (the first one applied, named ``"default"``), and
+the names every checkpoint uses. Further adapters get their own names (`live_name`):
+
+===============================  =========================================
+default adapter (and checkpoints)  adapter ``rte``
+===============================  =========================================
+``<block>.spliced.<site>.…``     ``<block>.spliced.rte.<site>.…``
+``surgery.<…>``                  ``surgery.adapters.rte.<…>``
+``<module>.surgery_bias``        ``<module>.surgery_bias__rte``
+``surgery_fastfood.…``           ``surgery_fastfood__rte.…``
+a base tensor it trains          ``surgery.adapters.rte.base.<name, '.' → '-'>``
+===============================  =========================================
+
+(The default adapter trains base tensors such as layer norms in place; another adapter trains
+its own copy, so adapters never share a trained tensor.)
+
+>>> live_name("encoder.block.0.spliced.after_ffn.down.weight", "rte")
+'encoder.block.0.spliced.rte.after_ffn.down.weight'
+>>> live_name("encoder.final_layer_norm.weight", "rte")
+'surgery.adapters.rte.base.encoder-final_layer_norm-weight'
+>>> canonical_name(live_name("shared.surgery_bias", "rte"), "rte")
+'shared.surgery_bias'
 """
+
+from __future__ import annotations
+
+import re
+
+from .errors import SurgeryError
 
 SPLICED = "spliced"
 STATE = "surgery"
 ATTACHED_PREFIX = "surgery_"
+DEFAULT_ADAPTER = "default"
+ADAPTERS = "adapters"      # model.surgery.adapters: the model-level modules of every adapter but the default
+BASE_COPIES = "base"       # model.surgery.adapters.<name>.base: an adapter's own copies of base tensors
+_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
+# Attribute names of the containers an adapter name becomes a key of (ModuleDict, the state module).
+_RESERVED = {"adapters", "base", "shared", "prompt", "intrinsic", "default_adapter"}
 
 
 def is_added(name: str) -> bool:
     """True for a parameter/buffer name that surgery added (not part of the base model)."""
     parts = name.split(".")
     return SPLICED in parts[1:] or parts[0] == STATE or any(part.startswith(ATTACHED_PREFIX) for part in parts)
+
+
+def check_adapter_name(name: object, sites: tuple[str, ...] = ()) -> str:
+    """`name` if it can name an adapter, else a SurgeryError saying what is valid.
+
+    >>> check_adapter_name("rte")
+    'rte'
+    >>> check_adapter_name("my.task")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    surgery.errors.SurgeryError: adapter name 'my.task' is not valid: ...
+    """
+    from torch import nn
+
+    valid = "a letter, then up to 63 letters, digits, '_' or '-' (no '__'), not a site name"
+    if not isinstance(name, str) or not _NAME.match(name) or "__" in name:
+        raise SurgeryError(f"adapter name {name!r} is not valid: give {valid}")
+    if name in sites or name in _RESERVED or hasattr(nn.ModuleDict(), name):
+        raise SurgeryError(f"adapter name {name!r} is not valid: it is a reserved word (a site name or an attribute "
+                           f"of the modules that hold adapters); give another, e.g. {name + '_1'!r}")
+    return name
+
+
+def site_module_path(block: str, site: str, adapter: str = DEFAULT_ADAPTER) -> str:
+    """Qualified name of the module `adapter` splices into `block` at `site`."""
+    return f"{block}.{SPLICED}.{site}" if adapter == DEFAULT_ADAPTER else f"{block}.{SPLICED}.{adapter}.{site}"
+
+
+def container_path(adapter: str = DEFAULT_ADAPTER) -> str:
+    """Qualified name of the module holding `adapter`'s model-level modules."""
+    return STATE if adapter == DEFAULT_ADAPTER else f"{STATE}.{ADAPTERS}.{adapter}"
+
+
+def attached_name(base: str, adapter: str = DEFAULT_ADAPTER) -> str:
+    """Name of a tensor or module `adapter` attaches to an existing module (``base`` starts with ``surgery_``)."""
+    return base if adapter == DEFAULT_ADAPTER else f"{base}__{adapter}"
+
+
+def copy_key(base_name: str) -> str:
+    """The key of a base tensor's copy in an adapter's ``base`` ParameterDict (no dots allowed there)."""
+    return base_name.replace(".", "-")
+
+
+def live_name(canonical: str, adapter: str) -> str:
+    """The name, in a model holding `adapter`, of the tensor a checkpoint calls `canonical`."""
+    if adapter == DEFAULT_ADAPTER:
+        return canonical
+    if not is_added(canonical):
+        return f"{container_path(adapter)}.{BASE_COPIES}.{copy_key(canonical)}"
+    parts = canonical.split(".")
+    if parts[0] == STATE:
+        return f"{container_path(adapter)}.{'.'.join(parts[1:])}"
+    if SPLICED in parts[1:]:
+        at = parts.index(SPLICED, 1)
+        return ".".join(parts[: at + 1] + [adapter] + parts[at + 1:])
+    return ".".join(f"{part}__{adapter}" if part.startswith(ATTACHED_PREFIX) else part for part in parts)
+
+
+def canonical_name(live: str, adapter: str) -> str:
+    """The inverse of `live_name`: what a checkpoint calls the tensor `live` of `adapter`."""
+    if adapter == DEFAULT_ADAPTER:
+        return live
+    prefix = f"{container_path(adapter)}."
+    if live.startswith(prefix + BASE_COPIES + "."):
+        return live[len(prefix + BASE_COPIES) + 1:].replace("-", ".")
+    if live.startswith(prefix):
+        return f"{STATE}.{live[len(prefix):]}"
+    parts = live.split(".")
+    if SPLICED in parts[1:]:
+        at = parts.index(SPLICED, 1)
+        if at + 1 < len(parts) and parts[at + 1] == adapter:
+            return ".".join(parts[: at + 1] + parts[at + 2:])
+    suffix = f"__{adapter}"
+    return ".".join(part[: -len(suffix)] if part.startswith(ATTACHED_PREFIX) and part.endswith(suffix) else part
+                    for part in parts)
+
+
+def adapter_of(live: str) -> str | None:
+    """Which adapter the added tensor `live` belongs to (None for a base tensor)."""
+    if not is_added(live):
+        return None
+    parts = live.split(".")
+    if parts[0] == STATE:
+        return parts[2] if len(parts) > 2 and parts[1] == ADAPTERS else DEFAULT_ADAPTER
+    if SPLICED in parts[1:]:
+        return _spliced_owner(parts, parts.index(SPLICED, 1))
+    for part in parts:
+        if part.startswith(ATTACHED_PREFIX):
+            return part.split("__", 1)[1] if "__" in part else DEFAULT_ADAPTER
+    return None
+
+
+def _spliced_owner(parts: list[str], at: int) -> str:
+    """`<block>.spliced.<site>.…` is the default adapter's, `<block>.spliced.<name>.<site>.…` a named one's."""
+    from .sites import SITE_NAMES
+
+    following = parts[at + 1] if at + 1 < len(parts) else ""
+    return DEFAULT_ADAPTER if following in SITE_NAMES else following

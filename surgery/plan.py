@@ -1,8 +1,10 @@
 """Plan and apply: a recipe becomes a validated plan before the model is touched.
 
-    plan(model, recipe)
+    plan(model, recipe, name=None)
       ├─ load_recipe            shape of the recipe (keys, types, sites, layer specs)
       ├─ detect_family          which blocks, leaves, layer norms
+      ├─ the adapter's name     "default" for the first; another adapter needs its own name, and
+      │                         full fine-tuning cannot sit beside any other (it trains the base itself)
       ├─ get_method_class       the registry (surgery.method); bundled methods come in by entry point
       ├─ parse_options          the method's typed, ranged options; method.validate(dims)
       ├─ select_layers          per stack, against the model's depth
@@ -10,10 +12,11 @@
       │                         the meta device (nothing allocated): traces every block, finds every
       │                         site, counts every parameter — errors surface here
       └─ size bound             the added tensors' bytes against the target device's free memory
-    apply(model, recipe|plan)
+    apply(model, recipe|plan, name=None)
       ├─ build                  trace the blocks, build the modules (allocates; model untouched)
-      └─ mutate                 splice, transform, freeze — all or nothing (surgery.transaction):
-                                on any failure the model is put back exactly as it was
+      └─ mutate                 splice, transform, own the trained base tensors, freeze — all or nothing
+                                (surgery.transaction): on any failure the model is put back exactly as
+                                it was; the new adapter is then the one in effect, the only one training
 """
 
 from __future__ import annotations
@@ -21,11 +24,10 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import networkx as nx
 import torch
 import torch.fx as fx
 from torch import nn
@@ -39,87 +41,26 @@ from .groups import TRAIN_GROUPS, check_train_groups, freeze_all_but
 from .quantization import refuse_integer_tensors
 from .method import Method, SiteContext, get_method_class
 from .options import parse_options
+from .owned import install_hooks
+from .planned import Plan, PlannedSplice, SiteOccupancy
 from .recipe import Recipe, load_recipe, select_layers
 from .report import Report, count_groups
+from .routing import adapters_in_block
+from .scope import AdapterScope
 from .sites import SITE_NAMES, find_sites
-from .naming import SPLICED, STATE, is_added
+from .naming import (ADAPTERS, DEFAULT_ADAPTER, STATE, adapter_of, check_adapter_name, container_path, is_added,
+                     site_module_path)
 from .splice import splice_block
+from .state import AdapterRecord, SurgeryState, resolve_adapter
 from .tracing import trace_block
 from .trained import adapter_tensors, tensor_layout
 from .transaction import all_or_nothing
 
+__all__ = ["AFTER_APPLY", "Plan", "PlannedSplice", "SurgeryState", "apply", "plan", "report"]
 
 # Called with the model at the end of every `apply`. `surgery.pretrained` adds the hook that makes
 # `model.save_pretrained` write the adapter files too (it cannot be imported here: it saves adapters).
 AFTER_APPLY: list[Callable[[nn.Module], None]] = []
-
-
-class SurgeryState(nn.Module):
-    """Owns model-level additions (e.g. Compacter's shared rule) and remembers the plan."""
-
-    def __init__(self, recipe: dict[str, Any]):
-        super().__init__()
-        self.recipe = recipe
-        self.groups: dict[str, list[str]] = {}
-
-
-@dataclass(frozen=True)
-class PlannedSplice:
-    stack: str
-    layer: int
-    site: str
-    module_path: str
-    parameters: int
-
-
-@dataclass
-class Plan:
-    """What `apply` will do: read it, then apply it. Nothing here touched the model."""
-
-    recipe: Recipe
-    method: Method
-    family: ModelFamily
-    dims: ModelDims
-    layers: dict[str, list[int]]
-    splices: list[PlannedSplice]
-    groups: dict[str, int]
-    base_parameters: int
-    added_parameters: int
-    closed_form: list[tuple[str, str, int]] = field(default_factory=list)
-    # name → (shape, dtype) of every tensor an adapter checkpoint of this recipe holds
-    adapter_layout: dict[str, tuple[tuple[int, ...], torch.dtype]] = field(default_factory=dict)
-    # the added tensors that do not train (e.g. a frozen rule): first-format checkpoints lack them
-    frozen_added: tuple[str, ...] = ()
-
-    @property
-    def trainable_parameters(self) -> int:
-        return sum(self.groups.values())
-
-    @property
-    def report(self) -> Report:
-        return Report(self.recipe.name, dict(self.groups), self.base_parameters, self.added_parameters, self.closed_form)
-
-    def summary(self) -> str:
-        lines = [f"plan for recipe {self.recipe.name!r}: method {self.method.name!r}, family {self.family.name}"]
-        for stack, chosen in self.layers.items():
-            sites = sorted({s.site for s in self.splices if s.stack == stack})
-            lines.append(f"  {stack}: blocks {chosen} at sites {sites or '—'}")
-        lines.append(f"  {len(self.splices)} modules spliced in")
-        lines.append(str(self.report))
-        return "\n".join(lines)
-
-    def to_networkx(self) -> nx.DiGraph:
-        """model → stack → block → site → inserted module, with parameter counts on the leaves."""
-        graph = nx.DiGraph()
-        graph.add_node("model", kind="model", recipe=self.recipe.name)
-        for s in self.splices:
-            block = s.module_path.rsplit(f".{SPLICED}.", 1)[0]
-            graph.add_edge("model", s.stack)
-            graph.add_edge(s.stack, block)
-            graph.add_edge(block, f"{block}:{s.site}")
-            graph.add_node(s.module_path, kind="module", parameters=s.parameters)
-            graph.add_edge(f"{block}:{s.site}", s.module_path)
-        return graph
 
 
 def _first_float_parameter(model: nn.Module) -> torch.Tensor:
@@ -133,13 +74,18 @@ def _meta_replica(model: nn.Module) -> nn.Module:
     """A structural copy of `model` whose tensors live on the meta device.
 
     Deep-copying with every parameter and buffer pre-mapped to an empty meta tensor copies the
-    module tree exactly (custom submodules, hooks, tied weights stay tied) without copying data.
+    module tree exactly (custom submodules, hooks, tied weights stay tied) without copying data;
+    so are the base values other adapters keep aside (`surgery.owned`).
     """
     memo: dict[int, object] = {}
     for parameter in model.parameters():
         memo[id(parameter)] = nn.Parameter(torch.empty_like(parameter, device="meta"), requires_grad=parameter.requires_grad)
     for buffer in model.buffers():
         memo[id(buffer)] = torch.empty_like(buffer, device="meta")
+    state = getattr(model, STATE, None)
+    if state is not None:
+        for value in state.owned.originals.values():
+            memo[id(value)] = torch.empty_like(value, device="meta")
     return copy.deepcopy(model, memo)
 
 
@@ -158,7 +104,7 @@ def _allocating_on(device: torch.device):
 
 
 def _build(model: nn.Module, recipe: Recipe, method: Method, family: ModelFamily, dims: ModelDims,
-           layers: dict[str, list[int]], device: torch.device, dtype: torch.dtype) -> _Built:
+           layers: dict[str, list[int]], device: torch.device, dtype: torch.dtype, name: str) -> _Built:
     """Trace the selected blocks and build every module to insert; reads `model`, changes nothing."""
     with _allocating_on(device):
         shared = method.build_shared(dims)
@@ -178,35 +124,41 @@ def _build(model: nn.Module, recipe: Recipe, method: Method, family: ModelFamily
                         continue
                     module = method.build_site_module(SiteContext(stack, index, site, dims), shared)
                     modules[site] = module.to(device=device, dtype=dtype)
-                    splices.append(PlannedSplice(stack, index, site, f"{where}.{SPLICED}.{site}",
+                    splices.append(PlannedSplice(stack, index, site, site_module_path(where, site, name),
                                                  sum(p.numel() for p in module.parameters())))
                 if modules:
                     built.append((block, where, graph, modules))
     return _Built(shared, built, splices)
 
 
-def _mutate(model: nn.Module, built: _Built, recipe: Recipe, method: Method, family: ModelFamily,
-            dims: ModelDims, layers: dict[str, list[int]], device: torch.device,
-            dtype: torch.dtype) -> dict[str, list[str]]:
-    """Insert what `_build` made, run the method's whole-model step, freeze; returns the trained groups."""
-    state = SurgeryState(recipe.to_dict())
-    if built.shared is not None:
-        state.shared = built.shared
-    model.add_module(STATE, state)
-    for block, where, graph, modules in built.blocks:
-        splice_block(block, family, modules, dtype, where, traced=graph)
-    with _allocating_on(device):
-        method.transform_model(model, family, dims)
+def _scope(model: nn.Module, name: str) -> AdapterScope:
+    """The new adapter's scope; ``model.surgery`` (and, for a named adapter, its container) are made here."""
+    state = getattr(model, STATE, None)
+    if state is None:
+        state = SurgeryState()
+        state.base_requires_grad = {n: p.requires_grad for n, p in model.named_parameters()}
+        model.add_module(STATE, state)
+    container: nn.Module = state
+    if name != DEFAULT_ADAPTER:
+        if ADAPTERS not in state._modules:
+            state.add_module(ADAPTERS, nn.ModuleDict())
+        container = nn.Module()
+        getattr(state, ADAPTERS).add_module(name, container)
+    return AdapterScope(name, container, container_path(name), state.routing)
 
-    # Trained groups, in report order; a parameter is reported in the first group naming it.
+
+def _groups(model: nn.Module, recipe: Recipe, method: Method, family: ModelFamily, layers: dict[str, list[int]],
+            scope: AdapterScope) -> dict[str, list[str]]:
+    """Trained groups in report order, a parameter in the first group naming it; base tensors by their base names."""
+    name = scope.name
     groups: dict[str, list[str]] = {}
-    names = [name for name, _ in model.named_parameters()]
-    already_trainable = {name for name, p in model.named_parameters() if p.requires_grad}
-    groups["inserted modules"] = [n for n in names if f".{SPLICED}." in n and n in already_trainable]
-    groups["shared"] = [n for n in names if n.startswith(f"{STATE}.shared.") and n in already_trainable]
-    groups.update(method.trainable_groups(model, family))
+    names = [n for n, _ in model.named_parameters()]
+    already_trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    groups["inserted modules"] = [n for n in names if ".spliced." in n and n in already_trainable and adapter_of(n) == name]
+    groups["shared"] = [n for n in names if n.startswith(scope.path("shared.")) and n in already_trainable]
+    groups.update(method.trainable_groups(model, family, scope))
     for group in recipe.train:
-        members = TRAIN_GROUPS[group](model, family, layers)
+        members = [n for n in TRAIN_GROUPS[group](model, family, layers) if not is_added(n) or adapter_of(n) == name]
         if not members:
             raise RecipeError("train", group, valid=sorted(TRAIN_GROUPS), reason=f"selects no parameter of {type(model).__name__}")
         groups[group.replace("_", " ")] = members
@@ -214,15 +166,41 @@ def _mutate(model: nn.Module, built: _Built, recipe: Recipe, method: Method, fam
     for group, members in groups.items():
         groups[group] = [n for n in dict.fromkeys(members) if n not in seen]
         seen.update(groups[group])
-    groups = {g: m for g, m in groups.items() if m}
+    return {g: m for g, m in groups.items() if m}
+
+
+def _mutate(model: nn.Module, built: _Built, recipe: Recipe, method: Method, family: ModelFamily,
+            dims: ModelDims, layers: dict[str, list[int]], device: torch.device,
+            dtype: torch.dtype, name: str) -> dict[str, list[str]]:
+    """Insert what `_build` made, run the method's whole-model step, own the trained base tensors, freeze;
+    returns the trained groups (live names) and makes the new adapter the one in effect."""
+    scope = _scope(model, name)
+    state: SurgeryState = getattr(model, STATE)
+    if built.shared is not None:
+        scope.container.shared = built.shared
+    for block, where, graph, modules in built.blocks:
+        splice_block(block, family, modules, dtype, where, traced=graph, adapter=name, routing=state.routing)
+    with _allocating_on(device):
+        method.transform_model(model, family, dims, scope)
+    groups = _groups(model, recipe, method, family, layers, scope)
     refuse_integer_tensors(model, groups, recipe.train)
-    state.groups = groups
-    freeze_all_but(model, seen)
+    if not method.trains_base_itself and "all" not in recipe.train:
+        # Base tensors it trains (layer norms, the output layer, a head): the default adapter trains them
+        # in place and keeps θ₀ aside; another adapter trains its own copy (surgery.owned).
+        parameters = dict(model.named_parameters())
+        base = [n for members in groups.values() for n in members if not is_added(n)]
+        live = dict(zip(base, state.owned.take(name, base, parameters, scope.container, scope.container_path)))
+        groups = {group: [live.get(n, n) for n in members] for group, members in groups.items()}
+    install_hooks(model, state.owned, state.routing)
+    state.records[name] = AdapterRecord(name, recipe.to_dict(), groups, method.name, method.uses_sites)
+    freeze_all_but(model, {n for members in groups.values() for n in members})
+    state.routing.active = (name,)
+    state.routing.changed()
     return groups
 
 
-def _execute(model: nn.Module, recipe: Recipe, method: Method, family: ModelFamily,
-             dims: ModelDims, layers: dict[str, list[int]]) -> tuple[list[PlannedSplice], dict[str, list[str]]]:
+def _execute(model: nn.Module, recipe: Recipe, method: Method, family: ModelFamily, dims: ModelDims,
+             layers: dict[str, list[int]], name: str) -> tuple[list[PlannedSplice], dict[str, list[str]]]:
     """Build, then mutate `model` as the plan says; returns what was spliced and the trained groups.
 
     Building allocates and may fail with the model unchanged; `apply` runs this under
@@ -230,8 +208,8 @@ def _execute(model: nn.Module, recipe: Recipe, method: Method, family: ModelFami
     """
     reference = _first_float_parameter(model)
     device, dtype = reference.device, reference.dtype
-    built = _build(model, recipe, method, family, dims, layers, device, dtype)
-    groups = _mutate(model, built, recipe, method, family, dims, layers, device, dtype)
+    built = _build(model, recipe, method, family, dims, layers, device, dtype, name)
+    groups = _mutate(model, built, recipe, method, family, dims, layers, device, dtype, name)
     return built.splices, groups
 
 
@@ -241,18 +219,39 @@ def _option_value(method: Method, key: str) -> Any:
     return getattr(method.options, name, None) if name else method.options
 
 
-def _resolve(model: nn.Module, recipe: Recipe) -> tuple[Method, ModelFamily, ModelDims, dict[str, list[int]]]:
+def _check_name(model: nn.Module, recipe: Recipe, method: Method, name: str) -> None:
+    """The new adapter can sit beside the model's others under `name`."""
+    state = getattr(model, STATE, None)
+    if state is None:
+        return
+    records = state.records
+    if name in records:
+        if name == DEFAULT_ADAPTER:
+            raise SurgeryError(
+                f"surgery was already applied to this model (adapter {name!r}, recipe {records[name].recipe.get('name', '?')!r}); "
+                "give another adapter its own name (surgery.apply(model, recipe, name='...')), or apply recipes to a "
+                "fresh model, or load an adapter checkpoint into one")
+        raise SurgeryError(f"the model already has an adapter named {name!r} (recipe {records[name].recipe.get('name', '?')!r}); "
+                           f"remove it first (surgery.remove(model, {name!r})) or choose another name")
+    exclusive = [r for r in records.values() if get_method_class(r.method).trains_base_itself or "all" in r.recipe.get("train", ())]
+    if exclusive:
+        raise SurgeryError(f"adapter {exclusive[0].name!r} (recipe {exclusive[0].recipe.get('name', '?')!r}) trains the base "
+                           "weights themselves, which every other adapter would read: no adapter can sit beside it")
+    if records and (method.trains_base_itself or "all" in recipe.train):
+        key, value = ("method", method.name) if method.trains_base_itself else ("train", "all")
+        raise RecipeError(key, value, valid="a method that leaves the base weights frozen", reason=(
+            f"trains every base weight, which the model's other adapters ({', '.join(records)}) read; "
+            "apply it to a model without adapters"))
+
+
+def _resolve(model: nn.Module, recipe: Recipe, name: str) -> tuple[Method, ModelFamily, ModelDims, dict[str, list[int]]]:
     if unwrap(model) is not model or is_sharded(model):
         raise SurgeryError(f"the model is wrapped ({type(model).__name__}): apply surgery to the plain model, then wrap it "
                            "for DDP / FSDP (surgery.shard_model)")
     family = detect_family(model)
-    if hasattr(model, STATE):
-        raise SurgeryError(
-            f"surgery was already applied to this model (recipe {getattr(model, STATE).recipe.get('name', '?')!r}); "
-            "apply recipes to a fresh model, or load an adapter checkpoint into one"
-        )
     method_class = get_method_class(recipe.method)
     method = method_class(parse_options(method_class.Options, recipe.options))
+    _check_name(model, recipe, method, name)
     dims = family.dims(model)
     method.validate(dims, family)
     check_train_groups(recipe.train)
@@ -275,11 +274,29 @@ def _resolve(model: nn.Module, recipe: Recipe) -> tuple[Method, ModelFamily, Mod
     return method, family, dims, layers
 
 
-def plan(model: nn.Module, recipe: str | Path | dict | Recipe, *, device: torch.device | str | None = None) -> Plan:
+def _occupancy(replica: nn.Module, family: ModelFamily) -> list[SiteOccupancy]:
+    """Every spliced site of `replica` and the adapters there, in model order."""
+    modules = dict(replica.named_modules())
+    places = []
+    paths = family.block_paths(replica)
+    for stack, blocks in family.blocks(replica).items():
+        found = [(index, adapters_in_block(block)) for index, block in enumerate(blocks)]
+        for site in SITE_NAMES:  # by site, then block: runs of blocks with the same adapters read as one line
+            for index, adapters in ((i, a[site]) for i, a in found if site in a):
+                where = f"{paths[stack]}.{index}"
+                module_paths = tuple(site_module_path(where, site, a) for a in adapters)
+                counts = tuple(sum(p.numel() for p in modules[m].parameters()) for m in module_paths)
+                places.append(SiteOccupancy(stack, where, site, tuple(adapters), module_paths, counts))
+    return places
+
+
+def plan(model: nn.Module, recipe: str | Path | dict | Recipe, *, device: torch.device | str | None = None,
+         name: str | None = None) -> Plan:
     """Validate `recipe` against `model` and say what applying it would do. The model is untouched.
 
     The recipe is executed on a meta-device replica (nothing is allocated), then the size of what it
     adds is checked against the free memory of `device` (default: the model's; none for meta).
+    `name`: the adapter's name (default ``"default"``; a model with adapters needs a new name).
 
     >>> from transformers import T5Config, T5ForConditionalGeneration
     >>> model = T5ForConditionalGeneration(T5Config(d_model=128, d_kv=16, d_ff=256, num_layers=2, num_heads=4, vocab_size=100))
@@ -288,13 +305,20 @@ def plan(model: nn.Module, recipe: str | Path | dict | Recipe, *, device: torch.
     [('encoder', 0, 'after_ffn'), ('encoder', 1, 'after_ffn')]
     >>> p.groups["shared"]  # one 4×4×4 rule for the whole model
     64
+    >>> _ = apply(model, p)
+    >>> print(plan(model, "adapter", name="rte").occupancy_lines()[2])   # the new adapter runs after the first
+        encoder blocks 0-1 after_ffn: default, rte*
     """
     recipe = load_recipe(recipe)
-    method, family, dims, layers = _resolve(model, recipe)
+    name = DEFAULT_ADAPTER if name is None else check_adapter_name(name, SITE_NAMES)
+    method, family, dims, layers = _resolve(model, recipe, name)
     replica = _meta_replica(model)
     size_key = method.size_key(dims)
+    before = {n for n, _ in replica.named_parameters()} | {n for n, _ in replica.named_buffers()}
+    if hasattr(replica, STATE):
+        before |= {f"{STATE}.owned.{n}" for n in getattr(replica, STATE).owned.originals}
     try:
-        splices, groups = _execute(replica, recipe, method, family, dims, layers)
+        splices, groups = _execute(replica, recipe, method, family, dims, layers, name)
     except SurgeryError:
         raise
     except (RuntimeError, ValueError, OverflowError, MemoryError) as error:  # e.g. a size torch cannot express
@@ -306,50 +330,71 @@ def plan(model: nn.Module, recipe: str | Path | dict | Recipe, *, device: torch.
             raise RecipeError("sites", site, valid=sorted(spliced_sites) or "a site of a selected block (none selected)",
                               reason="is offered by none of the selected blocks")
     target = torch.device(device) if device is not None else _first_float_parameter(model).device
-    check_fits(replica, target, size_key, _option_value(method, size_key))
+    check_fits(replica, target, size_key, _option_value(method, size_key), only=lambda n: n not in before)
     parameters = dict(replica.named_parameters())
     counts = {group: sum(parameters[n].numel() for n in members) for group, members in groups.items()}
-    base = sum(p.numel() for p in model.parameters())
-    added = sum(p.numel() for p in replica.parameters()) - base
-    layout = tensor_layout(adapter_tensors(replica))
-    trained_only = set(adapter_tensors(replica, include_frozen_added=False))
+    base = sum(p.numel() for n, p in model.named_parameters() if not is_added(n))
+    added = sum(p.numel() for n, p in replica.named_parameters() if n not in before and is_added(n))
+    layout = tensor_layout(adapter_tensors(replica, name))
+    trained_only = set(adapter_tensors(replica, name, include_frozen_added=False))
+    state = getattr(replica, STATE)
+    whole = {r.name: r.method for r in state.records.values() if not r.uses_sites}
     result = Plan(recipe, method, family, dims, layers, splices, counts, base, added, adapter_layout=layout,
-                  frozen_added=tuple(sorted(set(layout) - trained_only)))
+                  frozen_added=tuple(sorted(set(layout) - trained_only)), adapter=name,
+                  occupancy=_occupancy(replica, family), whole_model=whole)
     result.closed_form = method.closed_form(result)
     return result
 
 
-def apply(model: nn.Module, recipe: str | Path | dict | Recipe | Plan) -> Report:
+def apply(model: nn.Module, recipe: str | Path | dict | Recipe | Plan, *, name: str | None = None) -> Report:
     """Apply a recipe (or a plan made for this model) in place; returns the trainable-parameter report.
 
     All or nothing: a recipe that does not fit fails at plan time with the model untouched, and a
     failure during the change itself (an allocation, an interrupt) puts the model back as it was.
+    `name`: the adapter's name; the first is ``"default"``, every further one needs its own
+    (``surgery.apply(model, "compacter++", name="rte")``). The new adapter is then the one in effect
+    and the only one whose tensors train (`surgery.set_active` switches).
 
     >>> from transformers import T5Config, T5ForConditionalGeneration
     >>> model = T5ForConditionalGeneration(T5Config(d_model=128, d_kv=16, d_ff=256, num_layers=2, num_heads=4, vocab_size=100))
     >>> report = apply(model, "adapter")
     >>> report.groups["inserted modules"] == 8 * (2 * 128 * 4 + 4 + 128)   # 8 adapters, d = 128/32 = 4
     True
+    >>> apply(model, "bitfit", name="sst2").groups["biases"] > 0
+    True
     """
-    the_plan = recipe if isinstance(recipe, Plan) else plan(model, recipe)
-    method, family, dims, layers = _resolve(model, the_plan.recipe)  # re-checks: e.g. not applied since
+    if isinstance(recipe, Plan):
+        the_plan = recipe
+        if name is not None and name != the_plan.adapter:
+            raise SurgeryError(f"this plan was made for adapter {the_plan.adapter!r}, not {name!r}; make a plan with name={name!r}")
+    else:
+        the_plan = plan(model, recipe, name=name)
+    name = the_plan.adapter
+    method, family, dims, layers = _resolve(model, the_plan.recipe, name)  # re-checks: e.g. not applied since
     if layers != the_plan.layers or dims != the_plan.dims:
         raise SurgeryError("this plan was made for a model of another shape; make a new plan for this model")
     with all_or_nothing(model):
-        _execute(model, the_plan.recipe, the_plan.method, family, dims, layers)
-        model._surgery_plan = the_plan
+        _execute(model, the_plan.recipe, the_plan.method, family, dims, layers, name)
+        getattr(model, STATE).records[name].plan = the_plan
+        if name == DEFAULT_ADAPTER:
+            model._surgery_plan = the_plan
         for callback in AFTER_APPLY:
             callback(model)
-    return report(model)
+    return report(model, name)
 
 
-def report(model: nn.Module) -> Report:
-    """The trainable-parameter report of a model surgery was applied to."""
+def report(model: nn.Module, name: str | None = None) -> Report:
+    """The trainable-parameter report of one adapter (`name`; default: the one in effect, or the only one).
+
+    The counts are the adapter's trained numbers, whether or not it is in effect now.
+    """
     state = getattr(model, STATE, None)
     if state is None:
         raise SurgeryError("no surgery was applied to this model")
-    added = sum(p.numel() for n, p in model.named_parameters() if is_added(n))
-    total = sum(p.numel() for p in model.parameters())
-    the_plan = getattr(model, "_surgery_plan", None)
-    closed = the_plan.closed_form if the_plan is not None else []
-    return Report(state.recipe.get("name", "custom"), count_groups(model, state.groups), total - added, added, closed)
+    name = resolve_adapter(model, name, action="report")
+    record = state.record(name)
+    added = sum(p.numel() for n, p in model.named_parameters() if is_added(n) and adapter_of(n) == name)
+    base = sum(p.numel() for n, p in model.named_parameters() if not is_added(n))
+    closed = record.plan.closed_form if record.plan is not None else []
+    label = record.recipe.get("name", "custom") if name == DEFAULT_ADAPTER else f"{record.recipe.get('name', 'custom')} (adapter {name!r})"
+    return Report(label, count_groups(model, record.groups), base, added, closed)

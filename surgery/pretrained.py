@@ -5,7 +5,8 @@ blocks had modules spliced in: it reports their tensors as UNEXPECTED and drops 
 
 * `surgery.apply` gives the model its own `save_pretrained` (`SaveSplicedPretrained`): the
   usual transformers save (base and inserted tensors in ``model.safetensors``), then the adapter
-  files and a model card beside it, which say how to load it back;
+  files and a model card beside it, which say how to load it back (a model with several adapters:
+  the first one's files there, every other one's in ``adapters/<name>/``);
 * `surgery.from_pretrained(folder_or_repo)` brings such a folder back whole: the base class from
   the folder, the recipe applied, the trained tensors loaded. Given an adapter folder (or repo)
   instead, it loads the base model the adapter records, then the adapter (like PEFT's
@@ -36,6 +37,7 @@ from typing import Any
 import transformers
 from torch import nn
 
+from .adapters import ON_LAST_REMOVED, list_adapters, set_active
 from .checkpoint import read_adapter_config, write_adapter
 from .checkpoint import load_adapter as _load_adapter
 from .distributed import rank
@@ -56,19 +58,44 @@ class SaveSplicedPretrained:
         model = self.model
         result = type(model).save_pretrained(model, save_directory, *args, **kwargs)
         if kwargs.get("is_main_process", True):
-            write_adapter(model, save_directory, kind="model")
+            names = list_adapters(model)
+            first, others = names[0], names[1:]
+            _drop_stale_adapter_folders(Path(save_directory), set(others))
+            write_adapter(model, save_directory, kind="model", name=first)
+            for name in others:  # every further adapter in a folder of its own, as PEFT does
+                write_adapter(model, Path(save_directory) / ADAPTERS_FOLDER / name, kind="adapter", name=name)
             logger.info("%s holds a spliced model: load it whole with surgery.from_pretrained(%r) "
                         "(transformers' from_pretrained would load only the base)", save_directory, str(save_directory))
         return result
 
 
+def _drop_stale_adapter_folders(folder: Path, keep: set[str]) -> None:
+    """Adapter folders an earlier save left in ``adapters/`` for adapters the model no longer has."""
+    import shutil
+
+    others = folder / ADAPTERS_FOLDER
+    if others.is_dir():
+        for sub in others.iterdir():
+            if sub.is_dir() and sub.name not in keep and (sub / "t5_surgery_adapter.json").is_file():
+                shutil.rmtree(sub)
+
+
 def install_save_hook(model: nn.Module) -> None:
-    """Give a spliced model the `save_pretrained` that keeps its adapter (done by every `surgery.apply`)."""
+    """Give a spliced model the `save_pretrained` that keeps its adapters (done by every `surgery.apply`)."""
     if hasattr(type(model), "save_pretrained"):
         model.save_pretrained = SaveSplicedPretrained(model)
 
 
+def remove_save_hook(model: nn.Module) -> None:
+    if isinstance(model.__dict__.get("save_pretrained"), SaveSplicedPretrained):
+        del model.__dict__["save_pretrained"]
+
+
 AFTER_APPLY.append(install_save_hook)
+ON_LAST_REMOVED.append(remove_save_hook)
+# `save_pretrained` of a model with several adapters: the first one's files beside the model, each
+# other one's in adapters/<name>/ (a complete adapter folder).
+ADAPTERS_FOLDER = "adapters"
 
 
 # Names of the tensors surgery adds (surgery.naming), as transformers' ignore patterns.
@@ -131,7 +158,13 @@ def from_pretrained(name_or_path: str | Path, *, model_class: type | None = None
         if base_model is None and origin.get("revision"):
             kwargs.setdefault("revision", origin["revision"])
         model = cls.from_pretrained(name, token=token, **kwargs)
-    _load_adapter(model, folder, allow_other_base=allow_other_base)
+    _load_adapter(model, folder, allow_other_base=allow_other_base, name=record.get("adapter_name"))
+    others = folder / ADAPTERS_FOLDER
+    if others.is_dir() and (folder / "config.json").is_file():
+        for sub in sorted(p for p in others.iterdir() if p.is_dir()):
+            extra = read_adapter_config(sub)
+            _load_adapter(model, sub, allow_other_base=allow_other_base, name=extra.get("adapter_name", sub.name))
+        set_active(model, record.get("adapter_name") or "default")
     return model
 
 

@@ -8,8 +8,9 @@ from torch import nn
 
 
 def count_groups(model: nn.Module, groups: dict[str, list[str]]) -> dict[str, int]:
+    """Numbers per trained group (an adapter's, whether or not it is the one training now)."""
     parameters = dict(model.named_parameters())
-    return {group: sum(parameters[n].numel() for n in names if parameters[n].requires_grad) for group, names in groups.items()}
+    return {group: sum(parameters[n].numel() for n in names) for group, names in groups.items()}
 
 
 @dataclass

@@ -97,11 +97,3 @@ def find_sites(graph: fx.Graph, root: nn.Module, family: ModelFamily) -> dict[st
                 raise TraceError(f"site {name!r} matches two sublayers ({found[name].sublayer}, {producer.target}); cannot choose one")
             found[name] = SiteMatch(name, output, consumer, str(producer.target))
     return found
-
-
-def splice_at(graph: fx.Graph, site: SiteMatch, module_path: str) -> fx.Node:
-    """Insert `call_module(module_path)` on the site's output; only the residual branch reads it."""
-    with graph.inserting_after(site.output):
-        inserted = graph.call_module(module_path, (site.output,))
-    site.consumer.replace_input_with(site.output, inserted)
-    return inserted

@@ -4,7 +4,10 @@ rewritten graph.
 The block keeps its identity and its class in the MRO (`isinstance(block, T5Block)` stays true,
 which transformers relies on to record hidden states, and the gradient-checkpointing `__call__`
 is inherited). Inserted modules live in `block.spliced` (a ModuleDict), so `state_dict`, `.to()`,
-DDP and `save_pretrained` see them as ordinary submodules.
+DDP and `save_pretrained` see them as ordinary submodules: ``spliced[<site>]`` for the default
+adapter, ``spliced[<name>][<site>]`` for another. At each site in use the graph calls
+`surgery.routing.run_site`, which runs the adapters in effect (in order, none, or one per example),
+so switching adapters retraces nothing; adding or removing one retraces the block.
 
 The graph bakes in the hidden-state dtype it was traced for (T5 clamps fp16 activations); the
 block records that dtype and re-traces on the first call with another dtype.
@@ -19,8 +22,9 @@ import torch.fx as fx
 from torch import nn
 
 from .family import ModelFamily
-from .naming import SPLICED
-from .sites import find_sites, splice_at
+from .naming import DEFAULT_ADAPTER, SPLICED
+from .routing import Routing, run_site, sites_in_use
+from .sites import SiteMatch, find_sites
 from .tracing import trace_block
 
 
@@ -85,8 +89,18 @@ def __getattr__(name: str) -> type[nn.Module]:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+def splice_dispatch(graph: fx.Graph, site: SiteMatch) -> fx.Node:
+    """Insert `run_site(self.spliced, site, output)` on the site's output; only the residual branch reads it."""
+    with graph.inserting_after(site.output):
+        holder = graph.get_attr(SPLICED)
+    with graph.inserting_after(holder):
+        inserted = graph.call_function(run_site, (holder, site.name, site.output))
+    site.consumer.replace_input_with(site.output, inserted)
+    return inserted
+
+
 def build_graph(block: nn.Module, dtype: torch.dtype, traced: fx.Graph | None = None) -> fx.Graph:
-    """Trace the block (as its original class) and splice every module of `block.spliced` in.
+    """Trace the block (as its original class) and put a site dispatch wherever an adapter has a module.
 
     `traced`: a graph of this block as its original class, traced for `dtype`, that the caller
     already made and gives up (it is rewritten in place); saves tracing the block again.
@@ -101,8 +115,8 @@ def build_graph(block: nn.Module, dtype: torch.dtype, traced: fx.Graph | None = 
         finally:
             block.__class__ = original
     sites = find_sites(graph, block, family)
-    for site_name in getattr(block, SPLICED):
-        splice_at(graph, sites[site_name], f"{SPLICED}.{site_name}")
+    for site_name in sites_in_use(getattr(block, SPLICED)):
+        splice_dispatch(graph, sites[site_name])
     graph.lint()
     return graph
 
@@ -115,14 +129,42 @@ def retrace(block: nn.Module, dtype: torch.dtype, traced: fx.Graph | None = None
 
 
 def splice_block(block: nn.Module, family: ModelFamily, modules: dict[str, nn.Module], dtype: torch.dtype, name: str,
-                 traced: fx.Graph | None = None) -> None:
-    """Insert `modules` (site name → module) into `block` in place.
+                 traced: fx.Graph | None = None, adapter: str = DEFAULT_ADAPTER, routing: Routing | None = None) -> None:
+    """Insert `modules` (site name → module) of `adapter` into `block` in place.
 
     The caller has checked that every site exists in this block (the plan does, on a replica).
-    `traced`: the block's graph for `dtype` if the caller already traced it (see `build_graph`).
+    `traced`: the block's graph for `dtype` if the caller already traced it (see `build_graph`);
+    (a trace of its original class, as `trace_block` makes). `routing`: the model's (`surgery.routing`).
     """
-    block._surgery_family = family
-    block._surgery_name = name
-    block.add_module(SPLICED, nn.ModuleDict(modules))
+    if not isinstance(block, SplicedBlockMixin):
+        block._surgery_family = family
+        block._surgery_name = name
+        block._surgery_original_class = type(block)
+        block.add_module(SPLICED, nn.ModuleDict())
+    spliced = getattr(block, SPLICED)
+    if routing is not None:
+        spliced.surgery_routing = routing
+    if adapter == DEFAULT_ADAPTER:
+        for site, module in modules.items():
+            spliced.add_module(site, module)
+    elif modules:
+        spliced.add_module(adapter, nn.ModuleDict(modules))
     retrace(block, dtype, traced)
     block.__class__ = spliced_class(family.block_class)
+
+
+def unsplice_adapter(block: nn.Module, adapter: str) -> None:
+    """Take `adapter`'s modules out of `block`; a block left with none gets back its own class and forward."""
+    spliced = getattr(block, SPLICED)
+    from .sites import SITE_NAMES
+
+    keys = [key for key in spliced.keys() if (key in SITE_NAMES if adapter == DEFAULT_ADAPTER else key == adapter)]
+    for key in keys:
+        del spliced[key]
+    if len(spliced):
+        retrace(block, block._surgery_dtype or next(p.dtype for p in block.parameters() if p.is_floating_point()))
+        return
+    block.__class__ = block.__dict__.pop("_surgery_original_class", block._surgery_family.block_class)
+    del block._modules[SPLICED]
+    for attribute in ("_surgery_family", "_surgery_name", "_surgery_dtype", "_surgery_forward", "_surgery_arguments"):
+        block.__dict__.pop(attribute, None)

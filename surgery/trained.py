@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from .errors import SurgeryError
-from .naming import STATE, is_added
+from .naming import DEFAULT_ADAPTER, STATE, adapter_of, canonical_name, is_added
 
 
 def clean_name(name: str) -> str:
@@ -19,22 +19,31 @@ def clean_name(name: str) -> str:
     return name.replace("_fsdp_wrapped_module.", "").replace("_checkpoint_wrapped_module.", "")
 
 
-def checkpoint_names(inner: nn.Module, state: nn.Module, include_frozen_added: bool = True) -> list[str]:
-    """What a checkpoint holds: the trained parameters, and everything surgery added (parameters and
-    persistent buffers; non-persistent ones, e.g. projections regenerated from a seed, stay out).
+def checkpoint_names(inner: nn.Module, state: nn.Module, include_frozen_added: bool = True,
+                     adapter: str = DEFAULT_ADAPTER) -> list[str]:
+    """What a checkpoint of `adapter` holds, by the names the model has: its trained parameters, and
+    everything surgery added for it (parameters and persistent buffers; non-persistent ones, e.g.
+    projections regenerated from a seed, stay out). `canonical_name` gives the checkpoint's names.
 
     `include_frozen_added=False` reads the first format, which held trained tensors only.
     """
-    trained = {name for names in state.groups.values() for name in names}
+    trained = {name for names in state.record(adapter).groups.values() for name in names}
+
+    def own(name: str) -> bool:
+        return is_added(name) and adapter_of(name) == adapter
+
     names = [clean_name(n) for n, _ in inner.named_parameters()
-             if clean_name(n) in trained or (include_frozen_added and is_added(clean_name(n)))]
+             if clean_name(n) in trained or (include_frozen_added and own(clean_name(n)))]
     persistent = {clean_name(n) for n in inner.state_dict(keep_vars=True)}
-    names += [clean_name(n) for n, _ in inner.named_buffers() if is_added(clean_name(n)) and clean_name(n) in persistent]
+    names += [clean_name(n) for n, _ in inner.named_buffers() if own(clean_name(n)) and clean_name(n) in persistent]
     return list(dict.fromkeys(names))
 
 
-def adapter_tensors(model: nn.Module, include_frozen_added: bool = True) -> dict[str, torch.Tensor]:
-    """name → tensor of everything `checkpoint_names` lists, on an unwrapped model.
+def adapter_tensors(model: nn.Module, adapter: str = DEFAULT_ADAPTER,
+                    include_frozen_added: bool = True) -> dict[str, torch.Tensor]:
+    """checkpoint name → tensor of everything `checkpoint_names` lists for `adapter`, on an unwrapped model.
+
+    The names are those of the default adapter whatever `adapter` is, so a checkpoint loads under any name.
 
     >>> import surgery
     >>> from transformers import T5Config, T5ForConditionalGeneration
@@ -42,12 +51,16 @@ def adapter_tensors(model: nn.Module, include_frozen_added: bool = True) -> dict
     >>> _ = surgery.apply(model, {"method": "adapter", "sites": ["after_ffn"], "options": {"bottleneck": 2}})
     >>> sorted(adapter_tensors(model))[:2]
     ['decoder.block.0.spliced.after_ffn.down.bias', 'decoder.block.0.spliced.after_ffn.down.weight']
+    >>> _ = surgery.apply(model, {"method": "adapter", "sites": ["after_ffn"], "options": {"bottleneck": 2}}, name="b")
+    >>> sorted(adapter_tensors(model, "b"))[:2]
+    ['decoder.block.0.spliced.after_ffn.down.bias', 'decoder.block.0.spliced.after_ffn.down.weight']
     """
     state = getattr(model, STATE, None)
     if state is None:
         raise SurgeryError("no surgery was applied to this model, so it has no adapter")
     values = {**{clean_name(n): p for n, p in model.named_parameters()}, **{clean_name(n): b for n, b in model.named_buffers()}}
-    return {name: values[name] for name in checkpoint_names(model, state, include_frozen_added)}
+    return {canonical_name(name, adapter): values[name]
+            for name in checkpoint_names(model, state, include_frozen_added, adapter)}
 
 
 def tensor_layout(tensors: dict[str, torch.Tensor]) -> dict[str, tuple[tuple[int, ...], torch.dtype]]:

@@ -41,6 +41,10 @@ class ModelSnapshot:
             contents = {key: list(value.items()) for key, value in attributes.items() if isinstance(value, dict)}
             self._modules.append((module, type(module), attributes, contents))
         self._requires_grad = [(p, p.requires_grad) for p in model.parameters()]
+        # Plain objects a module keeps that surgery changes in place (the routing, the owned tensors'
+        # bookkeeping) offer surgery_snapshot / surgery_restore.
+        self._objects = [(value, value.surgery_snapshot()) for module in model.modules()
+                         for value in list(module.__dict__.values()) if hasattr(value, "surgery_snapshot")]
 
     def restore(self) -> None:
         for module, cls, attributes, contents in self._modules:
@@ -57,6 +61,8 @@ class ModelSnapshot:
                 container.update(items)
         for parameter, requires_grad in self._requires_grad:
             parameter.requires_grad_(requires_grad)
+        for value, saved in self._objects:
+            value.surgery_restore(saved)
 
 
 @contextmanager

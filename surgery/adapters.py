@@ -1,0 +1,188 @@
+"""Several adapters on one frozen base: list them, switch between them, switch them off, remove one.
+
+    surgery.apply(model, "compacter++")                 # the first adapter: "default"
+    surgery.apply(model, "compacter++", name="rte")     # a second one; now the one in effect and training
+    surgery.set_active(model, "default")                # or a list, run in that order at each site
+    with surgery.disabled(model): ...                   # the base model's exact outputs
+    surgery.remove(model, "rte")                        # removing the last gives back the untouched model
+
+The adapter(s) in effect are also the only ones whose tensors train: `set_active` sets
+``requires_grad`` for exactly their trained groups, so an optimizer built after it sees only
+theirs, and a training step leaves every other adapter's tensors as they were. (Switch before
+wrapping the model for DDP or FSDP, which fix the set of trained tensors when they wrap.)
+
+>>> import torch, surgery
+>>> from transformers import T5Config, T5ForConditionalGeneration
+>>> model = T5ForConditionalGeneration(T5Config(d_model=128, d_kv=16, d_ff=128, num_layers=1, num_heads=4, vocab_size=50))
+>>> state_before = {n: t.clone() for n, t in model.state_dict().items()}
+>>> _ = surgery.apply(model, "compacter++"); _ = surgery.apply(model, "adapter", name="rte")
+>>> list_adapters(model), active_adapters(model)
+(['default', 'rte'], ['rte'])
+>>> set_active(model, ["default", "rte"]); active_adapters(model)
+['default', 'rte']
+>>> remove(model, "rte"); remove(model, "default")
+>>> hasattr(model, "surgery"), all(torch.equal(t, state_before[n]) for n, t in model.state_dict().items())
+(False, True)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+from torch import nn
+
+from .distributed import is_sharded, unwrap
+from .errors import SurgeryError
+from .families import detect_family
+from .groups import freeze_all_but
+from .method import get_method_class
+from .naming import ADAPTERS, ATTACHED_PREFIX, DEFAULT_ADAPTER, STATE, container_path
+from .owned import install_hooks, remove_engine_hooks
+from .scope import AdapterScope, hook_adapter
+from .splice import SplicedBlockMixin, unsplice_adapter
+from .state import SurgeryState, surgery_state
+from .transaction import all_or_nothing
+
+__all__ = ["ON_LAST_REMOVED", "active_adapters", "disabled", "list_adapters", "remove", "set_active"]
+
+# Called with the model when its last adapter is removed (or folded): those who set something up in
+# AFTER_APPLY (surgery.pretrained's save_pretrained, surgery.mixed's adapter_names) take it down.
+ON_LAST_REMOVED: list = []
+
+
+def list_adapters(model: nn.Module) -> list[str]:
+    """The model's adapters, in the order they were applied."""
+    state = getattr(unwrap(model), STATE, None)
+    return list(state.records) if state is not None else []
+
+
+def active_adapters(model: nn.Module) -> list[str]:
+    """The adapters in effect (and training), in the order they run at each site."""
+    return list(surgery_state(unwrap(model)).routing.active)
+
+
+def update_trainable(model: nn.Module, state: SurgeryState) -> None:
+    """requires_grad exactly for the trained groups of the adapters in effect."""
+    names = {n for adapter in state.routing.active for members in state.record(adapter).groups.values() for n in members}
+    freeze_all_but(model, names)
+
+
+def set_active(model: nn.Module, names: str | Sequence[str]) -> None:
+    """Put these adapters in effect (a list: run in that order at each site), and train only theirs.
+
+    An empty list leaves only the base in effect. Two adapters of a method that allows one at a
+    time (prompt tuning: two prompts) are refused, as is a name the model does not have.
+    """
+    inner = unwrap(model)
+    state = surgery_state(inner)
+    chosen = (names,) if isinstance(names, str) else tuple(names)
+    for name in chosen:
+        state.record(name)
+    if len(set(chosen)) != len(chosen):
+        raise SurgeryError(f"set_active got an adapter twice: {list(chosen)}")
+    by_method: dict[str, list[str]] = {}
+    for name in chosen:
+        by_method.setdefault(state.record(name).method, []).append(name)
+    for method, members in by_method.items():
+        if len(members) > 1 and get_method_class(method).one_active_at_a_time:
+            raise SurgeryError(f"adapters {members} are all {method!r}, of which one can be in effect at a time "
+                               "(two soft prompts would both be prepended, in the order they were applied); pick one")
+    state.routing.active = chosen
+    state.routing.changed()
+    update_trainable(inner, state)
+
+
+def _refuse_without_base(state: SurgeryState, what: str) -> None:
+    for record in state.records.values():
+        if get_method_class(record.method).trains_base_itself or "all" in record.recipe.get("train", ()):
+            raise SurgeryError(f"cannot {what}: adapter {record.name!r} (recipe {record.recipe.get('name', '?')!r}) trained "
+                               "the base weights themselves and kept no copy of them, so there is no base to go back to")
+
+
+@contextmanager
+def disabled(model: nn.Module) -> Iterator[None]:
+    """Within the block no adapter is in effect: the model computes exactly what the base computes."""
+    state = surgery_state(unwrap(model))
+    _refuse_without_base(state, "disable the adapters")
+    state.routing.disabled += 1
+    state.routing.changed()
+    try:
+        yield
+    finally:
+        state.routing.disabled -= 1
+        state.routing.changed()
+
+
+def scope_of(model: nn.Module, name: str) -> AdapterScope:
+    state = surgery_state(model)
+    container = state if name == DEFAULT_ADAPTER else getattr(state, ADAPTERS)[name]
+    return AdapterScope(name, container, container_path(name), state.routing)
+
+
+def _owned_by(key: str, name: str) -> bool:
+    """Whether the attached tensor or model attribute `key` (``surgery_x`` / ``surgery_x__name``) is `name`'s."""
+    if not key.startswith(ATTACHED_PREFIX):
+        return False
+    return "__" not in key if name == DEFAULT_ADAPTER else key.endswith(f"__{name}")
+
+
+def take_out(model: nn.Module, name: str, restore_base: bool = True) -> None:
+    """Every trace of adapter `name` out of `model` (its modules, hooks, attached tensors, copies);
+    the default's θ₀ goes back into the base tensors unless not `restore_base` (folding keeps them)."""
+    state = surgery_state(model)
+    family = detect_family(model)
+    for blocks in family.blocks(model).values():
+        for block in blocks:
+            if isinstance(block, SplicedBlockMixin):
+                unsplice_adapter(block, name)
+    for module in model.modules():
+        for hooks in (module._forward_pre_hooks, module._forward_hooks):
+            for key in [k for k, hook in hooks.items() if hook_adapter(hook) == name]:
+                del hooks[key]
+                for extra in (module._forward_hooks_always_called, module._forward_hooks_with_kwargs,
+                              module._forward_pre_hooks_with_kwargs):
+                    extra.pop(key, None)
+        for key in [k for k in module._parameters if _owned_by(k, name)]:
+            del module._parameters[key]
+    for key in [k for k in model._modules if _owned_by(k, name)]:
+        del model._modules[key]
+    if name == DEFAULT_ADAPTER:
+        for key in [k for k in state._modules if k != ADAPTERS]:
+            del state._modules[key]
+    else:
+        del getattr(state, ADAPTERS)[name]
+        if not len(getattr(state, ADAPTERS)):
+            del state._modules[ADAPTERS]
+    state.owned.release(name, dict(model.named_parameters()), restore=restore_base)
+    del state.records[name]
+    state.routing.active = tuple(a for a in state.routing.active if a != name)
+    state.routing.changed()
+    if name == DEFAULT_ADAPTER:
+        model.__dict__.pop("_surgery_plan", None)
+    if state.records:
+        install_hooks(model, state.owned, state.routing)
+        update_trainable(model, state)
+        return
+    remove_engine_hooks(model)
+    for parameter_name, parameter in model.named_parameters():
+        parameter.requires_grad_(state.base_requires_grad.get(parameter_name, parameter.requires_grad))
+    del model._modules[STATE]
+    for callback in ON_LAST_REMOVED:
+        callback(model)
+
+
+def remove(model: nn.Module, name: str) -> None:
+    """Delete adapter `name`: its modules, hooks and tensors; the base tensors it trained get θ₀ back.
+
+    The adapters still in effect stay so (none is switched on in its place). Removing the last
+    adapter gives back the untouched model: its classes, state dict, outputs and requires_grad.
+    All or nothing, like `apply`.
+    """
+    if unwrap(model) is not model or is_sharded(model):
+        raise SurgeryError(f"the model is wrapped ({type(model).__name__}): remove adapters from the plain model")
+    state = surgery_state(model)
+    state.record(name)
+    _refuse_without_base(state, f"remove adapter {name!r}")
+    with all_or_nothing(model):
+        take_out(model, name)

@@ -1,0 +1,92 @@
+"""What surgery remembers about a model: ``model.surgery`` (`SurgeryState`) and one record per adapter.
+
+``model.surgery`` holds the default adapter's model-level modules (``shared``, ``prompt``,
+``intrinsic``), the other adapters' in ``model.surgery.adapters.<name>``, and as plain attributes:
+
+* ``records`` — name → `AdapterRecord` (recipe, trained groups, plan), in the order applied;
+* ``routing`` — which adapters are in effect (`surgery.routing.Routing`);
+* ``owned`` — the base tensors adapters train, θ₀ and copies (`surgery.owned.OwnedTensors`);
+* ``base_requires_grad`` — the flags before the first apply, given back when the last adapter goes.
+
+``model.surgery.recipe`` and ``model.surgery.groups`` are the default adapter's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from torch import nn
+
+from .errors import SurgeryError
+from .naming import DEFAULT_ADAPTER, STATE
+from .owned import OwnedTensors
+from .routing import Routing
+
+
+@dataclass
+class AdapterRecord:
+    """One adapter of a model: its recipe (as stored in checkpoints), trained groups (live names) and plan."""
+
+    name: str
+    recipe: dict[str, Any]
+    groups: dict[str, list[str]]
+    method: str
+    uses_sites: bool
+    plan: Any = None
+
+
+class SurgeryState(nn.Module):
+    """Owns model-level additions (e.g. Compacter's shared rule) and remembers every adapter."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: dict[str, AdapterRecord] = {}
+        self.routing = Routing(active=())
+        self.owned = OwnedTensors()
+        self.base_requires_grad: dict[str, bool] = {}
+
+    def record(self, name: str) -> AdapterRecord:
+        if name not in self.records:
+            raise SurgeryError(f"the model has no adapter named {name!r}; its adapters: {', '.join(self.records) or 'none'}")
+        return self.records[name]
+
+    @property
+    def recipe(self) -> dict[str, Any]:
+        """The default adapter's recipe."""
+        return self.record(DEFAULT_ADAPTER).recipe
+
+    @recipe.setter
+    def recipe(self, value: dict[str, Any]) -> None:
+        self.record(DEFAULT_ADAPTER).recipe = value
+
+    @property
+    def groups(self) -> dict[str, list[str]]:
+        """The default adapter's trained groups (parameter names)."""
+        return self.record(DEFAULT_ADAPTER).groups
+
+    @groups.setter
+    def groups(self, value: dict[str, list[str]]) -> None:
+        self.record(DEFAULT_ADAPTER).groups = value
+
+
+def surgery_state(model: nn.Module) -> SurgeryState:
+    state = getattr(model, STATE, None)
+    if state is None:
+        raise SurgeryError("no surgery was applied to this model")
+    return state
+
+
+def resolve_adapter(model: nn.Module, name: str | None, *, action: str = "use") -> str:
+    """The adapter `name` means: given, or (None) the one in effect, or the only one; else a clear error."""
+    state = surgery_state(model)
+    if name is not None:
+        state.record(name)
+        return name
+    if len(state.records) == 1:
+        return next(iter(state.records))
+    active = [a for a in state.routing.active if a in state.records]
+    if len(active) == 1:
+        return active[0]
+    raise SurgeryError(f"the model has {len(state.records)} adapters ({', '.join(state.records)}) and "
+                       f"{'none' if not active else len(active)} active: say which one to {action} with name=")
