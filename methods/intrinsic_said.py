@@ -107,6 +107,14 @@ class IntrinsicSubspace(nn.Module):
         return f"dimension={self.z.numel() + self.scales.numel()}, z={self.z.numel()}, tensors={self.scales.numel()}"
 
 
+class ThetaCache(dict):
+    """index → (key, θ): shared by one adapter's hooks (a tied tensor is read by several modules);
+    copies and pickles of the model start empty."""
+
+    def __reduce__(self):
+        return (ThetaCache, ())
+
+
 class SubstituteIntrinsicWeights:
     """Forward pre-hook: the module's own forward sees θ₀ + λ·Δ instead of its parameters.
 
@@ -117,12 +125,9 @@ class SubstituteIntrinsicWeights:
     """
 
     def __init__(self, subspace: IntrinsicSubspace, projections: nn.ModuleList, entries: list[tuple[str, int]],
-                 scope: AdapterScope | None = None):
+                 scope: AdapterScope | None = None, cache: ThetaCache | None = None):
         self.subspace, self.projections, self.entries, self.scope = subspace, projections, entries, scope
-        self._cache: dict[str, tuple[tuple, torch.Tensor]] = {}
-
-    def __getstate__(self) -> dict[str, Any]:  # copies and pickles start without the cache
-        return {**self.__dict__, "_cache": {}}
+        self._cache = ThetaCache() if cache is None else cache
 
     def cacheable(self) -> bool:
         subspace = self.subspace
@@ -142,9 +147,9 @@ class SubstituteIntrinsicWeights:
                 module.__dict__[name] = self.subspace.weight(index, base, self.projections[index])
                 continue
             key = (z._version, scales._version, z.data_ptr(), scales.data_ptr(), base._version, base.data_ptr(), base.device)
-            held = self._cache.get(name)
+            held = self._cache.get(index)
             if held is None or held[0] != key:
-                held = self._cache[name] = (key, self.subspace.weight(index, base, self.projections[index]))
+                held = self._cache[index] = (key, self.subspace.weight(index, base, self.projections[index]))
             module.__dict__[name] = held[1]
 
 
@@ -252,13 +257,14 @@ class IntrinsicSAID(Method):
         model.add_module(scope.model_attribute(PROJECTIONS), projections)
 
         index_of = {id(p): index for index, (_, p) in enumerate(tensors)}
+        cache = ThetaCache()
         for _, module in model.named_modules():
             if module is frozen_head:
                 continue  # reads θ₀: the paper keeps the output layer frozen
             entries = [(name, index_of[id(p)]) for name, p in module._parameters.items()
                        if p is not None and id(p) in index_of]
             if entries:
-                module.register_forward_pre_hook(scope.mark(SubstituteIntrinsicWeights(subspace, projections, entries, scope)))
+                module.register_forward_pre_hook(scope.mark(SubstituteIntrinsicWeights(subspace, projections, entries, scope, cache)))
                 module.register_forward_hook(scope.mark(RestoreParameters([name for name, _ in entries])), always_call=True)
 
     def trainable_groups(self, model: nn.Module, family: ModelFamily, scope: AdapterScope) -> dict[str, list[str]]:

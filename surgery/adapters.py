@@ -156,7 +156,10 @@ def take_out(model: nn.Module, name: str, restore_base: bool = True) -> None:
             del state._modules[ADAPTERS]
     state.owned.release(name, dict(model.named_parameters()), restore=restore_base)
     del state.records[name]
+    was_active = name in state.routing.active
     state.routing.active = tuple(a for a in state.routing.active if a != name)
+    if was_active and not state.routing.active and state.records:
+        state.routing.active = (next(iter(state.records)),)  # as PEFT does: the first remaining takes over
     state.routing.changed()
     if name == DEFAULT_ADAPTER:
         model.__dict__.pop("_surgery_plan", None)
@@ -175,8 +178,9 @@ def take_out(model: nn.Module, name: str, restore_base: bool = True) -> None:
 def remove(model: nn.Module, name: str) -> None:
     """Delete adapter `name`: its modules, hooks and tensors; the base tensors it trained get θ₀ back.
 
-    The adapters still in effect stay so (none is switched on in its place). Removing the last
-    adapter gives back the untouched model: its classes, state dict, outputs and requires_grad.
+    The other adapters in effect stay so; where `name` was the only one, the first remaining
+    adapter (in the order applied) takes over, as in PEFT. Removing the last adapter gives back the
+    untouched model: its classes, state dict, outputs and requires_grad.
     All or nothing, like `apply`.
     """
     if unwrap(model) is not model or is_sharded(model):
