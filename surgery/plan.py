@@ -191,6 +191,9 @@ def _mutate(model: nn.Module, built: _Built, recipe: Recipe, method: Method, fam
         base = [n for members in groups.values() for n in members if not is_added(n)]
         live = dict(zip(base, state.owned.take(name, base, parameters, scope.container, scope.container_path)))
         groups = {group: [live.get(n, n) for n in members] for group, members in groups.items()}
+    for module_name, module in model.named_modules():
+        if is_added(module_name):  # what was added is in the model's mode (eval stays eval: caches, dropout)
+            module.training = model.training
     install_hooks(model, state.owned, state.routing)
     state.records[name] = AdapterRecord(name, recipe.to_dict(), groups, method.name, method.uses_sites)
     freeze_all_but(model, {n for members in groups.values() for n in members})

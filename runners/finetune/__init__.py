@@ -20,6 +20,7 @@ The package, in call order (each module's docstring draws its part of the tree):
         resume       a checkpoint loaded back into a run, the log cut back to what it had seen
       results      result.json, log.jsonl, results.md / results.csv (mean ± std over seeds)
       sweep        a sweep's choice per task and recipe, on validation only, and the grid's tables
+    multitask    --one-base: every task into one base, one named adapter each; the table of which scored what
       atomic       files written whole or not at all
     errors       UsageError and the other errors reported on one line (exit 2)
 

@@ -30,7 +30,7 @@ POSITIVE = ("epochs", "batch_size", "grad_accum", "max_source_length", "max_targ
             "generation_max_length", "low_resource")
 MAX_THREADS = 4096
 SEEDS = ("seed", "split_seed")
-FLAGS = ("cpu", "overwrite", "no_progress", "gradient_checkpointing", "paper_search", "train_output_layer")
+FLAGS = ("cpu", "overwrite", "no_progress", "gradient_checkpointing", "paper_search", "train_output_layer", "one_base")
 TEXTS = ("task", "recipe", "model", "data_dir", "output_dir", "resume")
 PRECISIONS = ("auto", "no", "bf16", "fp16")
 

@@ -3,6 +3,7 @@
     python -m runners.finetune                          # the demo: random-init T5, embedded task, CPU, ~30 s
     python -m runners.finetune --model t5-base --task rte --recipe compacter++ --data-dir data/rte
     python -m runners.finetune --task rte,cola --recipe compacter++,adapter --seeds 1 2 3
+    python -m runners.finetune --task rte,mrpc,cola --recipe compacter++ --model t5-base --one-base   # one base, 3 adapters
     python -m runners.finetune --low-resource 500 --task mnli --model t5-base      # 5 seeds, 200 epochs
     torchrun --nproc_per_node 4 -m runners.finetune --model t5-base --task mnli   # DDP, same global batch
     python -m runners.finetune --resume runs/20250101-120000                      # continue exactly
@@ -70,6 +71,11 @@ def build_parser() -> argparse.ArgumentParser:
                       help="sweep the paper's grid for each recipe: lr 3e-5,3e-4,3e-3,3e-2,3e-1; adapters' "
                            "options.bottleneck 96,48,24 (T5-small 16,32,64); PHM/Compacter options.n 4,8,12 "
                            "(T5-small 4,8,16). Keys given by --sweep, --set or --lr replace the paper's")
+    what.add_argument("--one-base", action="store_true", default=None,
+                      help="train every --task into ONE base model, one named adapter per task (named after it), "
+                           "each trained with the others frozen; then score every adapter on the shared base, switched "
+                           "on alone and in mixed batches, in a table saying which adapter scored what "
+                           "(runners.finetune.multitask)")
     what.add_argument("--train-output-layer", action="store_true", default=None,
                       help="the paper's Table 7 variant of every recipe: also train the output layer (with a tied "
                            "embedding, T5 v1.0, that is the embedding matrix), with the learning rates of Table 5")
@@ -129,6 +135,10 @@ def main(argv: list[str] | None = None) -> int:
             from .run import run_all
 
             settings = resolve_settings(args)
+            if settings.options.get("one_base"):
+                from .multitask import run_one_base
+
+                return run_one_base(settings, say)
             return run_all(settings, say)
         except torch.cuda.OutOfMemoryError:
             options = vars(args)
