@@ -399,5 +399,5 @@ def report(model: nn.Module, name: str | None = None) -> Report:
     added = sum(p.numel() for n, p in model.named_parameters() if is_added(n) and adapter_of(n) == name)
     base = sum(p.numel() for n, p in model.named_parameters() if not is_added(n))
     closed = record.plan.closed_form if record.plan is not None else []
-    label = record.recipe.get("name", "custom") if name == DEFAULT_ADAPTER else f"{record.recipe.get('name', 'custom')} (adapter {name!r})"
-    return Report(label, count_groups(model, record.groups), base, added, closed)
+    return Report(record.recipe.get("name", "custom"), count_groups(model, record.groups), base, added, closed,
+                  adapter=None if name == DEFAULT_ADAPTER else name)

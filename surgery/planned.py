@@ -70,10 +70,8 @@ class Plan:
 
     @property
     def report(self) -> Report:
-        return Report(self._label(), dict(self.groups), self.base_parameters, self.added_parameters, self.closed_form)
-
-    def _label(self) -> str:
-        return self.recipe.name if self.adapter == DEFAULT_ADAPTER else f"{self.recipe.name} (adapter {self.adapter!r})"
+        return Report(self.recipe.name, dict(self.groups), self.base_parameters, self.added_parameters, self.closed_form,
+                      adapter=None if self.adapter == DEFAULT_ADAPTER else self.adapter)
 
     def summary(self) -> str:
         named = "" if self.adapter == DEFAULT_ADAPTER else f" as adapter {self.adapter!r}"

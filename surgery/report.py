@@ -30,6 +30,7 @@ class Report:
     base_parameters: int
     added_parameters: int
     closed_form: list[tuple[str, str, int]] = field(default_factory=list)
+    adapter: str | None = None   # the adapter's name, where it is not the default
 
     @property
     def trainable(self) -> int:
@@ -40,7 +41,8 @@ class Report:
         return 100.0 * self.trainable / self.base_parameters
 
     def __str__(self) -> str:
-        lines = [f"recipe {self.recipe!r}", f"  {'group':<20} {'parameters':>12}"]
+        named = f", adapter {self.adapter!r}" if self.adapter else ""
+        lines = [f"recipe {self.recipe!r}{named}", f"  {'group':<20} {'parameters':>12}"]
         lines += [f"  {group:<20} {count:>12,}" for group, count in self.groups.items()]
         lines.append(f"  {'trainable':<20} {self.trainable:>12,}  ({self.percent:.4f}% of {self.base_parameters:,} base parameters)")
         if self.closed_form:
