@@ -88,9 +88,13 @@ class OwnedTensors:
         return self.original(name, parameter) if DEFAULT_ADAPTER in owners else None
 
     def plan(self, routing: Routing, parameters: dict[str, torch.Tensor]) -> dict[str, torch.Tensor | None]:
-        if self._plan is None or self._plan[0] != routing.version:
+        """name → the value in effect, kept until the routing changes or the model moves (`.to()` swaps the
+        parameters' storage, and θ₀ must follow)."""
+        first = parameters[next(iter(self.owners))]
+        key = (routing.version, first.device, first.dtype, first.data_ptr())
+        if self._plan is None or self._plan[0] != key:
             adapters = routing.in_effect()
-            self._plan = (routing.version, {name: self.value_for(adapters, name, parameters[name]) for name in self.owners})
+            self._plan = (key, {name: self.value_for(adapters, name, parameters[name]) for name in self.owners})
         return self._plan[1]
 
     def rows_value(self, routing: Routing, name: str, parameter: torch.Tensor, rows: int) -> torch.Tensor | None:

@@ -25,18 +25,19 @@ from test_named_adapters import COMPACTER_PP, logits
 SAID = {"method": "intrinsic_said", "options": {"dimension": 400}}
 
 
-def trained_said(variant: str, output_layer: str = "frozen") -> torch.nn.Module:
+def trained_said(variant: str, output_layer: str = "frozen", scale: str = "norm_preserving") -> torch.nn.Module:
     model = tiny_model(variant)
-    surgery.apply(model, {**SAID, "options": {**SAID["options"], "output_layer": output_layer}})
+    surgery.apply(model, {**SAID, "options": {**SAID["options"], "output_layer": output_layer, "projection_scale": scale}})
     with torch.no_grad():
         model.surgery.intrinsic.z.normal_(std=0.3)
         model.surgery.intrinsic.scales.uniform_(0.5, 2.0)
     return model.eval()
 
 
-@pytest.mark.parametrize("output_layer", ["frozen", "in_subspace"])
-def test_folded_said_equals_unfolded_bit_for_bit_and_is_a_plain_checkpoint(variant, output_layer, batch, tmp_path):
-    model = trained_said(variant, output_layer)
+@pytest.mark.parametrize("output_layer, scale", [("frozen", "norm_preserving"), ("in_subspace", "norm_preserving"),
+                                                  ("frozen", "unit_blocks")])
+def test_folded_said_equals_unfolded_bit_for_bit_and_is_a_plain_checkpoint(variant, output_layer, scale, batch, tmp_path):
+    model = trained_said(variant, output_layer, scale)
     base = tiny_model(variant)
     before = logits(model, batch)
     with torch.no_grad():
@@ -60,6 +61,15 @@ def test_folded_said_equals_unfolded_bit_for_bit_and_is_a_plain_checkpoint(varia
     assert (again.lm_head.weight is again.shared.weight) == (not tied_frozen and variant == "v1.0")
     assert torch.equal(logits(again, batch), before)
     assert set(again.state_dict()) == set(base.state_dict())
+
+
+def test_what_apply_adds_follows_the_models_mode():
+    model = tiny_model()                      # in eval mode
+    surgery.apply(model, SAID)
+    assert not model.surgery.intrinsic.training and not model.surgery.training
+    model.train()
+    surgery.apply(model, COMPACTER_PP, name="cpp")
+    assert model.encoder.block[0].spliced["cpp"]["after_ffn"].training
 
 
 def test_said_caches_theta_in_eval_without_gradients_and_recomputes_when_z_changes(monkeypatch, batch):
