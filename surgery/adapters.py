@@ -36,12 +36,14 @@ from .distributed import is_sharded, unwrap
 from .errors import SurgeryError
 from .families import detect_family
 from .groups import freeze_all_but
-from .method import get_method_class
+from .method import Method, get_method_class
 from .naming import ADAPTERS, ATTACHED_PREFIX, DEFAULT_ADAPTER, STATE, container_path
+from .options import parse_options
 from .owned import install_hooks, remove_engine_hooks
+from .recipe import load_recipe
 from .scope import AdapterScope, hook_adapter
 from .splice import SplicedBlockMixin, unsplice_adapter
-from .state import SurgeryState, surgery_state
+from .state import AdapterRecord, SurgeryState, surgery_state
 from .transaction import all_or_nothing
 
 __all__ = ["ON_LAST_REMOVED", "active_adapters", "disabled", "list_adapters", "remove", "set_active"]
@@ -60,6 +62,15 @@ def list_adapters(model: nn.Module) -> list[str]:
 def active_adapters(model: nn.Module) -> list[str]:
     """The adapters in effect (and training), in the order they run at each site."""
     return list(surgery_state(unwrap(model)).routing.active)
+
+
+def method_of(record: AdapterRecord) -> Method:
+    """The adapter's method with its options (from its plan; rebuilt from its recipe where there is none)."""
+    if record.plan is not None:
+        return record.plan.method
+    recipe = load_recipe(record.recipe)
+    method_class = get_method_class(recipe.method)
+    return method_class(parse_options(method_class.Options, recipe.options))
 
 
 def update_trainable(model: nn.Module, state: SurgeryState) -> None:

@@ -34,28 +34,17 @@ from __future__ import annotations
 
 from torch import nn
 
-from .adapters import scope_of, take_out
+from .adapters import method_of, scope_of, take_out
 from .distributed import is_sharded, unwrap
 from .errors import SurgeryError
 from .families import detect_family
-from .method import get_method_class
-from .options import parse_options
-from .recipe import load_recipe
 from .state import surgery_state
 from .transaction import all_or_nothing
 
 
 def fold_refusal(model: nn.Module, name: str) -> str | None:
     """Why adapter `name` of `model` cannot be folded (None: it can)."""
-    record = surgery_state(model).record(name)
-    method = record.plan.method if record.plan is not None else _method(record.recipe)
-    return method.fold_refusal()
-
-
-def _method(recipe: dict):
-    parsed = load_recipe(recipe)
-    method_class = get_method_class(parsed.method)
-    return method_class(parse_options(method_class.Options, parsed.options))
+    return method_of(surgery_state(model).record(name)).fold_refusal()
 
 
 def fold(model: nn.Module, name: str | None = None) -> None:
@@ -73,7 +62,7 @@ def fold(model: nn.Module, name: str | None = None) -> None:
                            "(surgery.remove), or fold a copy of the model (copy.deepcopy) per adapter")
     name = next(iter(state.records)) if name is None else name
     record = state.record(name)
-    method = record.plan.method if record.plan is not None else _method(record.recipe)
+    method = method_of(record)
     reason = method.fold_refusal()
     if reason is not None:
         raise SurgeryError(f"cannot fold adapter {name!r} (recipe {record.recipe.get('name', '?')!r}): {reason}")

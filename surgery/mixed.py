@@ -25,11 +25,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from .adapters import ON_LAST_REMOVED
+from .adapters import ON_LAST_REMOVED, method_of
 from .distributed import unwrap
 from .errors import SurgeryError
 from .families import detect_family
-from .method import get_method_class
 from .naming import is_added
 from .owned import owners_are_layer_norms
 from .plan import AFTER_APPLY
@@ -46,9 +45,7 @@ def check_mixed(model: nn.Module, state: SurgeryState, names: Sequence[str | Non
     family = detect_family(model)
     for name in dict.fromkeys(n for n in names if n is not None):
         record = state.record(name)
-        method = record.plan.method if record.plan is not None else None
-        reason = method.mixed_batch_refusal() if method is not None else (
-            None if get_method_class(record.method).uses_sites or record.method == "bitfit" else "it changes the whole model")
+        reason = method_of(record).mixed_batch_refusal()
         if reason is None:
             base = [n for members in record.groups.values() for n in members if not is_added(n)]
             copies = [n for (adapter, n) in state.owned.copies if adapter == name]
