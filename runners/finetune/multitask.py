@@ -39,7 +39,7 @@ from surgery.sites import SITE_NAMES
 
 from .atomic import write_text
 from .batches import collate_sources
-from .evaluation import generation_config
+from .evaluation import evaluate, generation_config
 from .invocation import EXIT_INTERRUPTED, Settings, UsageError, prepare_output_dir
 from .jobs import Job, is_sweep, plan_jobs
 from .model import build_model, load_tokenizer, parse_init_overrides
@@ -95,6 +95,9 @@ def train_adapter(model, task, job: Job, splits, tokenizer, settings: Settings, 
             if note:
                 say(f"note: {note}")
         resume_from = folder / "last" if is_complete(folder / "last") else None
+        if resume_from is None and (folder / "log.jsonl").is_file():
+            say(f"note: {folder} has no complete checkpoint (stopped before the first one was written); "
+                "this run starts again from step 0")
     set_seed(job.seed)  # the adapter's initial values do not depend on the tasks trained before it
     with usage_errors(f"recipe {job.recipe_name!r}: "):
         report = surgery.apply(model, job.recipe, name=name)
@@ -136,8 +139,6 @@ def _sources(tokenizer, task, splits, options: dict[str, Any], job: Job, model) 
 def score_on_the_shared_base(model, tokenizer, tasks, jobs: list[Job], data, options, device, batch_size: int
                              ) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, float]] | None]:
     """(task → test scores with its adapter switched on, task → test scores in mixed batches or None)."""
-    from .evaluation import evaluate
-
     switched, streams = {}, []
     for job in jobs:
         task, name = tasks[job.task_name], adapter_name(job.task_name)
