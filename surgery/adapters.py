@@ -30,6 +30,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
+import torch
 from torch import nn
 
 from .distributed import is_sharded, unwrap
@@ -165,7 +166,7 @@ def take_out(model: nn.Module, name: str, restore_base: bool = True) -> None:
         del getattr(state, ADAPTERS)[name]
         if not len(getattr(state, ADAPTERS)):
             del state._modules[ADAPTERS]
-    state.owned.release(name, dict(model.named_parameters()), restore=restore_base)
+    originals = state.owned.release(name)
     del state.records[name]
     was_active = name in state.routing.active
     state.routing.active = tuple(a for a in state.routing.active if a != name)
@@ -174,16 +175,22 @@ def take_out(model: nn.Module, name: str, restore_base: bool = True) -> None:
     state.routing.changed()
     if name == DEFAULT_ADAPTER:
         model.__dict__.pop("_surgery_plan", None)
+    parameters = dict(model.named_parameters())
     if state.records:
         install_hooks(model, state.owned, state.routing)
         update_trainable(model, state)
-        return
-    remove_engine_hooks(model)
-    for parameter_name, parameter in model.named_parameters():
-        parameter.requires_grad_(state.base_requires_grad.get(parameter_name, parameter.requires_grad))
-    del model._modules[STATE]
-    for callback in ON_LAST_REMOVED:
-        callback(model)
+    else:
+        remove_engine_hooks(model)
+        for parameter_name, parameter in parameters.items():
+            parameter.requires_grad_(state.base_requires_grad.get(parameter_name, parameter.requires_grad))
+        del model._modules[STATE]
+        for callback in ON_LAST_REMOVED:
+            callback(model)
+    if restore_base:  # last: nothing fails after the first write, so all_or_nothing can undo everything before
+        converted = {n: value.to(device=parameters[n].device, dtype=parameters[n].dtype) for n, value in originals.items()}
+        with torch.no_grad():
+            for n, value in converted.items():
+                parameters[n].copy_(value)
 
 
 def remove(model: nn.Module, name: str) -> None:

@@ -128,20 +128,20 @@ class OwnedTensors:
         self.invalidate()
         return trained
 
-    def release(self, adapter: str, parameters: dict[str, nn.Parameter], restore: bool = True) -> None:
-        """Forget what `adapter` owns; for the default, put θ₀ back into the base tensors (unless not `restore`)."""
+    def release(self, adapter: str) -> dict[str, torch.Tensor]:
+        """Forget what `adapter` owns; returns θ₀ of the base tensors the default trained in place, for the
+        caller to write back last (after every step that can fail)."""
+        originals = {}
         for name in [n for n, owners in self.owners.items() if adapter in owners]:
             self.owners[name].remove(adapter)
             if adapter == DEFAULT_ADAPTER:
-                original = self.originals.pop(name)
-                if restore:
-                    with torch.no_grad():
-                        parameters[name].copy_(original)
+                originals[name] = self.originals.pop(name)
             else:
                 self.copies.pop((adapter, name), None)
             if not self.owners[name]:
                 del self.owners[name]
         self.invalidate()
+        return originals
 
     def base_values(self) -> dict[str, torch.Tensor]:
         """θ₀ of every base tensor that holds an adapter's trained values instead (for the base fingerprint)."""

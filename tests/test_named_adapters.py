@@ -295,3 +295,26 @@ def test_a_failure_while_adding_a_second_adapter_leaves_the_first_as_it_was(monk
     assert torch.equal(logits(model, batch), before[0])
     assert model.state_dict().keys() == before[1].keys()
     assert [(n, type(m), len(m._forward_hooks), len(m._forward_pre_hooks)) for n, m in model.named_modules()] == before[2]
+
+
+@pytest.mark.parametrize("removed", ["rte", "default"])   # the default's layer norms were trained in place
+def test_a_failure_while_removing_leaves_the_adapters_and_their_trained_values(two, monkeypatch, batch, removed):
+    import surgery.adapters as adapters_module
+
+    model, a, b, _ = two
+    surgery.set_active(model, "default")
+    before = ({n: t.clone() for n, t in model.state_dict().items()}, logits(model, batch))
+
+    def failing(*args, **kwargs):
+        raise RuntimeError("injected")
+
+    monkeypatch.setattr(adapters_module, "install_hooks", failing)
+    with pytest.raises(RuntimeError, match="injected"):
+        surgery.remove(model, removed)
+    monkeypatch.undo()
+    assert surgery.list_adapters(model) == ["default", "rte"]
+    state = model.state_dict()
+    assert state.keys() == before[0].keys() and all(torch.equal(state[n], before[0][n]) for n in state)
+    assert torch.equal(logits(model, batch), before[1])
+    surgery.set_active(model, "rte")
+    assert torch.equal(logits(model, batch), logits(b, batch))
