@@ -80,8 +80,8 @@ def one_thread():
     torch.set_num_threads(previous)
 
 
-# Words the embedded demo tokenizer knows, for local task files the runner tests write.
-WORDS = "the lamp was good . the soup is awful . i loved my phone . our hotel felt noisy . this book was great".split()
+# Words the embedded tokenizer knows, for local task files the runner tests write.
+WORDS = "the lamp was good . the kettle is awful . mia loved the phone . the sofa felt dull . this chair was great".split()
 
 
 def rte_rows(count: int, offset: int = 0, varied_lengths: bool = False) -> list[dict]:

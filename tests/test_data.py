@@ -1,10 +1,12 @@
-"""Loading local files, the paper's split protocol, clear data errors, and the shipped demo task."""
+"""Loading local files, the paper's split protocol, clear data errors, and the shipped embedded benchmark."""
 
 from __future__ import annotations
 
 import csv
+import gzip
 import json
 import random
+from collections import Counter
 from pathlib import Path
 
 import pyarrow
@@ -12,10 +14,9 @@ import pyarrow.parquet
 import pytest
 import sentencepiece
 
-from runners.tasks import data
-from runners.tasks.data import DataError, embedded_tokenizer, load_embedded, load_task_splits
 from runners.embedded import build
-from runners.tasks import get_task
+from runners.tasks import TASK_GROUPS, data, get_task
+from runners.tasks.data import DataError, embedded_tokenizer, load_embedded, load_task_splits
 
 # --- writers for fake data sets --------------------------------------------------------------
 
@@ -270,42 +271,57 @@ def test_unknown_task_name_suggests_one():
         load_task_splits("qnil")
 
 
-# --- the embedded demo task ------------------------------------------------------------------
+# --- the embedded benchmark ----------------------------------------------------------------
 
 
-def test_embedded_data_is_split_balanced_and_disjoint():
-    splits = load_embedded()
-    assert {name: len(rows) for name, rows in splits.items()} == {"train": 2000, "validation": 200, "test": 200}
-    task = get_task("embedded")
+@pytest.mark.parametrize("name", TASK_GROUPS["embedded-glue"])
+def test_embedded_tasks_are_balanced_and_disjoint(name):
+    task = get_task(name)
+    splits = load_embedded(name)
+    assert {split: len(rows) for split, rows in splits.items()} == {"train": 2000, "validation": 500, "test": 500}
     for rows in splits.values():
-        assert sum(row["label"] for row in rows) == len(rows) // 2  # exactly balanced
-        assert {task.to_text(row)[1] for row in rows} == {"negative", "positive"}
-    sentences = [row["sentence"] for rows in splits.values() for row in rows]
-    assert len(set(sentences)) == len(sentences)
-    assert load_task_splits("embedded") == splits  # data_dir=None reads the shipped files, no Hub
+        if task.labels is not None:  # every label equally often (within one: 3 classes cycle)
+            counts = Counter(task.to_text(row)[1] for row in rows)
+            assert set(counts) == set(task.labels) and max(counts.values()) - min(counts.values()) <= 1
+        else:
+            assert len({round(row["label"]) for row in rows}) == 6  # scores over the whole 0..5 range
+    inputs = [tuple(row[c] for c in task.source_columns) for rows in splits.values() for row in rows]
+    assert len(set(inputs)) == len(inputs)
+    assert load_task_splits(name) == splits  # data_dir=None reads the shipped files, no Hub
+
+
+def test_one_sentence_inputs_are_not_corpus_sentences():
+    from runners.embedded import CORPUS_FILE
+    from runners.embedded.language.benchmark import sentences
+
+    corpus = {s for line in gzip.open(CORPUS_FILE, "rt", encoding="utf-8") for s in sentences(line.strip())}
+    for name in ("embedded-sst2", "embedded-cola"):
+        for rows in load_embedded(name).values():
+            assert not any(row["sentence"].removesuffix(" .") in corpus for row in rows)
 
 
 def test_embedded_tokenizer_matches_sentencepiece_and_round_trips():
+    from runners.embedded import SPIECE_MODEL, SPIECE_VOCAB_SIZE
+
     tokenizer = embedded_tokenizer()
     assert (tokenizer.pad_token_id, tokenizer.eos_token_id, tokenizer.unk_token_id) == (0, 1, 2)
-    assert len(tokenizer) == build.VOCAB_SIZE
-    processor = sentencepiece.SentencePieceProcessor(model_file=str(data.EMBEDDED_DIR / "spiece.model"))
-    task = get_task("embedded")
-    texts = [text for rows in load_embedded().values() for row in rows[:100] for text in task.to_text(row)]
+    assert len(tokenizer) == SPIECE_VOCAB_SIZE + 100
+    sentinels = {tokenizer.convert_tokens_to_ids(f"<extra_id_{i}>") for i in range(100)}
+    assert sentinels == set(range(SPIECE_VOCAB_SIZE, SPIECE_VOCAB_SIZE + 100))  # after every piece
+    processor = sentencepiece.SentencePieceProcessor(model_file=str(SPIECE_MODEL))
+    texts = [text for name in TASK_GROUPS["embedded-glue"] for row in load_embedded(name)["train"][:60]
+             for text in get_task(name).to_text(row)]
     for text in texts:
         ids = tokenizer(text).input_ids
         assert ids == processor.encode(text) + [1]  # sentencepiece's pieces, then </s>
         assert tokenizer.unk_token_id not in ids
         assert tokenizer.decode(ids, skip_special_tokens=True) == text
     assert tokenizer.tokenize("the lamp was not good .") == ["▁the", "▁lamp", "▁was", "▁not", "▁good", "▁."]
-    batch = tokenizer(["positive", "i hated the lamp ."], padding=True)
+    batch = tokenizer(["positive", "mia hated the lamp ."], padding=True)
     assert batch.input_ids[0][-1] == tokenizer.pad_token_id and batch.attention_mask[0][-1] == 0
 
 
-def test_embedded_files_are_small_and_rebuild_byte_for_byte(tmp_path):
-    shipped = ["train.jsonl", "validation.jsonl", "test.jsonl", "spiece.model"]
-    assert sum((data.EMBEDDED_DIR / name).stat().st_size for name in shipped) < 1_000_000
-    built = build.build(tmp_path)
-    assert sorted(path.name for path in built) == sorted(shipped)
-    for path in built:
-        assert path.read_bytes() == (data.EMBEDDED_DIR / path.name).read_bytes(), path.name
+def test_embedded_files_rebuild_byte_for_byte():
+    assert build.check() == []
+
+

@@ -205,12 +205,13 @@ def test_record_scores_take_the_best_gold_answer():
 def test_registry_holds_the_papers_tasks_with_their_split_rule():
     glue = {"cola", "sst2", "mrpc", "qqp", "stsb", "mnli", "qnli", "rte"}
     superglue = {"boolq", "cb", "copa", "multirc", "record", "wic"}
-    assert set(TASKS) == glue | superglue | {"embedded"}
+    embedded = {"embedded-sst2", "embedded-cola", "embedded-mrpc", "embedded-mnli", "embedded-stsb"}
+    assert set(TASKS) == glue | superglue | embedded
     assert {name for name, task in TASKS.items() if task.size == "large"} == {"qqp", "qnli", "sst2", "mnli", "record"}
     assert all(TASKS[name].hub == ("nyu-mll/glue", name) and TASKS[name].benchmark == "glue" for name in glue)
     assert all(TASKS[name].hub == ("aps/super_glue", name) for name in superglue)
     assert TASKS["mnli"].test_split == "validation_matched" and TASKS["rte"].test_split == "validation"
-    assert TASKS["embedded"].hub is None
+    assert all(TASKS[name].hub is None and TASKS[name].size == "presplit" for name in embedded)
     assert TASKS["mrpc"].metric_names == ("f1", "accuracy") and TASKS["cola"].metric_names == ("matthews_corrcoef",)
 
 
@@ -294,9 +295,25 @@ EXAMPLES = {
          "start1": 10, "end1": 14, "start2": 4, "end2": 8},
         ("wic sentence1: The river bank. sentence2: The bank loan. word: bank", "False"),
     ),
-    "embedded": (
+    "embedded-sst2": (
         {"sentence": "the lamp was not good .", "label": 0},
-        ("embedded sentence: the lamp was not good .", "negative"),
+        ("sst2 sentence: the lamp was not good .", "negative"),
+    ),
+    "embedded-cola": (
+        {"sentence": "the lamps is red .", "label": 0},
+        ("cola sentence: the lamps is red .", "no"),
+    ),
+    "embedded-mrpc": (
+        {"sentence1": "mia sold the lamp to tom .", "sentence2": "tom bought the lamp from mia .", "label": 1},
+        ("mrpc sentence1: mia sold the lamp to tom . sentence2: tom bought the lamp from mia .", "yes"),
+    ),
+    "embedded-mnli": (
+        {"premise": "mia sold the lamp to tom .", "hypothesis": "tom owns the lamp .", "label": 0},
+        ("mnli hypothesis: tom owns the lamp . premise: mia sold the lamp to tom .", "yes"),
+    ),
+    "embedded-stsb": (
+        {"sentence1": "the red lamp belongs to mia .", "sentence2": "mia owns the red lamp .", "label": 4.4},
+        ("stsb sentence1: the red lamp belongs to mia . sentence2: mia owns the red lamp .", "4.4"),
     ),
 }
 

@@ -16,7 +16,7 @@ The paper's split protocol (Section 4):
   MultiRC is halved by question, so no question has answers in both halves.
 * large sets (qqp, qnli, sst2, mnli, record): 1,000 training rows drawn with ``seed`` become the
   validation set; the original validation set (mnli: ``validation_matched``) is the test set.
-* presplit (the embedded demo task): the files already hold train/validation/test.
+* presplit (the embedded benchmark): the shipped files already hold train/validation/test.
 
 Local files use the original (Hugging Face) column names. ``label`` may be an index or a label
 name (``"entailment"``). CSV/TSV cells are text, so they get the Hub's types back: a numeric
@@ -30,9 +30,9 @@ file (and line, column, or expected paths) — never a parser's traceback. That 
 go through these small readers and not ``datasets.load_dataset("csv", ...)``, whose errors name
 neither the file's line nor the task's column.
 
->>> splits = load_embedded()
+>>> splits = load_embedded("embedded-sst2")
 >>> {name: len(rows) for name, rows in splits.items()}
-{'train': 2000, 'validation': 200, 'test': 200}
+{'train': 2000, 'validation': 500, 'test': 500}
 """
 
 from __future__ import annotations
@@ -49,7 +49,6 @@ from .registry import Task, get_task
 
 __all__ = [
     "DataError",
-    "EMBEDDED_DIR",
     "FILE_SUFFIXES",
     "LARGE_VALIDATION_SIZE",
     "load_task_splits",
@@ -63,7 +62,6 @@ __all__ = [
     "embedded_tokenizer",
 ]
 
-EMBEDDED_DIR = Path(__file__).resolve().parents[1] / "embedded"
 FILE_SUFFIXES = (".csv", ".tsv", ".json", ".jsonl", ".parquet")
 LARGE_VALIDATION_SIZE = 1000
 
@@ -113,8 +111,8 @@ def load_task_splits(
 def load_original_splits(task: Task, data_dir: str | Path | None = None) -> dict[str, Rows]:
     """The raw splits ``task.original_splits`` from the Hub (``data_dir=None``) or local files."""
     if data_dir is None:
-        if task.size == "presplit":
-            data_dir = EMBEDDED_DIR
+        if task.local_dir is not None:
+            data_dir = task.local_dir
         else:
             return load_from_hub(task)
     folder = Path(data_dir)
@@ -387,40 +385,21 @@ def subsample(rows: Rows, count: int, seed: int) -> Rows:
 # --- the shipped demo task ------------------------------------------------------------------
 
 
-def load_embedded() -> dict[str, Rows]:
-    """The shipped demo task (``runners/embedded/*.jsonl``): 2,000 / 200 / 200 balanced rows.
+def load_embedded(task: str = "embedded-sst2") -> dict[str, Rows]:
+    """The splits of a shipped embedded task (``runners/embedded/glue/<task>/*.jsonl``).
 
-    >>> row = load_embedded()["train"][0]
-    >>> sorted(row), get_task("embedded").to_text(row)[0].startswith("embedded sentence: ")
-    (['label', 'sentence'], True)
+    >>> splits = load_embedded("embedded-mnli")
+    >>> {name: len(rows) for name, rows in splits.items()}, sorted(splits["train"][0])
+    ({'train': 2000, 'validation': 500, 'test': 500}, ['hypothesis', 'label', 'premise'])
     """
-    return load_task_splits(get_task("embedded"), EMBEDDED_DIR)
+    return load_task_splits(get_task(task))
 
 
 def embedded_tokenizer():
-    """A ``transformers`` T5 tokenizer for ``runners/embedded/spiece.model`` (pad 0, eos 1, unk 2).
+    """The embedded language's T5 tokenizer (runners.embedded.tokenizer), 100 sentinels included."""
+    from runners.embedded.tokenizer import embedded_tokenizer as make
 
-    transformers 5 builds T5 tokenizers from a ``(piece, score)`` vocabulary; the pieces and
-    scores are read with ``sentencepiece`` (no protobuf needed). The model uses identity
-    normalisation, so the result tokenizes exactly like ``sentencepiece`` itself, plus ``</s>``.
-
-    >>> tokenizer = embedded_tokenizer()
-    >>> ids = tokenizer("the lamp was not good .").input_ids
-    >>> ids[-1] == tokenizer.eos_token_id == 1, tokenizer.decode(ids, skip_special_tokens=True)
-    (True, 'the lamp was not good .')
-    """
-    import sentencepiece
-    from transformers import T5Tokenizer
-
-    model_path = EMBEDDED_DIR / "spiece.model"
-    processor = sentencepiece.SentencePieceProcessor(model_file=str(model_path))
-    expected_ids = {"<pad>": 0, "</s>": 1, "<unk>": 2}
-    actual_ids = {piece: processor.piece_to_id(piece) for piece in expected_ids}
-    if actual_ids != expected_ids:
-        raise DataError(
-            f"{model_path}: special ids {actual_ids}, T5 needs {expected_ids}; rerun runners/embedded/build.py"
-        )
-    vocab = [(processor.id_to_piece(i), processor.get_score(i)) for i in range(processor.get_piece_size())]
-    return T5Tokenizer(
-        vocab=vocab, extra_ids=0, pad_token="<pad>", eos_token="</s>", unk_token="<unk>", model_max_length=512
-    )
+    try:
+        return make()
+    except ValueError as error:
+        raise DataError(str(error)) from None

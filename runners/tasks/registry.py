@@ -23,8 +23,12 @@ copa        ``copa choice1: … choice2: … premise: … question: …``  choic
 multirc     ``multirc question: … answer: … paragraph: …``         False / True (one row per answer)
 record      ``record query: … entities: e1, e2 passage: …``        an answer's text
 wic         ``wic sentence1: … sentence2: … word: …``              False / True
-embedded    ``embedded sentence: …``                               negative / positive
 ==========  =====================================================  ==================================
+
+The five ``embedded-*`` tasks (``embedded-sst2``, ``-cola``, ``-mrpc``, ``-mnli``, ``-stsb``; the
+group ``embedded-glue``) are the embedded benchmark shipped in ``runners/embedded/glue/``, in
+the shape of the GLUE task each is named after and written in its format (``"sst2 sentence: …"``);
+their labels are words the embedded corpus uses (see runners/embedded/README.md).
 
 Rows use the Hugging Face column names. A label may be given as its index (``0``, ``"1"``,
 ``True``) or as its name (``"entailment"``); the label order is the Hub's. Special cases:
@@ -58,128 +62,17 @@ import difflib
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from . import metrics
+from runners.embedded import BENCHMARK_DIR
+from runners.embedded.language.benchmark import LABELS as EMBEDDED_LABELS
+from runners.embedded.language.benchmark import TASK_FIELDS as EMBEDDED_FIELDS
 
-__all__ = ["Task", "TASKS", "get_task"]
+from .formats import (Row, classification_scores, label_name_target, multirc_scores, multirc_source,
+                      prefixed_columns_source, record_scores, record_source, record_target, record_answers, stsb_scores,
+                      stsb_target)
 
-Row = Mapping[str, object]
-
-
-# --- source formats -------------------------------------------------------------------------
-
-
-def _column(task: Task, row: Row, column: str) -> object:
-    try:
-        return row[column]
-    except KeyError:
-        raise ValueError(
-            f"task {task.name!r}: row has no column {column!r}; columns found: {', '.join(map(str, row))}"
-        ) from None
-
-
-def prefixed_columns_source(task: Task, row: Row) -> str:
-    """T5's GLUE format: ``"<task> col1: value1 col2: value2"``."""
-    parts = [task.name] + [f"{column}: {_column(task, row, column)}" for column in task.source_columns]
-    return " ".join(parts)
-
-
-def multirc_source(task: Task, row: Row) -> str:
-    """The GLUE format with MultiRC's HTML markup removed (as T5 does)."""
-    text = prefixed_columns_source(task, row).replace("<br>", " ")
-    return re.sub(r"</?b>", "", text)
-
-
-def record_source(task: Task, row: Row) -> str:
-    """``"record query: <query> entities: <e1>, <e2> passage: <passage>"`` (T5's ReCoRD format)."""
-    passage = str(_column(task, row, "passage"))
-    passage = re.sub(r"([.?!\"'])\n@highlight\n", r"\1 ", passage)
-    passage = passage.replace("\n@highlight\n", ". ")
-    entities = _column(task, row, "entities")
-    if isinstance(entities, str):
-        raise ValueError(f"task 'record': entities must be a list of strings, got the string {entities!r}")
-    unique_entities = list(dict.fromkeys(str(entity) for entity in entities))  # type: ignore[union-attr]
-    query = _column(task, row, "query")
-    return f"record query: {query} entities: {', '.join(unique_entities)} passage: {passage}"
-
-
-# --- target formats -------------------------------------------------------------------------
-
-
-def label_name_target(task: Task, row: Row) -> str:
-    """The label's name, e.g. ``"entailment"``."""
-    return task.label_text(_column(task, row, "label"))
-
-
-def stsb_target(task: Task, row: Row) -> str:
-    """The similarity score rounded to the 0.2 grid, one decimal (half to even, as ``tf.round``).
-
-    >>> stsb = get_task("stsb")
-    >>> [stsb_target(stsb, {"label": x}) for x in (3.45, 3.5, 3.52, 0.0, 5.0)]
-    ['3.4', '3.6', '3.6', '0.0', '5.0']
-    """
-    value = _column(task, row, "label")
-    try:
-        score = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise ValueError(f"task 'stsb': label {value!r} is not a number") from None
-    return f"{round(score * 5) / 5:.1f}"
-
-
-def _record_answers(row: Row) -> list[str]:
-    answers = row.get("answers", [])
-    if isinstance(answers, str):
-        raise ValueError(f"task 'record': answers must be a list of strings, got the string {answers!r}")
-    return [str(answer) for answer in answers]  # type: ignore[union-attr]
-
-
-def record_target(task: Task, row: Row) -> str:
-    """The first gold answer (``""`` for an unanswered row)."""
-    answers = _record_answers(row)
-    return answers[0] if answers else ""
-
-
-# --- scorers --------------------------------------------------------------------------------
-
-
-def classification_scores(task: Task, predictions: list[str], rows: Sequence[Row]) -> dict[str, float]:
-    """The metrics in ``task.metric_names`` for a classification task."""
-    assert task.labels is not None
-    references = [task.format_target(task, row) for row in rows]
-    compute = {
-        "accuracy": lambda: metrics.accuracy(predictions, references),
-        # The positive class of MRPC/QQP is the label with id 1 ("equivalent", "duplicate").
-        "f1": lambda: metrics.f1_binary(predictions, references, positive=task.labels[1]),
-        "macro_f1": lambda: metrics.macro_f1(predictions, references, labels=task.labels),
-        "matthews_corrcoef": lambda: metrics.matthews_corrcoef(predictions, references, labels=task.labels),
-    }
-    return {name: compute[name]() for name in task.metric_names}
-
-
-def stsb_scores(task: Task, predictions: list[str], rows: Sequence[Row]) -> dict[str, float]:
-    """Pearson and Spearman between parsed predictions and the raw gold similarity scores."""
-    gold = [float(_column(task, row, "label")) for row in rows]  # type: ignore[arg-type]
-    values = metrics.parse_scores(predictions, gold)
-    return {"pearson": metrics.pearson(values, gold), "spearman": metrics.spearman(values, gold)}
-
-
-def _multirc_question(task: Task, row: Row) -> tuple[object, object]:
-    idx = _column(task, row, "idx")
-    if not isinstance(idx, Mapping) or "paragraph" not in idx or "question" not in idx:
-        raise ValueError(f"task 'multirc': idx must be a mapping with 'paragraph' and 'question', got {idx!r}")
-    return idx["paragraph"], idx["question"]
-
-
-def multirc_scores(task: Task, predictions: list[str], rows: Sequence[Row]) -> dict[str, float]:
-    """F1 over all answer options and per-question exact match."""
-    references = [task.format_target(task, row) for row in rows]
-    questions = [_multirc_question(task, row) for row in rows]
-    return metrics.multirc_scores(predictions, references, questions, positive="True")
-
-
-def record_scores(task: Task, predictions: list[str], rows: Sequence[Row]) -> dict[str, float]:
-    """Token F1 and exact match, each the best over the row's gold answers."""
-    return metrics.record_scores(predictions, [_record_answers(row) for row in rows])
+__all__ = ["Task", "TASKS", "TASK_GROUPS", "expand_task_names", "get_task"]
 
 
 @dataclass(frozen=True)
@@ -200,6 +93,9 @@ class Task:
         test_split: the original split that provides the test rows.
         source_columns: columns written into the source, in T5's order.
         structured_columns: columns holding lists/dicts (JSON-encoded in CSV/TSV files).
+        prefix: the source's first word when it is not ``name`` (the embedded tasks use the
+            GLUE task they are shaped like: ``embedded-sst2`` writes ``"sst2 sentence: …"``).
+        local_dir: where a presplit task's files ship (the embedded benchmark).
     """
 
     name: str
@@ -212,6 +108,8 @@ class Task:
     test_split: str
     source_columns: tuple[str, ...] = ()
     structured_columns: tuple[str, ...] = ()
+    prefix: str | None = None  # the source's first word, when it is not the task's name
+    local_dir: Path | None = field(default=None, compare=False)  # shipped split files (presplit tasks)
     # How a row becomes text and how predictions are scored; the defaults fit GLUE-style
     # classification, special tasks (stsb, multirc, record) plug in their own.
     format_source: Callable[[Task, Row], str] = field(default=prefixed_columns_source, repr=False, compare=False)
@@ -266,7 +164,7 @@ class Task:
         """
         if self.format_target is record_target:  # T5 trains ReCoRD on every gold answer
             source = self.format_source(self, row)
-            return [(source, str(answer)) for answer in _record_answers(row)] or [(source, "")]
+            return [(source, str(answer)) for answer in record_answers(row)] or [(source, "")]
         return [self.to_text(row)]
 
     def score(self, predictions: list[str], rows: Sequence[Row]) -> dict[str, float]:
@@ -373,37 +271,73 @@ _ALL_TASKS = (
         scorer=record_scores,
     ),
     _superglue("wic", ("sentence1", "sentence2", "word"), FALSE_TRUE),
-    Task(
-        name="embedded",
-        benchmark="embedded",
-        hub=None,
-        columns=("sentence", "label"),
-        labels=("negative", "positive"),
-        metric_names=("accuracy",),
-        size="presplit",
-        test_split="test",
-        source_columns=("sentence",),
+    *(
+        Task(
+            name=f"embedded-{short}",
+            benchmark="embedded",
+            hub=None,
+            columns=columns + ("label",),
+            labels=EMBEDDED_LABELS[short],
+            metric_names=metric_names,
+            size="presplit",
+            test_split="test",
+            source_columns=columns,
+            prefix=prefix,
+            local_dir=BENCHMARK_DIR / short,
+            **({"format_target": stsb_target, "scorer": stsb_scores} if short == "stsb" else {}),
+        )
+        for short, (prefix, columns), metric_names in (
+            (short, EMBEDDED_FIELDS[short], metrics)
+            for short, metrics in (("sst2", ("accuracy",)), ("cola", ("matthews_corrcoef",)),
+                                   ("mrpc", ("f1", "accuracy")), ("mnli", ("accuracy",)),
+                                   ("stsb", ("pearson", "spearman")))
+        )
     ),
 )
 
 TASKS: dict[str, Task] = {task.name: task for task in _ALL_TASKS}
+# Names that stand for several tasks on the command line.
+TASK_GROUPS: dict[str, tuple[str, ...]] = {
+    "embedded-glue": tuple(name for name, task in TASKS.items() if task.benchmark == "embedded"),
+}
+
+
+def _key(name: str) -> str:
+    return re.sub(r"[-_\s]", "", str(name).lower())
+
+
+_BY_KEY = {_key(name): task for name, task in TASKS.items()}
 
 
 def get_task(name: str) -> Task:
     """The registered task called ``name`` (case, ``-`` and ``_`` ignored: ``"SST-2"`` works).
 
-    >>> get_task("STS-B").name
-    'stsb'
+    >>> get_task("STS-B").name, get_task("embedded_sst2").prefix
+    ('stsb', 'sst2')
     >>> get_task("rtee")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    ValueError: unknown task 'rtee' (did you mean 'rte'?); valid tasks: boolq, cb, cola, copa, ..., wic
+    ValueError: unknown task 'rtee' (did you mean 'rte'?); valid tasks: boolq, cb, cola, copa, ..., wic; groups: embedded-glue
     """
-    key = re.sub(r"[-_\s]", "", str(name).lower())
-    if key in TASKS:
-        return TASKS[key]
+    key = _key(name)
+    if key in _BY_KEY:
+        return _BY_KEY[key]
     message = f"unknown task {name!r}"
-    suggestion = difflib.get_close_matches(key, TASKS, n=1, cutoff=0.5)
+    suggestion = difflib.get_close_matches(key, list(_BY_KEY), n=1, cutoff=0.5)
     if suggestion:
-        message += f" (did you mean {suggestion[0]!r}?)"
-    raise ValueError(message + "; valid tasks: " + ", ".join(sorted(TASKS)))
+        message += f" (did you mean {_BY_KEY[suggestion[0]].name!r}?)"
+    groups = f"; groups: {', '.join(TASK_GROUPS)}" if TASK_GROUPS else ""
+    raise ValueError(message + "; valid tasks: " + ", ".join(sorted(TASKS)) + groups)
+
+
+def expand_task_names(names: list[str]) -> list[str]:
+    """Task names with groups replaced by their members, in order.
+
+    >>> expand_task_names(["rte", "embedded-glue"])[:3]
+    ['rte', 'embedded-sst2', 'embedded-cola']
+    """
+    expanded: list[str] = []
+    for name in names:
+        group = next((members for group, members in TASK_GROUPS.items() if _key(group) == _key(name)), None)
+        expanded += list(group) if group is not None else [name]
+    return expanded
