@@ -113,7 +113,8 @@ def is_complete(folder: Path) -> bool:
     return (folder / STATE_FILE).is_file() and (folder / CONFIG_FILE).is_file()
 
 
-def _swap_in(partial: Path, folder: Path) -> None:
+def swap_in(partial: Path, folder: Path) -> None:
+    """Rename the fully written `partial` to `folder`, replacing what was there (`.previous` meanwhile)."""
     previous = sibling(folder, ".previous")
     shutil.rmtree(previous, ignore_errors=True)
     if folder.exists():
@@ -122,7 +123,7 @@ def _swap_in(partial: Path, folder: Path) -> None:
     shutil.rmtree(previous, ignore_errors=True)
 
 
-def _recover(folder: Path, complete, candidates: list[Path]) -> str | None:
+def recover_folder(folder: Path, complete, candidates: list[Path]) -> str | None:
     """Make `folder` the first complete of (`folder`, *candidates*); remove the rest. A note, or None."""
     note = None
     if not complete(folder):
@@ -146,13 +147,13 @@ def recover_checkpoint(folder: Path) -> str | None:
     Preference: `folder` if complete; else `.partial` (written in full, not yet renamed: the newer);
     else `.previous` (the one being replaced).
     """
-    return _recover(folder, is_complete, [sibling(folder, ".partial"), sibling(folder, ".previous")])
+    return recover_folder(folder, is_complete, [sibling(folder, ".partial"), sibling(folder, ".previous")])
 
 
 def recover_adapter(folder: Path) -> str | None:
     """The same for an adapter folder (`best/`) written by surgery.save_adapter (staging, then a swap)."""
     staged = sorted(folder.parent.glob(f".{folder.name}.saving-*")) + sorted(folder.parent.glob(f".{folder.name}.replaced-*"))
-    return _recover(folder, lambda path: (path / CONFIG_FILE).is_file(), staged)
+    return recover_folder(folder, lambda path: (path / CONFIG_FILE).is_file(), staged)
 
 
 def save_adapter_atomically(model: nn.Module, folder: Path) -> None:
@@ -179,7 +180,7 @@ def save_checkpoint(folder: Path, model: nn.Module, training_state: dict[str, An
         temporary = partial / f".{STATE_FILE}.tmp"
         torch.save({"format": FORMAT, **training_state}, temporary)
         temporary.rename(partial / STATE_FILE)
-        _swap_in(partial, folder)
+        swap_in(partial, folder)
     barrier()
 
 
