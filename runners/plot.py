@@ -37,7 +37,7 @@ from pathlib import Path
 class EfficiencyPoint:
     recipe: str
     trainable_percent: float
-    peak_memory_mib: float
+    peak_memory_mib: float | None  # None: not measured (all circles drawn the same size)
 
 
 def load_efficiency_rows(path: Path) -> dict[str, EfficiencyPoint]:
@@ -167,18 +167,20 @@ def plot_tradeoff(points: dict[str, EfficiencyPoint], scores: dict[str, float], 
     x = [points[name].trainable_percent for name in drawn]
     y = [scores[name] for name in drawn]
     memory = [points[name].peak_memory_mib for name in drawn]
+    measured = all(mi is not None for mi in memory)
     figure, axes = plt.subplots(figsize=(7, 4.5))
-    areas = marker_areas(memory)
+    areas = marker_areas(memory) if measured else [300.0] * len(drawn)
     axes.scatter(x, y, s=areas, alpha=0.45, edgecolors="black", linewidths=0.6)
     axes.set_xscale("log")
     axes.set_xlabel("trainable parameters (% of the model, log scale)")
     axes.set_ylabel("score")
-    axes.set_title(title or "score vs trainable parameters (circle area ∝ peak memory)")
+    axes.set_title(title or ("score vs trainable parameters" + (" (circle area ∝ peak memory)" if measured else "")))
     axes.margins(x=0.25, y=0.2)
     axes.grid(True, which="both", alpha=0.3)
     figure.tight_layout()
     radii = [math.sqrt(area / math.pi) for area in areas]  # scatter sizes are areas in points²
-    label_without_overlap(axes, x, y, radii, [f"{name} ({mi:.0f} MiB)" for name, mi in zip(drawn, memory)])
+    labels = [f"{name} ({mi:.0f} MiB)" for name, mi in zip(drawn, memory)] if measured else drawn
+    label_without_overlap(axes, x, y, radii, labels)
     Path(output).parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(output, dpi=150)
     plt.close(figure)

@@ -130,8 +130,9 @@ def test_low_resource_batch_40_and_the_epoch_schedule(examples, epochs):
 
 
 def test_embedded_task_keeps_its_own_defaults():
-    defaults = paper_defaults(get_task("embedded"), "compacter++", BASE)
-    assert defaults["batch_size"] == 32 and "sources" not in defaults
+    defaults = paper_defaults(get_task("embedded-sst2"), "compacter++", BASE)
+    assert (defaults["batch_size"], defaults["epochs"]) == (32, 10)
+    assert "EMBEDDED" in defaults["sources"]["learning_rate"] and "Table" not in defaults["sources"]["learning_rate"]
 
 
 @pytest.mark.parametrize("recipe, method", [
@@ -155,15 +156,15 @@ def test_the_runner_uses_the_table_and_prints_the_notes():
     notes: list[str] = []
     from methods.adapter import AdapterMethod, AdapterOptions
 
-    config, source = train_config({}, get_task("rte"), AdapterMethod(AdapterOptions()), Path("x"), 42, None, False,
+    config, source = train_config({}, get_task("rte"), AdapterMethod(AdapterOptions()), Path("x"), 42, None,
                                   recipe=method, model_config=SMALL, say=notes.append)
     assert (config.learning_rate, config.warmup_steps, config.batch_size) == (3e-3, 0, 100)
     assert "Table 10" in source and notes == []
-    config, _ = train_config({}, get_task("rte"), AdapterMethod(AdapterOptions()), Path("x"), 42, None, False,
+    config, _ = train_config({}, get_task("rte"), AdapterMethod(AdapterOptions()), Path("x"), 42, None,
                              recipe=method, model_config=OTHER, say=notes.append)
     assert config.learning_rate == 3e-4 and any("neither T5-base" in n for n in notes)
     config, source = train_config({"lr": 0.5}, get_task("rte"), AdapterMethod(AdapterOptions()), Path("x"), 42, None,
-                                  False, recipe=method, model_config=SMALL, setting_lr=0.25)
+                                  recipe=method, model_config=SMALL, setting_lr=0.25)
     assert (config.learning_rate, source) == (0.25, "--sweep/--set lr")
 
 

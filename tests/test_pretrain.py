@@ -98,3 +98,28 @@ def test_help_lists_the_corpus_options(capsys):
         pretrain.main(["--help"])
     assert exit_.value.code == 0
     assert "--corpus" in capsys.readouterr().out
+
+
+def test_two_processes_train_what_one_process_trains(corpus, tmp_path):
+    # torchrun with 2 gloo processes: --batch-size is the global batch, split between them; the loss
+    # is normalised by the global token count, so only the order of float additions differs.
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    assert pretrain.main(tiny_args(corpus, tmp_path / "one", "--cpu", "--steps", "4")) == 0
+    completed = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "runners.pretrain",
+         *tiny_args(corpus, tmp_path / "two", "--cpu", "--steps", "4")],
+        cwd=Path(__file__).resolve().parents[1], env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"},
+        capture_output=True, text=True, timeout=240)
+    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
+    one, two = (load_file(tmp_path / name / "model" / "model.safetensors") for name in ("one", "two"))
+    assert one.keys() == two.keys()
+    difference = max(float((one[k] - two[k]).abs().max()) for k in one)
+    assert difference < 1e-5, difference
+    # The tolerance is far below what a changed step makes: the same run at another learning rate.
+    assert pretrain.main(tiny_args(corpus, tmp_path / "other", "--cpu", "--steps", "4", "--lr", "1e-3")) == 0
+    other = load_file(tmp_path / "other" / "model" / "model.safetensors")
+    assert max(float((one[k] - other[k]).abs().max()) for k in one) > 1e-3

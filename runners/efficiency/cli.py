@@ -41,8 +41,8 @@ def machine_description(device: torch.device) -> str:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m runners.efficiency", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--config", choices=("tiny", "t5-small", "t5-base"), default="t5-small",
-                        help="random-init model shapes (default t5-small)")
+    parser.add_argument("--config", choices=("tiny", "t5-small", "t5-base", "embedded"), default="t5-small",
+                        help="random-init model shapes (default t5-small; embedded: the shipped embedded T5's)")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--source-length", type=int, default=128)
     parser.add_argument("--target-length", type=int, default=8,
@@ -109,6 +109,8 @@ def measure(args: argparse.Namespace) -> tuple[list[Row], dict[str, dict[str, li
     for name in row_names(args.recipes):
         candidate = prepare_candidate(name, base, args.learning_rate)
         log(f"{name}: " + (f"{candidate.trainable:,} trainable ({candidate.percent:.4f}%)" if candidate.ok else candidate.error))
+        for note in candidate.notes:
+            log(f"note: {note}")
         candidates.append(candidate)
     del base
 

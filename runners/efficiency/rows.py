@@ -15,13 +15,15 @@ from __future__ import annotations
 
 import copy
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 from transformers import T5Config, T5ForConditionalGeneration
 
 import surgery
+from runners.finetune.depth import fit_skip_first
+from runners.embedded import SPIECE_VOCAB_SIZE, T5_ARCHITECTURE
 from surgery.families import detect_family
 from surgery.splice import splice_block
 
@@ -37,6 +39,9 @@ CONFIGS: dict[str, dict[str, int]] = {
     "t5-small": dict(d_model=512, d_ff=2048, num_layers=6, num_decoder_layers=6, num_heads=8, d_kv=64, vocab_size=32128),
     "t5-base": dict(d_model=768, d_ff=3072, num_layers=12, num_decoder_layers=12, num_heads=12, d_kv=64, vocab_size=32128),
     "t5-large": dict(d_model=1024, d_ff=4096, num_layers=24, num_decoder_layers=24, num_heads=16, d_kv=64, vocab_size=32128),
+    # The shipped embedded T5's shapes (runners/embedded), for the miniature Table 1's Figure 1.
+    "embedded": dict({k: v for k, v in T5_ARCHITECTURE.items() if isinstance(v, int) and not isinstance(v, bool)},
+                     vocab_size=SPIECE_VOCAB_SIZE + 100),
 }
 DTYPES: dict[str, torch.dtype] = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
@@ -77,6 +82,7 @@ class Candidate:
     percent: float = float("nan")
     apply_seconds: float | None = None
     error: str | None = None
+    notes: list[str] = field(default_factory=list)  # e.g. a skip_first fitted to a shallow model
 
     @property
     def ok(self) -> bool:
@@ -129,8 +135,11 @@ def prepare_candidate(name: str, base: nn.Module, learning_rate: float) -> Candi
             freeze_all_but_layer_norms(model)
             candidate.trainable, candidate.percent = count_trainable(model)
         else:
+            parsed, notes = surgery.load_recipe(name), []
+            recipe = fit_skip_first({"name": parsed.name, **parsed.source}, model.config, notes)
+            candidate.notes = notes
             start = time.perf_counter()
-            report = surgery.apply(model, name)
+            report = surgery.apply(model, recipe)
             candidate.apply_seconds = time.perf_counter() - start
             candidate.trainable, candidate.percent = report.trainable, report.percent
     except Exception as error:  # a broken or missing recipe is a row that says why, not a crash

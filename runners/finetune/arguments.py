@@ -30,7 +30,8 @@ POSITIVE = ("epochs", "batch_size", "grad_accum", "max_source_length", "max_targ
             "generation_max_length", "low_resource")
 MAX_THREADS = 4096
 SEEDS = ("seed", "split_seed")
-FLAGS = ("cpu", "overwrite", "no_progress", "gradient_checkpointing", "paper_search", "train_output_layer", "one_base")
+FLAGS = ("cpu", "overwrite", "no_progress", "gradient_checkpointing", "paper_search", "train_output_layer", "one_base",
+         "random_init")
 TEXTS = ("task", "recipe", "model", "data_dir", "output_dir", "resume")
 PRECISIONS = ("auto", "no", "bf16", "fp16")
 
@@ -49,9 +50,10 @@ def check_options(options: dict[str, Any]) -> None:
         value = options.get(name)
         if value is not None and (not _is_int(value) or not 1 <= value <= INT_LIMIT):
             raise UsageError(f"{flag(name)} {value}: give a whole number in [1, {INT_LIMIT}]")
-    threads = options.get("threads")
-    if threads is not None and (not _is_int(threads) or not 1 <= threads <= MAX_THREADS):
-        raise UsageError(f"--threads {threads}: give a whole number in [1, {MAX_THREADS}]")
+    for name in ("threads", "jobs"):
+        value = options.get(name)
+        if value is not None and (not _is_int(value) or not 1 <= value <= MAX_THREADS):
+            raise UsageError(f"{flag(name)} {value}: give a whole number in [1, {MAX_THREADS}]")
     warmup = options.get("warmup_steps")
     if warmup is not None and (not _is_int(warmup) or not 0 <= warmup <= INT_LIMIT):
         raise UsageError(f"--warmup-steps {warmup}: give a whole number in [0, {INT_LIMIT}]")

@@ -1,6 +1,7 @@
 """Fine-tune a T5 with a recipe on a task, the paper's way; report test scores of the best epoch.
 
-    python -m runners.finetune                          # the demo: random-init T5, embedded task, CPU, ~30 s
+    python -m runners.finetune                          # compacter++ adapts the embedded pretrained T5, CPU
+    python -m runners.finetune --task embedded-glue --recipe all --seeds 1 2 3 --jobs 2   # miniature Table 1
     python -m runners.finetune --model t5-base --task rte --recipe compacter++ --data-dir data/rte
     python -m runners.finetune --task rte,cola --recipe compacter++,adapter --seeds 1 2 3
     python -m runners.finetune --task rte,mrpc,cola --recipe compacter++ --model t5-base --one-base   # one base, 3 adapters
@@ -31,29 +32,30 @@ from .invocation import EXIT_INTERRUPTED, EXIT_OUT_OF_MEMORY, EXIT_USAGE, UsageE
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .settings import DEFAULT_RECIPE, DEMO_RECIPE
+    from .settings import DEFAULT_RECIPE
 
     parser = argparse.ArgumentParser(
         prog="python -m runners.finetune",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description=(
             "Fine-tune a T5 model with a surgery recipe (Compacter, adapters, BitFit, ...) on a GLUE/SuperGLUE task\n"
-            "or the embedded demo task, following the Compacter paper's protocol; report the test score of the\n"
+            "or an embedded task, following the Compacter paper's protocol; report the test score of the\n"
             "checkpoint with the best validation score.\n\n"
-            "With no arguments: the demo. A small T5 (d_model 128, 2+2 blocks) initialised at random learns the\n"
-            f"embedded sentiment task on CPU in about 30 s with the {DEMO_RECIPE!r} recipe (about 84 % test\n"
-            "accuracy). Why not compacter++: in a network whose frozen weights are random noise, adapters have\n"
-            "nothing to adapt; from random init it stays near chance (about 55 % after 10 epochs). Compacter++\n"
-            f"is for pretrained models (--model). Pick any recipe with --recipe; the default for the other\n"
-            f"tasks is {DEFAULT_RECIPE!r}."),
+            f"With no arguments: the embedded pretrained T5 (runners/embedded/model) adapted with {DEFAULT_RECIPE!r}\n"
+            "on the embedded sentiment task (embedded-sst2), offline, on CPU. --random-init gives the same run\n"
+            "on the same architecture with random weights: what pretraining is worth. The five embedded tasks\n"
+            "(group embedded-glue) with --recipe all and several seeds give a miniature of the paper's Table 1."),
         epilog="examples:\n" + __doc__.split("\n\n")[1] + "\n\n" + "\n\n".join(__doc__.split("\n\n")[2:]),
     )
     what = parser.add_argument_group("what to train")
-    what.add_argument("--task", help="task name, or several comma-separated (default: embedded, the demo)")
-    what.add_argument("--recipe", help="bundled recipe name or YAML path, or several comma-separated "
-                                       f"(default: {DEMO_RECIPE} for the demo, {DEFAULT_RECIPE} otherwise)")
-    what.add_argument("--model", help="Hugging Face model name or local folder (default: a random-init small T5 "
-                                      "with the embedded demo's tokenizer)")
+    what.add_argument("--task", help="task name or group (embedded-glue), or several comma-separated "
+                                     "(default: embedded-sst2)")
+    what.add_argument("--recipe", help="bundled recipe name or YAML path, or several comma-separated, or 'all' "
+                                       f"(every bundled recipe; default: {DEFAULT_RECIPE})")
+    what.add_argument("--model", help="Hugging Face model name or local folder (default: the embedded pretrained T5 "
+                                      "in runners/embedded/model)")
+    what.add_argument("--random-init", action="store_true", default=None,
+                      help="the model's architecture with weights drawn at random (the no-pretraining baseline)")
     what.add_argument("--init-config", nargs="+", metavar="KEY=VALUE",
                       help="T5Config fields of the random-init model, e.g. d_model=64 num_layers=1")
     what.add_argument("--data-dir", help="folder with the task's split files (train + validation; csv, tsv, json, "
@@ -79,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     what.add_argument("--train-output-layer", action="store_true", default=None,
                       help="the paper's Table 7 variant of every recipe: also train the output layer (with a tied "
                            "embedding, T5 v1.0, that is the embedding matrix), with the learning rates of Table 5")
-    how = parser.add_argument_group("training (defaults: the paper's protocol; the demo's for the embedded task)")
+    how = parser.add_argument_group("training (defaults: the paper's protocol; runners.finetune.settings.EMBEDDED for the embedded tasks)")
     how.add_argument("--epochs", type=int)
     how.add_argument("--batch-size", type=int, help="GLOBAL batch: examples per optimizer step over all processes "
                                                     "and accumulation steps (paper: 100 GLUE, 32 SuperGLUE, "
@@ -105,7 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
     how.add_argument("--gradient-checkpointing", action="store_true", default=None,
                      help="recompute each block's activations in the backward pass instead of keeping them "
                           "(less memory, about a third more compute; the trained result is the same)")
-    how.add_argument("--threads", type=int, help="intra-op CPU threads (default: 1 for the random-init model on CPU, "
+    how.add_argument("--jobs", type=int, metavar="N", help="train N runs side by side in worker processes, one CPU "
+                                                          "thread each (a grid of small runs on a CPU)")
+    how.add_argument("--threads", type=int, help="intra-op CPU threads (default: 1 for the embedded or random-init model on CPU, "
                                                  "which is fastest for its small matrices; else PyTorch's default)")
     evaluation = parser.add_argument_group("evaluation")
     evaluation.add_argument("--eval-every", type=int, metavar="EPOCHS", help="validate every N epochs (default 1)")

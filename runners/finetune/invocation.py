@@ -35,9 +35,10 @@ __all__ = ["EXIT_INTERRUPTED", "EXIT_OUT_OF_MEMORY", "EXIT_USAGE", "Settings", "
            "prepare_output_dir", "resolve_settings", "say"]
 
 ARGUMENTS_FILE = "arguments.json"
+DEFAULT_TASK = "embedded-sst2"
 # Options a resumed invocation may set differently from the interrupted one: they change neither
 # the data, the model nor the arithmetic of training.
-RESUME_MAY_CHANGE = {"resume", "stop_after_steps", "save_every_steps", "no_progress", "log_every", "overwrite"}
+RESUME_MAY_CHANGE = {"resume", "jobs", "stop_after_steps", "save_every_steps", "no_progress", "log_every", "overwrite"}
 
 
 @dataclass
@@ -107,8 +108,14 @@ def resolve_settings(args: argparse.Namespace) -> Settings:
     output_dir = Path(options.get("output_dir") or Path("runs") / time.strftime("%Y%m%d-%H%M%S"))
     check_output_dir(output_dir)
     options["output_dir"] = str(output_dir)
-    tasks = comma_list("--task", options["task"]) if options.get("task") is not None else ["embedded"]
+    from runners.tasks import expand_task_names
+
+    tasks = expand_task_names(comma_list("--task", options["task"]) if options.get("task") is not None else [DEFAULT_TASK])
     recipes = comma_list("--recipe", options["recipe"]) if options.get("recipe") is not None else None
+    if recipes is not None and "all" in recipes:  # every bundled recipe, in name order
+        import surgery
+
+        recipes = [name for recipe in recipes for name in (surgery.bundled_recipes() if recipe == "all" else [recipe])]
     return Settings(tasks, recipes, list(seeds), output_dir, options)
 
 

@@ -1,9 +1,11 @@
-"""The model and tokenizer a run trains: a pretrained checkpoint, or a small random-init T5.
+"""The model and tokenizer a run trains: a pretrained checkpoint, or a T5 initialised at random.
 
-Without ``--model`` a run trains a small T5 initialised at random, with the tokenizer shipped for
-the embedded demo (a 300-piece sentencepiece model): nothing to download, fast on a CPU. With
-``--model NAME_OR_PATH`` the tokenizer and weights come from the Hugging Face Hub or a local
-folder, as ``transformers`` loads them.
+Without ``--model`` a run trains the embedded pretrained T5 shipped in ``runners/embedded/model/``
+(pretrained here by ``python -m runners.pretrain``) with its tokenizer: nothing to download, fast
+on a CPU. With ``--model NAME_OR_PATH`` the tokenizer and weights come from the Hugging Face Hub
+or a local folder, as ``transformers`` loads them. ``--random-init`` keeps the architecture and
+draws the weights at random (the baseline that shows what pretraining is worth);
+``--init-config KEY=VALUE ...`` sizes a small random-init T5 with the embedded tokenizer.
 
 >>> from runners.tasks.data import embedded_tokenizer
 >>> tokenizer = embedded_tokenizer()
@@ -20,9 +22,9 @@ from typing import Any
 import torch
 from transformers import T5Config, T5ForConditionalGeneration
 
-# The demo model: 0.69M parameters, about 3 s per epoch of the embedded task on one CPU thread.
-# d_model 128 keeps every bundled recipe applicable (compacter's n = 4 divides d_model / 32 = 4).
-DEMO_T5: dict[str, Any] = {"d_model": 128, "d_kv": 32, "d_ff": 256, "num_layers": 2, "num_heads": 4,
+# The base of --init-config (small random-init models, e.g. for tests): 0.69M parameters; d_model
+# 128 keeps Compacter applicable (n = 4 divides d_model / 32 = 4).
+INIT_CONFIG_BASE: dict[str, Any] = {"d_model": 128, "d_kv": 32, "d_ff": 256, "num_layers": 2, "num_heads": 4,
                            "dropout_rate": 0.1, "feed_forward_proj": "relu"}
 
 
@@ -102,8 +104,8 @@ def parse_init_overrides(items: list[str] | None) -> dict[str, Any]:
 
 
 def tiny_t5_config(tokenizer, overrides: dict[str, Any] | None = None) -> T5Config:
-    """A small T5 config sized to `tokenizer`'s vocabulary (DEMO_T5 updated by `overrides`)."""
-    settings = {"vocab_size": len(tokenizer), **DEMO_T5, **(overrides or {})}
+    """A small T5 config sized to `tokenizer`'s vocabulary (INIT_CONFIG_BASE updated by `overrides`)."""
+    settings = {"vocab_size": len(tokenizer), **INIT_CONFIG_BASE, **(overrides or {})}
     if settings["vocab_size"] < len(tokenizer):
         raise ModelLoadError(f"--init-config vocab_size={settings['vocab_size']}: the tokenizer has {len(tokenizer)} "
                              f"tokens; give at least {len(tokenizer)}")
@@ -112,8 +114,18 @@ def tiny_t5_config(tokenizer, overrides: dict[str, Any] | None = None) -> T5Conf
                     decoder_start_token_id=tokenizer.pad_token_id, **settings)
 
 
+def embedded_model_dir() -> str:
+    """The shipped pretrained embedded T5 (a save_pretrained folder)."""
+    from runners.embedded import MODEL_DIR
+
+    if not (MODEL_DIR / "config.json").is_file():
+        raise ModelLoadError(f"{MODEL_DIR} holds no model; remake it with python -m runners.pretrain --output-dir "
+                             f"runs/pretrain-embedded, then copy runs/pretrain-embedded/model to {MODEL_DIR}")
+    return str(MODEL_DIR)
+
+
 def load_tokenizer(model_name: str | None):
-    """The tokenizer of `model_name`, or the embedded demo's when None."""
+    """The tokenizer of `model_name`, or the embedded language's when None."""
     if model_name is None:
         from runners.tasks.data import embedded_tokenizer
 
@@ -128,20 +140,30 @@ def load_tokenizer(model_name: str | None):
 
 
 def build_model(model_name: str | None, tokenizer, init_overrides: dict[str, Any] | None = None,
-                seed: int | None = None) -> torch.nn.Module:
-    """A pretrained seq2seq model, or (`model_name` None) a random-init T5 seeded with `seed`."""
+                seed: int | None = None, random_init: bool = False) -> torch.nn.Module:
+    """The model of a run, seeded with `seed` where weights are drawn.
+
+    * `init_overrides` given: a small random-init T5 (``INIT_CONFIG_BASE`` updated by them);
+    * `model_name` None: the shipped embedded pretrained T5;
+    * otherwise the named pretrained seq2seq model;
+    * `random_init`: the same architecture with weights drawn at random instead of loaded.
+    """
     if seed is not None:
         from transformers import set_seed
 
         set_seed(seed)
-    if model_name is None:
-        return T5ForConditionalGeneration(tiny_t5_config(tokenizer, init_overrides))
     if init_overrides:
-        raise ModelLoadError("--init-config sizes the random-init model; it cannot be combined with --model")
-    from transformers import AutoModelForSeq2SeqLM
+        if model_name is not None or random_init:
+            raise ModelLoadError("--init-config sizes a random-init model; it cannot be combined with --model or "
+                                 "--random-init")
+        return T5ForConditionalGeneration(tiny_t5_config(tokenizer, init_overrides))
+    from transformers import AutoConfig, AutoModelForSeq2SeqLM
 
+    path = model_name if model_name is not None else embedded_model_dir()
     try:
-        return AutoModelForSeq2SeqLM.from_pretrained(model_name)
+        if random_init:
+            return AutoModelForSeq2SeqLM.from_config(AutoConfig.from_pretrained(path))
+        return AutoModelForSeq2SeqLM.from_pretrained(path)
     except (OSError, ValueError) as error:
-        raise ModelLoadError(f"--model {model_name!r}: could not load the model ({error}). Give a Hub name "
+        raise ModelLoadError(f"--model {path!r}: could not load the model ({error}). Give a Hub name "
                              "(needs network access) or a local folder saved with save_pretrained") from None

@@ -47,7 +47,6 @@ from .results import RESULT_FILE, TASK_TITLES, JsonlLog, RunResult
 from .run import (check_model_fits, claim_run_folder, describe_model, meta_model, recipe_names, set_cpu_threads,
                   train_config, training_device, usage_errors)
 from .runs import unique
-from .settings import DEMO_RECIPE
 from .state import is_complete, recover_adapter, recover_checkpoint
 from .training import _tokenize, make_accelerator, train
 
@@ -103,7 +102,7 @@ def train_adapter(model, task, job: Job, splits, tokenizer, settings: Settings, 
         report = surgery.apply(model, job.recipe, name=name)
     the_plan = model.surgery.records[name].plan
     config, lr_source = train_config(options, task, the_plan.method, folder, job.seed, resume_from,
-                                     is_demo_recipe=job.recipe_name == DEMO_RECIPE, recipe=the_plan.recipe,
+                                     recipe=the_plan.recipe,
                                      model_config=model.config, setting_lr=job.setting.learning_rate, say=say)
     say(f"\n=== {label}: task {task.name} · adapter {name!r} · recipe {job.recipe_name} · seed {job.seed} · one base ===")
     say(f"adapters on the base: {', '.join(surgery.list_adapters(model))} (training {name!r} only)")
@@ -129,7 +128,7 @@ def train_adapter(model, task, job: Job, splits, tokenizer, settings: Settings, 
 
 def _sources(tokenizer, task, splits, options: dict[str, Any], job: Job, model) -> tuple[list, list[dict], int]:
     config, _ = train_config(options, task, model.surgery.records[adapter_name(job.task_name)].plan.method, Path("."),
-                             job.seed, None, is_demo_recipe=job.recipe_name == DEMO_RECIPE,
+                             job.seed, None,
                              recipe=model.surgery.records[adapter_name(job.task_name)].plan.recipe, model_config=model.config)
     data = _tokenize(tokenizer, task, splits, config)
     return data.test_sources, data.test_rows, data.generation_max_length
@@ -265,8 +264,9 @@ def _run(settings: Settings, say: Say) -> int:
     entries: list[dict[str, Any]] = []
     number = 0
     for (label, seed), group in groups.items():
-        model = build_model(options.get("model"), tokenizer, overrides, seed=seed)
-        say(describe_model(model, options.get("model")) + f" — one base for {', '.join(j.task_name for j in group)}")
+        model = build_model(options.get("model"), tokenizer, overrides, seed=seed,
+                            random_init=bool(options.get("random_init")))
+        say(describe_model(model, options) + f" — one base for {', '.join(j.task_name for j in group)}")
         results = {}
         for job in group:
             number += 1

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from pathlib import Path
 from typing import Any
 
@@ -35,9 +35,10 @@ from .errors import NonFiniteLoss, TrainingSetupError
 from .invocation import EXIT_INTERRUPTED, Settings, UsageError, prepare_output_dir
 from .jobs import Job, is_sweep, plan_jobs
 from .runs import unique
+from .figure import write_figure
 from .results import RESULT_FILE, JsonlLog, RunResult, markdown_table, summarize, write_tables
-from .model import ModelLoadError, build_model, load_tokenizer, parse_init_overrides, tiny_t5_config
-from .settings import DEFAULT_RECIPE, DEMO_RECIPE, SMALL_MODEL_CPU_THREADS, paper_defaults
+from .model import ModelLoadError, build_model, embedded_model_dir, load_tokenizer, parse_init_overrides, tiny_t5_config
+from .settings import DEFAULT_RECIPE, SMALL_MODEL_CPU_THREADS, paper_defaults
 from .state import is_complete, recover_adapter, recover_checkpoint
 from .sweep import sweep_markdown, write_sweep_tables
 from .training import TrainConfig, make_accelerator, train
@@ -61,7 +62,7 @@ def usage_errors(context: str = ""):
 def recipe_names(settings: Settings, task) -> list[str]:
     if settings.recipes:
         return settings.recipes
-    return [DEMO_RECIPE if task.benchmark == "embedded" else DEFAULT_RECIPE]
+    return [DEFAULT_RECIPE]
 
 
 def training_device(options: dict[str, Any]) -> torch.device:
@@ -84,7 +85,7 @@ def check_model_fits(architecture: torch.nn.Module, device: torch.device, model_
 def meta_model(model_name: str | None, tokenizer, overrides: dict[str, Any]) -> torch.nn.Module:
     """The model's architecture without weights (for checking recipes before any training)."""
     with usage_errors():
-        if model_name is None:
+        if overrides:
             from transformers import T5ForConditionalGeneration
 
             config = tiny_t5_config(tokenizer, overrides)
@@ -93,26 +94,32 @@ def meta_model(model_name: str | None, tokenizer, overrides: dict[str, Any]) -> 
         else:
             from transformers import AutoConfig, AutoModelForSeq2SeqLM
 
+            path = model_name if model_name is not None else embedded_model_dir()
             try:
-                config = AutoConfig.from_pretrained(model_name)
+                config = AutoConfig.from_pretrained(path)
             except (OSError, ValueError) as error:
-                raise ModelLoadError(f"--model {model_name!r}: could not load its config ({error})") from None
+                raise ModelLoadError(f"--model {path!r}: could not load its config ({error})") from None
             with torch.device("meta"):
                 model = AutoModelForSeq2SeqLM.from_config(config)
     model.tie_weights()  # transformers 5.0 leaves a model built on the meta device untied (the real one is tied)
     return model
 
 
-def describe_model(model: torch.nn.Module, model_name: str | None) -> str:
+def describe_model(model: torch.nn.Module, options: dict[str, Any]) -> str:
     config = model.config
     size = sum(p.numel() for p in model.parameters())
-    origin = model_name or "random-init T5"
+    if options.get("init_config"):
+        origin = "random-init T5 (--init-config)"
+    else:
+        origin = options.get("model") or "the embedded pretrained T5 (runners/embedded/model)"
+        if options.get("random_init"):
+            origin += ", weights drawn at random (--random-init)"
     return (f"model: {origin} (d_model {config.d_model}, {config.num_layers}+{config.num_decoder_layers} blocks, "
             f"vocab {config.vocab_size:,}), {size:,} parameters")
 
 
 def train_config(options: dict[str, Any], task, method, run_dir: Path, seed: int, resume_from: Path | None,
-                 is_demo_recipe: bool, *, recipe=None, model_config=None, setting_lr: float | None = None,
+                 *, recipe=None, model_config=None, setting_lr: float | None = None,
                  say: Say | None = None) -> tuple[TrainConfig, str]:
     """The TrainConfig of one run, and where its learning rate came from.
 
@@ -129,13 +136,11 @@ def train_config(options: dict[str, Any], task, method, run_dir: Path, seed: int
         value = options.get(option or name)
         return defaults[name] if value is None else value
 
-    paper_rate = defaults.get("learning_rate") if task.benchmark != "embedded" else None
+    paper_rate = defaults.get("learning_rate")
     if setting_lr is not None:
         learning_rate, lr_source = setting_lr, "--sweep/--set lr"
     elif options.get("lr") is not None:
         learning_rate, lr_source = options["lr"], "--lr"
-    elif is_demo_recipe and "learning_rate" in defaults:
-        learning_rate, lr_source = defaults["learning_rate"], "the demo's"
     elif paper_rate is not None:
         learning_rate, lr_source = paper_rate, defaults["sources"]["learning_rate"]
     else:
@@ -204,17 +209,18 @@ def run_one(task, job: Job, base_splits: dict[str, list[dict]], tokenizer, setti
     if train_examples is not None:
         with usage_errors():
             splits["train"] = subsample(base_splits["train"], train_examples, seed)
-    model = build_model(options.get("model"), tokenizer, parse_init_overrides(options.get("init_config")), seed=seed)
+    model = build_model(options.get("model"), tokenizer, parse_init_overrides(options.get("init_config")), seed=seed,
+                        random_init=bool(options.get("random_init")))
     with usage_errors(f"recipe {recipe_name!r}: "):
         report = surgery.apply(model, recipe)
     method = model._surgery_plan.method
     config, lr_source = train_config(options, task, method, run_dir, seed, resume_from,
-                                     is_demo_recipe=recipe_name == DEMO_RECIPE, recipe=model._surgery_plan.recipe,
+                                     recipe=model._surgery_plan.recipe,
                                      model_config=model.config, setting_lr=setting.learning_rate, say=say)
     world = accelerator.num_processes
     with_setting = f" [{setting.label}]" if setting.label else ""
     say(f"\n=== {label}: task {task.name} · recipe {recipe_name}{with_setting} · seed {seed} ===")
-    say(describe_model(model, options.get("model")))
+    say(describe_model(model, options))
     say(f"data: {len(splits['train']):,} train / {len(splits['validation']):,} validation / {len(splits['test']):,} test rows")
     say(str(report))
     say(f"training: {config.epochs} epoch{'s' * (config.epochs != 1)}, global batch {config.batch_size} ({world} process{'es' * (world > 1)} × "
@@ -246,10 +252,11 @@ def run_one(task, job: Job, base_splits: dict[str, list[dict]], tokenizer, setti
 
 
 def set_cpu_threads(options: dict[str, Any], device: torch.device) -> None:
-    """--threads, or one thread for the small random-init model on CPU (unless OMP_NUM_THREADS is set)."""
+    """--threads, or on CPU (unless OMP_NUM_THREADS is set): one thread for the tiny --init-config
+    models, at most SMALL_MODEL_CPU_THREADS for the embedded model (shipped or --random-init)."""
     threads = options.get("threads")
     if threads is None and options.get("model") is None and device.type == "cpu" and "OMP_NUM_THREADS" not in os.environ:
-        threads = SMALL_MODEL_CPU_THREADS
+        threads = 1 if options.get("init_config") else min(SMALL_MODEL_CPU_THREADS, os.cpu_count() or 1)
     if threads is not None:
         torch.set_num_threads(threads)
 
@@ -279,8 +286,8 @@ def _run_all(settings: Settings, say: Say) -> int:
     with usage_errors():
         tokenizer = load_tokenizer(options.get("model"))
         overrides = parse_init_overrides(options.get("init_config"))
-    if options.get("model") is not None and overrides:
-        raise UsageError("--init-config sizes the random-init model; it cannot be combined with --model")
+    if overrides and (options.get("model") is not None or options.get("random_init")):
+        raise UsageError("--init-config sizes a random-init model; it cannot be combined with --model or --random-init")
     architecture = meta_model(options.get("model"), tokenizer, overrides)
     device = training_device(options)
     check_model_fits(architecture, device, options.get("model"))
@@ -307,11 +314,21 @@ def _run_all(settings: Settings, say: Say) -> int:
     prepare_output_dir(settings, accelerator.wait_for_everyone, share)
     set_cpu_threads(options, accelerator.device)
     tasks_by_name = {task.name: task for task in tasks}
+    workers = min(options.get("jobs") or 1, len(jobs))
+    if workers > 1 and accelerator.num_processes > 1:
+        raise UsageError("--jobs runs several one-process runs side by side; it cannot be combined with torchrun")
+    if workers > 1:
+        outcomes = run_side_by_side(jobs, settings, workers, say)
+    else:
+        outcomes = []
+        for number, job in enumerate(jobs, start=1):
+            task = tasks_by_name[job.task_name]
+            outcomes.append(run_one(task, job, data[task.name], tokenizer, settings, accelerator, say,
+                                    label=f"run {number}/{len(jobs)}"))
+            if outcomes[-1][0] is None:
+                break
     results: list[RunResult] = []
-    for number, job in enumerate(jobs, start=1):
-        task = tasks_by_name[job.task_name]
-        result, stop_reason = run_one(task, job, data[task.name], tokenizer, settings, accelerator, say,
-                                      label=f"run {number}/{len(jobs)}")
+    for result, stop_reason in outcomes:
         if result is None:
             return 0 if stop_reason and stop_reason.startswith("--stop-after-steps") else EXIT_INTERRUPTED
         results.append(result)
@@ -322,6 +339,78 @@ def _run_all(settings: Settings, say: Say) -> int:
         markdown, csv_path = (write_sweep_tables if sweep else write_tables)(results, settings.output_dir)
     say("\nResults (test split, checkpoint with the best validation score; mean ± std over seeds):\n")
     say(sweep_markdown(results) if sweep else markdown_table(summarize(results)))
+    if len(results) == 1:
+        say("\n" + headline(results[0]))
     if markdown is not None:
-        say(f"\nwrote {markdown}, {csv_path}, and per run: log.jsonl, best/, last/, {RESULT_FILE}")
+        figure = None if sweep else write_figure(results, settings.output_dir)
+        also = f", {figure}" if figure is not None else ""
+        say(f"\nwrote {markdown}, {csv_path}{also}, and per run: log.jsonl, best/, last/, {RESULT_FILE}")
     return 0
+
+
+def headline(result: RunResult) -> str:
+    """One line for a single run: how far it got, next to how little of the model it trained.
+
+    >>> print(headline(RunResult("embedded-sst2", "compacter++", 1, {"accuracy": 81.25},
+    ...                          trainable_parameters=2736, trainable_percent=0.0556)))
+    compacter++ on embedded-sst2: test accuracy 81.2, training 2,736 parameters (0.0556 % of the model)
+    """
+    scores = ", ".join(f"{metric} {value:.1f}" for metric, value in result.test.items())
+    share = "" if result.trainable_parameters is None else (
+        f", training {result.trainable_parameters:,} parameters"
+        + ("" if result.trainable_percent is None else f" ({result.trainable_percent:.3g} % of the model)"))
+    return f"{result.recipe} on {result.task}: test {scores}{share}"
+
+
+_WORKER_STATE: dict[str, Any] = {}  # per worker process of --jobs: tokenizer, accelerator, each task's data
+
+
+def run_job(number: int, total: int, job: Job, settings: Settings) -> tuple[RunResult | None, str | None]:
+    """One run in a worker process of --jobs: `run_one`, its console output in OUT/console/run-<number>.log."""
+    from dataclasses import replace
+
+    from runners.tasks import get_task
+    from runners.tasks.data import load_task_splits
+
+    options = settings.options
+    task = get_task(job.task_name)
+    if "tokenizer" not in _WORKER_STATE:
+        with usage_errors():
+            _WORKER_STATE["tokenizer"] = load_tokenizer(options.get("model"))
+        _WORKER_STATE["accelerator"] = make_accelerator(options.get("precision") or "auto", bool(options.get("cpu")))
+    if task.name not in _WORKER_STATE:
+        with usage_errors():
+            _WORKER_STATE[task.name] = load_task_splits(task, options.get("data_dir"), seed=options.get("split_seed") or 42)
+    console_path = Path(settings.output_dir) / "console" / f"run-{number:03d}.log"
+    console_path.parent.mkdir(parents=True, exist_ok=True)
+    quiet = replace(settings, options={**options, "no_progress": True}, lock=None)
+    with console_path.open("a", encoding="utf-8") as console, redirect_stdout(console), redirect_stderr(console):
+        def say(message: str = "") -> None:
+            console.write(message + "\n")
+            console.flush()
+
+        return run_one(task, job, _WORKER_STATE[task.name], _WORKER_STATE["tokenizer"], quiet,
+                       _WORKER_STATE["accelerator"], say, label=f"run {number}/{total}")
+
+
+def run_side_by_side(jobs: list[Job], settings: Settings, workers: int, say: Say) -> list[tuple]:
+    """Every job in `workers` processes (runners.finetune.parallel); one line per finished run."""
+    from dataclasses import replace
+
+    from .parallel import run_in_processes
+
+    say(f"{len(jobs)} runs, {workers} at a time (one CPU thread each); each run's output: "
+        f"{Path(settings.output_dir) / 'console'}/run-<number>.log")
+    finished = [0]
+
+    def report(position: int, outcome: tuple) -> None:
+        finished[0] += 1
+        job = jobs[position]
+        result, stop_reason = outcome
+        scores = (" ".join(f"{k} {v:.1f}" for k, v in result.test.items()) + f" ({result.seconds:.0f} s)"
+                  if result is not None else f"stopped: {stop_reason}")
+        say(f"[{finished[0]}/{len(jobs)}] {job.task_name} · {job.recipe_label} · seed {job.seed}: {scores}")
+
+    portable = replace(settings, lock=None)  # the lock stays with this process, which holds it
+    calls = [(number, len(jobs), job, portable) for number, job in enumerate(jobs, start=1)]
+    return run_in_processes(run_job, calls, workers, on_done=report)

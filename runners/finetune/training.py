@@ -234,7 +234,7 @@ def train(model: nn.Module, tokenizer, task, splits: dict[str, list[dict]], conf
     >>> splits = {name: rows[:16] for name, rows in load_embedded().items()}
     >>> config = TrainConfig(output_dir=tempfile.mkdtemp(), epochs=1, batch_size=8, warmup_steps=0,
     ...                      learning_rate=3e-3, progress_bars=False, print_epochs=False)
-    >>> outcome = train(model, tokenizer, get_task("embedded"), splits, config)
+    >>> outcome = train(model, tokenizer, get_task("embedded-sst2"), splits, config)
     >>> outcome.completed, outcome.progress.global_step, sorted(outcome.test)
     (True, 2, ['accuracy'])
     """

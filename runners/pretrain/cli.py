@@ -80,9 +80,12 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
+    from .invocation import is_main_process
     from .loop import pretrain
 
-    print(run.describe(), flush=True)
+    main_process = is_main_process()
+    if main_process:
+        print(run.describe(), flush=True)
     try:
         outcome = pretrain(run.model, run.tokenizer, run.data, run.config)
     except (ValueError, FloatingPointError) as error:
@@ -90,6 +93,8 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     summary = {"completed": outcome.completed, "step": outcome.step, "seconds": round(outcome.seconds, 1),
                "held_out_loss": outcome.eval_history, "finished": time.strftime("%Y-%m-%d %H:%M:%S")}
+    if not main_process:
+        return 0 if outcome.completed or (outcome.stop_reason or "").startswith("--stop-after-steps") else EXIT_INTERRUPTED
     (Path(run.config.output_dir) / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     if not outcome.completed:
         print(f"stopped ({outcome.stop_reason}) at step {outcome.step}. Continue exactly with:\n"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -167,9 +168,16 @@ def prepare_run(args: argparse.Namespace) -> PretrainRun:
         precision=options.get("precision") or "auto", cpu=bool(options.get("cpu")), resume=bool(options.get("resume")),
         stop_after_steps=options.get("stop_after_steps"), progress_bars=not options.get("no_progress"))
     folder = Path(config.output_dir)
-    if not options.get("resume") and (folder / ARGUMENTS_FILE).exists():
-        raise UsageError(f"--output-dir {folder} holds an earlier run; continue it with --resume {folder} or choose another folder")
-    folder.mkdir(parents=True, exist_ok=True)
-    saved = {k: v for k, v in options.items() if k not in ("resume", "stop_after_steps", "embedded")}
-    (folder / ARGUMENTS_FILE).write_text(json.dumps(saved, indent=2) + "\n", encoding="utf-8")
+    if is_main_process():  # under torchrun, process 0 checks and writes the folder (the others would see its file)
+        if not options.get("resume") and (folder / ARGUMENTS_FILE).exists():
+            raise UsageError(f"--output-dir {folder} holds an earlier run; continue it with --resume {folder} "
+                             "or choose another folder")
+        folder.mkdir(parents=True, exist_ok=True)
+        saved = {k: v for k, v in options.items() if k not in ("resume", "stop_after_steps", "embedded")}
+        (folder / ARGUMENTS_FILE).write_text(json.dumps(saved, indent=2) + "\n", encoding="utf-8")
     return PretrainRun(model, tokenizer, data, config, source)
+
+
+def is_main_process() -> bool:
+    """Process 0 of a torchrun / accelerate launch (whose RANK says so), or a process on its own."""
+    return os.environ.get("RANK", "0") == "0"

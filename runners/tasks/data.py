@@ -382,7 +382,7 @@ def subsample(rows: Rows, count: int, seed: int) -> Rows:
     return [rows[i] for i in sorted(chosen)]
 
 
-# --- the shipped demo task ------------------------------------------------------------------
+# --- the shipped embedded tasks --------------------------------------------------------------
 
 
 def load_embedded(task: str = "embedded-sst2") -> dict[str, Rows]:

@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
+from typing import Any
 
 from . import metrics
 
-if TYPE_CHECKING:
-    from .registry import Task
-
 Row = Mapping[str, object]
+Task = Any  # a registry.Task (not imported: the registry imports this module)
 
 
 # --- source formats -------------------------------------------------------------------------

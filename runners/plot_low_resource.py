@@ -1,0 +1,84 @@
+"""A Figure-4-style plot: score against the number of training examples, one line per recipe.
+
+    python -m runners.plot_low_resource OUT [OUT ...] --output figure4.png
+
+Reads every ``result.json`` below the given output folders of ``runners.finetune`` (runs made
+with ``--low-resource N``), and for each recipe and training-set size averages the task scores of
+each seed over the tasks (as the paper averages GLUE), then plots the mean over seeds with its
+sample standard deviation as error bars. A run's task score is the mean of its test metrics.
+
+>>> from runners.finetune.results import RunResult
+>>> runs = [RunResult(task, "compacter++", seed, {"accuracy": score}, train_examples=100)
+...         for task, seed, score in (("a", 1, 60.0), ("b", 1, 80.0), ("a", 2, 70.0), ("b", 2, 90.0))]
+>>> curves(runs)["compacter++"]
+[(100, 75.0, 7.0710678118654755, 2)]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+from collections import defaultdict
+from collections.abc import Iterable
+from pathlib import Path
+
+from runners.finetune.results import RunResult, collect
+
+
+def curves(results: Iterable[RunResult]) -> dict[str, list[tuple[int, float, float, int]]]:
+    """recipe → [(train examples, mean over seeds, std over seeds, seeds)], sizes ascending."""
+    per_seed: dict[tuple[str, int, int], list[float]] = defaultdict(list)
+    for result in results:
+        if result.train_examples is None or not result.test:
+            continue
+        per_seed[(result.recipe, result.train_examples, result.seed)].append(statistics.fmean(result.test.values()))
+    averaged: dict[tuple[str, int], list[float]] = defaultdict(list)
+    for (recipe, size, _), task_scores in per_seed.items():
+        averaged[(recipe, size)].append(statistics.fmean(task_scores))
+    lines: dict[str, list[tuple[int, float, float, int]]] = defaultdict(list)
+    for (recipe, size), scores in sorted(averaged.items(), key=lambda item: (item[0][0], item[0][1])):
+        spread = statistics.stdev(scores) if len(scores) > 1 else 0.0
+        lines[recipe].append((size, statistics.fmean(scores), spread, len(scores)))
+    return dict(lines)
+
+
+def plot(lines: dict[str, list[tuple[int, float, float, int]]], output: Path, title: str = "") -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(6, 4))
+    for recipe, points in lines.items():
+        sizes, means, spreads = zip(*[(size, mean, spread) for size, mean, spread, _ in points])
+        axes.errorbar(sizes, means, yerr=spreads, marker="o", capsize=3, label=recipe)
+    axes.set_xscale("log")
+    axes.set_xlabel("training examples per task")
+    axes.set_ylabel("average test score")
+    axes.set_title(title or "Low-resource fine-tuning (mean ± std over seeds)")
+    axes.grid(alpha=0.3)
+    axes.legend()
+    figure.tight_layout()
+    figure.savefig(output, dpi=150)
+    plt.close(figure)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m runners.plot_low_resource", description=__doc__.split("\n\n")[0])
+    parser.add_argument("folders", nargs="+", type=Path, help="output folders of runners.finetune --low-resource runs")
+    parser.add_argument("--output", type=Path, default=Path("figure4.png"))
+    parser.add_argument("--title", default="")
+    args = parser.parse_args(argv)
+    lines = curves(collect(args.folders))
+    if not lines:
+        parser.error(f"no result.json with a training-set size under {', '.join(map(str, args.folders))}")
+    for recipe, points in lines.items():
+        print(recipe + ": " + ", ".join(f"{size}: {mean:.1f} ± {spread:.1f} ({seeds} seeds)"
+                                        for size, mean, spread, seeds in points))
+    plot(lines, args.output, args.title)
+    print(f"wrote {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
