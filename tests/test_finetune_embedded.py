@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import json
 
 import pytest
@@ -104,3 +105,53 @@ def test_adapterdrop_on_a_shallow_model_keeps_the_share_of_skipped_blocks(tmp_pa
     assert surgery.plan(architecture, jobs[0].recipe).layers == {"encoder": [1, 2], "decoder": [1, 2]}
     with pytest.raises(surgery.RecipeError, match="skip_first"):  # the engine alone still refuses it
         surgery.plan(architecture, "adapterdrop")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the parent-death signal is Linux's (prctl)")
+def test_jobs_workers_stop_when_their_parent_is_killed(tmp_path):
+    # A parent killed outright (SIGKILL: no handler runs) must not leave its --jobs workers training.
+    import os
+    import signal
+    import subprocess
+    import time
+    from pathlib import Path
+
+    def children(pid: int) -> set[int]:
+        found = set()
+        for entry in Path("/proc").iterdir():
+            try:
+                if entry.name.isdigit() and int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    found.add(int(entry.name))
+            except (OSError, ValueError, IndexError):
+                continue
+        return found
+
+    def alive(pid: int) -> bool:
+        try:
+            state = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            return False
+        return state != "Z"
+
+    data_dir = write_rte(tmp_path / "rte", train=40, validation=8)
+    parent = subprocess.Popen(
+        [sys.executable, "-m", "runners.finetune", "--task", "rte", "--data-dir", str(data_dir), "--init-config", *TINY,
+         "--recipe", "adapter,bitfit", "--epochs", "500", "--jobs", "2", "--no-progress",
+         "--output-dir", str(tmp_path / "out")],
+        cwd=Path(__file__).resolve().parents[1], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while len(list((tmp_path / "out" / "console").glob("run-*.log")) if (tmp_path / "out" / "console").is_dir() else []) < 2:
+            assert time.monotonic() < deadline and parent.poll() is None, "the runs did not start"
+            time.sleep(0.5)
+        workers = children(parent.pid)
+        assert workers, "no worker processes found"
+        os.kill(parent.pid, signal.SIGKILL)
+        parent.wait()
+        deadline = time.monotonic() + 60
+        while any(alive(pid) for pid in workers) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert not any(alive(pid) for pid in workers), "workers outlived their parent"
+    finally:
+        if parent.poll() is None:
+            parent.kill()
