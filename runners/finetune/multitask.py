@@ -41,12 +41,11 @@ from .atomic import write_text
 from .batches import collate_sources
 from .evaluation import evaluate, generation_config
 from .invocation import EXIT_INTERRUPTED, Settings, UsageError, prepare_output_dir
-from .jobs import Job, is_sweep, plan_jobs
-from .model import build_model, load_tokenizer, parse_init_overrides
+from .jobs import Job, is_sweep
+from .model import build_model
 from .results import RESULT_FILE, TASK_TITLES, JsonlLog, RunResult
-from .run import (check_model_fits, claim_run_folder, describe_model, meta_model, recipe_names, set_cpu_threads,
-                  train_config, training_device, usage_errors)
-from .runs import unique
+from .run import (claim_run_folder, describe_model, load_data, preflight, set_cpu_threads, train_config,
+                  usage_errors)
 from .state import is_complete, recover_adapter, recover_checkpoint
 from .training import _tokenize, make_accelerator, train
 
@@ -219,39 +218,21 @@ def run_one_base(settings: Settings, say: Say) -> int:
 
 
 def _run(settings: Settings, say: Say) -> int:
-    from runners.tasks import get_task
-    from runners.tasks.data import load_task_splits
-
     options = settings.options
     if is_sweep(options):
         raise UsageError("--one-base trains one adapter per task into one base; --sweep and --paper-search train "
                          "many settings of one task: run them without --one-base")
-    try:
-        given = [(name, get_task(name)) for name in settings.tasks]
-    except ValueError as error:
-        raise UsageError(str(error)) from None
-    notes: list[str] = []
-    tasks = unique(given, key=lambda task: task.name, what="--task", notes=notes)
+    checked = preflight(settings)
+    tasks, tokenizer, overrides, jobs = checked.tasks, checked.tokenizer, checked.overrides, checked.jobs
     for task in tasks:
         adapter_name(task.name)
-    with usage_errors():
-        tokenizer = load_tokenizer(options.get("model"))
-        overrides = parse_init_overrides(options.get("init_config"))
-    architecture = meta_model(options.get("model"), tokenizer, overrides)
-    device = training_device(options)
-    check_model_fits(architecture, device, options.get("model"))
-    jobs = plan_jobs(settings, tasks, architecture, {task.name: recipe_names(settings, task) for task in tasks},
-                     device=device, notes=notes)
     groups: dict[tuple[str, int], list[Job]] = {}
     for job in jobs:
         groups.setdefault((job.recipe_label, job.seed), []).append(job)
-    check_stacking(architecture, groups)
-    for note in notes:
+    check_stacking(checked.architecture, groups)
+    for note in checked.notes:
         say(f"note: {note}")
-    data = {}
-    for task in tasks:
-        with usage_errors():
-            data[task.name] = load_task_splits(task, options.get("data_dir"), seed=options.get("split_seed") or 42)
+    data = load_data(tasks, options)
     try:
         accelerator = make_accelerator(options.get("precision") or "auto", bool(options.get("cpu")))
     except ValueError as error:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from pathlib import Path
 from typing import Any
@@ -270,8 +271,22 @@ def run_all(settings: Settings, say: Say) -> int:
             settings.lock.release()
 
 
-def _run_all(settings: Settings, say: Say) -> int:
-    from runners.tasks.data import load_task_splits
+@dataclass
+class Preflight:
+    """What every invocation checks before anything is written: its tasks, tokenizer, the model's
+    architecture (on meta), the device, every run planned against them, and the notes to print."""
+
+    tasks: list[Any]
+    tokenizer: Any
+    overrides: dict[str, Any]
+    architecture: torch.nn.Module
+    device: torch.device
+    jobs: list[Job]
+    notes: list[str]
+
+
+def preflight(settings: Settings) -> Preflight:
+    """Tasks exist, seeds once each, the model loads and fits, every recipe fits it (UsageError otherwise)."""
     from runners.tasks import get_task
 
     options = settings.options
@@ -293,12 +308,27 @@ def _run_all(settings: Settings, say: Say) -> int:
     check_model_fits(architecture, device, options.get("model"))
     jobs = plan_jobs(settings, tasks, architecture, {task.name: recipe_names(settings, task) for task in tasks},
                      device=device, notes=notes)
-    for note in notes:
-        say(f"note: {note}")
+    return Preflight(tasks, tokenizer, overrides, architecture, device, jobs, notes)
+
+
+def load_data(tasks: list[Any], options: dict[str, Any]) -> dict[str, dict[str, list[dict]]]:
+    """Every task's splits (a bad data file is a UsageError naming it)."""
+    from runners.tasks.data import load_task_splits
+
     data: dict[str, dict[str, list[dict]]] = {}
     for task in tasks:
         with usage_errors():
             data[task.name] = load_task_splits(task, options.get("data_dir"), seed=options.get("split_seed") or 42)
+    return data
+
+
+def _run_all(settings: Settings, say: Say) -> int:
+    options = settings.options
+    checked = preflight(settings)
+    tasks, tokenizer, jobs = checked.tasks, checked.tokenizer, checked.jobs
+    for note in checked.notes:
+        say(f"note: {note}")
+    data = load_data(tasks, options)
 
     try:
         accelerator = make_accelerator(options.get("precision") or "auto", bool(options.get("cpu")))
