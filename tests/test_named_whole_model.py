@@ -18,19 +18,11 @@ import torch
 import surgery
 from conftest import tiny_model
 from surgery import RecipeError, SurgeryError
-from test_named_adapters import COMPACTER_PP, logits, perturb
+from test_named_adapters import COMPACTER_PP, alone, logits
 
 PROMPT = {"name": "prompt", "method": "prompt_tuning", "options": {"length": 3, "init": "vocab", "vocab_high": 90}}
 SAID = {"name": "said", "method": "intrinsic_said", "options": {"dimension": 300}}
 BITFIT = "bitfit"
-
-
-def alone(recipe, seed: int) -> torch.nn.Module:
-    model = tiny_model()
-    torch.manual_seed(100 + seed)
-    surgery.apply(model, recipe)
-    perturb(model, seed)
-    return model.eval()
 
 
 def beside_compacter(recipe, tmp_path):
