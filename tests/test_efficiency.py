@@ -127,3 +127,17 @@ def test_scores_average_metrics_within_a_task_then_tasks(tmp_path):
     scores.write_text("recipe,task,metric,mean,std\n"
                       "compacter++,mrpc,f1,90,0\ncompacter++,mrpc,accuracy,86,0\ncompacter++,rte,accuracy,70,0\n")
     assert plot.load_scores(scores) == {"compacter++": pytest.approx((88 + 70) / 2)}
+
+
+def test_adapterdrop_rows_on_a_shallow_model_skip_its_share_of_blocks_and_say_so():
+    # 3 blocks a stack: the bundled "skip the first 5" (of T5-base's 12) becomes "skip the first 1".
+    from transformers import T5Config, T5ForConditionalGeneration
+
+    from runners.efficiency.rows import prepare_candidate
+
+    torch.manual_seed(0)
+    base = T5ForConditionalGeneration(T5Config(vocab_size=64, d_model=64, d_kv=16, d_ff=64, num_layers=3, num_heads=4))
+    candidate = prepare_candidate("adapterdrop", base, 1e-3)
+    assert candidate.ok, candidate.error
+    assert candidate.model.surgery.records["default"].plan.layers == {"encoder": [1, 2], "decoder": [1, 2]}
+    assert any("skip_first 5" in note for note in candidate.notes)

@@ -136,7 +136,9 @@ def prepare_candidate(name: str, base: nn.Module, learning_rate: float) -> Candi
             candidate.trainable, candidate.percent = count_trainable(model)
         else:
             parsed, notes = surgery.load_recipe(name), []
-            recipe = fit_skip_first({"name": parsed.name, **parsed.source}, model.config, notes)
+            recipe = {"name": parsed.name, **parsed.source}
+            if name in surgery.bundled_recipes():  # as the finetune runner: a recipe file of one's own is as written
+                recipe = fit_skip_first(recipe, model.config, notes)
             candidate.notes = notes
             start = time.perf_counter()
             report = surgery.apply(model, recipe)
