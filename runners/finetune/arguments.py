@@ -31,7 +31,7 @@ POSITIVE = ("epochs", "batch_size", "grad_accum", "max_source_length", "max_targ
 MAX_THREADS = 4096
 SEEDS = ("seed", "split_seed")
 FLAGS = ("cpu", "overwrite", "no_progress", "gradient_checkpointing", "paper_search", "train_output_layer", "one_base",
-         "random_init")
+         "random_init", "group_by_length")
 TEXTS = ("task", "recipe", "model", "data_dir", "output_dir", "resume")
 PRECISIONS = ("auto", "no", "bf16", "fp16")
 
@@ -69,6 +69,10 @@ def check_options(options: dict[str, Any]) -> None:
     lr = options.get("lr")
     if lr is not None and (isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0):
         raise UsageError(f"--lr {lr}: give a finite learning rate > 0")
+    dropout = options.get("dropout")
+    if dropout is not None and (isinstance(dropout, bool) or not isinstance(dropout, (int, float))
+                                or not 0 <= dropout < 1):
+        raise UsageError(f"--dropout {dropout}: give a probability in [0, 1)")
     precision = options.get("precision")
     if precision is not None and precision not in PRECISIONS:
         raise UsageError(f"--precision {precision}: choose one of {', '.join(PRECISIONS)}")

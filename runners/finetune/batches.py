@@ -9,6 +9,10 @@ batch::
       └─ global_batches(order, batch_size)    [[17, 3, 9, 0], [12, ...]]  one list per optimizer step
            └─ shard(batch, world, rank, k)    rank 1 of 2, k = 2 micro-batches: [[9], [0]]
 
+With ``group_by_length``, `length_grouped_batches` replaces `global_batches`: windows of the same
+shuffled order are sorted by source length before they are cut, so a batch pads little, and the
+batches are then shuffled (again a pure function of ``(seed, epoch)``).
+
 >>> order = epoch_permutation(10, seed=1, epoch=0)
 >>> sorted(order) == list(range(10)) and order != epoch_permutation(10, seed=1, epoch=1)
 True
@@ -66,6 +70,28 @@ def global_batches(order: Sequence[int], batch_size: int, min_size: int = 1) -> 
     if batches and len(batches[-1]) < min_size:
         batches.pop()
     return batches
+
+
+def length_grouped_batches(order: Sequence[int], lengths: Sequence[int], batch_size: int, seed: int, epoch: int,
+                           min_size: int = 1, window: int = 16) -> list[list[int]]:
+    """`global_batches` of examples of similar length, in a seeded random order.
+
+    The shuffled `order` is cut into windows of `window` batches; each window is sorted by
+    `lengths` (stable) and cut into batches; the batches of all windows are then shuffled. Every
+    example is still visited once an epoch, and which examples share a batch changes with the epoch.
+    As in `global_batches`, a short last batch (of the last window) is kept if it has `min_size`.
+
+    >>> lengths = [5, 1, 4, 2, 6, 3]
+    >>> batches = length_grouped_batches([0, 1, 2, 3, 4, 5], lengths, batch_size=2, seed=0, epoch=0, window=3)
+    >>> sorted(sorted(lengths[i] for i in batch) for batch in batches)
+    [[1, 2], [3, 4], [5, 6]]
+    """
+    span = batch_size * window
+    grouped = [index for start in range(0, len(order), span)
+               for index in sorted(order[start:start + span], key=lambda i: lengths[i])]
+    batches = global_batches(grouped, batch_size, min_size)
+    generator = torch.Generator().manual_seed(seed * 100_003 + epoch + 7_919)
+    return [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
 
 
 def split_evenly(items: Sequence[int], parts: int) -> list[list[int]]:

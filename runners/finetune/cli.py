@@ -93,6 +93,11 @@ def build_parser() -> argparse.ArgumentParser:
                                               "Compacter, 3e-4 Adapter on T5-base GLUE, 3e-3 on T5-small)")
     how.add_argument("--warmup-steps", type=int, help="linear warm-up steps (paper: 500 for T5-base on GLUE, "
                                                       "0 on SuperGLUE and for T5-small)")
+    how.add_argument("--dropout", type=float, metavar="P", help="every dropout of the model during training "
+                                                                "(default: the model's own, 0.1 for T5; 0 on the embedded tasks)")
+    how.add_argument("--group-by-length", action=argparse.BooleanOptionalAction, default=None,
+                     help="batches of similar input length, less padding (default: on for the embedded tasks, "
+                          "off for the paper's)")
     how.add_argument("--max-source-length", type=int)
     how.add_argument("--max-target-length", type=int)
     how.add_argument("--seed", type=int, help="one seed (default 42)")
@@ -109,8 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
                           "(less memory, about a third more compute; the trained result is the same)")
     how.add_argument("--jobs", type=int, metavar="N", help="train N runs side by side in worker processes, one CPU "
                                                           "thread each (a grid of small runs on a CPU)")
-    how.add_argument("--threads", type=int, help="intra-op CPU threads (default: 1 for the embedded or random-init model on CPU, "
-                                                 "which is fastest for its small matrices; else PyTorch's default)")
+    how.add_argument("--threads", type=int, help="intra-op CPU threads (default on CPU: 2 for the embedded model, 1 for an --init-config "
+                                                 "model, which is fastest for their small matrices; else PyTorch's default)")
     evaluation = parser.add_argument_group("evaluation")
     evaluation.add_argument("--eval-every", type=int, metavar="EPOCHS", help="validate every N epochs (default 1)")
     evaluation.add_argument("--eval-batch-size", type=int)

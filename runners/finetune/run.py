@@ -133,9 +133,9 @@ def train_config(options: dict[str, Any], task, method, run_dir: Path, seed: int
         if say is not None:
             say(note)
 
-    def pick(name: str, option: str | None = None) -> Any:
-        value = options.get(option or name)
-        return defaults[name] if value is None else value
+    def pick(name: str, fallback: Any = None) -> Any:
+        value = options.get(name)
+        return defaults.get(name, fallback) if value is None else value
 
     paper_rate = defaults.get("learning_rate")
     if setting_lr is not None:
@@ -150,11 +150,12 @@ def train_config(options: dict[str, Any], task, method, run_dir: Path, seed: int
         output_dir=run_dir, epochs=pick("epochs"), batch_size=pick("batch_size"), grad_accum=options.get("grad_accum") or 1,
         learning_rate=learning_rate, warmup_steps=pick("warmup_steps"), max_source_length=pick("max_source_length"),
         max_target_length=pick("max_target_length"), generation_max_length=options.get("generation_max_length"),
-        eval_batch_size=options.get("eval_batch_size"), eval_every=options.get("eval_every") or 1,
+        eval_batch_size=options.get("eval_batch_size"), eval_every=pick("eval_every", 1),
         log_every=options.get("log_every") or 10, seed=seed, precision=options.get("precision") or "auto",
         cpu=bool(options.get("cpu")), resume_from=resume_from, stop_after_steps=options.get("stop_after_steps"),
         save_every_steps=options.get("save_every_steps"), progress_bars=not options.get("no_progress"),
-        gradient_checkpointing=bool(options.get("gradient_checkpointing")),
+        gradient_checkpointing=bool(options.get("gradient_checkpointing")), dropout=pick("dropout"),
+        group_by_length=bool(pick("group_by_length", False)),
     )
     return config, lr_source
 
@@ -227,7 +228,8 @@ def run_one(task, job: Job, base_splits: dict[str, list[dict]], tokenizer, setti
     say(f"training: {config.epochs} epoch{'s' * (config.epochs != 1)}, global batch {config.batch_size} ({world} process{'es' * (world > 1)} × "
         f"{config.grad_accum} accumulation step{'s' * (config.grad_accum > 1)}), lr {config.learning_rate:g} "
         f"({lr_source}), warm-up {config.warmup_steps} step{'s' * (config.warmup_steps != 1)}, device {accelerator.device}, "
-        f"precision {accelerator.mixed_precision}")
+        f"precision {accelerator.mixed_precision}, dropout {'the model' + chr(39) + 's' if config.dropout is None else config.dropout}"
+        f"{', batches grouped by length' if config.group_by_length else ''}")
     say(f"output: {run_dir}")
 
     with usage_errors(f"run {job.run_dir(Path('.')).as_posix()}: "):

@@ -49,7 +49,7 @@ from .errors import NonFiniteLoss, TrainingSetupError
 from .results import JsonlLog
 from .resume import restore
 from .batches import (IGNORE_INDEX, EncodedExample, collate, encode_pairs, encode_sources, epoch_permutation,
-                            global_batches, shard)
+                            global_batches, length_grouped_batches, shard)
 from .evaluation import evaluate
 from .state import Progress, frozen_checksum, save_adapter_atomically, save_checkpoint
 
@@ -85,6 +85,8 @@ class TrainConfig:
     save_every_steps: int | None = None       # also write `last/` every N steps (besides every epoch)
     progress_bars: bool = True
     gradient_checkpointing: bool = False      # recompute block activations in backward (memory for compute)
+    dropout: float | None = None              # every nn.Dropout's p during training; None: the model's own
+    group_by_length: bool = False             # batches of similar source length (less padding; batches.py)
     print_epochs: bool = True                 # one summary line per epoch on the main process
 
 
@@ -215,6 +217,25 @@ def _format_scores(scores: dict[str, float]) -> str:
     return " ".join(f"{name} {value:.1f}" for name, value in scores.items())
 
 
+def set_dropout(model: nn.Module, probability: float) -> int:
+    """Set every drop probability in `model`: each `nn.Dropout` (T5's and any inserted module's) and
+    each float ``dropout`` attribute (T5Attention drops attention weights with one); returns how many.
+
+    >>> model = nn.Sequential(nn.Linear(2, 2), nn.Dropout(0.1), nn.Sequential(nn.Dropout(0.3)))
+    >>> set_dropout(model, 0.0), [m.p for m in model.modules() if isinstance(m, nn.Dropout)]
+    (2, [0.0, 0.0])
+    """
+    changed = 0
+    for module in model.modules():
+        if isinstance(module, nn.Dropout):
+            module.p = probability
+            changed += 1
+        elif isinstance(getattr(module, "dropout", None), float):
+            module.dropout = probability
+            changed += 1
+    return changed
+
+
 def train(model: nn.Module, tokenizer, task, splits: dict[str, list[dict]], config: TrainConfig,
           accelerator=None, log: JsonlLog | None = None) -> TrainOutcome:
     """Train the model's trainable parameters on `task`; returns test scores of the best checkpoint.
@@ -270,6 +291,8 @@ def train(model: nn.Module, tokenizer, task, splits: dict[str, list[dict]], conf
             model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
         else:
             model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    if config.dropout is not None:
+        set_dropout(model, config.dropout)
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = make_optimizer(trainable, config.learning_rate)
     scheduler = make_scheduler(optimizer, config.warmup_steps, total_steps)
@@ -311,13 +334,18 @@ def train(model: nn.Module, tokenizer, task, splits: dict[str, list[dict]], conf
 
     decoder_inputs = unwrapped.prepare_decoder_input_ids_from_labels
     target_lengths = [len(example.target_ids) for example in data.train]
+    source_lengths = [len(example.source_ids) for example in data.train]
     stop_reason: str | None = None
     wrapped.train()
     with StopSignal() as stop_signal:
         while progress.epoch < config.epochs and stop_reason is None:
             epoch = progress.epoch
             order = epoch_permutation(len(data.train), config.seed, epoch)
-            batches = global_batches(order, config.batch_size, world * config.grad_accum)
+            if config.group_by_length:
+                batches = length_grouped_batches(order, source_lengths, config.batch_size, config.seed, epoch,
+                                                 world * config.grad_accum)
+            else:
+                batches = global_batches(order, config.batch_size, world * config.grad_accum)
             epoch_started = time.perf_counter()
             bar = tqdm(total=len(batches), initial=progress.step_in_epoch, desc=f"epoch {epoch + 1}/{config.epochs}",
                        leave=False, dynamic_ncols=True, disable=bars_off)
