@@ -5,7 +5,7 @@ Every value here is only a default: each one is a command-line option of `runner
 =====================  ==================================  ===================================
 setting                GLUE / SuperGLUE (paper)            embedded tasks (shipped T5)
 =====================  ==================================  ===================================
-epochs                 20 small sets, 3 large              3
+epochs                 20 small sets, 3 large              10
 batch size (global)    100 GLUE, 32 SuperGLUE, 16 ReCoRD,  32
                        40 low-resource
 warm-up steps          500 T5-base GLUE, else 0            0
