@@ -95,6 +95,7 @@ def test_a_recipe_file_that_is_not_text(tmp_path, data_dir, capsys):
     (["--seeds", "1", "-2"], "--seeds -2"),
     (["--lr", "inf"], "--lr inf"),
     (["--lr", "nan"], "--lr nan"),
+    (["--dropout", "1.5"], "--dropout 1.5"),
     (["--epochs", "0"], "--epochs 0"),
     (["--max-source-length", str(2**40)], "--max-source-length"),
     (["--threads", "100000"], "--threads"),

@@ -220,6 +220,8 @@ def run_one(task, job: Job, base_splits: dict[str, list[dict]], tokenizer, setti
                                      recipe=model._surgery_plan.recipe,
                                      model_config=model.config, setting_lr=setting.learning_rate, say=say)
     world = accelerator.num_processes
+    dropout = "the model's" if config.dropout is None else config.dropout
+    grouped = ", batches grouped by length" if config.group_by_length else ""
     with_setting = f" [{setting.label}]" if setting.label else ""
     say(f"\n=== {label}: task {task.name} · recipe {recipe_name}{with_setting} · seed {seed} ===")
     say(describe_model(model, options))
@@ -228,8 +230,7 @@ def run_one(task, job: Job, base_splits: dict[str, list[dict]], tokenizer, setti
     say(f"training: {config.epochs} epoch{'s' * (config.epochs != 1)}, global batch {config.batch_size} ({world} process{'es' * (world > 1)} × "
         f"{config.grad_accum} accumulation step{'s' * (config.grad_accum > 1)}), lr {config.learning_rate:g} "
         f"({lr_source}), warm-up {config.warmup_steps} step{'s' * (config.warmup_steps != 1)}, device {accelerator.device}, "
-        f"precision {accelerator.mixed_precision}, dropout {'the model' + chr(39) + 's' if config.dropout is None else config.dropout}"
-        f"{', batches grouped by length' if config.group_by_length else ''}")
+        f"precision {accelerator.mixed_precision}, dropout {dropout}{grouped}")
     say(f"output: {run_dir}")
 
     with usage_errors(f"run {job.run_dir(Path('.')).as_posix()}: "):
@@ -402,7 +403,6 @@ def run_job(number: int, total: int, job: Job, settings: Settings) -> tuple[RunR
     from dataclasses import replace
 
     from runners.tasks import get_task
-    from runners.tasks.data import load_task_splits
 
     options = settings.options
     task = get_task(job.task_name)
@@ -411,8 +411,7 @@ def run_job(number: int, total: int, job: Job, settings: Settings) -> tuple[RunR
             _WORKER_STATE["tokenizer"] = load_tokenizer(options.get("model"))
         _WORKER_STATE["accelerator"] = make_accelerator(options.get("precision") or "auto", bool(options.get("cpu")))
     if task.name not in _WORKER_STATE:
-        with usage_errors():
-            _WORKER_STATE[task.name] = load_task_splits(task, options.get("data_dir"), seed=options.get("split_seed") or 42)
+        _WORKER_STATE[task.name] = load_data([task], options)[task.name]
     console_path = Path(settings.output_dir) / "console" / f"run-{number:03d}.log"
     console_path.parent.mkdir(parents=True, exist_ok=True)
     quiet = replace(settings, options={**options, "no_progress": True}, lock=None)

@@ -85,7 +85,7 @@ class TrainConfig:
     save_every_steps: int | None = None       # also write `last/` every N steps (besides every epoch)
     progress_bars: bool = True
     gradient_checkpointing: bool = False      # recompute block activations in backward (memory for compute)
-    dropout: float | None = None              # every nn.Dropout's p during training; None: the model's own
+    dropout: float | None = None              # every drop probability of the model (set_dropout); None: its own
     group_by_length: bool = False             # batches of similar source length (less padding; batches.py)
     print_epochs: bool = True                 # one summary line per epoch on the main process
 
