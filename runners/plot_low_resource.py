@@ -1,17 +1,25 @@
 """A Figure-4-style plot: score against the number of training examples, one line per recipe.
 
-    python -m runners.plot_low_resource OUT [OUT ...] --output figure4.png
+    python -m runners.plot_low_resource OUT [OUT ...] --output figure4.png [--table figure4.md]
+                                        [--recipe compacter++,full-finetune]
 
 Reads every ``result.json`` below the given output folders of ``runners.finetune`` (runs made
-with ``--low-resource N``), and for each recipe and training-set size averages the task scores of
-each seed over the tasks (as the paper averages GLUE), then plots the mean over seeds with its
-sample standard deviation as error bars. A run's task score is the mean of its test metrics.
+with ``--low-resource N``, or on a whole training set: a Table 1 folder gives the point of its
+size), and for each recipe and training-set size averages the task scores of each seed over the
+tasks (as the paper averages GLUE), then plots the mean over seeds with its sample standard
+deviation as error bars. A run's task score is the mean of its test metrics. ``--table`` also
+writes the points as a markdown table; ``--recipe`` keeps only the named recipes. The same task,
+recipe, size and seed found twice (two folders holding the same run) is refused, not averaged in.
 
 >>> from runners.finetune.results import RunResult
 >>> runs = [RunResult(task, "compacter++", seed, {"accuracy": score}, train_examples=100)
 ...         for task, seed, score in (("a", 1, 60.0), ("b", 1, 80.0), ("a", 2, 70.0), ("b", 2, 90.0))]
 >>> curves(runs)["compacter++"]
 [(100, 75.0, 7.0710678118654755, 2)]
+>>> print(markdown(curves(runs)))
+| training examples per task | 100 |
+| --- | --- |
+| compacter++ | 75.0 ± 7.1 (2 seeds) |
 """
 
 from __future__ import annotations
@@ -24,25 +32,50 @@ from pathlib import Path
 
 from runners.finetune.results import RunResult, collect
 
+Curves = dict[str, list[tuple[int, float, float, int]]]
 
-def curves(results: Iterable[RunResult]) -> dict[str, list[tuple[int, float, float, int]]]:
+
+class DuplicateRun(ValueError):
+    """The same (recipe, task, training-set size, seed) appears in two result files."""
+
+
+def curves(results: Iterable[RunResult]) -> Curves:
     """recipe → [(train examples, mean over seeds, std over seeds, seeds)], sizes ascending."""
     per_seed: dict[tuple[str, int, int], list[float]] = defaultdict(list)
+    seen: set[tuple[str, str, int, int]] = set()
     for result in results:
         if result.train_examples is None or not result.test:
             continue
+        key = (result.recipe, result.task, result.train_examples, result.seed)
+        if key in seen:
+            raise DuplicateRun(f"{result.recipe} on {result.task} with {result.train_examples} examples, seed "
+                               f"{result.seed}, is in two result files (a copy of one run, or two runs of it); "
+                               "give each run once")
+        seen.add(key)
         per_seed[(result.recipe, result.train_examples, result.seed)].append(statistics.fmean(result.test.values()))
     averaged: dict[tuple[str, int], list[float]] = defaultdict(list)
     for (recipe, size, _), task_scores in per_seed.items():
         averaged[(recipe, size)].append(statistics.fmean(task_scores))
-    lines: dict[str, list[tuple[int, float, float, int]]] = defaultdict(list)
+    lines: Curves = defaultdict(list)
     for (recipe, size), scores in sorted(averaged.items(), key=lambda item: (item[0][0], item[0][1])):
         spread = statistics.stdev(scores) if len(scores) > 1 else 0.0
         lines[recipe].append((size, statistics.fmean(scores), spread, len(scores)))
     return dict(lines)
 
 
-def plot(lines: dict[str, list[tuple[int, float, float, int]]], output: Path, title: str = "") -> None:
+def markdown(lines: Curves) -> str:
+    """The points as a table: one row per recipe, one column per training-set size."""
+    sizes = sorted({size for points in lines.values() for size, *_ in points})
+    rows = ["| training examples per task | " + " | ".join(f"{size:,}" for size in sizes) + " |",
+            "| --- | " + " | ".join("---" for _ in sizes) + " |"]
+    for recipe, points in lines.items():
+        by_size = {size: f"{mean:.1f} ± {spread:.1f} ({seeds} seed{'s' if seeds > 1 else ''})"
+                   for size, mean, spread, seeds in points}
+        rows.append(f"| {recipe} | " + " | ".join(by_size.get(size, "") for size in sizes) + " |")
+    return "\n".join(rows)
+
+
+def plot(lines: Curves, output: Path, title: str = "") -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -67,16 +100,27 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m runners.plot_low_resource", description=__doc__.split("\n\n")[0])
     parser.add_argument("folders", nargs="+", type=Path, help="output folders of runners.finetune --low-resource runs")
     parser.add_argument("--output", type=Path, default=Path("figure4.png"))
+    parser.add_argument("--table", type=Path, help="also write the points as a markdown table to this file")
+    parser.add_argument("--recipe", help="only these recipes, comma-separated (default: every recipe found)")
     parser.add_argument("--title", default="")
     args = parser.parse_args(argv)
-    lines = curves(collect(args.folders))
+    wanted = {name.strip() for name in args.recipe.split(",") if name.strip()} if args.recipe else None
+    results = [result for result in collect(args.folders) if wanted is None or result.recipe in wanted]
+    try:
+        lines = curves(results)
+    except DuplicateRun as error:
+        parser.error(str(error))
     if not lines:
-        parser.error(f"no result.json with a training-set size under {', '.join(map(str, args.folders))}")
+        which = f" of {', '.join(sorted(wanted))}" if wanted else ""
+        parser.error(f"no result.json{which} with a training-set size under {', '.join(map(str, args.folders))}")
     for recipe, points in lines.items():
         print(recipe + ": " + ", ".join(f"{size}: {mean:.1f} ± {spread:.1f} ({seeds} seeds)"
                                         for size, mean, spread, seeds in points))
     plot(lines, args.output, args.title)
     print(f"wrote {args.output}")
+    if args.table:
+        args.table.write_text(markdown(lines) + "\n", encoding="utf-8")
+        print(f"wrote {args.table}")
     return 0
 
 
