@@ -63,14 +63,17 @@ def curves(results: Iterable[RunResult]) -> Curves:
     return dict(lines)
 
 
+def _point(mean: float, spread: float, seeds: int) -> str:
+    return f"{mean:.1f} ± {spread:.1f} ({seeds} seed{'s' if seeds > 1 else ''})"
+
+
 def markdown(lines: Curves) -> str:
     """The points as a table: one row per recipe, one column per training-set size."""
     sizes = sorted({size for points in lines.values() for size, *_ in points})
     rows = ["| training examples per task | " + " | ".join(f"{size:,}" for size in sizes) + " |",
             "| --- | " + " | ".join("---" for _ in sizes) + " |"]
     for recipe, points in lines.items():
-        by_size = {size: f"{mean:.1f} ± {spread:.1f} ({seeds} seed{'s' if seeds > 1 else ''})"
-                   for size, mean, spread, seeds in points}
+        by_size = {size: _point(mean, spread, seeds) for size, mean, spread, seeds in points}
         rows.append(f"| {recipe} | " + " | ".join(by_size.get(size, "") for size in sizes) + " |")
     return "\n".join(rows)
 
@@ -114,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         which = f" of {', '.join(sorted(wanted))}" if wanted else ""
         parser.error(f"no result.json{which} with a training-set size under {', '.join(map(str, args.folders))}")
     for recipe, points in lines.items():
-        print(recipe + ": " + ", ".join(f"{size}: {mean:.1f} ± {spread:.1f} ({seeds} seeds)"
+        print(f"{recipe}: " + ", ".join(f"{size}: {_point(mean, spread, seeds)}"
                                         for size, mean, spread, seeds in points))
     plot(lines, args.output, args.title)
     print(f"wrote {args.output}")
