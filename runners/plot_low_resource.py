@@ -30,6 +30,9 @@ from collections import defaultdict
 from collections.abc import Iterable
 from pathlib import Path
 
+from runners.finetune.arguments import comma_list
+from runners.finetune.atomic import write_text
+from runners.finetune.errors import UsageError
 from runners.finetune.results import RunResult, collect
 
 Curves = dict[str, list[tuple[int, float, float, int]]]
@@ -107,22 +110,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--recipe", help="only these recipes, comma-separated (default: every recipe found)")
     parser.add_argument("--title", default="")
     args = parser.parse_args(argv)
-    wanted = {name.strip() for name in args.recipe.split(",") if name.strip()} if args.recipe else None
-    results = [result for result in collect(args.folders) if wanted is None or result.recipe in wanted]
     try:
-        lines = curves(results)
-    except DuplicateRun as error:
+        wanted = set(comma_list("--recipe", args.recipe)) if args.recipe else None
+        lines = curves(result for result in collect(args.folders) if wanted is None or result.recipe in wanted)
+    except (UsageError, DuplicateRun) as error:
         parser.error(str(error))
-    if not lines:
-        which = f" of {', '.join(sorted(wanted))}" if wanted else ""
-        parser.error(f"no result.json{which} with a training-set size under {', '.join(map(str, args.folders))}")
+    missing = sorted(wanted - set(lines)) if wanted else []
+    if not lines or missing:
+        which = f" of {', '.join(missing)}" if missing else ""
+        found = f" (found: {', '.join(lines)})" if lines else ""
+        parser.error(f"no result.json{which} with a training-set size under {', '.join(map(str, args.folders))}{found}")
     for recipe, points in lines.items():
         print(f"{recipe}: " + ", ".join(f"{size}: {_point(mean, spread, seeds)}"
                                         for size, mean, spread, seeds in points))
     plot(lines, args.output, args.title)
     print(f"wrote {args.output}")
     if args.table:
-        args.table.write_text(markdown(lines) + "\n", encoding="utf-8")
+        write_text(args.table, markdown(lines) + "\n")
         print(f"wrote {args.table}")
     return 0
 

@@ -79,3 +79,14 @@ def test_no_runs_of_the_chosen_recipes_is_one_clear_error(runs, tmp_path, capsys
     assert exit_.value.code == 2
     assert "no result.json of adapter with a training-set size under" in capsys.readouterr().err
     assert not (tmp_path / "x.png").exists()
+
+
+def test_a_named_recipe_without_runs_is_refused_naming_it_and_what_was_found(runs, tmp_path, capsys):
+    low, _ = runs
+    with pytest.raises(SystemExit) as exit_:
+        plot_low_resource.main([str(low), "--recipe", "compacter++,ful-finetune", "--output", str(tmp_path / "x.png")])
+    assert exit_.value.code == 2
+    message = capsys.readouterr().err
+    assert "no result.json of ful-finetune with a training-set size under" in message
+    assert "(found: compacter++)" in message
+    assert not (tmp_path / "x.png").exists()
