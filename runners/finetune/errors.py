@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+# NonFiniteLoss is the training core's (the pretraining runner raises it too); importable from here.
+from runners.training.errors import NonFiniteLoss
+
+__all__ = ["EXIT_INTERRUPTED", "EXIT_OUT_OF_MEMORY", "EXIT_USAGE", "NonFiniteLoss", "TrainingSetupError", "UsageError"]
+
 EXIT_USAGE, EXIT_OUT_OF_MEMORY, EXIT_INTERRUPTED = 2, 3, 130
 
 
@@ -12,6 +17,3 @@ class UsageError(Exception):
 class TrainingSetupError(ValueError):
     """Settings that cannot work together (batch vs processes, a resume that does not match)."""
 
-
-class NonFiniteLoss(ValueError):
-    """The training loss (or gradient norm) became NaN or infinite; the message names the step."""

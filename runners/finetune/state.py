@@ -15,10 +15,9 @@ so `Progress.epoch` and `Progress.step_in_epoch` say where to continue; `Progres
 says how much of ``log.jsonl`` the checkpoint has seen, so a resumed run drops what was logged
 after it and never logs a step twice.
 
-Crash windows. A checkpoint is written to ``last.partial/`` (``training_state.pt`` last: a folder
-holding it is complete), then swapped in: ``last/`` → ``last.previous/``, ``last.partial/`` →
-``last/``, ``last.previous/`` removed. Killed anywhere in there, some complete copy survives, and
-`recover_checkpoint` (run before every resume) puts the newest one back as ``last/`` and says so.
+The folder is written by the training core's `runners.training.CheckpointFolder` (the one the
+pretraining runner uses too): a kill anywhere leaves some complete copy, and `recover_checkpoint`
+(run before every resume) puts the newest one back as ``last/`` and says so.
 
 >>> progress = Progress(epoch=2, step_in_epoch=5, global_step=45)
 >>> Progress.from_dict(progress.to_dict()) == progress
@@ -28,21 +27,22 @@ True
 from __future__ import annotations
 
 import dataclasses
-import random
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
 import surgery
+from runners.training.checkpoint import (STATE_FILE, CheckpointFolder, load_rng_states, recover_folder,
+                                         restore_rng_states, rng_states, sibling, swap_in)
 from surgery.checkpoint import CONFIG_FILE
 
 FORMAT = "t5-surgery-training-state/1"
-STATE_FILE = "training_state.pt"
+__all__ = ["FORMAT", "STATE_FILE", "Progress", "checkpoint_folder", "frozen_checksum", "is_complete", "load_rng_states",
+           "load_training_state", "recover_adapter", "recover_checkpoint", "restore_rng_states", "resume_folder",
+           "rng_states", "save_adapter_atomically", "save_checkpoint", "sibling", "swap_in"]
 
 
 @dataclass
@@ -70,22 +70,6 @@ class Progress:
         return cls(**values)
 
 
-def rng_states() -> dict[str, Any]:
-    """Every RNG a training step may draw from (dropout uses torch's CPU or CUDA generator)."""
-    states: dict[str, Any] = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        states["cuda"] = torch.cuda.get_rng_state_all()
-    return states
-
-
-def restore_rng_states(states: dict[str, Any]) -> None:
-    random.setstate(states["python"])
-    np.random.set_state(states["numpy"])
-    torch.set_rng_state(states["torch"])
-    if "cuda" in states and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(states["cuda"])
-
-
 def frozen_checksum(model: nn.Module) -> float:
     """A number that changes when the frozen base weights change (a resume needs the same base)."""
     with torch.no_grad():
@@ -104,41 +88,14 @@ def resume_folder(path: str | Path) -> Path:
     raise FileNotFoundError(f"{path} holds no resumable checkpoint (looked for {STATE_FILE} in it and in {path / 'last'})")
 
 
-def sibling(folder: Path, suffix: str) -> Path:
-    return folder.with_name(folder.name + suffix)
+def checkpoint_folder(folder: Path) -> CheckpointFolder:
+    """The resumable checkpoint `folder` of a fine-tuning run: an adapter plus the training state."""
+    return CheckpointFolder(folder, FORMAT, payload_complete=lambda path: (path / CONFIG_FILE).is_file())
 
 
 def is_complete(folder: Path) -> bool:
     """A checkpoint folder whose last file (training_state.pt) was written."""
-    return (folder / STATE_FILE).is_file() and (folder / CONFIG_FILE).is_file()
-
-
-def swap_in(partial: Path, folder: Path) -> None:
-    """Rename the fully written `partial` to `folder`, replacing what was there (`.previous` meanwhile)."""
-    previous = sibling(folder, ".previous")
-    shutil.rmtree(previous, ignore_errors=True)
-    if folder.exists():
-        folder.rename(previous)
-    partial.rename(folder)
-    shutil.rmtree(previous, ignore_errors=True)
-
-
-def recover_folder(folder: Path, complete, candidates: list[Path]) -> str | None:
-    """Make `folder` the first complete of (`folder`, *candidates*); remove the rest. A note, or None."""
-    note = None
-    if not complete(folder):
-        source = next((c for c in candidates if complete(c)), None)
-        if source is not None:
-            shutil.rmtree(folder, ignore_errors=True)
-            source.rename(folder)
-            note = f"recovered {folder} from {source.name}, left complete by an interrupted write"
-    leftovers = [p for p in candidates if p.exists()]
-    leftovers += [p for p in folder.parent.glob(f".{folder.name}.*") if p.is_dir() and p not in leftovers]
-    for path in leftovers:  # incomplete writes, and copies superseded by `folder`
-        shutil.rmtree(path, ignore_errors=True)
-    if note is None and leftovers:
-        note = f"removed {', '.join(sorted(p.name for p in leftovers))}, left by an interrupted write of {folder.name}/"
-    return note
+    return checkpoint_folder(folder).is_complete()
 
 
 def recover_checkpoint(folder: Path) -> str | None:
@@ -147,7 +104,7 @@ def recover_checkpoint(folder: Path) -> str | None:
     Preference: `folder` if complete; else `.partial` (written in full, not yet renamed: the newer);
     else `.previous` (the one being replaced).
     """
-    return recover_folder(folder, is_complete, [sibling(folder, ".partial"), sibling(folder, ".previous")])
+    return checkpoint_folder(folder).recover()
 
 
 def recover_adapter(folder: Path) -> str | None:
@@ -168,41 +125,10 @@ def save_checkpoint(folder: Path, model: nn.Module, training_state: dict[str, An
     `model` is the unwrapped model; `barrier()` waits for all processes (a shared file system
     is assumed when training on several nodes).
     """
-    partial = sibling(folder, ".partial")
-    if is_main:
-        shutil.rmtree(partial, ignore_errors=True)
-        surgery.save_adapter(model, partial)
-    barrier()
-    torch.save(rng_states(), partial / f"rng_state_rank{rank}.pt")
-    barrier()
-    if is_main:
-        # Written last, under a temporary name: a folder holding training_state.pt is complete.
-        temporary = partial / f".{STATE_FILE}.tmp"
-        torch.save({"format": FORMAT, **training_state}, temporary)
-        temporary.rename(partial / STATE_FILE)
-        swap_in(partial, folder)
-    barrier()
+    checkpoint_folder(folder).write(lambda partial: surgery.save_adapter(model, partial), training_state, rank=rank,
+                                    is_main=is_main, barrier=barrier)
 
 
 def load_training_state(folder: Path) -> dict[str, Any]:
     """The training_state.pt of a checkpoint folder (optimizer, scheduler, scaler, progress, ...)."""
-    path = folder / STATE_FILE
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as error:  # torch.load raises many kinds on a damaged file (EOFError, RuntimeError, ...)
-        raise ValueError(f"{path} is damaged and cannot be read ({type(error).__name__}: {error}); "
-                         f"delete {folder} to restart this run from step 0") from None
-    if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise ValueError(f"{path}: format {state.get('format') if isinstance(state, dict) else None!r} is not {FORMAT!r}")
-    return state
-
-
-def load_rng_states(folder: Path, rank: int) -> dict[str, Any] | None:
-    """This process's saved RNG states, or None when the run had fewer processes."""
-    path = folder / f"rng_state_rank{rank}.pt"
-    if not path.is_file():
-        return None
-    try:
-        return torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as error:  # a damaged file: torch.load raises many kinds
-        raise ValueError(f"{path} is damaged and cannot be read ({type(error).__name__}: {error})") from None
+    return checkpoint_folder(folder).read_state()

@@ -1,35 +1,26 @@
-"""The training loop: AdamW + linear warm-up schedule, exact resume, one or many processes.
+"""Fine-tuning's loop: its data, its evaluation and its best checkpoint around the shared training core.
 
     train(model, tokenizer, task, splits, config)
       ├─ tokenize splits                               runners.finetune.batches
-      ├─ AdamW(β 0.9/0.999, ε 1e-8, no decay) + linear warm-up/decay    (the paper's protocol)
+      ├─ AdamW(β 0.9/0.999, ε 1e-8, no decay) + linear warm-up/decay    runners.training (the paper's protocol)
       ├─ accelerator.prepare(model, optimizer)         DDP under torchrun / accelerate launch
-      ├─ resume: adapter, optimizer, scheduler, RNG, position          runners.finetune.state
-      └─ per epoch
-           ├─ per global batch (same on every process; each takes its shard)
-           │    ├─ micro-batches: forward → summed token loss / tokens in the GLOBAL batch → backward
-           │    └─ clip 1.0 → step → schedule; stop here on --stop-after-steps or SIGINT/SIGTERM
-           ├─ greedy generate() on validation → task metrics → best checkpoint   (runners.finetune.evaluation)
-           └─ resumable checkpoint `last/`
-      then: load `best/`, score the test split
+      ├─ resume: adapter, optimizer, scheduler, RNG, position          runners.finetune.resume
+      └─ per epoch                                     _FinetuneLoop.run_epoch
+           ├─ per global batch (same on every process; each takes its shard)        _FinetuneLoop.step
+           │    ├─ micro-batches: forward → summed token loss → backward_token_loss   (runners.training)
+           │    └─ finish_step: all-reduce, clip 1.0, non-finite check, step, schedule
+           │       stop here on --stop-after-steps or SIGINT/SIGTERM
+           ├─ greedy generate() on validation → task metrics → best checkpoint      _FinetuneLoop.end_epoch
+           └─ resumable checkpoint `last/`                  runners.training.CheckpointFolder
+      then: load `best/`, score the test split              _FinetuneLoop.test
 
-Why the loss is normalised by the global batch's token count: the objective of a step is then
-the mean token loss over the whole global batch, whatever the number of processes or
-accumulation steps, so 2 processes × batch 2 compute the same update as 1 process × batch 4
-(up to float summation order), and accumulation does not weight short micro-batches up.
-
-`--batch-size` is therefore the *global* batch (the paper's 100): examples per optimizer step
-over all processes and accumulation steps.
-
->>> scheduler = make_scheduler(make_optimizer([nn.Parameter(torch.zeros(1))], 1.0), warmup_steps=2, total_steps=10)
->>> [round(scheduler.lr_lambdas[0](step), 3) for step in (0, 1, 2, 6, 10)]   # learning-rate factor per step
-[0.0, 0.5, 1.0, 0.5, 0.0]
+`--batch-size` is the *global* batch (the paper's 100): examples per optimizer step over all
+processes and accumulation steps; the loss is the mean token loss over it (runners.training).
 """
 
 from __future__ import annotations
 
 import math
-import signal
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -41,23 +32,23 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
-from transformers import get_linear_schedule_with_warmup
 
 import surgery
+from runners.training.optim import ADAM_BETAS, ADAM_EPSILON, make_accelerator, make_optimizer, make_scheduler, resolve_precision
+from runners.training.signals import StopSignal
+from runners.training.step import NonFiniteLoss, StepResult, backward_token_loss, finish_step
 
-from .errors import NonFiniteLoss, TrainingSetupError
+from .errors import TrainingSetupError
 from .results import JsonlLog
 from .resume import restore
 from .batches import (IGNORE_INDEX, EncodedExample, collate, encode_pairs, encode_sources, epoch_permutation,
-                            global_batches, length_grouped_batches, shard)
+                      global_batches, length_grouped_batches, shard)
 from .evaluation import evaluate
 from .state import Progress, frozen_checksum, save_adapter_atomically, save_checkpoint
 
-__all__ = ["NonFiniteLoss", "TrainConfig", "TrainOutcome", "TrainingSetupError", "make_accelerator", "make_optimizer",
-           "make_scheduler", "train"]
-
-ADAM_BETAS = (0.9, 0.999)
-ADAM_EPSILON = 1e-8
+__all__ = ["ADAM_BETAS", "ADAM_EPSILON", "NonFiniteLoss", "StopSignal", "TrainConfig", "TrainOutcome",
+           "TrainingSetupError", "make_accelerator", "make_optimizer", "make_scheduler", "resolve_precision",
+           "set_dropout", "train"]
 
 
 @dataclass
@@ -101,67 +92,6 @@ class TrainOutcome:
     test: dict[str, float] | None = None
     seconds: float = 0.0
     stop_reason: str | None = None
-
-
-def make_optimizer(parameters: list[nn.Parameter], learning_rate: float) -> torch.optim.AdamW:
-    """The paper's AdamW: β 0.9/0.999, ε 1e-8, no weight decay."""
-    # foreach: one multi-tensor kernel per update instead of a Python loop over the many small
-    # adapter tensors (on CPU torch defaults to the loop; 177 Compacter tensors: 4.0 → 2.1 ms).
-    return torch.optim.AdamW(parameters, lr=learning_rate, betas=ADAM_BETAS, eps=ADAM_EPSILON, weight_decay=0.0,
-                             foreach=True)
-
-
-def make_scheduler(optimizer: torch.optim.Optimizer, warmup_steps: int,
-                   total_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
-    """The paper's schedule: the factor rises 0 → 1 over `warmup_steps`, then falls to 0 at `total_steps`.
-
-    This is `transformers.get_linear_schedule_with_warmup`; its LambdaLR's state_dict (saved in
-    `last/`) restores the position exactly on resume.
-    """
-    return get_linear_schedule_with_warmup(optimizer, warmup_steps, total_steps)
-
-
-def resolve_precision(precision: str, cpu: bool) -> str:
-    """`auto`: bf16 on a GPU that supports it, else full precision (T5 overflows in fp16)."""
-    if precision not in ("auto", "no", "bf16", "fp16"):
-        raise ValueError(f"precision {precision!r} is not one of auto, no, bf16, fp16")
-    if precision != "auto":
-        return precision
-    if not cpu and torch.cuda.is_available() and torch.cuda.is_bf16_supported():
-        return "bf16"
-    return "no"
-
-
-def make_accelerator(precision: str = "auto", cpu: bool = False):
-    """An `accelerate.Accelerator` for this process (reads torchrun / accelerate launch settings)."""
-    from accelerate import Accelerator
-
-    return Accelerator(mixed_precision=resolve_precision(precision, cpu), cpu=cpu)
-
-
-class StopSignal:
-    """SIGINT/SIGTERM ask training to stop at the next step boundary (a second SIGINT aborts)."""
-
-    def __init__(self) -> None:
-        self.received: str | None = None
-        self._previous: dict[int, Any] = {}
-
-    def __enter__(self) -> StopSignal:
-        try:
-            for number in (signal.SIGINT, signal.SIGTERM):
-                self._previous[number] = signal.signal(number, self._handle)
-        except ValueError:  # not the main thread: no handlers, training still works
-            pass
-        return self
-
-    def _handle(self, number: int, frame) -> None:
-        if self.received and number == signal.SIGINT:
-            raise KeyboardInterrupt
-        self.received = signal.Signals(number).name
-
-    def __exit__(self, *exc) -> None:
-        for number, handler in self._previous.items():
-            signal.signal(number, handler)
 
 
 @dataclass
@@ -259,31 +189,205 @@ def train(model: nn.Module, tokenizer, task, splits: dict[str, list[dict]], conf
     >>> outcome.completed, outcome.progress.global_step, sorted(outcome.test)
     (True, 2, ['accuracy'])
     """
-    started = time.perf_counter()
-    accelerator = accelerator or make_accelerator(config.precision, config.cpu)
-    world, rank, is_main = accelerator.num_processes, accelerator.process_index, accelerator.is_main_process
-    output_dir = Path(config.output_dir)
-    last_dir, best_dir = output_dir / "last", output_dir / "best"
-    log = log or JsonlLog(output_dir / "log.jsonl", enabled=is_main)
+    loop = _FinetuneLoop(model, tokenizer, task, splits, config, accelerator, log)
+    stop_reason: str | None = None
+    loop.wrapped.train()
+    with StopSignal() as stop_signal:
+        while loop.progress.epoch < config.epochs and stop_reason is None:
+            stop_reason = loop.run_epoch(stop_signal)
+    if stop_reason is not None:
+        loop.checkpoint()
+        loop.say(f"stopped after step {loop.progress.global_step} ({stop_reason}); resumable checkpoint in {loop.last_dir}")
+        return loop.outcome(completed=False, stop_reason=stop_reason)
+    return loop.outcome(completed=True, test=loop.test())
 
-    def say(message: str) -> None:
-        if is_main and config.print_epochs:
+
+class _FinetuneLoop:
+    """What one call of `train` holds: the prepared model and optimizer, the data, the progress."""
+
+    def __init__(self, model: nn.Module, tokenizer, task, splits: dict[str, list[dict]], config: TrainConfig,
+                 accelerator=None, log: JsonlLog | None = None):
+        self.started = time.perf_counter()
+        self.task, self.tokenizer, self.config = task, tokenizer, config
+        self.accelerator = accelerator = accelerator or make_accelerator(config.precision, config.cpu)
+        self.world, self.rank, self.is_main = accelerator.num_processes, accelerator.process_index, accelerator.is_main_process
+        output_dir = Path(config.output_dir)
+        self.last_dir, self.best_dir = output_dir / "last", output_dir / "best"
+        self.log = log or JsonlLog(output_dir / "log.jsonl", enabled=self.is_main)
+        self.bars_off = None if self.is_main and config.progress_bars else True  # None: tqdm hides bars off a terminal
+        self.parts = self.world * config.grad_accum  # micro-batches per global batch
+        if config.batch_size < self.parts:
+            raise TrainingSetupError(f"--batch-size {config.batch_size} is the global batch; it must be at least "
+                                     f"processes × --grad-accum = {self.world} × {config.grad_accum} = {self.parts}")
+        self.data = _tokenize(tokenizer, task, splits, config)
+        self.eval_batch_size = config.eval_batch_size or math.ceil(config.batch_size / self.parts)
+        steps_per_epoch = len(global_batches(range(len(self.data.train)), config.batch_size, self.parts))
+        if steps_per_epoch == 0:
+            raise TrainingSetupError(f"{len(self.data.train)} training examples cannot fill one batch for {self.world} "
+                                     f"processes × {config.grad_accum} accumulation steps")
+        self.total_steps = steps_per_epoch * config.epochs
+        _prepare_model(model, config)
+        self.trainable = [p for p in model.parameters() if p.requires_grad]
+        optimizer = make_optimizer(self.trainable, config.learning_rate)
+        self.scheduler = make_scheduler(optimizer, config.warmup_steps, self.total_steps)
+        self.checksum = frozen_checksum(model)
+        self.wrapped, self.optimizer = accelerator.prepare(model, optimizer)
+        self.unwrapped = accelerator.unwrap_model(self.wrapped)
+        self.device = accelerator.device
+        self.progress = self._start()
+        self.target_lengths = [len(example.target_ids) for example in self.data.train]
+        self.source_lengths = [len(example.source_ids) for example in self.data.train]
+
+    def _start(self) -> Progress:
+        """A fresh Progress (and log), or the one of the checkpoint to resume from."""
+        if self.config.resume_from is None:
+            from accelerate.utils import set_seed
+
+            self.log.start()
+            set_seed(self.config.seed + self.rank)  # the dropout stream; the model was initialised before
+            return Progress()
+        folder = Path(self.config.resume_from)
+        progress = restore(folder, self.unwrapped, self.optimizer, self.scheduler, self.accelerator.scaler,
+                           rank=self.rank, seed=self.config.seed, checksum=self.checksum,
+                           total_steps=self.total_steps, log=self.log)
+        self.say(f"resumed from {folder} at epoch {progress.epoch + 1}, step {progress.global_step}")
+        return progress
+
+    def say(self, message: str) -> None:
+        if self.is_main and self.config.print_epochs:
             tqdm.write(message)
 
-    bars_off = None if is_main and config.progress_bars else True  # None: tqdm hides bars when not on a terminal
+    def _batches(self, epoch: int) -> list[list[int]]:
+        order = epoch_permutation(len(self.data.train), self.config.seed, epoch)
+        if self.config.group_by_length:
+            return length_grouped_batches(order, self.source_lengths, self.config.batch_size, self.config.seed, epoch,
+                                          self.parts)
+        return global_batches(order, self.config.batch_size, self.parts)
 
-    if config.batch_size < world * config.grad_accum:
-        raise TrainingSetupError(f"--batch-size {config.batch_size} is the global batch; it must be at least "
-                                 f"processes × --grad-accum = {world} × {config.grad_accum} = {world * config.grad_accum}")
-    data = _tokenize(tokenizer, task, splits, config)
-    micro_batch = math.ceil(config.batch_size / (world * config.grad_accum))
-    eval_batch_size = config.eval_batch_size or micro_batch
-    steps_per_epoch = len(global_batches(range(len(data.train)), config.batch_size, world * config.grad_accum))
-    if steps_per_epoch == 0:
-        raise TrainingSetupError(f"{len(data.train)} training examples cannot fill one batch for {world} processes × "
-                                 f"{config.grad_accum} accumulation steps")
-    total_steps = steps_per_epoch * config.epochs
+    def run_epoch(self, stop_signal: StopSignal) -> str | None:
+        """Train the rest of the current epoch; then evaluate and checkpoint. Why it stopped early, or None."""
+        epoch, progress, config = self.progress.epoch, self.progress, self.config
+        batches = self._batches(epoch)
+        epoch_started = time.perf_counter()
+        bar = tqdm(total=len(batches), initial=progress.step_in_epoch, desc=f"epoch {epoch + 1}/{config.epochs}",
+                   leave=False, dynamic_ncols=True, disable=self.bars_off)
+        try:
+            while progress.step_in_epoch < len(batches):
+                indices = batches[progress.step_in_epoch]
+                result = self.step(indices, stop_signal)
+                bar.update(1)
+                bar.set_postfix(loss=f"{result.loss_sum / self._tokens(indices):.4f}",
+                                lr=f"{self.scheduler.get_last_lr()[0]:.2e}", refresh=False)
+                if result.stop_requested:
+                    return stop_signal.received or "a signal on another process"
+                if config.stop_after_steps is not None and progress.global_step >= config.stop_after_steps:
+                    return f"--stop-after-steps {config.stop_after_steps}"
+                if config.save_every_steps and progress.global_step % config.save_every_steps == 0:
+                    self.checkpoint()
+        finally:
+            bar.close()
+        self.end_epoch(epoch, epoch_started)
+        return None
 
+    def _tokens(self, indices: list[int]) -> int:
+        return sum(self.target_lengths[i] for i in indices)
+
+    def step(self, indices: list[int], stop_signal: StopSignal) -> StepResult:
+        """One optimizer step on the global batch `indices` (this process takes its shard)."""
+        tokens_in_batch, accelerator = self._tokens(indices), self.accelerator
+        micro_batches = shard(indices, self.world, self.rank, self.config.grad_accum)
+        decoder_inputs = self.unwrapped.prepare_decoder_input_ids_from_labels
+        loss_sum = torch.zeros((), device=self.device, dtype=torch.float64)
+        for position, micro in enumerate(micro_batches):
+            batch = {k: v.to(self.device) for k, v in collate([self.data.train[i] for i in micro],
+                                                               self.tokenizer.pad_token_id).items()}
+            with nullcontext() if position == len(micro_batches) - 1 else accelerator.no_sync(self.wrapped):
+                with accelerator.autocast():
+                    token_loss = _token_loss_sum(self.wrapped, batch, decoder_inputs)
+                backward_token_loss(accelerator, token_loss, tokens_in_batch)
+            loss_sum += token_loss.detach().double()
+        progress, epoch = self.progress, self.progress.epoch
+        result = finish_step(accelerator, loss_sum, stop_signal.received is not None, self.trainable, self.optimizer,
+                             self.scheduler, self.config.max_grad_norm,
+                             describe=lambda loss, norm: _non_finite_message(loss / tokens_in_batch, norm, progress,
+                                                                             epoch, self.last_dir))
+        progress.step_in_epoch += 1
+        progress.global_step += 1
+        progress.epoch_loss_sum += result.loss_sum
+        progress.epoch_tokens += tokens_in_batch
+        progress.window_loss_sum += result.loss_sum
+        progress.window_tokens += tokens_in_batch
+        if progress.global_step % self.config.log_every == 0:
+            self.log.write({"event": "train", "epoch": epoch + 1, "step": progress.global_step,
+                            "loss": progress.window_loss_sum / progress.window_tokens,
+                            "learning_rate": self.scheduler.get_last_lr()[0], "grad_norm": result.grad_norm,
+                            "elapsed_seconds": round(time.perf_counter() - self.started, 3)})
+            progress.window_loss_sum, progress.window_tokens = 0.0, 0
+        return result
+
+    def end_epoch(self, epoch: int, epoch_started: float) -> None:
+        """Evaluate (every eval_every epochs and after the last), keep the best adapter, checkpoint."""
+        progress, config = self.progress, self.config
+        train_loss = progress.epoch_loss_sum / max(1, progress.epoch_tokens)
+        record: dict[str, Any] = {"event": "eval", "epoch": epoch + 1, "step": progress.global_step,
+                                  "train_loss": train_loss}
+        line = f"epoch {epoch + 1:>3}/{config.epochs}  train loss {train_loss:.4f}"
+        if (epoch + 1) % config.eval_every == 0 or epoch + 1 == config.epochs:
+            scores = self._evaluate("validation", self.data.validation_rows, self.data.validation_sources)
+            score = self.task.summary_score(scores)
+            is_best = progress.best_score is None or score > progress.best_score
+            if is_best:
+                progress.best_score, progress.best_epoch, progress.best_validation = score, epoch + 1, scores
+                if self.is_main:
+                    save_adapter_atomically(self.unwrapped, self.best_dir)
+            record.update(validation=scores, best=is_best)
+            line += f"  validation {_format_scores(scores)}" + ("  (best)" if is_best else "")
+        record["epoch_seconds"] = round(time.perf_counter() - epoch_started, 3)
+        self.log.write(record)
+        self.say(line + f"  [{record['epoch_seconds']:.1f}s]")
+        progress.history.append(record)
+        progress.epoch += 1
+        progress.step_in_epoch = 0
+        progress.epoch_loss_sum, progress.epoch_tokens = 0.0, 0
+        self.checkpoint()
+
+    def _evaluate(self, split: str, rows: list[dict], sources: list[list[int]]) -> dict[str, float]:
+        bar = tqdm(total=len(rows), desc=split, leave=False, dynamic_ncols=True, disable=self.bars_off)
+        try:
+            return evaluate(self.unwrapped, self.tokenizer, self.task, rows, sources, batch_size=self.eval_batch_size,
+                            max_new_tokens=self.data.generation_max_length, device=self.device,
+                            world_size=self.world, rank=self.rank, autocast=self.accelerator.autocast,
+                            progress=bar).scores
+        finally:
+            bar.close()
+
+    def checkpoint(self) -> None:
+        """The resumable `last/` (every process calls it)."""
+        self.progress.log_records = self.log.records
+        scaler = self.accelerator.scaler
+        state = {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                 "scaler": scaler.state_dict() if scaler is not None else None, "progress": self.progress.to_dict(),
+                 "frozen_checksum": self.checksum, "total_steps": self.total_steps, "world_size": self.world}
+        save_checkpoint(self.last_dir, self.unwrapped, state, self.rank, self.is_main, self.accelerator.wait_for_everyone)
+
+    def test(self) -> dict[str, float]:
+        """Test score of the best validation checkpoint (the paper's protocol)."""
+        self.accelerator.wait_for_everyone()
+        if self.best_dir.exists():
+            surgery.load_adapter(self.unwrapped, self.best_dir)
+        test = self._evaluate("test", self.data.test_rows, self.data.test_sources)
+        self.log.write({"event": "test", "step": self.progress.global_step, "best_epoch": self.progress.best_epoch,
+                        "test": test})
+        return test
+
+    def outcome(self, *, completed: bool, test: dict[str, float] | None = None,
+                stop_reason: str | None = None) -> TrainOutcome:
+        return TrainOutcome(completed, self.progress, self.last_dir, self.best_dir if self.best_dir.exists() else None,
+                            test=test, seconds=time.perf_counter() - self.started, stop_reason=stop_reason)
+
+
+def _prepare_model(model: nn.Module, config: TrainConfig) -> None:
+    """Gradient checkpointing and the drop probability, as the config asks."""
     if config.gradient_checkpointing:
         # Non-reentrant: gradients reach the adapters even though the blocks' inputs need none.
         # (transformers 5.2x renamed it activation_checkpointing_enable; the old name is deprecated.)
@@ -293,156 +397,3 @@ def train(model: nn.Module, tokenizer, task, splits: dict[str, list[dict]], conf
             model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     if config.dropout is not None:
         set_dropout(model, config.dropout)
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    optimizer = make_optimizer(trainable, config.learning_rate)
-    scheduler = make_scheduler(optimizer, config.warmup_steps, total_steps)
-    checksum = frozen_checksum(model)
-    wrapped, optimizer = accelerator.prepare(model, optimizer)
-    unwrapped = accelerator.unwrap_model(wrapped)
-    device = accelerator.device
-
-    if config.resume_from is not None:
-        folder = Path(config.resume_from)
-        progress = restore(folder, unwrapped, optimizer, scheduler, accelerator.scaler, rank=rank, seed=config.seed,
-                           checksum=checksum, total_steps=total_steps, log=log)
-        say(f"resumed from {folder} at epoch {progress.epoch + 1}, step {progress.global_step}")
-    else:
-        from accelerate.utils import set_seed
-
-        progress = Progress()
-        log.start()
-        set_seed(config.seed + rank)  # the dropout stream; the model was initialised before
-
-    def training_state() -> dict[str, Any]:
-        progress.log_records = log.records
-        return {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                "scaler": accelerator.scaler.state_dict() if accelerator.scaler is not None else None,
-                "progress": progress.to_dict(), "frozen_checksum": checksum, "total_steps": total_steps,
-                "world_size": world}
-
-    def checkpoint() -> None:
-        save_checkpoint(last_dir, unwrapped, training_state(), rank, is_main, accelerator.wait_for_everyone)
-
-    def validate() -> dict[str, float]:
-        bar = tqdm(total=len(data.validation_rows), desc="validation", leave=False, dynamic_ncols=True,
-                   disable=bars_off)
-        result = evaluate(unwrapped, tokenizer, task, data.validation_rows, data.validation_sources,
-                          batch_size=eval_batch_size, max_new_tokens=data.generation_max_length, device=device,
-                          world_size=world, rank=rank, autocast=accelerator.autocast, progress=bar)
-        bar.close()
-        return result.scores
-
-    decoder_inputs = unwrapped.prepare_decoder_input_ids_from_labels
-    target_lengths = [len(example.target_ids) for example in data.train]
-    source_lengths = [len(example.source_ids) for example in data.train]
-    stop_reason: str | None = None
-    wrapped.train()
-    with StopSignal() as stop_signal:
-        while progress.epoch < config.epochs and stop_reason is None:
-            epoch = progress.epoch
-            order = epoch_permutation(len(data.train), config.seed, epoch)
-            if config.group_by_length:
-                batches = length_grouped_batches(order, source_lengths, config.batch_size, config.seed, epoch,
-                                                 world * config.grad_accum)
-            else:
-                batches = global_batches(order, config.batch_size, world * config.grad_accum)
-            epoch_started = time.perf_counter()
-            bar = tqdm(total=len(batches), initial=progress.step_in_epoch, desc=f"epoch {epoch + 1}/{config.epochs}",
-                       leave=False, dynamic_ncols=True, disable=bars_off)
-            while progress.step_in_epoch < len(batches):
-                indices = batches[progress.step_in_epoch]
-                tokens_in_batch = sum(target_lengths[i] for i in indices)
-                micro_batches = shard(indices, world, rank, config.grad_accum)
-                loss_sum = torch.zeros((), device=device, dtype=torch.float64)
-                for position, micro in enumerate(micro_batches):
-                    batch = {k: v.to(device) for k, v in collate([data.train[i] for i in micro], tokenizer.pad_token_id).items()}
-                    is_last = position == len(micro_batches) - 1
-                    with nullcontext() if is_last else accelerator.no_sync(wrapped):
-                        with accelerator.autocast():
-                            token_loss = _token_loss_sum(wrapped, batch, decoder_inputs)
-                        # DDP averages gradients over processes: × world makes it a sum over the global batch.
-                        accelerator.backward(token_loss * (world / tokens_in_batch))
-                    loss_sum += token_loss.detach().double()
-                # One small all-reduce per step: the global loss and whether any process was signalled.
-                shared = torch.stack([loss_sum, torch.tensor(float(stop_signal.received is not None), device=device,
-                                                             dtype=torch.float64)])
-                if world > 1:
-                    shared = accelerator.reduce(shared, reduction="sum")
-                step_loss = float(shared[0]) / tokens_in_batch
-                grad_norm = accelerator.clip_grad_norm_(trainable, config.max_grad_norm)
-                # A NaN/inf loss (or, without a grad scaler to skip it, gradient) would poison every parameter:
-                # stop before the update; last/ keeps the last good checkpoint.
-                if not math.isfinite(step_loss) or (accelerator.scaler is None and not math.isfinite(float(grad_norm))):
-                    raise NonFiniteLoss(_non_finite_message(step_loss, float(grad_norm), progress, epoch, last_dir))
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
-                progress.step_in_epoch += 1
-                progress.global_step += 1
-                progress.epoch_loss_sum += float(shared[0])
-                progress.epoch_tokens += tokens_in_batch
-                progress.window_loss_sum += float(shared[0])
-                progress.window_tokens += tokens_in_batch
-                learning_rate = scheduler.get_last_lr()[0]
-                bar.update(1)
-                bar.set_postfix(loss=f"{step_loss:.4f}", lr=f"{learning_rate:.2e}", refresh=False)
-                if progress.global_step % config.log_every == 0:
-                    log.write({"event": "train", "epoch": epoch + 1, "step": progress.global_step,
-                               "loss": progress.window_loss_sum / progress.window_tokens, "learning_rate": learning_rate,
-                               "grad_norm": float(grad_norm), "elapsed_seconds": round(time.perf_counter() - started, 3)})
-                    progress.window_loss_sum, progress.window_tokens = 0.0, 0
-                if float(shared[1]) > 0:
-                    stop_reason = stop_signal.received or "a signal on another process"
-                elif config.stop_after_steps is not None and progress.global_step >= config.stop_after_steps:
-                    stop_reason = f"--stop-after-steps {config.stop_after_steps}"
-                if stop_reason is not None:
-                    break
-                if config.save_every_steps and progress.global_step % config.save_every_steps == 0:
-                    checkpoint()
-            bar.close()
-            if stop_reason is not None:
-                break
-
-            # End of the epoch: evaluate, keep the best adapter, write the resumable checkpoint.
-            train_loss = progress.epoch_loss_sum / max(1, progress.epoch_tokens)
-            record: dict[str, Any] = {"event": "eval", "epoch": epoch + 1, "step": progress.global_step,
-                                      "train_loss": train_loss}
-            line = f"epoch {epoch + 1:>3}/{config.epochs}  train loss {train_loss:.4f}"
-            if (epoch + 1) % config.eval_every == 0 or epoch + 1 == config.epochs:
-                scores = validate()
-                score = task.summary_score(scores)
-                is_best = progress.best_score is None or score > progress.best_score
-                if is_best:
-                    progress.best_score, progress.best_epoch, progress.best_validation = score, epoch + 1, scores
-                    if is_main:
-                        save_adapter_atomically(unwrapped, best_dir)
-                record.update(validation=scores, best=is_best)
-                line += f"  validation {_format_scores(scores)}" + ("  (best)" if is_best else "")
-            record["epoch_seconds"] = round(time.perf_counter() - epoch_started, 3)
-            log.write(record)
-            say(line + f"  [{record['epoch_seconds']:.1f}s]")
-            progress.history.append(record)
-            progress.epoch += 1
-            progress.step_in_epoch = 0
-            progress.epoch_loss_sum, progress.epoch_tokens = 0.0, 0
-            checkpoint()
-
-    if stop_reason is not None:
-        checkpoint()
-        say(f"stopped after step {progress.global_step} ({stop_reason}); resumable checkpoint in {last_dir}")
-        return TrainOutcome(False, progress, last_dir, best_dir if best_dir.exists() else None,
-                            seconds=time.perf_counter() - started, stop_reason=stop_reason)
-
-    # Test score of the best validation checkpoint (the paper's protocol).
-    accelerator.wait_for_everyone()
-    if best_dir.exists():
-        surgery.load_adapter(unwrapped, best_dir)
-    bar = tqdm(total=len(data.test_rows), desc="test", leave=False, dynamic_ncols=True,
-               disable=bars_off)
-    test = evaluate(unwrapped, tokenizer, task, data.test_rows, data.test_sources, batch_size=eval_batch_size,
-                    max_new_tokens=data.generation_max_length, device=device, world_size=world, rank=rank,
-                    autocast=accelerator.autocast, progress=bar).scores
-    bar.close()
-    log.write({"event": "test", "step": progress.global_step, "best_epoch": progress.best_epoch, "test": test})
-    return TrainOutcome(True, progress, last_dir, best_dir if best_dir.exists() else None, test=test,
-                        seconds=time.perf_counter() - started)
