@@ -111,7 +111,9 @@ def with_overrides(recipe: str | Path | dict | Recipe, overrides: Mapping[str, A
 
     Without overrides the recipe is returned as given. Each key is checked by `check_key`; the
     first parts and the values are checked later, with the whole recipe, by `load_recipe` and `surgery.plan`.
+    A mapping without ``method`` that names a bundled recipe is refused first (`refuse_partial_bundled`).
     """
+    refuse_partial_bundled(recipe)
     if not overrides:
         return recipe
     if not isinstance(overrides, Mapping):

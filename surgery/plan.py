@@ -26,7 +26,7 @@ from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 import torch.fx as fx
@@ -41,7 +41,7 @@ from .groups import TRAIN_GROUPS, check_train_groups, freeze_all_but
 from .quantization import refuse_integer_tensors
 from .method import Method, SiteContext, get_method_class
 from .options import parse_options
-from .overrides import refuse_partial_bundled, with_overrides
+from .overrides import with_overrides
 from .owned import install_hooks
 from .planned import Plan, PlannedSplice, SiteOccupancy
 from .recipe import Recipe, load_recipe, select_layers
@@ -62,6 +62,7 @@ __all__ = ["AFTER_APPLY", "Plan", "PlannedSplice", "SurgeryState", "apply", "pla
 # Called with the model at the end of every `apply`. `surgery.pretrained` adds the hook that makes
 # `model.save_pretrained` write the adapter files too (it cannot be imported here: it saves adapters).
 AFTER_APPLY: list[Callable[[nn.Module], None]] = []
+ModelT = TypeVar("ModelT", bound=nn.Module)  # apply returns the model it was given, of the same class
 
 
 def _first_float_parameter(model: nn.Module) -> torch.Tensor:
@@ -316,7 +317,6 @@ def plan(model: nn.Module, recipe: str | Path | dict | Recipe, *, device: torch.
     >>> print(plan(model, "adapter", name="rte").occupancy_lines()[2])   # the new adapter runs after the first
         encoder blocks 0-1 after_ffn: default, rte*
     """
-    refuse_partial_bundled(recipe)
     recipe = load_recipe(with_overrides(recipe, overrides))
     name = DEFAULT_ADAPTER if name is None else check_adapter_name(name, SITE_NAMES)
     method, family, dims, layers = _resolve(model, recipe, name)
@@ -354,8 +354,8 @@ def plan(model: nn.Module, recipe: str | Path | dict | Recipe, *, device: torch.
     return result
 
 
-def apply(model: nn.Module, recipe: str | Path | dict | Recipe | Plan, *, name: str | None = None,
-          overrides: dict[str, Any] | None = None) -> nn.Module:
+def apply(model: ModelT, recipe: str | Path | dict | Recipe | Plan, *, name: str | None = None,
+          overrides: dict[str, Any] | None = None) -> ModelT:
     """Apply a recipe (or a plan made for this model) in place; returns the model, changed.
 
     ``model = surgery.apply(model, recipe)`` and ``surgery.apply(model, recipe)`` do the same;
