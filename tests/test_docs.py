@@ -48,13 +48,19 @@ def markers(path: Path) -> list[tuple[int, str]]:
             if "not-run" in line]
 
 
-@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
-def test_every_python_block_runs(page, tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
+def run_blocks(page: Path) -> dict:
+    """Run the page's python blocks (not the not-run ones) in order in one fresh namespace; returns it."""
     namespace: dict = {"__name__": f"docs_{page.stem}"}
     for line, code, reason in python_blocks(page):
         if reason is None:
             exec(compile(code, f"{page.name} line {line}", "exec"), namespace)  # noqa: S102
+    return namespace
+
+
+@pytest.mark.parametrize("page", DOCS, ids=lambda p: p.name)
+def test_every_python_block_of_docs_runs(page, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    run_blocks(page)
 
 
 def test_every_skipped_block_says_why():
@@ -70,12 +76,11 @@ def test_every_skipped_block_says_why():
             assert reason is None or reason, f"{page.name}:{line}: skipped without a reason"
 
 
-def test_the_readme_quickstart_trains_and_saves_what_it_says(tmp_path, monkeypatch, capsys):
+def test_the_readmes_python_blocks_run_and_the_quickstart_trains_and_saves_what_it_says(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    (line, code, reason), *_ = python_blocks(README)
-    assert reason is None and "optimizer.step()" in code
-    namespace: dict = {}
-    exec(compile(code, f"README.md line {line}", "exec"), namespace)  # noqa: S102
+    (_, quickstart, reason), *_ = python_blocks(README)
+    assert reason is None and "optimizer.step()" in quickstart
+    namespace = run_blocks(README)
     model = namespace["model"]
     assert (tmp_path / "my-adapter" / WEIGHTS_FILE).is_file()
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
