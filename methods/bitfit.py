@@ -22,7 +22,7 @@ base model (a plain ``bias`` would make the fresh base look like another archite
 >>> import surgery
 >>> from transformers import T5Config, T5ForConditionalGeneration
 >>> model = T5ForConditionalGeneration(T5Config(d_model=64, d_kv=8, d_ff=128, num_layers=2, num_heads=4, vocab_size=100))
->>> report = surgery.apply(model, "bitfit")
+>>> report = surgery.report(surgery.apply(model, "bitfit"))
 >>> model.encoder.block[0].layer[0].SelfAttention.q.surgery_bias.shape
 torch.Size([32])
 >>> attention = 3 * 32 + 64                      # q, k, v: heads·d_kv = 32 outputs; o: d_model = 64

@@ -58,7 +58,7 @@ projections hold ~3 numbers per model parameter).
 >>> from transformers import T5Config, T5ForConditionalGeneration
 >>> model = T5ForConditionalGeneration(T5Config(d_model=64, d_kv=8, d_ff=128, num_layers=2, num_heads=4, vocab_size=100))
 >>> m = len(list(model.parameters()))
->>> report = surgery.apply(model, {"method": "intrinsic_said", "options": {"dimension": 500}})
+>>> report = surgery.report(surgery.apply(model, {"method": "intrinsic_said", "options": {"dimension": 500}}))
 >>> report.trainable, model.surgery.intrinsic.z.numel() == 500 - m
 (500, True)
 """

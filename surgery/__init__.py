@@ -5,8 +5,8 @@
 >>> model = T5ForConditionalGeneration(T5Config(d_model=128, d_kv=16, d_ff=256, num_layers=2, num_heads=4, vocab_size=100))
 >>> print(surgery.plan(model, "compacter++").summary().splitlines()[0])
 plan for recipe 'compacter++': method 'adapter', family t5
->>> report = surgery.apply(model, "compacter++.yaml")
->>> report.trainable == sum(p.numel() for p in model.parameters() if p.requires_grad)
+>>> model = surgery.apply(model, "compacter++.yaml")          # changed in place, and returned
+>>> surgery.report(model).trainable == sum(p.numel() for p in model.parameters() if p.requires_grad)
 True
 """
 

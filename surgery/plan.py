@@ -12,7 +12,7 @@
       │                         the meta device (nothing allocated): traces every block, finds every
       │                         site, counts every parameter — errors surface here
       └─ size bound             the added tensors' bytes against the target device's free memory
-    apply(model, recipe|plan, name=None)
+    apply(model, recipe|plan, name=None)   returns the model (surgery.report(model) gives the report)
       ├─ build                  trace the blocks, build the modules (allocates; model untouched)
       └─ mutate                 splice, transform, own the trained base tensors, freeze — all or nothing
                                 (surgery.transaction): on any failure the model is put back exactly as
@@ -26,7 +26,7 @@ from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 import torch.fx as fx
@@ -41,6 +41,7 @@ from .groups import TRAIN_GROUPS, check_train_groups, freeze_all_but
 from .quantization import refuse_integer_tensors
 from .method import Method, SiteContext, get_method_class
 from .options import parse_options
+from .overrides import with_overrides
 from .owned import install_hooks
 from .planned import Plan, PlannedSplice, SiteOccupancy
 from .recipe import Recipe, load_recipe, select_layers
@@ -61,6 +62,7 @@ __all__ = ["AFTER_APPLY", "Plan", "PlannedSplice", "SurgeryState", "apply", "pla
 # Called with the model at the end of every `apply`. `surgery.pretrained` adds the hook that makes
 # `model.save_pretrained` write the adapter files too (it cannot be imported here: it saves adapters).
 AFTER_APPLY: list[Callable[[nn.Module], None]] = []
+ModelT = TypeVar("ModelT", bound=nn.Module)  # apply returns the model it was given, of the same class
 
 
 def _first_float_parameter(model: nn.Module) -> torch.Tensor:
@@ -294,12 +296,13 @@ def _occupancy(replica: nn.Module, family: ModelFamily) -> list[SiteOccupancy]:
 
 
 def plan(model: nn.Module, recipe: str | Path | dict | Recipe, *, device: torch.device | str | None = None,
-         name: str | None = None) -> Plan:
+         name: str | None = None, overrides: dict[str, Any] | None = None) -> Plan:
     """Validate `recipe` against `model` and say what applying it would do. The model is untouched.
 
     The recipe is executed on a meta-device replica (nothing is allocated), then the size of what it
     adds is checked against the free memory of `device` (default: the model's; none for meta).
     `name`: the adapter's name (default ``"default"``; a model with adapters needs a new name).
+    `overrides`: dotted recipe keys and their values, e.g. ``{"options.n": 8}`` (`surgery.overrides`).
 
     >>> from transformers import T5Config, T5ForConditionalGeneration
     >>> model = T5ForConditionalGeneration(T5Config(d_model=128, d_kv=16, d_ff=256, num_layers=2, num_heads=4, vocab_size=100))
@@ -308,11 +311,13 @@ def plan(model: nn.Module, recipe: str | Path | dict | Recipe, *, device: torch.
     [('encoder', 0, 'after_ffn'), ('encoder', 1, 'after_ffn')]
     >>> p.groups["shared"]  # one 4×4×4 rule for the whole model
     64
+    >>> plan(model, "compacter++", overrides={"options.n": 2}).groups["shared"]   # 2×2×2
+    8
     >>> _ = apply(model, p)
     >>> print(plan(model, "adapter", name="rte").occupancy_lines()[2])   # the new adapter runs after the first
         encoder blocks 0-1 after_ffn: default, rte*
     """
-    recipe = load_recipe(recipe)
+    recipe = load_recipe(with_overrides(recipe, overrides))
     name = DEFAULT_ADAPTER if name is None else check_adapter_name(name, SITE_NAMES)
     method, family, dims, layers = _resolve(model, recipe, name)
     replica = _meta_replica(model)
@@ -349,8 +354,12 @@ def plan(model: nn.Module, recipe: str | Path | dict | Recipe, *, device: torch.
     return result
 
 
-def apply(model: nn.Module, recipe: str | Path | dict | Recipe | Plan, *, name: str | None = None) -> Report:
-    """Apply a recipe (or a plan made for this model) in place; returns the trainable-parameter report.
+def apply(model: ModelT, recipe: str | Path | dict | Recipe | Plan, *, name: str | None = None,
+          overrides: dict[str, Any] | None = None) -> ModelT:
+    """Apply a recipe (or a plan made for this model) in place; returns the model, changed.
+
+    ``model = surgery.apply(model, recipe)`` and ``surgery.apply(model, recipe)`` do the same;
+    `surgery.report(model)` gives the trainable-parameter report. `overrides` as for `plan`.
 
     All or nothing: a recipe that does not fit fails at plan time with the model untouched, and a
     failure during the change itself (an allocation, an interrupt) puts the model back as it was.
@@ -360,18 +369,21 @@ def apply(model: nn.Module, recipe: str | Path | dict | Recipe | Plan, *, name: 
 
     >>> from transformers import T5Config, T5ForConditionalGeneration
     >>> model = T5ForConditionalGeneration(T5Config(d_model=128, d_kv=16, d_ff=256, num_layers=2, num_heads=4, vocab_size=100))
-    >>> report = apply(model, "adapter")
-    >>> report.groups["inserted modules"] == 8 * (2 * 128 * 4 + 4 + 128)   # 8 adapters, d = 128/32 = 4
+    >>> apply(model, "adapter") is model
     True
-    >>> apply(model, "bitfit", name="sst2").groups["biases"] > 0
+    >>> report(model).groups["inserted modules"] == 8 * (2 * 128 * 4 + 4 + 128)   # 8 adapters, d = 128/32 = 4
+    True
+    >>> report(apply(model, "bitfit", name="sst2")).groups["biases"] > 0
     True
     """
     if isinstance(recipe, Plan):
         the_plan = recipe
+        if overrides:
+            raise SurgeryError("overrides go to surgery.plan, which made this plan; make the plan with them")
         if name is not None and name != the_plan.adapter:
             raise SurgeryError(f"this plan was made for adapter {the_plan.adapter!r}, not {name!r}; make a plan with name={name!r}")
     else:
-        the_plan = plan(model, recipe, name=name)
+        the_plan = plan(model, recipe, name=name, overrides=overrides)
     name = the_plan.adapter
     method, family, dims, layers = _resolve(model, the_plan.recipe, name)  # re-checks: e.g. not applied since
     if layers != the_plan.layers or dims != the_plan.dims:
@@ -383,7 +395,7 @@ def apply(model: nn.Module, recipe: str | Path | dict | Recipe | Plan, *, name: 
             model._surgery_plan = the_plan
         for callback in AFTER_APPLY:
             callback(model)
-    return report(model, name)
+    return model
 
 
 def report(model: nn.Module, name: str | None = None) -> Report:

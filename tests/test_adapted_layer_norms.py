@@ -26,7 +26,7 @@ def test_bundled_recipe_skips_adapterdrops_five_blocks_and_trains_only_adapted_l
 
 def test_the_group_is_the_selected_blocks_layer_norms_and_the_final_ones():
     model = tiny_model(num_layers=3, num_decoder_layers=3, d_model=128)  # bottleneck 4: n = 4 divides it
-    report = surgery.apply(model, drop_recipe(skip=2))
+    report = surgery.report(surgery.apply(model, drop_recipe(skip=2)))
     trained = {name for name, p in model.named_parameters() if p.requires_grad and "layer_norm" in name}
     expected = {"encoder.block.2.layer.0.layer_norm.weight", "encoder.block.2.layer.1.layer_norm.weight",
                 "decoder.block.2.layer.0.layer_norm.weight", "decoder.block.2.layer.1.layer_norm.weight",

@@ -30,7 +30,7 @@ def expected_bias_sites(model: nn.Module) -> dict[str, int]:
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_biases_go_exactly_where_the_paper_reintroduces_them(variant):
     model = tiny_model(variant)
-    report = surgery.apply(model, "bitfit")
+    report = surgery.report(surgery.apply(model, "bitfit"))
     expected = {f"{name}.surgery_bias": size for name, size in expected_bias_sites(model).items()}
     trainable = {n: p.numel() for n, p in model.named_parameters() if p.requires_grad}
     assert trainable == expected

@@ -236,7 +236,7 @@ def test_a_hand_made_recipe_round_trips(tmp_path, batch):
     recipe = surgery.Recipe(name="hand-made", method="adapter", options={"bottleneck": 4}, sites=("after_ffn",),
                             layers={"decoder": [1]})
     model = tiny_model(seed=5)
-    report = surgery.apply(model, recipe)
+    report = surgery.report(surgery.apply(model, recipe))
     folder = surgery.save_adapter(model, tmp_path / "ckpt")
     fresh = tiny_model(seed=5)
     assert surgery.load_adapter(fresh, folder).trainable == report.trainable

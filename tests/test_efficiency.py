@@ -66,7 +66,7 @@ def test_a_missing_recipe_is_a_row_that_says_why(records):
 
 def test_trainable_percent_matches_surgery_report(records):
     model = efficiency.build_base_model("tiny", torch.device("cpu"), torch.float32, seed=0)
-    report = surgery.apply(model, "compacter++")
+    report = surgery.report(surgery.apply(model, "compacter++"))
     assert int(records["compacter++"]["trainable_params"]) == report.trainable
     assert float(records["compacter++"]["trainable_percent"]) == pytest.approx(report.percent, rel=1e-5)
     assert float(records["full-finetune"]["trainable_percent"]) == pytest.approx(100.0)

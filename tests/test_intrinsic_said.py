@@ -155,8 +155,8 @@ def subspace_tensors(model: nn.Module, output_layer: str = "frozen") -> list[tup
 def test_trains_exactly_d_prime_numbers_with_one_scale_per_tensor(variant, output_layer):
     model = tiny_model(variant)
     tensors = subspace_tensors(model, output_layer)
-    report = surgery.apply(model, {"method": "intrinsic_said", "options": {"dimension": DIMENSION,
-                                                                          "output_layer": output_layer}})
+    report = surgery.report(surgery.apply(model, {"method": "intrinsic_said", "options": {"dimension": DIMENSION,
+                                                                          "output_layer": output_layer}}))
     assert report.trainable == DIMENSION
     assert {n for n, p in model.named_parameters() if p.requires_grad} == {"surgery.intrinsic.z", "surgery.intrinsic.scales"}
     assert model.surgery.intrinsic.scales.numel() == len(tensors)

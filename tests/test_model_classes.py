@@ -116,7 +116,7 @@ def test_a_training_step_changes_only_what_the_recipe_trains(class_name):
     wants_head = class_name.endswith(HAS_HEAD)
     recipe = {**surgery.load_recipe("compacter++").source, "train": ["layer_norms"] + (["head"] * wants_head)}
     model = make(class_name).train()
-    report = surgery.apply(model, recipe)
+    report = surgery.report(surgery.apply(model, recipe))
     if wants_head:
         assert report.groups["head"] > 0
     before = {name: p.detach().clone() for name, p in model.named_parameters()}
@@ -169,7 +169,7 @@ def test_every_bundled_recipe_applies_and_runs(class_name, recipe):
     options = {"options": {**surgery.load_recipe(recipe).options, "dimension": 2000}} if recipe == "intrinsic-said" else {}
     if recipe.startswith("prompt-tuning"):
         options = {"options": {**surgery.load_recipe(recipe).options, "length": 3}}
-    report = surgery.apply(model, {**surgery.load_recipe(recipe).source, **options})
+    report = surgery.report(surgery.apply(model, {**surgery.load_recipe(recipe).source, **options}))
     assert report.trainable > 0
     batch = inputs_for(class_name)
     loss_of(class_name, model.train(), batch).backward()

@@ -57,7 +57,7 @@ def test_the_allocation_counter_sees_what_apply_allocates():
     model = tiny_model()
     counter = RealAllocations()
     with counter:
-        report = surgery.apply(model, "adapter")
+        report = surgery.report(surgery.apply(model, "adapter"))
     assert counter.bytes >= 4 * report.groups["inserted modules"]
 
 

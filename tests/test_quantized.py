@@ -50,7 +50,7 @@ def test_adapter_methods_train_a_step_on_a_quantised_base(base_folder, kind, rec
     model = quantized(base_folder, kind)
     layer = model.encoder.block[0].layer[0].SelfAttention.q
     assert type(layer).__module__.startswith("bitsandbytes") and not layer.weight.is_floating_point()
-    report = surgery.apply(model, recipe)
+    report = surgery.report(surgery.apply(model, recipe))
     before = {name: p.detach().clone() for name, p in model.named_parameters()}
     trained = {name for name, p in model.named_parameters() if p.requires_grad}
     assert report.trainable == sum(before[n].numel() for n in trained) > 0

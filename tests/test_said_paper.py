@@ -99,8 +99,8 @@ def test_output_layer_is_unchanged_after_a_training_step(variant, batch):
 
 def test_training_the_output_layer_on_top_of_said_is_table_7s_variant(batch):
     model = tiny_model("v1.0")
-    report = surgery.apply(model, {"method": "intrinsic_said", "options": {"dimension": DIMENSION},
-                                   "train": ["output_layer"]})
+    report = surgery.report(surgery.apply(model, {"method": "intrinsic_said", "options": {"dimension": DIMENSION},
+                                   "train": ["output_layer"]}))
     assert report.groups == {"intrinsic subspace": DIMENSION, "output layer": 96 * 64}
     assert model.lm_head.weight.requires_grad  # the tied matrix itself trains
     model(**batch).loss.backward()
@@ -115,7 +115,7 @@ def test_t5_base_keeps_the_papers_0009_percent_with_the_output_layer_frozen():
     from methods.intrinsic_said import SubstituteIntrinsicWeights
 
     model = t5_base_on_meta()
-    report = surgery.apply(model, "intrinsic-said")
+    report = surgery.report(surgery.apply(model, "intrinsic-said"))
     assert report.trainable == 20_000 and f"{report.percent:.3f}" == "0.009"
     names = model.surgery.intrinsic.tensor_names
     assert len(names) == 257 and "shared.weight" in names and "lm_head.weight" not in names

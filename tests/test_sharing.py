@@ -114,7 +114,7 @@ def test_a_transformers_model_folder_is_named_as_such(tmp_path):
 
 def test_the_model_card_names_recipe_counts_and_how_to_load(tmp_path):
     model = tiny_model()
-    report = surgery.apply(model, TINY_COMPACTER)
+    report = surgery.report(surgery.apply(model, TINY_COMPACTER))
     folder = surgery.save_adapter(model, tmp_path / "adapter")
     card = (folder / "README.md").read_text()
     assert card.startswith("---\nlibrary_name: t5-surgery\n")

@@ -20,7 +20,7 @@ RECIPES = {
 def test_one_step_changes_exactly_the_trainable_parameters(variant, batch, name):
     model = tiny_model(variant).train()
     recipe = surgery.load_recipe(name)
-    report = surgery.apply(model, {**recipe.source, "options": {**recipe.options, **RECIPES[name]}})
+    report = surgery.report(surgery.apply(model, {**recipe.source, "options": {**recipe.options, **RECIPES[name]}}))
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     assert report.trainable == sum(p.numel() for n, p in model.named_parameters() if n in trainable)
     # Expected trainable set, derived from names alone: inserted modules, the shared rule, layer norms.
@@ -54,15 +54,15 @@ def test_shared_rule_is_one_tensor_used_everywhere(batch):
 
 def test_learn_rule_false_freezes_the_rule():
     model = tiny_model()
-    report = surgery.apply(model, {"method": "adapter", "sites": ["after_ffn"], "train": ["layer_norms"],
-                                   "options": {"projection": "phm", "factorized": True, "shared_rule": True, "n": 2, "learn_rule": False}})
+    report = surgery.report(surgery.apply(model, {"method": "adapter", "sites": ["after_ffn"], "train": ["layer_norms"],
+                                   "options": {"projection": "phm", "factorized": True, "shared_rule": True, "n": 2, "learn_rule": False}}))
     assert not model.surgery.shared.weight.requires_grad
     assert "shared" not in report.groups
 
 
 def test_full_finetuning_trains_everything(batch):
     model = tiny_model()
-    report = surgery.apply(model, "full-finetune")
+    report = surgery.report(surgery.apply(model, "full-finetune"))
     assert all(p.requires_grad for p in model.parameters())
     assert report.trainable == sum(p.numel() for p in model.parameters())
 

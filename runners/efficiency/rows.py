@@ -141,7 +141,7 @@ def prepare_candidate(name: str, base: nn.Module, learning_rate: float) -> Candi
                 recipe = fit_skip_first(recipe, model.config, notes)
             candidate.notes = notes
             start = time.perf_counter()
-            report = surgery.apply(model, recipe)
+            report = surgery.report(surgery.apply(model, recipe))
             candidate.apply_seconds = time.perf_counter() - start
             candidate.trainable, candidate.percent = report.trainable, report.percent
     except Exception as error:  # a broken or missing recipe is a row that says why, not a crash

@@ -98,7 +98,7 @@ def train_adapter(model, task, job: Job, splits, tokenizer, settings: Settings, 
                 "this run starts again from step 0")
     set_seed(job.seed)  # the adapter's initial values do not depend on the tasks trained before it
     with usage_errors(f"recipe {job.recipe_name!r}: "):
-        report = surgery.apply(model, job.recipe, name=name)
+        report = surgery.report(surgery.apply(model, job.recipe, name=name))
     the_plan = model.surgery.records[name].plan
     config, lr_source = train_config(options, task, the_plan.method, folder, job.seed, resume_from,
                                      recipe=the_plan.recipe,

@@ -1,6 +1,7 @@
 """Recipe keys from the command line: ``--set KEY=VALUE`` for every run, ``--sweep KEY=V1,V2,...`` for a grid.
 
-KEY is a recipe key, dotted into the mapping as it is written in a YAML file (``options.n``,
+KEY is a recipe key (the library's `surgery.overrides`, which also reads ``overrides={"options.n": 8}``
+in `surgery.apply`/`surgery.plan`), dotted into the mapping as it is written in a YAML file (``options.n``,
 ``options.reduction_factor``, ``sites``, ``layers.encoder``, ``layers.decoder.skip_first``,
 ``train``, ``name``), or ``lr``, the learning rate. ``--set options.n=8`` means exactly what
 ``options: {n: 8}`` means in the recipe file: the recipe with the value written in is checked by
@@ -34,10 +35,10 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-import yaml
+from surgery.errors import RecipeError
+from surgery.overrides import check_key, parse_value, set_key
 
 TRAINING_KEYS = ("lr",)  # keys that are not recipe keys: the run's learning rate
-_NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 
 
 class OverrideError(ValueError):
@@ -83,41 +84,6 @@ class Setting:
         return result
 
 
-def set_key(mapping: dict[str, Any], key: str, value: Any) -> None:
-    """Write `value` at the dotted `key`, creating (or replacing non-mapping values with) mappings on the way.
-
-    >>> recipe = {"layers": {"encoder": "all"}}
-    >>> set_key(recipe, "layers.encoder.skip_first", 5); recipe
-    {'layers': {'encoder': {'skip_first': 5}}}
-    """
-    parts = key.split(".")
-    node = mapping
-    for part in parts[:-1]:
-        child = node.get(part)
-        if not isinstance(child, dict):
-            child = {}
-            node[part] = child
-        node = child
-    node[parts[-1]] = value
-
-
-def parse_value(text: str) -> Any:
-    """A command-line value: a number where it reads as one, else YAML.
-
-    >>> parse_value("3e-3"), parse_value("8"), parse_value("true"), parse_value("[a, b]"), parse_value("relu")
-    (0.003, 8, True, ['a', 'b'], 'relu')
-    """
-    stripped = text.strip()
-    if _NUMBER.match(stripped):
-        number = float(stripped)
-        is_integer = "." not in stripped and "e" not in stripped.lower()
-        return int(stripped) if is_integer else number
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        raise OverrideError(f"{text!r} is not a valid value ({str(error).splitlines()[0]})") from None
-
-
 def split_values(text: str) -> list[str]:
     """Split at the commas outside brackets, braces and quotes."""
     values, depth, quote, start = [], 0, None, 0
@@ -140,7 +106,11 @@ def split_values(text: str) -> list[str]:
 def _assignment(item: str, flag: str) -> tuple[str, str]:
     key, separator, text = item.partition("=")
     key = key.strip()
-    if not separator or not key or any(not part for part in key.split(".")):
+    try:
+        check_key(key)  # the library's rule for a dotted key (surgery.overrides); its values are read the same way
+    except RecipeError:
+        separator = ""
+    if not separator:
         raise OverrideError(f"{flag} {item!r}: expected KEY=VALUE with a recipe key (e.g. options.n=8) or lr")
     return key, text
 
@@ -148,7 +118,7 @@ def _assignment(item: str, flag: str) -> tuple[str, str]:
 def _override(key: str, text: str, flag: str) -> Override:
     try:
         value = parse_value(text)
-    except OverrideError as error:
+    except ValueError as error:
         raise OverrideError(f"{flag} {key}: {error}") from None
     if key == "lr" and (isinstance(value, bool) or not isinstance(value, (int, float))
                         or not math.isfinite(value) or value <= 0):

@@ -214,7 +214,7 @@ def run_one(task, job: Job, base_splits: dict[str, list[dict]], tokenizer, setti
     model = build_model(options.get("model"), tokenizer, parse_init_overrides(options.get("init_config")), seed=seed,
                         random_init=bool(options.get("random_init")))
     with usage_errors(f"recipe {recipe_name!r}: "):
-        report = surgery.apply(model, recipe)
+        report = surgery.report(surgery.apply(model, recipe))
     method = model._surgery_plan.method
     config, lr_source = train_config(options, task, method, run_dir, seed, resume_from,
                                      recipe=model._surgery_plan.recipe,
