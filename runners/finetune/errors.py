@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-EXIT_USAGE, EXIT_OUT_OF_MEMORY, EXIT_INTERRUPTED = 2, 3, 130
+from runners.errors import EXIT_INTERRUPTED, EXIT_OUT_OF_MEMORY, EXIT_USAGE, UsageError  # shared by every runner
 
-
-class UsageError(Exception):
-    """A problem with the command line, data, model, recipe or output folder: one line, exit 2."""
+__all__ = ["EXIT_INTERRUPTED", "EXIT_OUT_OF_MEMORY", "EXIT_USAGE", "NonFiniteLoss", "TrainingSetupError", "UsageError"]
 
 
 class TrainingSetupError(ValueError):
