@@ -18,18 +18,18 @@ Every runner (`runners.finetune`, `runners.pretrain`, `runners.efficiency`) clai
 
 >>> import tempfile, pathlib
 >>> folder = pathlib.Path(tempfile.mkdtemp()) / "out"
->>> first = claim_output_folder(folder, "runners.efficiency")
+>>> first = claim_output_folder(folder, "runners.efficiency", resumable=False)
 >>> write_json(folder / ARGUMENTS_FILE, {"seed": 0})
->>> claim_output_folder(folder, "runners.efficiency", overwrite=True)  # doctest: +ELLIPSIS
+>>> claim_output_folder(folder, "runners.efficiency", overwrite=True, resumable=False)  # doctest: +ELLIPSIS
 Traceback (most recent call last):
 ...
 runners.errors.UsageError: --output-dir ... is in use by another runners.efficiency process (pid ...
 >>> first.release()
->>> claim_output_folder(folder, "runners.efficiency")  # doctest: +ELLIPSIS
+>>> claim_output_folder(folder, "runners.efficiency", resumable=False)  # doctest: +ELLIPSIS
 Traceback (most recent call last):
 ...
 runners.errors.UsageError: --output-dir ... holds an earlier invocation of runners.efficiency; replace it with --overwrite, or choose another folder
->>> claim_output_folder(folder, "runners.efficiency", overwrite=True).release()
+>>> claim_output_folder(folder, "runners.efficiency", overwrite=True, resumable=False).release()
 >>> sorted(p.name for p in folder.iterdir())
 ['.lock']
 """
@@ -112,19 +112,20 @@ def check_output_path(folder: str | Path, option: str = "--output-dir") -> None:
         raise UsageError(f"{option} {folder}: {existing} is not writable; give a folder you can write to")
 
 
-def folder_refusal(folder: Path, runner: str, *, overwrite: bool = False, resume: bool = False
-                   ) -> tuple[str | None, bool]:
+def folder_refusal(folder: Path, runner: str, *, overwrite: bool = False, resume: bool = False,
+                   outputs: tuple[str, ...] = (), resumable: bool = True) -> tuple[str | None, bool]:
     """(why `folder` cannot take this invocation, or None; whether to clear it first).
 
     A resumed invocation continues its own folder. A folder holding another invocation's
-    ``arguments.json`` is replaced only with `overwrite`. Files of anything else are never
+    ``arguments.json`` (or one of the runner's `outputs`, for folders written before the runner
+    saved its arguments) is replaced only with `overwrite`. Files of anything else are never
     written over (hidden entries — the lock, a temporary file, ``.DS_Store`` — do not count).
     """
     if resume:
         return None, False
-    if (folder / ARGUMENTS_FILE).exists():
+    if any((folder / name).exists() for name in (ARGUMENTS_FILE, *outputs)):
         if not overwrite:
-            how = f"continue it with --resume {folder}, replace it with --overwrite" if runner != "runners.efficiency" \
+            how = f"continue it with --resume {folder}, replace it with --overwrite" if resumable \
                 else "replace it with --overwrite"
             return f"--output-dir {folder} holds an earlier invocation of {runner}; {how}, or choose another folder", False
         return None, True
@@ -144,7 +145,7 @@ def clear_folder(folder: Path) -> None:
 
 
 def claim_output_folder(folder: str | Path, runner: str, *, overwrite: bool = False, resume: bool = False,
-                        resumable: bool | None = None) -> OutputLock:
+                        outputs: tuple[str, ...] = (), resumable: bool = True) -> OutputLock:
     """Check, lock and (with `overwrite`) clear `folder` for one invocation; the caller releases the lock.
 
     The policy is checked before locking (a refused folder gets no lock file) and again once
@@ -152,16 +153,18 @@ def claim_output_folder(folder: str | Path, runner: str, *, overwrite: bool = Fa
     """
     folder = Path(folder)
     check_output_path(folder)
-    verdict, _ = folder_refusal(folder, runner, overwrite=overwrite, resume=resume)
+    verdict, _ = folder_refusal(folder, runner, overwrite=overwrite, resume=resume, outputs=outputs,
+                                resumable=resumable)
     if verdict is not None:
         raise UsageError(verdict)
-    lock = OutputLock(folder, runner, resumable=runner != "runners.efficiency" if resumable is None else resumable)
+    lock = OutputLock(folder, runner, resumable)
     try:
         lock.acquire()
     except OSError as error:
         raise UsageError(f"--output-dir {folder}: cannot write there ({error.strerror or error})") from None
     try:
-        verdict, replace = folder_refusal(folder, runner, overwrite=overwrite, resume=resume)
+        verdict, replace = folder_refusal(folder, runner, overwrite=overwrite, resume=resume, outputs=outputs,
+                                resumable=resumable)
         if verdict is not None:
             raise UsageError(verdict)
         if replace:

@@ -132,7 +132,8 @@ def embedded_model_dir() -> str:
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
 # A tokenizer is refused when more than this share of the training words map to its unknown token.
 UNKNOWN_WORDS_LIMIT = 0.5
-SAMPLE_TEXTS = 200  # training texts (sources and targets) the share is measured on
+SAMPLE_TEXTS = 200  # training texts (sources and targets) the share is measured on ...
+SAMPLE_WORDS = 5000  # ... and at most this many of their words (a corpus's documents can be long)
 
 
 def is_local_path(name: str) -> bool:
@@ -231,7 +232,7 @@ def unknown_word_share(tokenizer, texts: list[str]) -> float | None:
     0.14285714285714285
     """
     unknown = getattr(tokenizer, "unk_token_id", None)
-    words = [word for text in texts for word in text.split()]
+    words = [word for text in texts for word in text.split()][:SAMPLE_WORDS]
     if unknown is None or not words:
         return None
     encoded = tokenizer(words, add_special_tokens=False)["input_ids"]
@@ -250,7 +251,7 @@ def check_tokenizer_covers(tokenizer, texts: list[str], origin: str) -> None:
     if share is not None and share > UNKNOWN_WORDS_LIMIT:
         raise ModelLoadError(
             f"{origin}: its tokenizer ({len(tokenizer)} tokens) cannot encode the training data: {share:.0%} of the "
-            f"words of {len(sample)} training texts become {tokenizer.unk_token!r} (at most "
+            f"words sampled from {len(sample)} training texts become {tokenizer.unk_token!r} (at most "
             f"{UNKNOWN_WORDS_LIMIT:.0%} allowed); give a folder with its tokenizer files (tokenizer.json or "
             "spiece.model, as save_pretrained writes them)")
 
