@@ -256,6 +256,15 @@ def check_tokenizer_covers(tokenizer, texts: list[str], origin: str) -> None:
             "spiece.model, as save_pretrained writes them)")
 
 
+def check_task_tokenizer(tokenizer, task, rows: list[dict], model_name: str | None) -> None:
+    """`check_tokenizer_covers` on the training texts (sources and targets) of `task`'s first rows (None: no check)."""
+    if tokenizer is None:
+        return
+    texts = [text for row in rows[:SAMPLE_TEXTS] for pair in task.to_training_texts(row) for text in pair]
+    origin = f"--model {model_name}" if model_name else "the embedded tokenizer (runners/embedded)"
+    check_tokenizer_covers(tokenizer, texts, f"{origin}, task {task.name}")
+
+
 def load_tokenizer(model_name: str | None, option: str = "--model"):
     """The tokenizer of `model_name`, or the embedded language's when None; `option` names it in errors."""
     if model_name is None:

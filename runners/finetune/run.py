@@ -38,8 +38,8 @@ from .jobs import Job, is_sweep, plan_jobs
 from .runs import unique
 from .figure import write_figure
 from .results import RESULT_FILE, JsonlLog, RunResult, markdown_table, summarize, write_tables
-from .model import (ModelLoadError, build_model, check_model_folder, check_tokenizer_covers, embedded_model_dir,
-                    load_tokenizer, parse_init_overrides, tiny_t5_config, SAMPLE_TEXTS)
+from .model import (ModelLoadError, build_model, check_model_folder, check_task_tokenizer, embedded_model_dir,
+                    load_tokenizer, parse_init_overrides, tiny_t5_config)
 from .settings import DEFAULT_RECIPE, SMALL_MODEL_CPU_THREADS, paper_defaults
 from .state import is_complete, recover_adapter, recover_checkpoint
 from .sweep import sweep_markdown, write_sweep_tables
@@ -317,19 +317,14 @@ def preflight(settings: Settings) -> Preflight:
 
 
 def load_data(tasks: list[Any], options: dict[str, Any], tokenizer=None) -> dict[str, dict[str, list[dict]]]:
-    """Every task's splits (a bad data file is a UsageError naming it); with `tokenizer`, one that cannot
-    encode a task's training texts is refused (`check_tokenizer_covers`)."""
+    """Every task's splits (a bad data file is a UsageError naming it; so is a `tokenizer` that cannot encode them)."""
     from runners.tasks.data import load_task_splits
 
     data: dict[str, dict[str, list[dict]]] = {}
-    origin = f"--model {options['model']}" if options.get("model") else "the embedded tokenizer (runners/embedded)"
     for task in tasks:
         with usage_errors():
             data[task.name] = load_task_splits(task, options.get("data_dir"), seed=options.get("split_seed") or 42)
-            if tokenizer is not None:
-                texts = [text for row in data[task.name]["train"][:SAMPLE_TEXTS]
-                         for pair in task.to_training_texts(row) for text in pair]
-                check_tokenizer_covers(tokenizer, texts, f"{origin}, task {task.name}")
+            check_task_tokenizer(tokenizer, task, data[task.name]["train"], options.get("model"))
     return data
 
 
