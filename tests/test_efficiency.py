@@ -18,8 +18,8 @@ EXPECTED_ROWS = ["full-finetune", "compacter++", "no-such-recipe", "floor", "tra
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory) -> dict[str, Path]:
-    out = tmp_path_factory.mktemp("efficiency")
-    scores = out / "scores.csv"
+    out = tmp_path_factory.mktemp("efficiency") / "out"  # a new folder: a folder of other files is refused
+    scores = out.parent / "scores.csv"
     scores.write_text("recipe,score\nfull-finetune,80.0\ncompacter++,81.0\ncompacter++,83.0\n")
     argv = ["--config", "tiny", "--batch-size", "2", "--source-length", "16", "--target-length", "4",
             "--recipes", *RECIPES, "no-such-recipe", "--steps", "1", "--repeats", "2", "--warmup", "1",

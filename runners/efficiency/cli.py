@@ -4,6 +4,7 @@ The command line and the run (the protocol is in the `runners.efficiency` packag
 
     main(argv)
       ├─ parse_args
+      ├─ claim_inputs       --scores read, --output-dir locked (one line and exit 2 if either is bad)
       ├─ measure(args)      rows built, warmed up, memory measured, timed round-robin,
       │                     surgery.apply timed on T5-large
       └─ report_markdown / write_outputs
@@ -16,12 +17,16 @@ import datetime
 import gc
 import os
 import platform
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
+from runners.errors import EXIT_USAGE, UsageError
+
+from .inputs import claim_inputs
 from .memory import MemoryMeasurement, measure_peak_memory
 from .ratios import Row, add_ratios, to_row
 from .report import report_markdown, write_outputs
@@ -72,7 +77,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="CSV with columns recipe,score (or the finetune runner's results.csv: recipe,task,"
                              "metric,mean,...; rows are averaged per task, then over tasks): adds a Figure-1-style "
                              "plot (see runners.plot)")
-    parser.add_argument("--output-dir", type=Path, default=Path("efficiency-results"))
+    parser.add_argument("--output-dir", type=Path, default=Path("efficiency-results"),
+                        help="where efficiency.md/.csv and samples.json go (default efficiency-results); a folder "
+                             "holding an earlier run is refused unless --overwrite")
+    parser.add_argument("--overwrite", action="store_true", help="replace the earlier run in --output-dir")
     args = parser.parse_args(argv)
     if args.device == "cuda" and args.clock == "cpu":
         parser.error("--clock cpu does not see GPU time; use wall (the default on cuda)")
@@ -149,15 +157,24 @@ def measure(args: argparse.Namespace) -> tuple[list[Row], dict[str, dict[str, li
 
 
 def main(argv: list[str] | None = None) -> dict[str, Path]:
+    """Measure and write the tables; a bad --scores or --output-dir: one line on stderr, SystemExit(2), before any timing."""
     args = parse_args(argv)
-    if args.threads > 0:
-        torch.set_num_threads(args.threads)
-    started = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
-    machine = machine_description(torch.device(args.device))
-    clock = time.perf_counter()
-    rows, samples, large_apply = measure(args)
-    markdown = report_markdown(args, argv, rows, large_apply, started, time.perf_counter() - clock, machine)
-    paths = write_outputs(args, markdown, rows, samples, large_apply)
+    try:
+        scores, lock = claim_inputs(args)
+    except UsageError as error:
+        print("error: " + " ".join(str(error).split()), file=sys.stderr)
+        raise SystemExit(EXIT_USAGE) from None
+    try:
+        if args.threads > 0:
+            torch.set_num_threads(args.threads)
+        started = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
+        machine = machine_description(torch.device(args.device))
+        clock = time.perf_counter()
+        rows, samples, large_apply = measure(args)
+        markdown = report_markdown(args, argv, rows, large_apply, started, time.perf_counter() - clock, machine)
+        paths = write_outputs(args, markdown, rows, samples, large_apply, scores)
+    finally:
+        lock.release()
     print()
     print(markdown)
     print("written: " + ", ".join(str(p) for p in paths.values()))

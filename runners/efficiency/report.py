@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import json
 from dataclasses import asdict
 from pathlib import Path
@@ -52,11 +53,14 @@ def csv_record(row: Row, clock: str) -> dict[str, object]:
 
 
 def write_csv(rows: list[Row], path: Path, clock: str) -> None:
-    with path.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=CSV_COLUMNS)
-        writer.writeheader()
-        for row in rows:
-            writer.writerow(csv_record(row, clock))
+    from runners.output_folder import write_text
+
+    handle = io.StringIO()
+    writer = csv.DictWriter(handle, fieldnames=CSV_COLUMNS, lineterminator="\r\n")  # csv's default, as before
+    writer.writeheader()
+    for row in rows:
+        writer.writerow(csv_record(row, clock))
+    write_text(path, handle.getvalue())
 
 
 def command_line(argv: list[str] | None) -> str:
@@ -109,19 +113,22 @@ def report_markdown(args: argparse.Namespace, argv: list[str] | None, rows: list
 
 
 def write_outputs(args: argparse.Namespace, markdown: str, rows: list[Row], samples: dict[str, dict[str, list[float]]],
-                  large_apply: ApplyTimes) -> dict[str, Path]:
+                  large_apply: ApplyTimes, scores: dict[str, float] | None = None) -> dict[str, Path]:
+    """efficiency.md, efficiency.csv, samples.json (each written whole), and figure1.png with `scores`."""
+    from runners.output_folder import write_text
+
     out = args.output_dir
     out.mkdir(parents=True, exist_ok=True)
     paths = {"markdown": out / "efficiency.md", "csv": out / "efficiency.csv", "samples": out / "samples.json"}
-    paths["markdown"].write_text(markdown)
+    write_text(paths["markdown"], markdown)
     write_csv(rows, paths["csv"], resolve_clock(args))
     raw = {"arguments": {k: str(v) for k, v in vars(args).items()}, "seconds_by_clock": samples,
            "large_apply_seconds": large_apply, "rows": [asdict(row) for row in rows]}
-    paths["samples"].write_text(json.dumps(raw, indent=1, default=str))
-    if args.scores is not None:
-        from runners.plot import load_efficiency_rows, load_scores, plot_tradeoff
+    write_text(paths["samples"], json.dumps(raw, indent=1, default=str))
+    if scores is not None:
+        from runners.plot import load_efficiency_rows, plot_tradeoff
 
         paths["figure"] = out / "figure1.png"
-        plot_tradeoff(load_efficiency_rows(paths["csv"]), load_scores(args.scores), paths["figure"],
+        plot_tradeoff(load_efficiency_rows(paths["csv"]), scores, paths["figure"],
                       title=f"{args.config}, batch {args.batch_size}×{args.source_length}, {args.device}")
     return paths

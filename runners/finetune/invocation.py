@@ -19,22 +19,22 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from runners.output_folder import ARGUMENTS_FILE, clear_folder, folder_refusal
+
 from .arguments import check_options, check_output_dir, comma_list
 from .atomic import write_json
 from .errors import EXIT_INTERRUPTED, EXIT_OUT_OF_MEMORY, EXIT_USAGE, UsageError
-from .lock import LOCK_FILE, OutputLock
+from .lock import OutputLock
 
 __all__ = ["EXIT_INTERRUPTED", "EXIT_OUT_OF_MEMORY", "EXIT_USAGE", "Settings", "UsageError", "is_main_process",
            "prepare_output_dir", "resolve_settings", "say"]
 
-ARGUMENTS_FILE = "arguments.json"
 DEFAULT_TASK = "embedded-sst2"
 # Options a resumed invocation may set differently from the interrupted one: they change neither
 # the data, the model nor the arithmetic of training.
@@ -120,21 +120,9 @@ def resolve_settings(args: argparse.Namespace) -> Settings:
 
 
 def _refusal(folder: Path, options: dict[str, Any]) -> tuple[str | None, bool]:
-    """(why `folder` cannot take this invocation, or None; whether to clear it first)."""
-    if options.get("resume"):
-        return None, False
-    if (folder / ARGUMENTS_FILE).exists():
-        if not options.get("overwrite"):
-            return (f"--output-dir {folder} holds an earlier invocation; continue it with --resume {folder}, "
-                    "replace it with --overwrite, or choose another folder"), False
-        return None, True
-    # Hidden entries are ours (the lock, a temporary file of an interrupted start) or harmless (.DS_Store).
-    others = sorted(p.name for p in folder.iterdir() if not p.name.startswith(".")) if folder.is_dir() else []
-    if others:
-        shown = ", ".join(others[:3]) + (", ..." if len(others) > 3 else "")
-        return (f"--output-dir {folder} already holds files ({shown}) but no {ARGUMENTS_FILE}: it is not an output "
-                "folder of runners.finetune (or one whose start was interrupted); choose an empty or new folder"), False
-    return None, False
+    """(why `folder` cannot take this invocation, or None; whether to clear it first): the runners' one policy."""
+    return folder_refusal(folder, "runners.finetune", overwrite=bool(options.get("overwrite")),
+                          resume=bool(options.get("resume")))
 
 
 def prepare_output_dir(settings: Settings, barrier: Callable[[], None] = lambda: None,
@@ -156,9 +144,7 @@ def prepare_output_dir(settings: Settings, barrier: Callable[[], None] = lambda:
             verdict, replace = _refusal(folder, options)  # again: another process may have started meanwhile
             if verdict is None:
                 if replace:
-                    for entry in folder.iterdir():
-                        if entry.name != LOCK_FILE:
-                            shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
+                    clear_folder(folder)
                 saved = {k: v for k, v in options.items() if k not in ("resume", "overwrite", "stop_after_steps")}
                 write_json(folder / ARGUMENTS_FILE, saved)
         except UsageError as error:

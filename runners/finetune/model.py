@@ -16,7 +16,11 @@ draws the weights at random (the baseline that shows what pretraining is worth);
 
 from __future__ import annotations
 
+import json
 import math
+import os
+import struct
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -124,18 +128,156 @@ def embedded_model_dir() -> str:
     return str(MODEL_DIR)
 
 
-def load_tokenizer(model_name: str | None):
-    """The tokenizer of `model_name`, or the embedded language's when None."""
+# Weight files save_pretrained writes, and the index of a sharded save.
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
+# A tokenizer is refused when more than this share of the training words map to its unknown token.
+UNKNOWN_WORDS_LIMIT = 0.5
+SAMPLE_TEXTS = 200  # training texts (sources and targets) the share is measured on ...
+SAMPLE_WORDS = 5000  # ... and at most this many of their words (a corpus's documents can be long)
+
+
+def is_local_path(name: str) -> bool:
+    """Whether `name` can only be a local path, not a Hub id ('name' or 'namespace/name').
+
+    >>> [is_local_path(n) for n in ("google-t5/t5-small", "/tmp/model", "./model", "runs/a/model")]
+    [False, True, True, True]
+    """
+    return (os.path.isabs(name) or name.startswith((".", "~")) or name.count("/") > 1
+            or (os.sep != "/" and os.sep in name) or Path(name).exists())
+
+
+def _local_folder(name: str, option: str) -> Path | None:
+    """`name` as an existing local folder, None for a Hub id; ModelLoadError for a path that is not a folder."""
+    if not is_local_path(name):
+        return None
+    folder = Path(name).expanduser()
+    if not folder.exists():
+        raise ModelLoadError(f"{option} {name}: the path does not exist; give a folder saved with save_pretrained "
+                             "or a Hub name")
+    if not folder.is_dir():
+        raise ModelLoadError(f"{option} {name}: is a file; give a folder saved with save_pretrained")
+    return folder
+
+
+def safetensors_problem(path: Path) -> str | None:
+    """Why `path` is not a whole safetensors file (truncated, damaged), or None. Reads the header only.
+
+    A safetensors file is an 8-byte little-endian header length, a JSON header giving each
+    tensor's byte range, then the data: the file ends exactly where the last range ends.
+    """
+    size = path.stat().st_size
+    try:
+        with path.open("rb") as file:
+            (length,) = struct.unpack("<Q", file.read(8))
+            if length > size - 8:
+                return f"its header says {length:,} bytes but the file has {size:,}"
+            header = json.loads(file.read(length))
+        ends = [entry["data_offsets"][1] for key, entry in header.items() if key != "__metadata__"]
+    except (struct.error, ValueError, TypeError, KeyError, IndexError, AttributeError) as error:
+        return f"its header is not readable ({type(error).__name__})"
+    expected = 8 + length + max(ends, default=0)
+    if size != expected:
+        return f"it has {size:,} bytes where its header describes {expected:,} (truncated or damaged)"
+    return None
+
+
+def check_model_folder(name: str | None, *, weights: bool = True, option: str = "--model") -> None:
+    """A local `name` is a loadable save_pretrained folder of a sequence-to-sequence model; else ModelLoadError.
+
+    Checks, without loading any weights: the folder exists, its config.json is readable and
+    names a sequence-to-sequence model type, and (with `weights`) its weight files are present
+    and, for safetensors, whole. Hub names and None (the embedded model) are left to the loader.
+    """
+    folder = None if name is None else _local_folder(name, option)
+    if folder is None:
+        return
+    config_path = folder / "config.json"
+    found = ", ".join(sorted(p.name for p in folder.iterdir())[:5]) or "nothing"
+    if not config_path.is_file():
+        raise ModelLoadError(f"{option} {name}: no config.json (found: {found}); give a folder saved with save_pretrained")
+    try:
+        model_type = json.loads(config_path.read_text(encoding="utf-8")).get("model_type")
+    except (ValueError, UnicodeDecodeError, AttributeError) as error:
+        raise ModelLoadError(f"{option} {name}: config.json is not readable JSON ({error})") from None
+    from transformers.models.auto.modeling_auto import MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES as SEQ2SEQ
+
+    if model_type not in SEQ2SEQ:
+        raise ModelLoadError(f"{option} {name}: config.json has model_type {model_type!r}, not a sequence-to-sequence "
+                             "model; give a T5 (t5, mt5, umt5, ...) folder")
+    if not weights:
+        return
+    present = [folder / file for file in WEIGHT_FILES if (folder / file).is_file()]
+    if not present:
+        raise ModelLoadError(f"{option} {name}: no model weights ({WEIGHT_FILES[0]}; found: {found}); give a folder "
+                             "saved with save_pretrained, or add --random-init to draw the weights")
+    shards = [present[0]]
+    if present[0].name.endswith(".index.json"):
+        try:
+            shards = [folder / shard for shard in sorted(set(json.loads(present[0].read_text())["weight_map"].values()))]
+        except (ValueError, KeyError, AttributeError, UnicodeDecodeError):
+            raise ModelLoadError(f"{option} {name}: {present[0].name} is not a readable weight index") from None
+    for shard in shards:
+        if not shard.is_file():
+            raise ModelLoadError(f"{option} {name}: {shard.name}, listed in {present[0].name}, is missing")
+        problem = safetensors_problem(shard) if shard.suffix == ".safetensors" else None
+        if problem:
+            raise ModelLoadError(f"{option} {name}: {shard.name} is damaged: {problem}; save the model again")
+
+
+def unknown_word_share(tokenizer, texts: list[str]) -> float | None:
+    """The share of the words of `texts` whose tokens include the unknown token (None: no unknown token or no words).
+
+    >>> from runners.tasks.data import embedded_tokenizer
+    >>> unknown_word_share(embedded_tokenizer(), ["the sofa looked awful .", "水 sofa"])  # 1 word of 7: 水
+    0.14285714285714285
+    """
+    unknown = getattr(tokenizer, "unk_token_id", None)
+    words = [word for text in texts for word in text.split()][:SAMPLE_WORDS]
+    if unknown is None or not words:
+        return None
+    encoded = tokenizer(words, add_special_tokens=False)["input_ids"]
+    return sum(unknown in ids for ids in encoded) / len(words)
+
+
+def check_tokenizer_covers(tokenizer, texts: list[str], origin: str) -> None:
+    """Refuse a tokenizer that maps most words of the training texts to its unknown token (ModelLoadError).
+
+    `origin` names where the tokenizer came from (``--model runs/x``); the share is measured on the
+    first ``SAMPLE_TEXTS`` texts. Such a tokenizer (e.g. one transformers builds from a folder that
+    lacks tokenizer.json) would train on <unk> and exit 0 having learnt nothing.
+    """
+    sample = texts[:SAMPLE_TEXTS]
+    share = unknown_word_share(tokenizer, sample)
+    if share is not None and share > UNKNOWN_WORDS_LIMIT:
+        raise ModelLoadError(
+            f"{origin}: its tokenizer ({len(tokenizer)} tokens) cannot encode the training data: {share:.0%} of the "
+            f"words sampled from {len(sample)} training texts become {tokenizer.unk_token!r} (at most "
+            f"{UNKNOWN_WORDS_LIMIT:.0%} allowed); give a folder with its tokenizer files (tokenizer.json or "
+            "spiece.model, as save_pretrained writes them)")
+
+
+def check_task_tokenizer(tokenizer, task, rows: list[dict], model_name: str | None) -> None:
+    """`check_tokenizer_covers` on the training texts (sources and targets) of `task`'s first rows (None: no check)."""
+    if tokenizer is None:
+        return
+    texts = [text for row in rows[:SAMPLE_TEXTS] for pair in task.to_training_texts(row) for text in pair]
+    origin = f"--model {model_name}" if model_name else "the embedded tokenizer (runners/embedded)"
+    check_tokenizer_covers(tokenizer, texts, f"{origin}, task {task.name}")
+
+
+def load_tokenizer(model_name: str | None, option: str = "--model"):
+    """The tokenizer of `model_name`, or the embedded language's when None; `option` names it in errors."""
     if model_name is None:
         from runners.tasks.data import embedded_tokenizer
 
         return embedded_tokenizer()
     from transformers import AutoTokenizer
 
+    _local_folder(model_name, option)
     try:
         return AutoTokenizer.from_pretrained(model_name)
     except (OSError, ValueError) as error:
-        raise ModelLoadError(f"--model {model_name!r}: could not load its tokenizer ({error}). Give a Hub name "
+        raise ModelLoadError(f"{option} {model_name!r}: could not load its tokenizer ({error}). Give a Hub name "
                              "(needs network access) or a local folder saved with save_pretrained") from None
 
 

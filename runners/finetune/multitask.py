@@ -34,6 +34,7 @@ import torch
 from transformers import set_seed
 
 import surgery
+from surgery.method import get_method_class
 from surgery.naming import check_adapter_name
 from surgery.sites import SITE_NAMES
 
@@ -65,6 +66,11 @@ def check_stacking(architecture: torch.nn.Module, groups: dict[tuple[str, int], 
     for jobs in groups.values():
         model = copy.deepcopy(architecture)
         for job in jobs:
+            method = get_method_class(surgery.load_recipe(job.recipe).method)
+            if method.trains_base_itself:  # it keeps no adapter of its own to save, reload or switch to
+                raise UsageError(f"--one-base, recipe {job.recipe_name!r}: method {method.name!r} trains the base "
+                                 "itself, so no per-task adapter can be kept on a shared base; give a recipe that "
+                                 "inserts adapters (e.g. compacter++, adapter, bitfit), or leave out --one-base")
             try:
                 surgery.apply(model, job.recipe, name=adapter_name(job.task_name))
             except surgery.SurgeryError as error:
@@ -232,7 +238,7 @@ def _run(settings: Settings, say: Say) -> int:
     check_stacking(checked.architecture, groups)
     for note in checked.notes:
         say(f"note: {note}")
-    data = load_data(tasks, options)
+    data = load_data(tasks, options, tokenizer)
     try:
         accelerator = make_accelerator(options.get("precision") or "auto", bool(options.get("cpu")))
     except ValueError as error:

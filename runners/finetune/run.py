@@ -38,7 +38,8 @@ from .jobs import Job, is_sweep, plan_jobs
 from .runs import unique
 from .figure import write_figure
 from .results import RESULT_FILE, JsonlLog, RunResult, markdown_table, summarize, write_tables
-from .model import ModelLoadError, build_model, embedded_model_dir, load_tokenizer, parse_init_overrides, tiny_t5_config
+from .model import (ModelLoadError, build_model, check_model_folder, check_task_tokenizer, embedded_model_dir,
+                    load_tokenizer, parse_init_overrides, tiny_t5_config)
 from .settings import DEFAULT_RECIPE, SMALL_MODEL_CPU_THREADS, paper_defaults
 from .state import is_complete, recover_adapter, recover_checkpoint
 from .sweep import sweep_markdown, write_sweep_tables
@@ -303,6 +304,7 @@ def preflight(settings: Settings) -> Preflight:
                             notes=notes)
     with usage_errors():
         tokenizer = load_tokenizer(options.get("model"))
+        check_model_folder(options.get("model"), weights=not options.get("random_init"))
         overrides = parse_init_overrides(options.get("init_config"))
     if overrides and (options.get("model") is not None or options.get("random_init")):
         raise UsageError("--init-config sizes a random-init model; it cannot be combined with --model or --random-init")
@@ -314,14 +316,15 @@ def preflight(settings: Settings) -> Preflight:
     return Preflight(tasks, tokenizer, overrides, architecture, device, jobs, notes)
 
 
-def load_data(tasks: list[Any], options: dict[str, Any]) -> dict[str, dict[str, list[dict]]]:
-    """Every task's splits (a bad data file is a UsageError naming it)."""
+def load_data(tasks: list[Any], options: dict[str, Any], tokenizer=None) -> dict[str, dict[str, list[dict]]]:
+    """Every task's splits (a bad data file is a UsageError naming it; so is a `tokenizer` that cannot encode them)."""
     from runners.tasks.data import load_task_splits
 
     data: dict[str, dict[str, list[dict]]] = {}
     for task in tasks:
         with usage_errors():
             data[task.name] = load_task_splits(task, options.get("data_dir"), seed=options.get("split_seed") or 42)
+            check_task_tokenizer(tokenizer, task, data[task.name]["train"], options.get("model"))
     return data
 
 
@@ -331,7 +334,7 @@ def _run_all(settings: Settings, say: Say) -> int:
     tasks, tokenizer, jobs = checked.tasks, checked.tokenizer, checked.jobs
     for note in checked.notes:
         say(f"note: {note}")
-    data = load_data(tasks, options)
+    data = load_data(tasks, options, tokenizer)
 
     try:
         accelerator = make_accelerator(options.get("precision") or "auto", bool(options.get("cpu")))

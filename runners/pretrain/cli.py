@@ -12,14 +12,18 @@ how ``runners/embedded/model/`` was made. Output: ``OUT/model/`` (save_pretraine
 tokenizer: ``T5ForConditionalGeneration.from_pretrained`` and ``--model`` of the finetune
 runner load it), ``OUT/last/`` (resumable), ``OUT/log.jsonl``, ``OUT/summary.json``.
 
-Exit codes: 0 done (or stopped by --stop-after-steps), 2 a usage or corpus error (a message, no
-traceback), 130 interrupted (the resumable checkpoint is written first).
+One process at a time writes into OUT (a second, e.g. a ``--resume`` of a run still training, is
+refused); a folder holding an earlier run is continued with ``--resume`` or replaced with
+``--overwrite``, never mixed.
+
+Exit codes: 0 done (or stopped by --stop-after-steps), 2 a usage, corpus, model or tokenizer error,
+or OUT in use by another process (a message, no traceback), 130 interrupted (the resumable
+checkpoint is written first).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -63,6 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     out = parser.add_argument_group("output")
     out.add_argument("--output-dir", help="default runs/pretrain-<date-time>")
     out.add_argument("--resume", metavar="DIR", help="continue the run whose --output-dir was DIR")
+    out.add_argument("--overwrite", action="store_true", default=None,
+                     help="replace an earlier run in --output-dir (without it such a folder is refused)")
     out.add_argument("--eval-every", type=int)
     out.add_argument("--save-every", type=int)
     out.add_argument("--log-every", type=int)
@@ -78,24 +84,34 @@ def main(argv: list[str] | None = None) -> int:
 
         run = prepare_run(args)
     except UsageError as error:
-        print(f"error: {error}", file=sys.stderr)
+        print("error: " + " ".join(str(error).split()), file=sys.stderr)
         return EXIT_USAGE
     from .invocation import is_main_process
     from .loop import pretrain
 
     main_process = is_main_process()
-    if main_process:
-        print(run.describe(), flush=True)
     try:
-        outcome = pretrain(run.model, run.tokenizer, run.data, run.config)
-    except (ValueError, FloatingPointError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_USAGE
+        if main_process:
+            print(run.describe(), flush=True)
+        try:
+            outcome = pretrain(run.model, run.tokenizer, run.data, run.config)
+        except (ValueError, FloatingPointError) as error:
+            print(f"error: {error}", file=sys.stderr)
+            return EXIT_USAGE
+        return _finish(run, outcome, main_process)
+    finally:
+        run.release()  # the output folder's lock (held from prepare_run on, by the main process)
+
+
+def _finish(run, outcome, main_process: bool) -> int:
+    """summary.json, the closing line, and the exit code of a pretraining that ran."""
+    from runners.output_folder import write_json
+
     summary = {"completed": outcome.completed, "step": outcome.step, "seconds": round(outcome.seconds, 1),
                "held_out_loss": outcome.eval_history, "finished": time.strftime("%Y-%m-%d %H:%M:%S")}
     if not main_process:
         return 0 if outcome.completed or (outcome.stop_reason or "").startswith("--stop-after-steps") else EXIT_INTERRUPTED
-    (Path(run.config.output_dir) / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    write_json(Path(run.config.output_dir) / "summary.json", summary)
     if not outcome.completed:
         print(f"stopped ({outcome.stop_reason}) at step {outcome.step}. Continue exactly with:\n"
               f"  python -m runners.pretrain --resume {run.config.output_dir}")

@@ -15,16 +15,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from runners.errors import EXIT_INTERRUPTED, EXIT_USAGE, UsageError
+from runners.output_folder import ARGUMENTS_FILE, OutputLock, check_output_path, claim_output_folder, folder_refusal
+from runners.output_folder import write_json
 
-ARGUMENTS_FILE = "arguments.json"
-EXIT_USAGE, EXIT_INTERRUPTED = 2, 130
-RESUME_MAY_CHANGE = {"resume", "stop_after_steps", "no_progress", "log_every", "threads"}
+__all__ = ["EXIT_INTERRUPTED", "EXIT_USAGE", "PretrainRun", "UsageError", "is_main_process", "prepare_run"]
+
+
+RUNNER = "runners.pretrain"
+RESUME_MAY_CHANGE = {"resume", "stop_after_steps", "no_progress", "log_every", "threads", "overwrite"}
 POSITIVE = ("steps", "batch_size", "chunk_length", "eval_every", "save_every", "log_every", "threads",
             "max_documents", "stop_after_steps")
-
-
-class UsageError(Exception):
-    """A problem with the command line or the corpus: printed as one line, exit 2."""
 
 
 @dataclass
@@ -34,6 +35,11 @@ class PretrainRun:
     data: Any
     config: Any
     source: str
+    lock: OutputLock | None = None  # held by the main process while it writes into the output folder
+
+    def release(self) -> None:
+        if self.lock is not None:
+            self.lock.release()
 
     def describe(self) -> str:
         size = sum(p.numel() for p in self.model.parameters())
@@ -85,36 +91,66 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
         raise UsageError(f"--lr must be a positive finite number, got {options['lr']}")
     if options.get("model") and options.get("config"):
         raise UsageError("--config sizes a new model; it cannot be combined with --model")
+    if options.get("resume") and options.get("overwrite"):
+        raise UsageError("--overwrite replaces an earlier run; --resume continues it: give one of them")
     options["output_dir"] = options.get("output_dir") or str(Path("runs") / time.strftime("pretrain-%Y%m%d-%H%M%S"))
     options["embedded"] = embedded
+    if is_main_process():  # refused before the corpus is read; checked again once locked (claim_output_folder)
+        folder = Path(options["output_dir"])
+        check_output_path(folder)
+        verdict, _ = folder_refusal(folder, RUNNER, overwrite=bool(options.get("overwrite")),
+                                    resume=bool(options.get("resume")))
+        if verdict is not None:
+            raise UsageError(verdict)
     return options
 
 
-def _tokenizer(options: dict[str, Any]):
-    from runners.finetune.model import ModelLoadError, load_tokenizer
+def _tokenizer_origin(options: dict[str, Any]) -> tuple[str | None, str]:
+    """(the tokenizer's name or folder, the option that gave it), None for the embedded tokenizer."""
+    if options.get("tokenizer"):
+        return options["tokenizer"], "--tokenizer"
+    return options.get("model"), "--model"
 
-    name = options.get("tokenizer") or options.get("model")
+
+def _tokenizer(options: dict[str, Any], documents: list[str]):
+    """The tokenizer, refused when it cannot encode the corpus (most words unknown)."""
+    from runners.finetune.model import ModelLoadError, check_tokenizer_covers, load_tokenizer
+
+    name, option = _tokenizer_origin(options)
     try:
-        return load_tokenizer(name)  # None: the embedded tokenizer
+        tokenizer = load_tokenizer(name, option)  # None: the embedded tokenizer
+        check_tokenizer_covers(tokenizer, documents, f"{option} {name}" if name else "the embedded tokenizer")
     except ModelLoadError as error:
         raise UsageError(str(error)) from None
+    return tokenizer
+
+
+def _check_vocabulary(vocab_size: int, tokenizer, where: str) -> None:
+    """Every token id of the tokenizer needs an embedding row (else IndexError in the first step)."""
+    if vocab_size < len(tokenizer):
+        raise UsageError(f"{where}: vocab_size {vocab_size} is smaller than the tokenizer's {len(tokenizer)} tokens; "
+                         f"give vocab_size at least {len(tokenizer)} (or leave it out: the tokenizer's size)")
 
 
 def _model(options: dict[str, Any], tokenizer):
     import torch
     from transformers import T5Config, T5ForConditionalGeneration
 
-    from runners.finetune.model import ModelLoadError, build_model, parse_init_overrides
+    from runners.finetune.model import ModelLoadError, build_model, check_model_folder, parse_init_overrides
 
     try:
         if options.get("model"):
-            return build_model(options["model"], tokenizer, seed=options.get("seed") or 0)
+            check_model_folder(options["model"])
+            model = build_model(options["model"], tokenizer, seed=options.get("seed") or 0)
+            _check_vocabulary(model.config.vocab_size, tokenizer, f"--model {options['model']}")
+            return model
         overrides = parse_init_overrides(options.get("config"))
     except ModelLoadError as error:
-        raise UsageError(str(error)) from None
+        raise UsageError(str(error).replace("--init-config", "--config")) from None
     torch.manual_seed(options.get("seed") or 0)
     fields = {"vocab_size": len(tokenizer), "pad_token_id": tokenizer.pad_token_id, "eos_token_id": tokenizer.eos_token_id,
               "decoder_start_token_id": tokenizer.pad_token_id, **overrides}
+    _check_vocabulary(fields["vocab_size"], tokenizer, f"--config vocab_size={fields['vocab_size']}")
     try:
         return T5ForConditionalGeneration(T5Config(**fields))
     except (ValueError, TypeError) as error:
@@ -149,7 +185,7 @@ def prepare_run(args: argparse.Namespace) -> PretrainRun:
         supervised = read_supervised(supervised_paths) if supervised_paths else []
     except CorpusError as error:
         raise UsageError(str(error)) from None
-    tokenizer = _tokenizer(options)
+    tokenizer = _tokenizer(options, documents)
     model = _model(options, tokenizer)
     noise = {k: options[k] for k in ("noise_density", "mean_span_length") if options.get(k) is not None}
     try:
@@ -167,15 +203,17 @@ def prepare_run(args: argparse.Namespace) -> PretrainRun:
         log_every=options.get("log_every") or 10, seed=options.get("seed") or 0,
         precision=options.get("precision") or "auto", cpu=bool(options.get("cpu")), resume=bool(options.get("resume")),
         stop_after_steps=options.get("stop_after_steps"), progress_bars=not options.get("no_progress"))
-    folder = Path(config.output_dir)
-    if is_main_process():  # under torchrun, process 0 checks and writes the folder (the others would see its file)
-        if not options.get("resume") and (folder / ARGUMENTS_FILE).exists():
-            raise UsageError(f"--output-dir {folder} holds an earlier run; continue it with --resume {folder} "
-                             "or choose another folder")
-        folder.mkdir(parents=True, exist_ok=True)
-        saved = {k: v for k, v in options.items() if k not in ("resume", "stop_after_steps", "embedded")}
-        (folder / ARGUMENTS_FILE).write_text(json.dumps(saved, indent=2) + "\n", encoding="utf-8")
-    return PretrainRun(model, tokenizer, data, config, source)
+    lock = None
+    if is_main_process():  # under torchrun, process 0 locks and writes the folder (the others would see its file)
+        lock = claim_output_folder(config.output_dir, RUNNER, overwrite=bool(options.get("overwrite")),
+                                   resume=bool(options.get("resume")))
+        saved = {k: v for k, v in options.items() if k not in ("resume", "stop_after_steps", "embedded", "overwrite")}
+        try:
+            write_json(Path(config.output_dir) / ARGUMENTS_FILE, saved)
+        except OSError as error:
+            lock.release()
+            raise UsageError(f"--output-dir {config.output_dir}: cannot write there ({error.strerror or error})") from None
+    return PretrainRun(model, tokenizer, data, config, source, lock)
 
 
 def is_main_process() -> bool:
