@@ -201,4 +201,6 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from runners.command import run_command
+
+    run_command(main)

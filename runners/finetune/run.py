@@ -33,13 +33,13 @@ import surgery
 
 from .atomic import write_json
 from .errors import NonFiniteLoss, TrainingSetupError
-from .invocation import EXIT_INTERRUPTED, Settings, UsageError, prepare_output_dir
+from .invocation import DEFAULT_RECIPE, EXIT_INTERRUPTED, Settings, UsageError, prepare_output_dir
 from .jobs import Job, is_sweep, plan_jobs
 from .runs import unique
 from .figure import write_figure
 from .results import RESULT_FILE, JsonlLog, RunResult, markdown_table, summarize, write_tables
 from .model import ModelLoadError, build_model, embedded_model_dir, load_tokenizer, parse_init_overrides, tiny_t5_config
-from .settings import DEFAULT_RECIPE, SMALL_MODEL_CPU_THREADS, paper_defaults
+from .settings import SMALL_MODEL_CPU_THREADS, paper_defaults
 from .state import is_complete, recover_adapter, recover_checkpoint
 from .sweep import sweep_markdown, write_sweep_tables
 from .training import TrainConfig, make_accelerator, train
