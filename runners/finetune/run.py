@@ -30,6 +30,7 @@ from typing import Any
 import torch
 
 import surgery
+from runners.hub import prepare_hub
 
 from .atomic import write_json
 from .errors import NonFiniteLoss, TrainingSetupError
@@ -96,6 +97,7 @@ def meta_model(model_name: str | None, tokenizer, overrides: dict[str, Any]) -> 
             from transformers import AutoConfig, AutoModelForSeq2SeqLM
 
             path = model_name if model_name is not None else embedded_model_dir()
+            prepare_hub(path)  # an unreachable Hub: offline at once, with one note
             try:
                 config = AutoConfig.from_pretrained(path)
             except (OSError, ValueError) as error:
