@@ -117,8 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
                           "(less memory, about a third more compute; the trained result is the same)")
     how.add_argument("--jobs", type=int, metavar="N", help="train N runs side by side in worker processes, one CPU "
                                                           "thread each (a grid of small runs on a CPU)")
-    how.add_argument("--threads", type=int, help="intra-op CPU threads (default on CPU: 2 for the embedded model, 1 for an --init-config "
-                                                 "model, which is fastest for their small matrices; else PyTorch's default)")
+    how.add_argument("--threads", type=int, help="intra-op CPU threads (default on CPU: for the embedded model one per core "
+                                                 "free at the start, at most 2; 1 for an --init-config model, which is "
+                                                 "fastest for their small matrices; else PyTorch's default)")
     evaluation = parser.add_argument_group("evaluation")
     evaluation.add_argument("--eval-every", type=int, metavar="EPOCHS", help="validate every N epochs (default 1)")
     evaluation.add_argument("--eval-batch-size", type=int)

@@ -30,7 +30,7 @@ from typing import Any
 import torch
 
 import surgery
-from runners.hub import prepare_hub
+from runners.threads import choose_threads
 
 from .atomic import write_json
 from .errors import NonFiniteLoss, TrainingSetupError
@@ -97,7 +97,6 @@ def meta_model(model_name: str | None, tokenizer, overrides: dict[str, Any]) -> 
             from transformers import AutoConfig, AutoModelForSeq2SeqLM
 
             path = model_name if model_name is not None else embedded_model_dir()
-            prepare_hub(path)  # an unreachable Hub: offline at once, with one note
             try:
                 config = AutoConfig.from_pretrained(path)
             except (OSError, ValueError) as error:
@@ -258,11 +257,11 @@ def run_one(task, job: Job, base_splits: dict[str, list[dict]], tokenizer, setti
 
 
 def set_cpu_threads(options: dict[str, Any], device: torch.device) -> None:
-    """--threads, or on CPU (unless OMP_NUM_THREADS is set): one thread for the tiny --init-config
-    models, at most SMALL_MODEL_CPU_THREADS for the embedded model (shipped or --random-init)."""
+    """--threads, or on CPU (unless OMP_NUM_THREADS is set): 1 for the tiny --init-config models, for the
+    embedded model one per core free now, at most SMALL_MODEL_CPU_THREADS (`runners.threads`)."""
     threads = options.get("threads")
     if threads is None and options.get("model") is None and device.type == "cpu" and "OMP_NUM_THREADS" not in os.environ:
-        threads = 1 if options.get("init_config") else min(SMALL_MODEL_CPU_THREADS, os.cpu_count() or 1)
+        threads = 1 if options.get("init_config") else choose_threads(SMALL_MODEL_CPU_THREADS)
     if threads is not None:
         torch.set_num_threads(threads)
 
