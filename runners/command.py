@@ -14,6 +14,7 @@ A ``KeyboardInterrupt`` that the entry point does not handle itself — one rais
 transformers is being imported, say — prints ``interrupted`` and exits with 130, the shell's code
 for SIGINT; further Ctrl-C presses are ignored while it exits, so no traceback can follow.
 (Entry points that catch ``KeyboardInterrupt`` themselves return 130 after their own one line.)
+Output files are written inside :func:`interrupts_deferred`: a Ctrl-C then waits until they are whole.
 
 >>> exit_status(None), exit_status(3), exit_status({"written": "x.md"})
 (0, 3, 0)
@@ -24,7 +25,8 @@ from __future__ import annotations
 import importlib
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import NoReturn
 
 EXIT_INTERRUPTED = 130
@@ -54,3 +56,31 @@ def interrupted(message: str | None = "interrupted") -> int:
     if message:
         print(message, file=sys.stderr, flush=True)
     return EXIT_INTERRUPTED
+
+
+@contextmanager
+def interrupts_deferred() -> Iterator[None]:
+    """Ctrl-C inside the block takes effect when the block ends, so the files it writes are whole.
+
+    >>> import signal
+    >>> try:
+    ...     with interrupts_deferred():
+    ...         signal.raise_signal(signal.SIGINT)
+    ...         print("the block ran to its end")
+    ... except KeyboardInterrupt:
+    ...     print("then the interrupt")
+    the block ran to its end
+    then the interrupt
+    """
+    received: list[int] = []
+    try:
+        previous = signal.signal(signal.SIGINT, lambda number, frame: received.append(number))
+    except ValueError:  # not the main thread: signals go to the main thread anyway
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if received:
+            signal.raise_signal(signal.SIGINT)  # now handled as it would have been

@@ -148,3 +148,24 @@ def test_ctrl_c_during_the_start_up_imports_exits_130_with_one_line(runner, tmp_
     out = tmp_path / "out"
     assert not out.exists() or not [p for p in out.rglob("*") if p.is_file() and p.name != ".lock"], \
         "nothing is written before the work starts"
+
+
+def test_ctrl_c_while_a_figure_is_written_leaves_it_whole(monkeypatch, tmp_path):
+    from matplotlib.figure import Figure
+
+    from runners import plot
+
+    save = Figure.savefig
+
+    def interrupted_while_saving(figure, *args, **kwargs):
+        signal.raise_signal(signal.SIGINT)  # Ctrl-C as the file is being written
+        save(figure, *args, **kwargs)
+
+    monkeypatch.setattr(Figure, "savefig", interrupted_while_saving)
+    efficiency = plot.load_efficiency_rows(_write(tmp_path / "efficiency.csv", "recipe,trainable_percent,"
+                                                  "peak_memory_mib,error\ncompacter++,0.05,100,\n"))
+    scores = plot.load_scores(_write(tmp_path / "scores.csv", "recipe,score\ncompacter++,80\n"), None)
+    with pytest.raises(KeyboardInterrupt):
+        plot.plot_tradeoff(efficiency, scores, tmp_path / "figure.png", "")
+    png = (tmp_path / "figure.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and png[-8:] == b"IEND\xaeB`\x82"  # the PNG's first and last bytes

@@ -21,6 +21,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from runners.command import interrupts_deferred
+
 # torch, transformers and the engine are imported where the measuring starts, not here:
 # --help and a usage error come back in well under a second.
 if TYPE_CHECKING:
@@ -182,7 +184,8 @@ def main(argv: list[str] | None = None) -> dict[str, Path]:
     clock = time.perf_counter()
     rows, samples, large_apply = measure(args)
     markdown = report_markdown(args, argv, rows, large_apply, started, time.perf_counter() - clock, machine)
-    paths = write_outputs(args, markdown, rows, samples, large_apply)
+    with interrupts_deferred():  # Ctrl-C waits until the files are whole
+        paths = write_outputs(args, markdown, rows, samples, large_apply)
     print()
     print(markdown)
     print("written: " + ", ".join(str(p) for p in paths.values()))
