@@ -32,6 +32,8 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
+from runners.command import interrupts_deferred
+
 
 @dataclass(frozen=True)
 class EfficiencyPoint:
@@ -182,7 +184,8 @@ def plot_tradeoff(points: dict[str, EfficiencyPoint], scores: dict[str, float], 
     labels = [f"{name} ({mi:.0f} MiB)" for name, mi in zip(drawn, memory)] if measured else drawn
     label_without_overlap(axes, x, y, radii, labels)
     Path(output).parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(output, dpi=150)
+    with interrupts_deferred():  # Ctrl-C waits until the file is whole
+        figure.savefig(output, dpi=150)
     plt.close(figure)
     return drawn
 
@@ -201,4 +204,6 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from runners.command import run_command
+
+    run_command(main)

@@ -30,6 +30,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from pathlib import Path
 
+from runners.command import interrupts_deferred
 from runners.finetune.arguments import comma_list
 from runners.finetune.atomic import write_text
 from runners.finetune.errors import UsageError
@@ -98,7 +99,8 @@ def plot(lines: Curves, output: Path, title: str = "") -> None:
     axes.grid(alpha=0.3)
     axes.legend()
     figure.tight_layout()
-    figure.savefig(output, dpi=150)
+    with interrupts_deferred():  # Ctrl-C waits until the file is whole
+        figure.savefig(output, dpi=150)
     plt.close(figure)
 
 
@@ -132,4 +134,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from runners.command import run_command
+
+    run_command(main)

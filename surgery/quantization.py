@@ -18,11 +18,28 @@ True
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from torch import nn
 
 from .errors import RecipeError
+
+# bitsandbytes (≥ 0.49) warns when it is imported on a CPU with AVX512-BF16 and the optional
+# `kernels` package (a faster 4-bit CPU kernel fetched from the Hub) is not installed: "Failed to
+# load CPU gemm_4bit_forward from kernels-community: No module named 'kernels'. ...". It then uses
+# its own kernel, so nothing is wrong; the warning appeared on `import peft` and on every
+# quantised example. Only that case is dropped: if `kernels` is installed and fails, or bitsandbytes
+# warns about anything else, the warning is shown.
+MISSING_KERNELS_WARNING = ("Failed to load CPU gemm_4bit_forward from kernels-community", "No module named 'kernels'")
+
+
+def _not_the_missing_kernels_warning(record: logging.LogRecord) -> bool:
+    message = record.getMessage()
+    return not all(part in message for part in MISSING_KERNELS_WARNING)
+
+
+logging.getLogger("bitsandbytes.backends.cpu.ops").addFilter(_not_the_missing_kernels_warning)
 
 
 @dataclass(frozen=True)

@@ -74,15 +74,33 @@ with the targets of the efficiency issue; a ratio within the rows' spread of the
 within noise.
 """
 
-from .cli import main, measure, parse_args
-from .memory import MemoryMeasurement, measure_peak_memory, peak_of_allocation_events
-from .ratios import Row, add_ratios, paired_ratio, per_round_medians, to_row
-from .report import CSV_COLUMNS, report_markdown, write_outputs
-from .rows import (CONFIGS, DTYPES, FLOOR, FULL, REFERENCE_ROWS, TRACED, Candidate, build_base_model, forward_pass,
-                   make_batch, prepare_candidate, row_names, t5_config, training_step)
-from .tables import MIB
-from .targets import Target, collect_targets
-from .timing import CLOCKS, time_interleaved, time_large_apply, time_once
+from __future__ import annotations
+
+import importlib
+
+# Where each public name lives. They are imported on first use (PEP 562), so that
+# ``python -m runners.efficiency --help`` does not wait for torch and transformers.
+_EXPORTS = {
+    "cli": ("main", "measure", "parse_args"),
+    "memory": ("MemoryMeasurement", "measure_peak_memory", "peak_of_allocation_events"),
+    "ratios": ("Row", "add_ratios", "paired_ratio", "per_round_medians", "to_row"),
+    "report": ("CSV_COLUMNS", "report_markdown", "write_outputs"),
+    "rows": ("CONFIGS", "DTYPES", "FLOOR", "FULL", "REFERENCE_ROWS", "TRACED", "Candidate", "build_base_model",
+             "forward_pass", "make_batch", "prepare_candidate", "row_names", "t5_config", "training_step"),
+    "tables": ("MIB",),
+    "targets": ("Target", "collect_targets"),
+    "timing": ("CLOCKS", "time_interleaved", "time_large_apply", "time_once"),
+}
+_MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
+
+
+def __getattr__(name: str):
+    if name not in _MODULE_OF:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_MODULE_OF[name]}", __name__), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "CLOCKS", "CONFIGS", "CSV_COLUMNS", "DTYPES", "FLOOR", "FULL", "MIB", "REFERENCE_ROWS", "TRACED",

@@ -1,6 +1,9 @@
-"""``python -m runners.efficiency``: see the package docstring."""
+"""``python -m runners.efficiency``: see the package docstring.
 
-from . import main
+Nothing heavy is imported before the command line is read (`runners.command`).
+"""
+
+from runners.command import run_command
 
 if __name__ == "__main__":
-    main()
+    run_command("runners.efficiency.cli")

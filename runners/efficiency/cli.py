@@ -21,21 +21,29 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
+from runners.command import interrupts_deferred
 
 from runners.errors import EXIT_USAGE, UsageError
 
 from .inputs import claim_inputs
-from .memory import MemoryMeasurement, measure_peak_memory
-from .ratios import Row, add_ratios, to_row
-from .report import report_markdown, write_outputs
-from .rows import DTYPES, REFERENCE_ROWS, Candidate, build_base_model, describe_error, forward_pass, make_batch
-from .rows import prepare_candidate, row_names, training_step
-from .timing import ApplyTimes, resolve_clock, time_interleaved, time_large_apply
+
+# torch, transformers and the engine are imported where the measuring starts, not here:
+# --help and a usage error come back in well under a second.
+if TYPE_CHECKING:
+    import torch
+
+    from .ratios import Row
+    from .rows import Candidate
+    from .timing import ApplyTimes
+
+DTYPE_NAMES = ("fp32", "bf16")  # the keys of runners.efficiency.rows.DTYPES (a test keeps them equal)
 
 
 def machine_description(device: torch.device) -> str:
+    import torch
+
     if device.type == "cuda":
         where = torch.cuda.get_device_name(device)
     else:
@@ -59,7 +67,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=6, help="interleaved rounds (medians over repeats × steps)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed steps per row before measuring")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
-    parser.add_argument("--dtype", choices=tuple(DTYPES), default="fp32")
+    parser.add_argument("--dtype", choices=DTYPE_NAMES, default="fp32")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch intra-op threads (default 1; 0 keeps torch's default). On a shared 2-core "
                              "machine a 2-thread pool stalls whenever another process holds a core: measured "
@@ -84,12 +92,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.device == "cuda" and args.clock == "cpu":
         parser.error("--clock cpu does not see GPU time; use wall (the default on cuda)")
-    if args.device == "cuda" and not torch.cuda.is_available():
+    if args.device == "cuda" and not _cuda_available():
         parser.error("--device cuda was asked for, but torch.cuda.is_available() is False")
     for option in ("batch_size", "source_length", "target_length", "steps", "repeats"):
         if getattr(args, option) < 1:
             parser.error(f"--{option.replace('_', '-')} must be ≥ 1")
     return args
+
+
+def _cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
 
 
 def log(message: str) -> None:
@@ -98,6 +112,8 @@ def log(message: str) -> None:
 
 def run_or_mark_failed(candidate: Candidate, what: str, action: Callable[[], object]) -> object | None:
     """Run `action`; if it raises, the row records why and drops its model (the run goes on)."""
+    from .rows import describe_error
+
     try:
         return action()
     except Exception as error:
@@ -109,6 +125,14 @@ def run_or_mark_failed(candidate: Candidate, what: str, action: Callable[[], obj
 
 def measure(args: argparse.Namespace) -> tuple[list[Row], dict[str, dict[str, list[float]]], ApplyTimes]:
     """Every measurement of the run; returns the rows, the raw time samples and the T5-large apply times."""
+    import torch
+
+    from .memory import MemoryMeasurement, measure_peak_memory
+    from .ratios import add_ratios, to_row
+    from .rows import DTYPES, REFERENCE_ROWS, build_base_model, forward_pass, make_batch, prepare_candidate
+    from .rows import row_names, training_step
+    from .timing import resolve_clock, time_interleaved, time_large_apply
+
     device, dtype = torch.device(args.device), DTYPES[args.dtype]
     base = build_base_model(args.config, device, dtype, args.seed)
     batch = make_batch(base.config.vocab_size, args.batch_size, args.source_length, args.target_length, device, args.seed + 1)
@@ -165,6 +189,10 @@ def main(argv: list[str] | None = None) -> dict[str, Path]:
         print("error: " + " ".join(str(error).split()), file=sys.stderr)
         raise SystemExit(EXIT_USAGE) from None
     try:
+        import torch
+
+        from .report import report_markdown, write_outputs
+
         if args.threads > 0:
             torch.set_num_threads(args.threads)
         started = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
@@ -172,7 +200,8 @@ def main(argv: list[str] | None = None) -> dict[str, Path]:
         clock = time.perf_counter()
         rows, samples, large_apply = measure(args)
         markdown = report_markdown(args, argv, rows, large_apply, started, time.perf_counter() - clock, machine)
-        paths = write_outputs(args, markdown, rows, samples, large_apply, scores)
+        with interrupts_deferred():  # Ctrl-C waits until the files are whole
+            paths = write_outputs(args, markdown, rows, samples, large_apply, scores)
     finally:
         lock.release()
     print()

@@ -1,8 +1,9 @@
-"""``python -m runners.finetune`` (and ``torchrun -m runners.finetune``): see `runners.finetune.cli`."""
+"""``python -m runners.finetune`` (and ``torchrun -m runners.finetune``): see `runners.finetune.cli`.
 
-import sys
+Nothing heavy is imported before the command line is read (`runners.command`).
+"""
 
-from .cli import main
+from runners.command import run_command
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_command("runners.finetune.cli")

@@ -28,12 +28,15 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .invocation import EXIT_INTERRUPTED, EXIT_OUT_OF_MEMORY, EXIT_USAGE, UsageError, is_main_process, resolve_settings, say
+from runners.command import interrupted
+
+# Light imports only: --help and every usage error come back in well under a second. torch,
+# transformers, datasets and the engine are imported in `run`, once the options are known good.
+from .invocation import (DEFAULT_RECIPE, EXIT_OUT_OF_MEMORY, EXIT_USAGE, Settings, UsageError, is_main_process,
+                         resolve_settings, say)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .settings import DEFAULT_RECIPE
-
     parser = argparse.ArgumentParser(
         prog="python -m runners.finetune",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -114,8 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
                           "(less memory, about a third more compute; the trained result is the same)")
     how.add_argument("--jobs", type=int, metavar="N", help="train N runs side by side in worker processes, one CPU "
                                                           "thread each (a grid of small runs on a CPU)")
-    how.add_argument("--threads", type=int, help="intra-op CPU threads (default on CPU: 2 for the embedded model, 1 for an --init-config "
-                                                 "model, which is fastest for their small matrices; else PyTorch's default)")
+    how.add_argument("--threads", type=int, help="intra-op CPU threads (default on CPU: for the embedded model one per core "
+                                                 "free at the start, at most 2; 1 for an --init-config model, which is "
+                                                 "fastest for their small matrices; else PyTorch's default)")
     evaluation = parser.add_argument_group("evaluation")
     evaluation.add_argument("--eval-every", type=int, metavar="EPOCHS", help="validate every N epochs (default 1)")
     evaluation.add_argument("--eval-batch-size", type=int)
@@ -138,30 +142,32 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        import torch
-
-        try:
-            from .run import run_all
-
-            settings = resolve_settings(args)
-            if settings.options.get("one_base"):
-                from .multitask import run_one_base
-
-                return run_one_base(settings, say)
-            return run_all(settings, say)
-        except torch.cuda.OutOfMemoryError:
-            options = vars(args)
-            print("error: out of GPU memory. Lower the memory per step: raise --grad-accum (same global batch, "
-                  "smaller micro-batches, same results), or lower --batch-size, --max-source-length or "
-                  f"--eval-batch-size (now: --batch-size {options.get('batch_size') or 'default'}, "
-                  f"--grad-accum {options.get('grad_accum') or 1})", file=sys.stderr)
-            return EXIT_OUT_OF_MEMORY
+        return run(resolve_settings(args))
     except UsageError as error:
         if is_main_process():
             print("error: " + " ".join(str(error).split()), file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:  # before training started, or a second Ctrl-C: nothing half-written to clean up
-        if is_main_process():
-            print("interrupted; continue a started invocation with --resume OUT (its last complete checkpoint)",
-                  file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return interrupted("interrupted; continue a started invocation with --resume OUT (its last complete checkpoint)"
+                           if is_main_process() else None)
+
+
+def run(settings: Settings) -> int:
+    """The invocation's runs (the heavy imports happen here); out of GPU memory is exit 3 with advice."""
+    import torch
+
+    try:
+        if settings.options.get("one_base"):
+            from .multitask import run_one_base
+
+            return run_one_base(settings, say)
+        from .run import run_all
+
+        return run_all(settings, say)
+    except torch.cuda.OutOfMemoryError:
+        options = settings.options
+        print("error: out of GPU memory. Lower the memory per step: raise --grad-accum (same global batch, "
+              "smaller micro-batches, same results), or lower --batch-size, --max-source-length or "
+              f"--eval-batch-size (now: --batch-size {options.get('batch_size') or 'default'}, "
+              f"--grad-accum {options.get('grad_accum') or 1})", file=sys.stderr)
+        return EXIT_OUT_OF_MEMORY

@@ -36,6 +36,7 @@ __all__ = ["EXIT_INTERRUPTED", "EXIT_OUT_OF_MEMORY", "EXIT_USAGE", "Settings", "
            "prepare_output_dir", "resolve_settings", "say"]
 
 DEFAULT_TASK = "embedded-sst2"
+DEFAULT_RECIPE = "compacter++"
 # Options a resumed invocation may set differently from the interrupted one: they change neither
 # the data, the model nor the arithmetic of training.
 RESUME_MAY_CHANGE = {"resume", "jobs", "stop_after_steps", "save_every_steps", "no_progress", "log_every", "overwrite"}
@@ -79,9 +80,9 @@ def _saved_arguments(folder: Path) -> tuple[Path, dict[str, Any]]:
 
 
 def resolve_settings(args: argparse.Namespace) -> Settings:
-    """Merge a resumed run's saved arguments, check every option, fill in seeds and the output folder."""
-    from .settings import LOW_RESOURCE_EPOCHS
+    """Merge a resumed run's saved arguments, check every option, fill in seeds and the output folder.
 
+    Light on purpose (no torch, no transformers): a usage error is reported in well under a second."""
     options = {key: value for key, value in vars(args).items()}
     check_options(options)
     if args.resume:
@@ -98,6 +99,8 @@ def resolve_settings(args: argparse.Namespace) -> Settings:
         raise UsageError("give --seed or --seeds, not both")
     low_resource = options.get("low_resource")
     if low_resource is not None:
+        from .settings import LOW_RESOURCE_EPOCHS  # the paper's schedule (imports the engine)
+
         if options.get("epochs") is None and low_resource not in LOW_RESOURCE_EPOCHS:
             raise UsageError(f"--low-resource {low_resource}: the paper's schedule covers "
                              f"{', '.join(map(str, LOW_RESOURCE_EPOCHS))} examples; give --epochs for other sizes")
@@ -108,9 +111,14 @@ def resolve_settings(args: argparse.Namespace) -> Settings:
     output_dir = Path(options.get("output_dir") or Path("runs") / time.strftime("%Y%m%d-%H%M%S"))
     check_output_dir(output_dir)
     options["output_dir"] = str(output_dir)
-    from runners.tasks import expand_task_names
+    from runners.tasks import expand_task_names, get_task
 
     tasks = expand_task_names(comma_list("--task", options["task"]) if options.get("task") is not None else [DEFAULT_TASK])
+    try:
+        for name in tasks:
+            get_task(name)  # an unknown name is refused here, before torch is imported
+    except ValueError as error:  # get_task's message names the closest task
+        raise UsageError(str(error)) from None
     recipes = comma_list("--recipe", options["recipe"]) if options.get("recipe") is not None else None
     if recipes is not None and "all" in recipes:  # every bundled recipe, in name order
         import surgery

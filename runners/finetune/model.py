@@ -26,6 +26,8 @@ from typing import Any
 import torch
 from transformers import T5Config, T5ForConditionalGeneration
 
+from runners.hub import prepare_hub
+
 # The base of --init-config (small random-init models, e.g. for tests): 0.69M parameters; d_model
 # 128 keeps Compacter applicable (n = 4 divides d_model / 32 = 4).
 INIT_CONFIG_BASE: dict[str, Any] = {"d_model": 128, "d_kv": 32, "d_ff": 256, "num_layers": 2, "num_heads": 4,
@@ -273,7 +275,8 @@ def load_tokenizer(model_name: str | None, option: str = "--model"):
         return embedded_tokenizer()
     from transformers import AutoTokenizer
 
-    _local_folder(model_name, option)
+    _local_folder(model_name, option)  # a path that does not exist: said so, not tried on the Hub
+    prepare_hub(model_name)  # an unreachable Hub: offline at once, with one note
     try:
         return AutoTokenizer.from_pretrained(model_name)
     except (OSError, ValueError) as error:
@@ -302,6 +305,7 @@ def build_model(model_name: str | None, tokenizer, init_overrides: dict[str, Any
     from transformers import AutoConfig, AutoModelForSeq2SeqLM
 
     path = model_name if model_name is not None else embedded_model_dir()
+    prepare_hub(path)  # an unreachable Hub: offline at once, with one note
     try:
         if random_init:
             return AutoModelForSeq2SeqLM.from_config(AutoConfig.from_pretrained(path))

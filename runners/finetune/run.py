@@ -30,17 +30,18 @@ from typing import Any
 import torch
 
 import surgery
+from runners.threads import choose_threads
 
 from .atomic import write_json
 from .errors import NonFiniteLoss, TrainingSetupError
-from .invocation import EXIT_INTERRUPTED, Settings, UsageError, prepare_output_dir
+from .invocation import DEFAULT_RECIPE, EXIT_INTERRUPTED, Settings, UsageError, prepare_output_dir
 from .jobs import Job, is_sweep, plan_jobs
 from .runs import unique
 from .figure import write_figure
 from .results import RESULT_FILE, JsonlLog, RunResult, markdown_table, summarize, write_tables
 from .model import (ModelLoadError, build_model, check_model_folder, check_task_tokenizer, embedded_model_dir,
                     load_tokenizer, parse_init_overrides, tiny_t5_config)
-from .settings import DEFAULT_RECIPE, SMALL_MODEL_CPU_THREADS, paper_defaults
+from .settings import SMALL_MODEL_CPU_THREADS, paper_defaults
 from .state import is_complete, recover_adapter, recover_checkpoint
 from .sweep import sweep_markdown, write_sweep_tables
 from .training import TrainConfig, make_accelerator, train
@@ -257,11 +258,11 @@ def run_one(task, job: Job, base_splits: dict[str, list[dict]], tokenizer, setti
 
 
 def set_cpu_threads(options: dict[str, Any], device: torch.device) -> None:
-    """--threads, or on CPU (unless OMP_NUM_THREADS is set): one thread for the tiny --init-config
-    models, at most SMALL_MODEL_CPU_THREADS for the embedded model (shipped or --random-init)."""
+    """--threads, or on CPU (unless OMP_NUM_THREADS is set): 1 for the tiny --init-config models, for the
+    embedded model one per core free now, at most SMALL_MODEL_CPU_THREADS (`runners.threads`)."""
     threads = options.get("threads")
     if threads is None and options.get("model") is None and device.type == "cpu" and "OMP_NUM_THREADS" not in os.environ:
-        threads = 1 if options.get("init_config") else min(SMALL_MODEL_CPU_THREADS, os.cpu_count() or 1)
+        threads = 1 if options.get("init_config") else choose_threads(SMALL_MODEL_CPU_THREADS)
     if threads is not None:
         torch.set_num_threads(threads)
 

@@ -73,7 +73,6 @@ EMBEDDED_LOW_RESOURCE_EVAL_EVERY = {100: 20, 500: 4, 1000: 2, 2000: 1}
 # job alone on 2 cores: 5.8 s an epoch with 2 threads, 8.5 s with 1), and OpenMP threads slow down
 # many-fold when other processes busy the cores (--jobs runs, and the tiny --init-config models, use 1).
 SMALL_MODEL_CPU_THREADS = 2
-DEFAULT_RECIPE = "compacter++"
 
 
 def paper_defaults(task, recipe=None, model_config=None, low_resource: int | None = None) -> dict[str, Any]:

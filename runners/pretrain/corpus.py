@@ -29,6 +29,8 @@ import json
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
+from runners.hub import prepare_hub
+
 TEXT_SUFFIXES = (".txt", ".txt.gz")
 JSONL_SUFFIXES = (".jsonl", ".jsonl.gz")
 
@@ -105,6 +107,7 @@ def load_hub_documents(name: str, split: str = "train", text_column: str = "text
     from datasets import load_dataset
 
     path, _, config = name.partition(":")
+    prepare_hub(path)  # an unreachable Hub: offline at once, with one note
     try:
         dataset = load_dataset(path, config or None, split=split, streaming=limit is not None)
     except Exception as error:  # the Hub unreachable, an unknown name: one clear message

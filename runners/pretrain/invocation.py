@@ -159,6 +159,7 @@ def _model(options: dict[str, Any], tokenizer):
 
 def prepare_run(args: argparse.Namespace) -> PretrainRun:
     """Check the arguments, read the corpus, build tokenizer, model, data and config."""
+    options = _options(args)  # before the heavy imports: a usage error comes back at once
     import torch
 
     from runners.embedded import CORPUS_FILE, SUPERVISED_FILE
@@ -167,7 +168,6 @@ def prepare_run(args: argparse.Namespace) -> PretrainRun:
     from .data import PretrainData
     from .loop import PretrainConfig
 
-    options = _options(args)
     if options.get("threads"):
         torch.set_num_threads(options["threads"])
     corpus = [str(CORPUS_FILE)] if options["embedded"] else options.get("corpus")

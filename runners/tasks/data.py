@@ -45,6 +45,8 @@ import warnings
 from collections.abc import Callable, Hashable, Iterable
 from pathlib import Path
 
+from runners.hub import prepare_hub
+
 from .registry import Task, get_task
 
 __all__ = [
@@ -128,6 +130,7 @@ def load_from_hub(task: Task) -> dict[str, Rows]:
     try:
         from datasets import load_dataset
 
+        prepare_hub(task.hub[0])  # an unreachable Hub: offline at once, with one note
         dataset = load_dataset(*task.hub)
         return {split: [dict(row) for row in dataset[split]] for split in task.original_splits}
     except Exception as error:  # network, missing package, unknown config: say what was tried

@@ -1,0 +1,86 @@
+"""How every runner is started: ``python -m runners.X`` imports nothing heavy before it needs to,
+and Ctrl-C at any moment, its start-up imports included, ends it with one line and exit 130.
+
+A runner's ``__main__`` (or its ``if __name__ == "__main__"`` block) hands its entry point to
+:func:`run_command`, by module name so that the import itself is covered::
+
+    from runners.command import run_command
+
+    if __name__ == "__main__":
+        run_command("runners.finetune.cli")
+
+What the entry point returns becomes the exit status (an int; anything else is success).
+A ``KeyboardInterrupt`` that the entry point does not handle itself — one raised while torch or
+transformers is being imported, say — prints ``interrupted`` and exits with 130, the shell's code
+for SIGINT; further Ctrl-C presses are ignored while it exits, so no traceback can follow.
+(Entry points that catch ``KeyboardInterrupt`` themselves return 130 after their own one line.)
+Output files are written inside :func:`interrupts_deferred`: a Ctrl-C then waits until they are whole.
+
+>>> exit_status(None), exit_status(3), exit_status({"written": "x.md"})
+(0, 3, 0)
+"""
+
+from __future__ import annotations
+
+import importlib
+import signal
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import NoReturn
+
+EXIT_INTERRUPTED = 130
+
+EntryPoint = Callable[[], object]
+
+
+def exit_status(returned: object) -> int:
+    """The exit status for what an entry point returned: an int as it is, anything else 0."""
+    return returned if isinstance(returned, int) and not isinstance(returned, bool) else 0
+
+
+def run_command(entry: str | EntryPoint) -> NoReturn:
+    """Run `entry` (a module with a ``main()``, named, or the callable itself) and exit with its status."""
+    try:
+        main = importlib.import_module(entry).main if isinstance(entry, str) else entry
+        status = exit_status(main())
+    except KeyboardInterrupt:
+        status = interrupted()
+    if status == EXIT_INTERRUPTED:  # exiting anyway: a further Ctrl-C must not print a traceback
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    sys.exit(status)
+
+
+def interrupted(message: str | None = "interrupted") -> int:
+    """Say `message` (if any) on one line of stderr; the exit status of an interrupted command, 130."""
+    if message:
+        print(message, file=sys.stderr, flush=True)
+    return EXIT_INTERRUPTED
+
+
+@contextmanager
+def interrupts_deferred() -> Iterator[None]:
+    """Ctrl-C inside the block takes effect when the block ends, so the files it writes are whole.
+
+    >>> import signal
+    >>> try:
+    ...     with interrupts_deferred():
+    ...         signal.raise_signal(signal.SIGINT)
+    ...         print("the block ran to its end")
+    ... except KeyboardInterrupt:
+    ...     print("then the interrupt")
+    the block ran to its end
+    then the interrupt
+    """
+    received: list[int] = []
+    try:
+        previous = signal.signal(signal.SIGINT, lambda number, frame: received.append(number))
+    except ValueError:  # not the main thread: signals go to the main thread anyway
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if received:
+            signal.raise_signal(signal.SIGINT)  # now handled as it would have been
