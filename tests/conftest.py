@@ -5,7 +5,14 @@ from __future__ import annotations
 import copy
 import csv
 import json
+import os
 from pathlib import Path
+
+# Nothing in the suite may reach the real Hub (the runners probe it before a Hub load): offline by
+# default, and a closed local port as its address should a test turn offline mode off. Tests of the
+# Hub path itself (tests/test_startup_hub.py) set their own environment.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_ENDPOINT", "http://127.0.0.1:9")
 
 import pytest
 import torch
