@@ -79,7 +79,7 @@ from surgery.options import INT64_MAX, Annotated, Range
 from surgery.quantization import describe_quantization
 from surgery.scope import AdapterScope
 
-from .fastfood import Fastfood
+from .fastfood import Fastfood, update
 
 PROJECTIONS = "surgery_fastfood"  # model attribute holding the per-tensor projections (not checkpointed)
 
@@ -99,9 +99,9 @@ class IntrinsicSubspace(nn.Module):
         self.scales = nn.Parameter(torch.ones(len(tensor_names), device=device, dtype=dtype))
 
     def weight(self, index: int, base: torch.Tensor, projection: Fastfood) -> torch.Tensor:
-        """θ₀ + λ · Fastfood(z), shaped like θ₀ and in its dtype."""
-        delta = projection(self.z).view(base.shape)
-        return base + (self.scales[index] * delta).to(base.dtype)
+        """θ₀ + λ · Fastfood(z), shaped like θ₀ and in its dtype (`methods.fastfood.update`: computed
+        block by block; its backward keeps no Δ)."""
+        return update(self.z, self.scales[index], base, projection)
 
     def extra_repr(self) -> str:
         return f"dimension={self.z.numel() + self.scales.numel()}, z={self.z.numel()}, tensors={self.scales.numel()}"
@@ -194,6 +194,10 @@ class IntrinsicSAIDOptions:
     projection_scale: Literal["norm_preserving", "unit_blocks"] = "norm_preserving"
     # frozen: paper §5 (the output layer is frozen for all methods); in_subspace: reparametrised like the rest
     output_layer: Literal["frozen", "in_subspace"] = "frozen"
+    # where each Fastfood's B, Π, G come from (methods.fastfood): 1 = one generator per tensor, held as
+    # buffers (every checkpoint written before this option existed); 2 = one generator per block,
+    # regenerated at each use and never held. A recipe without the key means 1, so old checkpoints keep their numbers.
+    fastfood_version: Literal[1, 2] = 1
 
 
 @register_method
@@ -251,7 +255,7 @@ class IntrinsicSAID(Method):
         norm_preserving = self.options.projection_scale == "norm_preserving"
         projections = nn.ModuleList(
             Fastfood(d - m, p.numel(), seed=tensor_seed(self.options.seed, index), device=device,
-                     norm_preserving=norm_preserving)
+                     norm_preserving=norm_preserving, version=self.options.fastfood_version)
             for index, (_, p) in enumerate(tensors)
         )
         model.add_module(scope.model_attribute(PROJECTIONS), projections)
