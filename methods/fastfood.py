@@ -29,9 +29,10 @@ Where B, Π and G come from (``version``):
   then all Gaussians, held as buffers (3 numbers per output entry: int8, int32, float32). The
   convention of every checkpoint written before versions existed; kept so that they load and
   compute what they computed.
-* 2 — block b of the projection seeded `s` draws its own (G, signs of N(0, 1) draws, π) from a
-  ``torch.Generator`` seeded with ``block_seed(s, b)``, regenerated each time the block is used
-  and freed after: nothing is held but the seed and c.
+* 2 — block b of the projection seeded `s` draws its own G (``randn(L)``), B (bit j of the w-th
+  of ⌈L/32⌉ ``randint(0, 2³²)`` draws is entry 32w + j: 1 → −1, 0 → +1) and π (``randperm(L)``), in
+  that order, from a ``torch.Generator`` seeded with ``block_seed(s, b)``; regenerated each time
+  the block is used and freed after: nothing is held but the seed and c.
 
 Cost: O(N log L) time (see `fwht`); the N×n matrix never exists. `update` computes θ₀ + λ·P·z in
 chunks of blocks (`CHUNK_ELEMENTS`), so the transients are a few MiB whatever N is, and its
@@ -209,14 +210,15 @@ class Fastfood(nn.Module):
             return (self.signs[first:last].float(), self.permutation[first:last].long(),
                     self.gaussian[first:last].float())
         length, generator = self.padded_size, torch.Generator()
-        signs, permutation, gaussian = [], [], []
+        words, permutation, gaussian = [], [], []
         for block in range(first, last):
             generator.manual_seed(block_seed(self.seed, block))
-            normals = torch.randn(2, length, generator=generator)  # G, and the signs of independent draws for B
-            gaussian.append(normals[0])
-            signs.append(normals[1].sign())
+            gaussian.append(torch.randn(length, generator=generator))
+            words.append(torch.randint(0, 1 << 32, (-(-length // 32),), generator=generator))  # 32 sign bits a draw
             permutation.append(torch.randperm(length, generator=generator))
-        return torch.stack(signs), torch.stack(permutation), torch.stack(gaussian)
+        bits = (torch.stack(words).unsqueeze(-1) >> torch.arange(32)) & 1  # (k, ⌈L/32⌉, 32): bit j of word w is entry 32w + j
+        signs = 1.0 - 2.0 * bits.flatten(1)[:, :length].float()
+        return signs, torch.stack(permutation), torch.stack(gaussian)
 
     def chunks(self) -> list[tuple[int, int]]:
         """Consecutive block ranges of about `CHUNK_ELEMENTS` entries."""

@@ -48,11 +48,18 @@ the cost of never holding a dense projection. In eval mode without gradients (ge
 θ is computed once and reused until z, λ or θ₀ change (a copy of every reparametrised tensor while
 evaluating; train mode frees it); `surgery.fold` writes θ into the base weights instead.
 
-The random projections are non-persistent buffers drawn on the CPU from `seed` and the tensor's
-index, so the adapter checkpoint holds only z and λ and `load_adapter` regenerates the same
-projections on any device. They live in ``model.surgery_fastfood``, outside ``model.surgery``,
-because everything under ``model.surgery`` is written to the checkpoint (on T5-base the
-projections hold ~3 numbers per model parameter).
+θ is computed by `methods.fastfood.update` block by block: no whole Δ exists beside θ, and the
+backward keeps only z and λ, computing Pⱼᵀ·(∂L/∂θⱼ) once per call for both gradients (the consumer
+of θ — e.g. nn.Linear — still keeps θ for its own backward, as it keeps its parameter).
+
+The random projections are drawn on the CPU from `seed` and the tensor's index, so the adapter
+checkpoint holds only z and λ and `load_adapter` regenerates the same projections on any device.
+``fastfood_version`` says how: 2 (the bundled recipe) draws each block's B, Π, G from a generator
+seeded per (tensor, block) whenever the block is used and holds nothing; 1 (a recipe without the
+key: every checkpoint written before the key existed) draws each tensor's from one generator and
+holds them as non-persistent buffers, ~3 numbers per model parameter. The projections live in
+``model.surgery_fastfood``, outside ``model.surgery``, because everything under ``model.surgery`` is
+written to the checkpoint.
 
 >>> import torch, surgery
 >>> from transformers import T5Config, T5ForConditionalGeneration
