@@ -249,8 +249,9 @@ class Fastfood(nn.Module):
         unpermuted = torch.empty_like(u).scatter_(1, permutation, u)                      # Πᵀ
         return (fwht(unpermuted) * signs).sum(0)                                          # B·H, summed over blocks
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:  # (n,) → (N,), computed in float32
-        return update(z, None, None, self)
+    def forward(self, z: torch.Tensor, scale: torch.Tensor | None = None, base: torch.Tensor | None = None) -> torch.Tensor:
+        """P·z, (n,) → (N,) in float32; or, given a scale λ and a base θ₀, θ₀ + λ·P·z shaped and typed like θ₀."""
+        return update(z, scale, base, self)
 
     def extra_repr(self) -> str:
         return (f"in_features={self.in_features}, out_features={self.out_features}, "

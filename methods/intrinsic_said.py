@@ -86,7 +86,7 @@ from surgery.options import INT64_MAX, Annotated, Range
 from surgery.quantization import describe_quantization
 from surgery.scope import AdapterScope
 
-from .fastfood import Fastfood, update
+from .fastfood import Fastfood
 
 PROJECTIONS = "surgery_fastfood"  # model attribute holding the per-tensor projections (not checkpointed)
 
@@ -108,7 +108,7 @@ class IntrinsicSubspace(nn.Module):
     def weight(self, index: int, base: torch.Tensor, projection: Fastfood) -> torch.Tensor:
         """θ₀ + λ · Fastfood(z), shaped like θ₀ and in its dtype (`methods.fastfood.update`: computed
         block by block; its backward keeps no Δ)."""
-        return update(self.z, self.scales[index], base, projection)
+        return projection(self.z, self.scales[index], base)
 
     def extra_repr(self) -> str:
         return f"dimension={self.z.numel() + self.scales.numel()}, z={self.z.numel()}, tensors={self.scales.numel()}"
