@@ -23,8 +23,21 @@ Gaussian entries), so that ‖Pz‖ ≈ ‖z‖ whatever N: each kept row carrie
 into ‖z‖². For one block (N ≤ L) c = √(L/N)·√(L/ΣG²), exactly the divisor of the authors'
 ``fastfood_torched`` (rabeehk/compacter, seq2seq/projections/intrinsic.py: the unnormalised result
 divided by √(L·ΣG²)·√(N/L)), which Intrinsic-SAID's learning rate 3e-2 was tuned with.
-Cost: O(N log L) time (see `fwht`) and 3 numbers per output entry (int8 sign, int32 index, float scale);
-the N×n matrix never exists.
+Where B, Π and G come from (``version``):
+
+* 1 — one ``torch.Generator`` seeded per tensor draws all signs, then one permutation per block,
+  then all Gaussians, held as buffers (3 numbers per output entry: int8, int32, float32). The
+  convention of every checkpoint written before versions existed; kept so that they load and
+  compute what they computed.
+* 2 — block b of the projection seeded `s` draws its own G (``randn(L)``), B (bit j of the w-th
+  of ⌈L/32⌉ ``randint(0, 2³²)`` draws is entry 32w + j: 1 → −1, 0 → +1) and π (``randperm(L)``), in
+  that order, from a ``torch.Generator`` seeded with ``block_seed(s, b)``; regenerated each time
+  the block is used and freed after: nothing is held but the seed and c.
+
+Cost: O(N log L) time (see `fwht`); the N×n matrix never exists. `update` computes θ₀ + λ·P·z in
+chunks of blocks (`CHUNK_ELEMENTS`), so the transients are a few MiB whatever N is, and its
+backward computes Pᵀ·(∂L/∂θ) chunk by chunk — the gradients of z and λ both follow from that one
+n-vector, so no Δ is kept for the backward.
 
 >>> import torch
 >>> x = torch.tensor([1.0, 2.0, 3.0, 4.0])
@@ -35,16 +48,25 @@ True
 >>> projection = Fastfood(in_features=3, out_features=10, seed=0)
 >>> projection(torch.zeros(3)).abs().sum().item()   # linear: zero in, zero out
 0.0
+>>> Fastfood(in_features=3, out_features=10, seed=0, version=2)(torch.ones(3)).shape
+torch.Size([10])
 """
 
 from __future__ import annotations
 
 import functools
+from typing import Any
 import math
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+VERSIONS = (1, 2)
+
+# Elements per chunk of blocks in `update` and its backward: 2¹⁸ float32 = 1 MiB per working
+# array, so one chunk's passes stay in cache and the transients stay small whatever N is.
+CHUNK_ELEMENTS = 1 << 18
 
 
 def is_power_of_two(value: int) -> bool:
@@ -105,13 +127,28 @@ def fwht(x: torch.Tensor, normalized: bool = True) -> torch.Tensor:
     return y * (1.0 / math.sqrt(length)) if normalized else y
 
 
+def block_seed(seed: int, block: int) -> int:
+    """The seed of block `block` of a version-2 projection seeded `seed` (a splitmix64 step: distinct
+    blocks and seeds give unrelated generators).
+
+    >>> block_seed(0, 0) != block_seed(0, 1) != block_seed(1, 0)
+    True
+    """
+    mask = (1 << 64) - 1
+    x = (seed * 0x9E3779B97F4A7C15 + (block + 1) * 0xD1B54A32D192ED03) & mask
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & mask
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & mask
+    return (x ^ (x >> 31)) >> 1  # torch.Generator seeds are < 2⁶⁴; keep them below 2⁶³
+
+
 class Fastfood(nn.Module):
     """A fixed random linear map R^in_features → R^out_features made of stacked Fastfood blocks.
 
     The randomness comes from `seed` alone and is drawn on the CPU, so the same seed gives the same
-    projection on every device (a checkpoint of z is meaningful anywhere). The random diagonals and
-    permutations are non-persistent buffers: they follow `.to(device)` but are not written to a
-    state dict — they are regenerated from the seed instead. On the meta device nothing is drawn.
+    projection on every device (a checkpoint of z is meaningful anywhere). Version 1 holds its
+    draws as non-persistent buffers (they follow `.to(device)`, are not written to a state dict);
+    version 2 holds none and regenerates each block's draws when it is used (module docstring).
+    On the meta device nothing is drawn.
 
     Args:
         in_features: n, the length of the input vector (zero-padded to L = next power of two).
@@ -119,66 +156,170 @@ class Fastfood(nn.Module):
         seed: the seed of this projection's B, Π and G.
         norm_preserving: scale the output by ``output_scale`` = L·√(B/(N·ΣG²)), so ‖Pz‖ ≈ ‖z‖
             (see the module docstring); False keeps each block's E[MᵀM] = I.
+        version: where B, Π and G come from: 1 (per tensor, stored) or 2 (per block, regenerated).
 
     >>> projection = Fastfood(in_features=5, out_features=20, seed=1)
     >>> projection.padded_size, projection.num_blocks, projection.output_scale
     (8, 3, 1.0)
     >>> projection(torch.ones(5)).shape
     torch.Size([20])
-    >>> big = Fastfood(in_features=100, out_features=100_000, seed=0, norm_preserving=True)
+    >>> big = Fastfood(in_features=100, out_features=100_000, seed=0, norm_preserving=True, version=2)
     >>> z = torch.randn(100)
     >>> round((big(z).norm() / z.norm()).item(), 1)
     1.0
     """
 
-    signs: torch.Tensor        # (blocks, L) int8, ±1 — B
-    permutation: torch.Tensor  # (blocks, L) int32 — π, (Π v)ᵢ = v[π(i)]
-    gaussian: torch.Tensor     # (blocks, L) float — G
-
     def __init__(self, in_features: int, out_features: int, seed: int, device: torch.device | str | None = None,
-                 norm_preserving: bool = False):
+                 norm_preserving: bool = False, version: int = 1):
         super().__init__()
         if in_features < 1 or out_features < 1:
             raise ValueError(f"Fastfood needs positive sizes, got {in_features} → {out_features}")
-        self.in_features, self.out_features, self.seed = in_features, out_features, seed
+        if version not in VERSIONS:
+            raise ValueError(f"Fastfood version {version!r} is not one of {VERSIONS}")
+        self.in_features, self.out_features, self.seed, self.version = in_features, out_features, seed, version
         self.norm_preserving = norm_preserving
         self.padded_size = next_power_of_two(in_features)
         self.num_blocks = math.ceil(out_features / self.padded_size)
-        shape = (self.num_blocks, self.padded_size)
         device = torch.device(device) if device is not None else torch.device("cpu")
+        self.on_meta = device.type == "meta"
+        if version == 1:
+            self._draw_stored(device)
+        self.output_scale = self._norm_preserving_scale() if norm_preserving else 1.0
+
+    def _draw_stored(self, device: torch.device) -> None:
+        """Version 1: all blocks' draws from one generator seeded per tensor, held as buffers."""
+        shape = (self.num_blocks, self.padded_size)
         if device.type == "meta":
             signs = torch.empty(shape, dtype=torch.int8, device=device)
             permutation = torch.empty(shape, dtype=torch.int32, device=device)
             gaussian = torch.empty(shape, dtype=torch.float32, device=device)
         else:
-            generator = torch.Generator().manual_seed(seed)
+            generator = torch.Generator().manual_seed(self.seed)
             signs = (torch.randint(0, 2, shape, generator=generator, dtype=torch.int8) * 2 - 1)
             permutation = torch.stack([torch.randperm(self.padded_size, generator=generator) for _ in range(self.num_blocks)])
             permutation = permutation.to(torch.int32)
             gaussian = torch.randn(shape, generator=generator)
             signs, permutation, gaussian = signs.to(device), permutation.to(device), gaussian.to(device)
-        self.register_buffer("signs", signs, persistent=False)
-        self.register_buffer("permutation", permutation, persistent=False)
-        self.register_buffer("gaussian", gaussian, persistent=False)
-        self.output_scale = self._norm_preserving_scale(gaussian) if norm_preserving else 1.0
+        self.register_buffer("signs", signs, persistent=False)             # (blocks, L) int8, ±1 — B
+        self.register_buffer("permutation", permutation, persistent=False)  # (blocks, L) int32 — π, (Π v)ᵢ = v[π(i)]
+        self.register_buffer("gaussian", gaussian, persistent=False)        # (blocks, L) float — G
 
-    def _norm_preserving_scale(self, gaussian: torch.Tensor) -> float:
+    def draws(self, first: int, last: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(signs, permutation, gaussian) of blocks first … last−1: (k, L) float32, int64, float32."""
+        if self.version == 1:
+            return (self.signs[first:last].float(), self.permutation[first:last].long(),
+                    self.gaussian[first:last].float())
+        length, generator = self.padded_size, torch.Generator()
+        words, permutation, gaussian = [], [], []
+        for block in range(first, last):
+            generator.manual_seed(block_seed(self.seed, block))
+            gaussian.append(torch.randn(length, generator=generator))
+            words.append(torch.randint(0, 1 << 32, (-(-length // 32),), generator=generator))  # 32 sign bits a draw
+            permutation.append(torch.randperm(length, generator=generator))
+        bits = (torch.stack(words).unsqueeze(-1) >> torch.arange(32)) & 1  # (k, ⌈L/32⌉, 32): bit j of word w is entry 32w + j
+        signs = 1.0 - 2.0 * bits.flatten(1)[:, :length].float()
+        return signs, torch.stack(permutation), torch.stack(gaussian)
+
+    def chunks(self) -> list[tuple[int, int]]:
+        """Consecutive block ranges of about `CHUNK_ELEMENTS` entries."""
+        step = max(1, CHUNK_ELEMENTS // self.padded_size)
+        return [(first, min(first + step, self.num_blocks)) for first in range(0, self.num_blocks, step)]
+
+    def _norm_preserving_scale(self) -> float:
         """c = L·√(B / (N·ΣG²)); on the meta device (nothing drawn) E[ΣG²] = B·L stands in."""
         blocks, length, n = self.num_blocks, self.padded_size, self.out_features
-        energy = float(blocks * length) if gaussian.device.type == "meta" else float(gaussian.double().pow(2).sum())
+        if self.on_meta:
+            energy = float(blocks * length)
+        else:
+            energy = sum(float(self.draws(first, last)[2].double().pow(2).sum()) for first, last in self.chunks())
         return length * math.sqrt(blocks / (n * energy))
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:  # (n,) → (N,), computed in float32
+    def project_blocks(self, z: torch.Tensor, first: int, last: int) -> torch.Tensor:
+        """c·(M_b z) for blocks first … last−1, (k, L) float32 (before dropping entries past N)."""
+        signs, permutation, gaussian = (d.to(z.device) for d in self.draws(first, last))
         padded = F.pad(z.float(), (0, self.padded_size - self.in_features))    # (L,)
-        v = self.signs * padded                                                 # B:  (blocks, L)
-        v = fwht(v)                                                             # H
-        v = v.gather(1, self.permutation.long())                                # Π
-        v = v * self.gaussian.float()                                           # G
-        v = fwht(v)                                                             # H
-        v = v.reshape(-1)[: self.out_features]
+        v = fwht(signs * padded)                                                # H·B:  (k, L)
+        v = fwht(v.gather(1, permutation) * gaussian)                           # H·G·Π
         return v * self.output_scale if self.norm_preserving else v
+
+    def transpose_blocks(self, grad: torch.Tensor, first: int, last: int) -> torch.Tensor:
+        """Σ_b c·M_bᵀ g_b over blocks first … last−1 for g (k, L) float32: (L,)."""
+        signs, permutation, gaussian = (d.to(grad.device) for d in self.draws(first, last))
+        u = fwht(grad * self.output_scale if self.norm_preserving else grad) * gaussian   # G·H (H, G symmetric)
+        unpermuted = torch.empty_like(u).scatter_(1, permutation, u)                      # Πᵀ
+        return (fwht(unpermuted) * signs).sum(0)                                          # B·H, summed over blocks
+
+    def forward(self, z: torch.Tensor, scale: torch.Tensor | None = None, base: torch.Tensor | None = None) -> torch.Tensor:
+        """P·z, (n,) → (N,) in float32; or, given a scale λ and a base θ₀, θ₀ + λ·P·z shaped and typed like θ₀."""
+        return update(z, scale, base, self)
 
     def extra_repr(self) -> str:
         return (f"in_features={self.in_features}, out_features={self.out_features}, "
-                f"padded_size={self.padded_size}, blocks={self.num_blocks}, seed={self.seed}"
+                f"padded_size={self.padded_size}, blocks={self.num_blocks}, seed={self.seed}, version={self.version}"
                 + (f", output_scale={self.output_scale:.4g}" if self.norm_preserving else ""))
+
+
+class FastfoodUpdate(torch.autograd.Function):
+    """θ = base + (scale·P·z) (in base's dtype), or P·z (float32) without a base and scale.
+
+    Forward and backward walk the blocks in chunks: Δ is never whole in memory unless it is the
+    result, and nothing but z and the scale is saved for the backward, which computes h = Pᵀ·g once
+    and returns ∂L/∂z = scale·h and ∂L/∂scale = ⟨h, z⟩ (since ⟨g, P z⟩ = ⟨Pᵀ g, z⟩).
+    """
+
+    @staticmethod
+    def forward(ctx: Any, z: torch.Tensor, scale: torch.Tensor | None, base: torch.Tensor | None,
+                projection: Fastfood) -> torch.Tensor:
+        ctx.projection, ctx.has_scale = projection, scale is not None
+        if scale is not None:
+            ctx.save_for_backward(z, scale)
+        else:
+            ctx.save_for_backward(z)
+        length, total = projection.padded_size, projection.out_features
+        if base is None:
+            out = torch.empty(total, dtype=torch.float32, device=z.device)
+        else:
+            out = torch.empty(base.shape, dtype=base.dtype, device=base.device)
+        flat, base_flat = out.view(-1), None if base is None else base.reshape(-1)
+        for first, last in projection.chunks():
+            start, stop = first * length, min(last * length, total)
+            delta = projection.project_blocks(z, first, last).view(-1)[: stop - start]
+            if base is None:
+                flat[start:stop] = delta
+            else:  # the same operations as θ₀ + (λ·Δ).to(dtype) on the whole tensor, slice by slice
+                flat[start:stop] = base_flat[start:stop] + (scale * delta).to(base.dtype)
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        projection = ctx.projection
+        z, scale = ctx.saved_tensors if ctx.has_scale else (ctx.saved_tensors[0], None)
+        length, total = projection.padded_size, projection.out_features
+        flat = grad.reshape(-1)
+        h = torch.zeros(length, dtype=torch.float32, device=grad.device)
+        if ctx.needs_input_grad[0] or ctx.needs_input_grad[1]:
+            for first, last in projection.chunks():
+                start, stop = first * length, min(last * length, total)
+                chunk = F.pad(flat[start:stop].float(), (0, (last - first) * length - (stop - start)))
+                h += projection.transpose_blocks(chunk.view(last - first, length), first, last)
+        h = h[: projection.in_features]
+        grad_z = grad_scale = grad_base = None
+        if ctx.needs_input_grad[0]:
+            grad_z = (h * scale.float() if scale is not None else h).to(z.dtype)
+        if ctx.needs_input_grad[1]:
+            grad_scale = (h.double() @ z.double()).to(scale.dtype)
+        if ctx.needs_input_grad[2]:
+            grad_base = grad
+        return grad_z, grad_scale, grad_base, None
+
+
+def update(z: torch.Tensor, scale: torch.Tensor | None, base: torch.Tensor | None, projection: Fastfood) -> torch.Tensor:
+    """θ = base + scale·P·z shaped and typed like base (or P·z, float32, without a base), differentiable
+    in z, scale and base (see `FastfoodUpdate`).
+
+    >>> projection = Fastfood(in_features=4, out_features=6, seed=0, version=2)
+    >>> z, base = torch.randn(4), torch.zeros(2, 3)
+    >>> torch.allclose(update(z, torch.tensor(2.0), base, projection).flatten(), 2 * projection(z))
+    True
+    """
+    return FastfoodUpdate.apply(z, scale, base, projection)

@@ -48,11 +48,18 @@ the cost of never holding a dense projection. In eval mode without gradients (ge
 θ is computed once and reused until z, λ or θ₀ change (a copy of every reparametrised tensor while
 evaluating; train mode frees it); `surgery.fold` writes θ into the base weights instead.
 
-The random projections are non-persistent buffers drawn on the CPU from `seed` and the tensor's
-index, so the adapter checkpoint holds only z and λ and `load_adapter` regenerates the same
-projections on any device. They live in ``model.surgery_fastfood``, outside ``model.surgery``,
-because everything under ``model.surgery`` is written to the checkpoint (on T5-base the
-projections hold ~3 numbers per model parameter).
+θ is computed by `methods.fastfood.update` block by block: no whole Δ exists beside θ, and the
+backward keeps only z and λ, computing Pⱼᵀ·(∂L/∂θⱼ) once per call for both gradients (the consumer
+of θ — e.g. nn.Linear — still keeps θ for its own backward, as it keeps its parameter).
+
+The random projections are drawn on the CPU from `seed` and the tensor's index, so the adapter
+checkpoint holds only z and λ and `load_adapter` regenerates the same projections on any device.
+``fastfood_version`` says how: 2 (the bundled recipe) draws each block's B, Π, G from a generator
+seeded per (tensor, block) whenever the block is used and holds nothing; 1 (a recipe without the
+key: every checkpoint written before the key existed) draws each tensor's from one generator and
+holds them as non-persistent buffers, ~3 numbers per model parameter. The projections live in
+``model.surgery_fastfood``, outside ``model.surgery``, because everything under ``model.surgery`` is
+written to the checkpoint.
 
 >>> import torch, surgery
 >>> from transformers import T5Config, T5ForConditionalGeneration
@@ -99,9 +106,9 @@ class IntrinsicSubspace(nn.Module):
         self.scales = nn.Parameter(torch.ones(len(tensor_names), device=device, dtype=dtype))
 
     def weight(self, index: int, base: torch.Tensor, projection: Fastfood) -> torch.Tensor:
-        """θ₀ + λ · Fastfood(z), shaped like θ₀ and in its dtype."""
-        delta = projection(self.z).view(base.shape)
-        return base + (self.scales[index] * delta).to(base.dtype)
+        """θ₀ + λ · Fastfood(z), shaped like θ₀ and in its dtype (`methods.fastfood.update`: computed
+        block by block; its backward keeps no Δ)."""
+        return projection(self.z, self.scales[index], base)
 
     def extra_repr(self) -> str:
         return f"dimension={self.z.numel() + self.scales.numel()}, z={self.z.numel()}, tensors={self.scales.numel()}"
@@ -194,6 +201,10 @@ class IntrinsicSAIDOptions:
     projection_scale: Literal["norm_preserving", "unit_blocks"] = "norm_preserving"
     # frozen: paper §5 (the output layer is frozen for all methods); in_subspace: reparametrised like the rest
     output_layer: Literal["frozen", "in_subspace"] = "frozen"
+    # where each Fastfood's B, Π, G come from (methods.fastfood): 1 = one generator per tensor, held as
+    # buffers (every checkpoint written before this option existed); 2 = one generator per block,
+    # regenerated at each use and never held. A recipe without the key means 1, so old checkpoints keep their numbers.
+    fastfood_version: Literal[1, 2] = 1
 
 
 @register_method
@@ -251,7 +262,7 @@ class IntrinsicSAID(Method):
         norm_preserving = self.options.projection_scale == "norm_preserving"
         projections = nn.ModuleList(
             Fastfood(d - m, p.numel(), seed=tensor_seed(self.options.seed, index), device=device,
-                     norm_preserving=norm_preserving)
+                     norm_preserving=norm_preserving, version=self.options.fastfood_version)
             for index, (_, p) in enumerate(tensors)
         )
         model.add_module(scope.model_attribute(PROJECTIONS), projections)
