@@ -110,13 +110,29 @@ def resolve_settings(args: argparse.Namespace) -> Settings:
     options["output_dir"] = str(output_dir)
     from runners.tasks import expand_task_names
 
-    tasks = expand_task_names(comma_list("--task", options["task"]) if options.get("task") is not None else [DEFAULT_TASK])
+    if options.get("train_file") is not None:
+        tasks = [own_task_name(options)]
+    else:
+        tasks = expand_task_names(comma_list("--task", options["task"]) if options.get("task") is not None
+                                  else [DEFAULT_TASK])
     recipes = comma_list("--recipe", options["recipe"]) if options.get("recipe") is not None else None
     if recipes is not None and "all" in recipes:  # every bundled recipe, in name order
         import surgery
 
         recipes = [name for recipe in recipes for name in (surgery.bundled_recipes() if recipe == "all" else [recipe])]
     return Settings(tasks, recipes, list(seeds), output_dir, options)
+
+
+def own_task_name(options: dict[str, Any]) -> str:
+    """The name of the --train-file task: --task, or 'own'; a registered task's name is refused."""
+    from runners.tasks import TASK_GROUPS, TASKS
+    from runners.tasks.own_data import DEFAULT_NAME
+
+    name = options.get("task") or DEFAULT_NAME
+    if name.lower() in TASKS or name.lower() in TASK_GROUPS:
+        raise UsageError(f"--task {name!r} with --train-file: that is a registered task (its data goes in --data-dir); "
+                         "name your own task otherwise, e.g. --task my-" + name.lower())
+    return name
 
 
 def _refusal(folder: Path, options: dict[str, Any]) -> tuple[str | None, bool]:

@@ -44,8 +44,9 @@ from .invocation import EXIT_INTERRUPTED, Settings, UsageError, prepare_output_d
 from .jobs import Job, is_sweep
 from .model import build_model
 from .results import RESULT_FILE, TASK_TITLES, JsonlLog, RunResult
-from .run import (claim_run_folder, describe_model, load_data, preflight, set_cpu_threads, train_config,
-                  usage_errors)
+from .run import (claim_run_folder, describe_model, load_data, preflight, run_task_record, set_cpu_threads,
+                  train_config, usage_errors)
+from .task_data import write_task_record, write_test_predictions
 from .state import is_complete, recover_adapter, recover_checkpoint
 from .training import _tokenize, make_accelerator, train
 
@@ -107,6 +108,9 @@ def train_adapter(model, task, job: Job, splits, tokenizer, settings: Settings, 
     say(f"adapters on the base: {', '.join(surgery.list_adapters(model))} (training {name!r} only)")
     say(str(report))
     say(f"training: {config.epochs} epochs, batch {config.batch_size}, lr {config.learning_rate:g} ({lr_source}); output: {folder}")
+    config.task_record = run_task_record(task, config, options, job.seed, job.recipe_name)
+    if accelerator.is_main_process:
+        write_task_record(folder, config.task_record)
     with usage_errors(f"run {folder}: "):
         outcome = train(model, tokenizer, task, splits, config, accelerator=accelerator,
                         log=JsonlLog(folder / "log.jsonl", enabled=accelerator.is_main_process))
@@ -120,6 +124,8 @@ def train_adapter(model, task, job: Job, splits, tokenizer, settings: Settings, 
                        train_examples=len(splits["train"]), trainable_parameters=report.trainable,
                        trainable_percent=report.percent, seconds=round(outcome.seconds, 3), output_dir=str(folder),
                        setting=f"adapter {name}")
+    if accelerator.is_main_process:
+        write_test_predictions(folder, task, splits["test"], outcome.test_predictions or [])
     result.save(folder)
     say(f"test {' '.join(f'{k} {v:.1f}' for k, v in result.test.items())} (adapter {name!r}, epoch {best.best_epoch})")
     return result, None

@@ -42,6 +42,7 @@ from .model import ModelLoadError, build_model, embedded_model_dir, load_tokeniz
 from .settings import DEFAULT_RECIPE, SMALL_MODEL_CPU_THREADS, paper_defaults
 from .state import is_complete, recover_adapter, recover_checkpoint
 from .sweep import sweep_markdown, write_sweep_tables
+from .task_data import load_data, resolve_tasks, task_named, write_task_record, write_test_predictions
 from .training import TrainConfig, make_accelerator, train
 
 RUN_FILE = "run.json"
@@ -128,7 +129,8 @@ def train_config(options: dict[str, Any], task, method, run_dir: Path, seed: int
     options given on the command line win, and a --sweep/--set learning rate (`setting_lr`) wins
     over --lr. Notes on settings the paper did not run go to `say`.
     """
-    defaults = paper_defaults(task, recipe, model_config, options.get("low_resource"))
+    defaults = paper_defaults(task, recipe, model_config, options.get("low_resource"),
+                              embedded_model=options.get("model") is None and not options.get("init_config"))
     for note in defaults.get("notes", []):
         if say is not None:
             say(note)
@@ -232,6 +234,9 @@ def run_one(task, job: Job, base_splits: dict[str, list[dict]], tokenizer, setti
         f"({lr_source}), warm-up {config.warmup_steps} step{'s' * (config.warmup_steps != 1)}, device {accelerator.device}, "
         f"precision {accelerator.mixed_precision}, dropout {dropout}{grouped}")
     say(f"output: {run_dir}")
+    config.task_record = run_task_record(task, config, options, seed, recipe_name)
+    if accelerator.is_main_process:
+        write_task_record(run_dir, config.task_record)
 
     with usage_errors(f"run {job.run_dir(Path('.')).as_posix()}: "):
         outcome = train(model, tokenizer, task, splits, config, accelerator=accelerator,
@@ -251,8 +256,19 @@ def run_one(task, job: Job, base_splits: dict[str, list[dict]], tokenizer, setti
                        trainable_percent=report.percent, seconds=round(outcome.seconds, 3), output_dir=str(run_dir),
                        setting=setting.label)
     if accelerator.is_main_process:
-        result.save(run_dir)
+        write_test_predictions(run_dir, task, splits["test"], outcome.test_predictions or [])
+        result.save(run_dir)  # last: a run with result.json is complete
     return result, None
+
+
+def run_task_record(task, config: TrainConfig, options: dict[str, Any], seed: int, recipe_name: str) -> dict[str, Any]:
+    """task.json of a run: the task's input format and labels, the lengths and the base it trained on."""
+    from runners.tasks.task_record import task_record
+
+    base = {"model": options.get("model"), "random_init": bool(options.get("random_init")),
+            "init_config": options.get("init_config") or [], "seed": seed}
+    return task_record(task, max_source_length=config.max_source_length, max_target_length=config.max_target_length,
+                       recipe=recipe_name, base=base)
 
 
 def set_cpu_threads(options: dict[str, Any], device: torch.device) -> None:
@@ -290,14 +306,9 @@ class Preflight:
 
 def preflight(settings: Settings) -> Preflight:
     """Tasks exist, seeds once each, the model loads and fits, every recipe fits it (UsageError otherwise)."""
-    from runners.tasks import get_task
-
     options = settings.options
-    try:
-        given = [(name, get_task(name)) for name in settings.tasks]
-    except ValueError as error:  # unknown task: get_task's message names the closest one
-        raise UsageError(str(error)) from None
     notes: list[str] = []
+    given = resolve_tasks(settings.tasks, options, notes)  # one's own files read and checked before any model loads
     tasks = unique(given, key=lambda task: task.name, what="--task", notes=notes)
     settings.seeds = unique([(str(seed), seed) for seed in settings.seeds], key=lambda seed: seed, what="--seeds",
                             notes=notes)
@@ -312,17 +323,6 @@ def preflight(settings: Settings) -> Preflight:
     jobs = plan_jobs(settings, tasks, architecture, {task.name: recipe_names(settings, task) for task in tasks},
                      device=device, notes=notes)
     return Preflight(tasks, tokenizer, overrides, architecture, device, jobs, notes)
-
-
-def load_data(tasks: list[Any], options: dict[str, Any]) -> dict[str, dict[str, list[dict]]]:
-    """Every task's splits (a bad data file is a UsageError naming it)."""
-    from runners.tasks.data import load_task_splits
-
-    data: dict[str, dict[str, list[dict]]] = {}
-    for task in tasks:
-        with usage_errors():
-            data[task.name] = load_task_splits(task, options.get("data_dir"), seed=options.get("split_seed") or 42)
-    return data
 
 
 def _run_all(settings: Settings, say: Say) -> int:
@@ -402,10 +402,8 @@ def run_job(number: int, total: int, job: Job, settings: Settings) -> tuple[RunR
     """One run in a worker process of --jobs: `run_one`, its console output in OUT/console/run-<number>.log."""
     from dataclasses import replace
 
-    from runners.tasks import get_task
-
     options = settings.options
-    task = get_task(job.task_name)
+    task = task_named(job.task_name, options)
     if "tokenizer" not in _WORKER_STATE:
         with usage_errors():
             _WORKER_STATE["tokenizer"] = load_tokenizer(options.get("model"))

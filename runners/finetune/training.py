@@ -88,6 +88,7 @@ class TrainConfig:
     dropout: float | None = None              # every drop probability of the model (set_dropout); None: its own
     group_by_length: bool = False             # batches of similar source length (less padding; batches.py)
     print_epochs: bool = True                 # one summary line per epoch on the main process
+    task_record: dict[str, Any] | None = None  # task.json beside best/'s adapter (runners.tasks.task_record)
 
 
 @dataclass
@@ -99,6 +100,7 @@ class TrainOutcome:
     checkpoint: Path                          # the resumable checkpoint folder (`last/`)
     best_checkpoint: Path | None
     test: dict[str, float] | None = None
+    test_predictions: list[str] | None = None  # decoded, in the test rows' order
     seconds: float = 0.0
     stop_reason: str | None = None
 
@@ -415,7 +417,7 @@ def train(model: nn.Module, tokenizer, task, splits: dict[str, list[dict]], conf
                 if is_best:
                     progress.best_score, progress.best_epoch, progress.best_validation = score, epoch + 1, scores
                     if is_main:
-                        save_adapter_atomically(unwrapped, best_dir)
+                        save_adapter_atomically(unwrapped, best_dir, config.task_record)
                 record.update(validation=scores, best=is_best)
                 line += f"  validation {_format_scores(scores)}" + ("  (best)" if is_best else "")
             record["epoch_seconds"] = round(time.perf_counter() - epoch_started, 3)
@@ -441,8 +443,8 @@ def train(model: nn.Module, tokenizer, task, splits: dict[str, list[dict]], conf
                disable=bars_off)
     test = evaluate(unwrapped, tokenizer, task, data.test_rows, data.test_sources, batch_size=eval_batch_size,
                     max_new_tokens=data.generation_max_length, device=device, world_size=world, rank=rank,
-                    autocast=accelerator.autocast, progress=bar).scores
+                    autocast=accelerator.autocast, progress=bar)
     bar.close()
-    log.write({"event": "test", "step": progress.global_step, "best_epoch": progress.best_epoch, "test": test})
-    return TrainOutcome(True, progress, last_dir, best_dir if best_dir.exists() else None, test=test,
-                        seconds=time.perf_counter() - started)
+    log.write({"event": "test", "step": progress.global_step, "best_epoch": progress.best_epoch, "test": test.scores})
+    return TrainOutcome(True, progress, last_dir, best_dir if best_dir.exists() else None, test=test.scores,
+                        test_predictions=test.predictions, seconds=time.perf_counter() - started)
