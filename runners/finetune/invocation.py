@@ -30,6 +30,7 @@ from .arguments import check_options, check_output_dir, comma_list
 from .atomic import write_json
 from .errors import EXIT_INTERRUPTED, EXIT_OUT_OF_MEMORY, EXIT_USAGE, UsageError
 from .lock import LOCK_FILE, OutputLock
+from .used_arguments import given_options
 
 __all__ = ["EXIT_INTERRUPTED", "EXIT_OUT_OF_MEMORY", "EXIT_USAGE", "Settings", "UsageError", "is_main_process",
            "prepare_output_dir", "resolve_settings", "say"]
@@ -86,6 +87,7 @@ def resolve_settings(args: argparse.Namespace) -> Settings:
     check_options(options)
     if args.resume:
         saved_path, saved = _saved_arguments(Path(args.resume))
+        saved = given_options(saved)  # the defaults it filled in are left out again, and filled in anew
         for key, value in options.items():
             if value is not None and key not in RESUME_MAY_CHANGE and saved.get(key) != value:
                 raise UsageError(f"--{key.replace('_', '-')} {value} differs from the interrupted run's "
@@ -154,8 +156,11 @@ def _refusal(folder: Path, options: dict[str, Any]) -> tuple[str | None, bool]:
 
 
 def prepare_output_dir(settings: Settings, barrier: Callable[[], None] = lambda: None,
-                       share: Callable[[Any], Any] = lambda value: value) -> None:
+                       share: Callable[[Any], Any] = lambda value: value, recorded: dict[str, Any] | None = None) -> None:
     """Lock and create the output folder and save the options; refuse to mix with an earlier invocation.
+
+    `recorded`: the options with the values the runs use (`runners.finetune.used_arguments`), saved
+    in place of the options as given.
 
     Every process calls this; the main one takes the lock, checks and writes, and `share(value)`
     hands its verdict to the others (identity for one process), so all of them stop together.
@@ -175,7 +180,8 @@ def prepare_output_dir(settings: Settings, barrier: Callable[[], None] = lambda:
                     for entry in folder.iterdir():
                         if entry.name != LOCK_FILE:
                             shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
-                saved = {k: v for k, v in options.items() if k not in ("resume", "overwrite", "stop_after_steps")}
+                saved = {k: v for k, v in (options if recorded is None else recorded).items()
+                         if k not in ("resume", "overwrite", "stop_after_steps")}
                 write_json(folder / ARGUMENTS_FILE, saved)
         except UsageError as error:
             verdict = str(error)

@@ -47,6 +47,7 @@ from .results import RESULT_FILE, TASK_TITLES, JsonlLog, RunResult
 from .run import (claim_run_folder, describe_model, load_data, preflight, run_task_record, set_cpu_threads,
                   train_config, usage_errors)
 from .task_data import write_task_record, write_test_predictions
+from .used_arguments import used_arguments
 from .state import is_complete, recover_adapter, recover_checkpoint
 from .training import _tokenize, make_accelerator, train
 
@@ -245,9 +246,10 @@ def _run(settings: Settings, say: Say) -> int:
         raise UsageError(str(error)) from None
     if accelerator.num_processes > 1:
         raise UsageError("--one-base runs in one process (the adapters are switched on one model between runs)")
-    prepare_output_dir(settings)
-    set_cpu_threads(options, accelerator.device)
+    threads = set_cpu_threads(options, accelerator.device)
     by_name = {task.name: task for task in tasks}
+    prepare_output_dir(settings, recorded=used_arguments(settings, jobs, by_name, checked.architecture, 1, train_config,
+                                                         threads))
     entries: list[dict[str, Any]] = []
     number = 0
     for (label, seed), group in groups.items():

@@ -42,6 +42,7 @@ from .model import ModelLoadError, build_model, embedded_model_dir, load_tokeniz
 from .settings import DEFAULT_RECIPE, SMALL_MODEL_CPU_THREADS, paper_defaults
 from .state import is_complete, recover_adapter, recover_checkpoint
 from .sweep import sweep_markdown, write_sweep_tables
+from .used_arguments import used_arguments
 from .task_data import load_data, resolve_tasks, task_named, write_task_record, write_test_predictions
 from .training import TrainConfig, make_accelerator, train
 
@@ -271,14 +272,16 @@ def run_task_record(task, config: TrainConfig, options: dict[str, Any], seed: in
                        recipe=recipe_name, base=base)
 
 
-def set_cpu_threads(options: dict[str, Any], device: torch.device) -> None:
+def set_cpu_threads(options: dict[str, Any], device: torch.device) -> int:
     """--threads, or on CPU (unless OMP_NUM_THREADS is set): one thread for the tiny --init-config
-    models, at most SMALL_MODEL_CPU_THREADS for the embedded model (shipped or --random-init)."""
+    models, at most SMALL_MODEL_CPU_THREADS for the embedded model (shipped or --random-init).
+    Returns the number of intra-op threads in effect."""
     threads = options.get("threads")
     if threads is None and options.get("model") is None and device.type == "cpu" and "OMP_NUM_THREADS" not in os.environ:
         threads = 1 if options.get("init_config") else min(SMALL_MODEL_CPU_THREADS, os.cpu_count() or 1)
     if threads is not None:
         torch.set_num_threads(threads)
+    return torch.get_num_threads()
 
 
 def run_all(settings: Settings, say: Say) -> int:
@@ -344,9 +347,11 @@ def _run_all(settings: Settings, say: Say) -> int:
         shared = broadcast_object_list([str(settings.output_dir)])
         settings.output_dir, options["output_dir"] = Path(shared[0]), shared[0]
         share = lambda value: broadcast_object_list([value])[0]  # noqa: E731 — process 0's verdict for all
-    prepare_output_dir(settings, accelerator.wait_for_everyone, share)
-    set_cpu_threads(options, accelerator.device)
+    threads = set_cpu_threads(options, accelerator.device)
     tasks_by_name = {task.name: task for task in tasks}
+    recorded = used_arguments(settings, jobs, tasks_by_name, checked.architecture, accelerator.num_processes,
+                              train_config, threads)
+    prepare_output_dir(settings, accelerator.wait_for_everyone, share, recorded)
     workers = min(options.get("jobs") or 1, len(jobs))
     if workers > 1 and accelerator.num_processes > 1:
         raise UsageError("--jobs runs several one-process runs side by side; it cannot be combined with torchrun")
