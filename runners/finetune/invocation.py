@@ -30,7 +30,7 @@ from .arguments import check_options, check_output_dir, comma_list
 from .atomic import write_json
 from .errors import EXIT_INTERRUPTED, EXIT_OUT_OF_MEMORY, EXIT_USAGE, UsageError
 from .lock import LOCK_FILE, OutputLock
-from .used_arguments import given_options
+from .used_arguments import NOT_SAVED, given_options
 
 __all__ = ["EXIT_INTERRUPTED", "EXIT_OUT_OF_MEMORY", "EXIT_USAGE", "Settings", "UsageError", "is_main_process",
            "prepare_output_dir", "resolve_settings", "say"]
@@ -181,7 +181,7 @@ def prepare_output_dir(settings: Settings, barrier: Callable[[], None] = lambda:
                         if entry.name != LOCK_FILE:
                             shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
                 saved = {k: v for k, v in (options if recorded is None else recorded).items()
-                         if k not in ("resume", "overwrite", "stop_after_steps")}
+                         if k not in NOT_SAVED}
                 write_json(folder / ARGUMENTS_FILE, saved)
         except UsageError as error:
             verdict = str(error)

@@ -23,6 +23,7 @@ from .arguments import FLAGS
 __all__ = ["DEFAULTS_KEY", "fill_defaults", "run_values", "used_arguments", "given_options"]
 
 DEFAULTS_KEY = "defaults"
+NOT_SAVED = ("resume", "overwrite", "stop_after_steps")  # of this process only: never in arguments.json
 LISTS = ("init_config", "set", "sweep")
 # Options whose default is "not used": recorded as false when left out.
 OFF = ("low_resource", "max_train", "stop_after_steps", "save_every_steps", "resume", "test_file", "data_dir",
@@ -50,8 +51,9 @@ def fill_defaults(options: dict[str, Any], used: dict[str, Any]) -> dict[str, An
 
 def given_options(saved: dict[str, Any]) -> dict[str, Any]:
     """A saved arguments.json back as the options given: the filled-in defaults left out again."""
-    defaults = set(saved.get(DEFAULTS_KEY) or [])
-    return {key: (None if key in defaults else value) for key, value in saved.items() if key != DEFAULTS_KEY}
+    defaults = saved.get(DEFAULTS_KEY) or []
+    given = {key: value for key, value in saved.items() if key != DEFAULTS_KEY}
+    return {**given, **{key: None for key in defaults if isinstance(key, str)}}
 
 
 def run_values(configs: dict[str, Any], model_dropout: float | None) -> dict[str, Any]:
@@ -99,4 +101,4 @@ def used_arguments(settings, jobs: list, tasks_by_name: dict[str, Any], architec
     if options.get("train_file") is not None:
         own = next(iter(tasks_by_name.values()))
         used["task_type"] = own.task_type
-    return fill_defaults(options, used)
+    return fill_defaults({key: value for key, value in options.items() if key not in NOT_SAVED}, used)
