@@ -43,7 +43,7 @@ def trained(tmp_path_factory) -> dict[str, Path]:
                                              for i, r in enumerate(sentences("train", 32))])
     dev = write_csv(folder / "dev.csv", [{"text": r["sentence"], "sentiment": WORDS[r["label"]], "id": i}
                                          for i, r in enumerate(sentences("validation", 8))])
-    common = ["--init-config", *TINY, "--recipe", "adapter", "--epochs", "2", "--batch-size", "8", "--lr", "1e-2",
+    common = ["--init-config", *TINY, "--recipe", "adapter", "--epochs", "1", "--batch-size", "8", "--lr", "1e-2",
               "--no-progress"]
     assert finetune.main(["--train-file", str(train), "--validation-file", str(dev), "--text-column", "text",
                           "--label-column", "sentiment", *common, "--output-dir", str(folder / "own")]) == 0
@@ -55,7 +55,7 @@ def trained(tmp_path_factory) -> dict[str, Path]:
             "sst2": folder / "sst2" / "embedded-sst2" / "adapter" / "seed-42", "input": label_less}
 
 
-def reference_predictions(best: Path, template: str, texts: list[str]) -> list[str]:
+def reference_predictions(best: Path, template: str, texts: list[str], num_beams: int = 1) -> list[str]:
     """The base rebuilt as the run built it (seed 42), the adapter loaded, greedy generate one row at a time."""
     tokenizer = embedded_tokenizer()
     set_seed(42)
@@ -67,7 +67,7 @@ def reference_predictions(best: Path, template: str, texts: list[str]) -> list[s
     with torch.no_grad():
         for text in texts:
             ids = tokenizer(template.format(text=text, sentence=text), return_tensors="pt").input_ids
-            output = model.generate(ids, max_new_tokens=longest + 2, do_sample=False, num_beams=1)
+            output = model.generate(ids, max_new_tokens=longest + 2, do_sample=False, num_beams=num_beams)
             predictions.append(tokenizer.decode(output[0], skip_special_tokens=True).strip())
     return predictions
 
@@ -98,22 +98,26 @@ def test_predict_a_builtin_task_run_knows_its_input_format(trained, tmp_path):
     assert [line["prediction"] for line in read_jsonl(output)] == expected
 
 
-def test_predict_on_the_test_file_repeats_the_runs_test_predictions(trained, tmp_path):
-    test_lines = read_jsonl(trained["sst2"] / "test_predictions.jsonl")
-    rows = [{"sentence": line["sentence"]} for line in test_lines]
+def test_predict_repeats_the_runs_test_predictions_and_searches_beams(trained, tmp_path):
+    test_lines = read_jsonl(trained["sst2"] / "test_predictions.jsonl")[:24]
     source = tmp_path / "test.jsonl"
-    source.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    source.write_text("".join(json.dumps({"sentence": line["sentence"]}) + "\n" for line in test_lines))
     assert predict.main([str(trained["sst2"] / "best"), "--input", str(source), "--output", str(tmp_path / "o.jsonl"),
-                         "--no-progress", "--num-beams", "2"]) == 0
-    beams = [line["prediction"] for line in read_jsonl(tmp_path / "o.jsonl")]
-    assert len(beams) == len(test_lines) and set(beams) <= set(WORDS) | {""}
+                         "--no-progress"]) == 0
+    assert [line["prediction"] for line in read_jsonl(tmp_path / "o.jsonl")] == [line["prediction"] for line in test_lines]
+    assert predict.main([str(trained["sst2"] / "best"), "--input", str(source), "--output", str(tmp_path / "b.jsonl"),
+                         "--no-progress", "--num-beams", "3", "--batch-size", "5"]) == 0
+    texts = [line["sentence"] for line in test_lines]
+    expected = reference_predictions(trained["sst2"] / "best", "sst2 sentence: {sentence}", texts, num_beams=3)
+    assert [line["prediction"] for line in read_jsonl(tmp_path / "b.jsonl")] == expected
 
 
 def refused(capsys, argv: list[str]) -> str:
     assert predict.main(argv) == 2
-    err = capsys.readouterr().err.strip()
-    assert err.startswith("error: ") and "\n" not in err and "Traceback" not in err
-    return err
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("error: ")]  # besides transformers' loading bar
+    assert len(lines) == 1 and err.endswith(lines[0] + "\n") and "Traceback" not in err
+    return lines[0]
 
 
 def test_refusals(trained, tmp_path, capsys):
@@ -139,6 +143,7 @@ def test_refusals(trained, tmp_path, capsys):
     set_seed(7)
     T5ForConditionalGeneration(tiny_t5_config(tokenizer, OVERRIDES)).save_pretrained(other)
     tokenizer.save_pretrained(other)
+    capsys.readouterr()
     err = refused(capsys, [run, "--input", new, "--text-column", "body", "--model", str(other), *out])
     assert "other weights" in err
     assert not (tmp_path / "o.jsonl").exists()

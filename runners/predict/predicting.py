@@ -75,7 +75,7 @@ def predict(adapter: Path, record: dict[str, Any], task, rows: list[dict], colum
     try:
         surgery.load_adapter(model, adapter)
     except surgery.SurgeryError as error:
-        raise UsageError(f"{adapter}: {error}") from None
+        raise UsageError(f"the base model does not fit the adapter: {error}") from None
     device = torch.device("cuda" if torch.cuda.is_available() and not cpu else "cpu")
     model.to(device)
     encoded = encode_sources(tokenizer, texts, int(record.get("max_source_length") or 512))
