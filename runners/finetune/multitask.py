@@ -44,9 +44,9 @@ from .invocation import EXIT_INTERRUPTED, Settings, UsageError, prepare_output_d
 from .jobs import Job, is_sweep
 from .model import build_model
 from .results import RESULT_FILE, TASK_TITLES, JsonlLog, RunResult
-from .run import (claim_run_folder, describe_model, load_data, preflight, run_task_record, set_cpu_threads,
-                  train_config, usage_errors)
-from .task_data import write_task_record, write_test_predictions
+from .run import (claim_run_folder, describe_model, load_data, preflight, set_cpu_threads, train_config,
+                  usage_errors)
+from .task_data import run_task_record, write_task_record, write_test_predictions
 from .used_arguments import used_arguments
 from .state import is_complete, recover_adapter, recover_checkpoint
 from .training import _tokenize, make_accelerator, train

@@ -43,7 +43,8 @@ from .settings import DEFAULT_RECIPE, SMALL_MODEL_CPU_THREADS, paper_defaults
 from .state import is_complete, recover_adapter, recover_checkpoint
 from .sweep import sweep_markdown, write_sweep_tables
 from .used_arguments import used_arguments
-from .task_data import load_data, resolve_tasks, task_named, write_task_record, write_test_predictions
+from .task_data import (load_data, resolve_tasks, run_task_record, task_named, write_task_record,
+                        write_test_predictions)
 from .training import TrainConfig, make_accelerator, train
 
 RUN_FILE = "run.json"
@@ -260,16 +261,6 @@ def run_one(task, job: Job, base_splits: dict[str, list[dict]], tokenizer, setti
         write_test_predictions(run_dir, task, splits["test"], outcome.test_predictions or [])
         result.save(run_dir)  # last: a run with result.json is complete
     return result, None
-
-
-def run_task_record(task, config: TrainConfig, options: dict[str, Any], seed: int, recipe_name: str) -> dict[str, Any]:
-    """task.json of a run: the task's input format and labels, the lengths and the base it trained on."""
-    from runners.tasks.task_record import task_record
-
-    base = {"model": options.get("model"), "random_init": bool(options.get("random_init")),
-            "init_config": options.get("init_config") or [], "seed": seed}
-    return task_record(task, max_source_length=config.max_source_length, max_target_length=config.max_target_length,
-                       recipe=recipe_name, base=base)
 
 
 def set_cpu_threads(options: dict[str, Any], device: torch.device) -> int:

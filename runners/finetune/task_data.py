@@ -18,8 +18,8 @@ from typing import Any
 from .atomic import write_text
 from .errors import UsageError
 
-__all__ = ["PREDICTIONS_FILE", "resolve_tasks", "task_named", "load_data", "prediction_rows", "write_task_record",
-           "write_test_predictions"]
+__all__ = ["PREDICTIONS_FILE", "resolve_tasks", "task_named", "load_data", "prediction_rows", "run_task_record",
+           "write_task_record", "write_test_predictions"]
 
 PREDICTIONS_FILE = "test_predictions.jsonl"
 # One's own data, read once per process: (the options that name it) -> (task, splits, note).
@@ -116,6 +116,17 @@ def write_test_predictions(run_dir: Path, task, rows: Sequence[dict], prediction
     path = Path(run_dir) / PREDICTIONS_FILE
     write_text(path, jsonl(prediction_rows(task, rows, predictions)))
     return path
+
+
+def run_task_record(task, config, options: dict[str, Any], seed: int, recipe_name: str) -> dict[str, Any]:
+    """task.json of a run (`config` its TrainConfig): the task's input format and labels, the lengths and the
+    base it trained on (the embedded model when ``model`` is None; a random-init base is rebuilt from its seed)."""
+    from runners.tasks.task_record import task_record
+
+    base = {"model": options.get("model"), "random_init": bool(options.get("random_init")),
+            "init_config": options.get("init_config") or [], "seed": seed}
+    return task_record(task, max_source_length=config.max_source_length, max_target_length=config.max_target_length,
+                       recipe=recipe_name, base=base)
 
 
 def write_task_record(folder: Path, record: dict[str, Any]) -> Path:
