@@ -125,8 +125,8 @@ def train_adapter(model, task, job: Job, splits, tokenizer, settings: Settings, 
                        train_examples=len(splits["train"]), trainable_parameters=report.trainable,
                        trainable_percent=report.percent, seconds=round(outcome.seconds, 3), output_dir=str(folder),
                        setting=f"adapter {name}")
-    if accelerator.is_main_process:
-        write_test_predictions(folder, task, splits["test"], outcome.test_predictions or [])
+    if accelerator.is_main_process and outcome.test_predictions is not None:
+        write_test_predictions(folder, task, splits["test"], outcome.test_predictions)
     result.save(folder)
     say(f"test {' '.join(f'{k} {v:.1f}' for k, v in result.test.items())} (adapter {name!r}, epoch {best.best_epoch})")
     return result, None
