@@ -257,8 +257,9 @@ def run_one(task, job: Job, base_splits: dict[str, list[dict]], tokenizer, setti
                        train_examples=len(splits["train"]), trainable_parameters=report.trainable,
                        trainable_percent=report.percent, seconds=round(outcome.seconds, 3), output_dir=str(run_dir),
                        setting=setting.label)
-    if accelerator.is_main_process and outcome.test_predictions is not None:
-        write_test_predictions(run_dir, task, splits["test"], outcome.test_predictions)
+    if accelerator.is_main_process:
+        if outcome.test_predictions is not None:
+            write_test_predictions(run_dir, task, splits["test"], outcome.test_predictions)
         result.save(run_dir)  # last: a run with result.json is complete
     return result, None
 
