@@ -1,4 +1,4 @@
-"""The model card (README.md) written beside every adapter: recipe, counts, base, how to load it.
+"""The model card (README.md) written beside every adapter: recipe, counts, base, how to load and predict.
 
 The card is Hub-style markdown with YAML front matter (``library_name``, ``base_model``, tags), so a
 pushed adapter shows up with its base model. It is rendered from the checkpoint's own record
@@ -13,6 +13,16 @@ pushed adapter shows up with its base model. It is rendered from the checkpoint'
 >>> card = render_model_card(record)
 >>> "| trainable | 1,064 |" in card and "base_model: google-t5/t5-base" in card
 True
+
+With the task the adapter was trained on (the ``task.json`` that ``runners.finetune`` writes beside
+it), the card says how to predict with it in one command:
+
+>>> task = {"task": "embedded-sst2", "task_type": "classification", "text_columns": ["sentence"],
+...         "input_template": "sst2 sentence: {sentence}", "labels": ["negative", "positive"]}
+>>> print(render_model_card(record, "runs/x/best", task=task).split("## How to predict")[1].split("```")[1])
+bash
+python -m runners.predict runs/x/best --input rows.csv --text-column sentence --output predictions.jsonl
+<BLANKLINE>
 """
 
 from __future__ import annotations
@@ -33,8 +43,42 @@ def _hub_name(base_model: dict[str, Any]) -> str | None:
     return name
 
 
-def render_model_card(record: dict[str, Any], location: str = "path/to/this/folder") -> str:
-    """Markdown for a checkpoint `record` (the content of its JSON file); `location` goes into the load example."""
+def _predict_section(location: str, base_name: str, task: dict[str, Any] | None) -> list[str]:
+    """How to predict: one `runners.predict` command when the task is known, else `generate` by hand."""
+    lines = ["## How to predict", ""]
+    if task is None:
+        return lines + [
+            "The model writes its answer as text: give it inputs in the format it was trained on and decode "
+            "what `generate` writes.", "", "```python", "from transformers import AutoTokenizer", "",
+            f'tokenizer = AutoTokenizer.from_pretrained("{base_name}")',
+            'batch = tokenizer(["<an input, formatted as in training>"], return_tensors="pt")',
+            "print(tokenizer.batch_decode(model.generate(**batch, max_new_tokens=16), skip_special_tokens=True))",
+            "```", "",
+            "An adapter trained by `python -m runners.finetune` also holds `task.json` (input format, labels); "
+            "for it, `python -m runners.predict FOLDER --input FILE --output OUT.jsonl` predicts a whole file.", ""]
+    columns = ",".join(task.get("text_columns") or [])
+    labels = task.get("labels")
+    lines += [f"A {task.get('task_type', 'text-to-text')} adapter for the task `{task.get('task')}`. For a csv, tsv, "
+              "json, jsonl or parquet file with the text column(s), one JSON line of predictions per row "
+              "(the row's other columns kept):", "", "```bash",
+              f"python -m runners.predict {location} --input rows.csv --text-column {columns} --output predictions.jsonl",
+              "```", "",
+              f"Each row becomes the model's input `{task.get('input_template')}` (`--text-column` names your file's "
+              f"column(s) for {', '.join(f'`{c}`' for c in task.get('text_columns') or [])}, in that order)."]
+    if labels:
+        lines += [f"Predictions are label words: {', '.join(f'`{label}`' for label in labels)}."]
+    elif task.get("task_type") == "regression":
+        lines += ["Predictions are numbers written as text."]
+    return lines + [""]
+
+
+def render_model_card(record: dict[str, Any], location: str = "path/to/this/folder",
+                      task: dict[str, Any] | None = None) -> str:
+    """Markdown for a checkpoint `record` (the content of its JSON file); `location` goes into the load example.
+
+    `task`: the task record of the adapter (``task.json``, `runners.tasks.task_record`), for the
+    command that predicts with it; without it the card shows `generate` by hand.
+    """
     recipe = record["recipe"]
     base = record.get("base", {})
     base_model = record.get("base_model") or {}
@@ -76,4 +120,5 @@ def render_model_card(record: dict[str, Any], location: str = "path/to/this/fold
                   f'# model = {model_class}.from_pretrained("{base_model.get("name_or_path") or "BASE"}")',
                   f'# surgery.load_adapter(model, "{location}")']
     lines += ["```", ""]
+    lines += _predict_section(location, base_model.get("name_or_path") or "BASE", task)
     return "\n".join(lines)

@@ -123,7 +123,8 @@ def test_sigkill_anywhere_then_resume_equals_an_uninterrupted_run(tmp_path, runs
     assert steps == sorted(set(steps)) == list(range(1, 10))  # every step once, in order
     assert log == without_timings(reference / RUN / "log.jsonl")
     leftovers = [p.name for p in (out / RUN).iterdir() if p.name not in
-                 ("last", "best", "log.jsonl", "result.json", "run.json") and not p.name.startswith(".")]
+                 ("last", "best", "log.jsonl", "result.json", "run.json", "task.json", "test_predictions.jsonl")
+                 and not p.name.startswith(".")]
     assert leftovers == []
 
 

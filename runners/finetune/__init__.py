@@ -7,6 +7,8 @@ The package, in call order (each module's docstring draws its part of the tree):
       arguments    every option checked (type, range) before any work starts
       lock         one process at a time per output folder
     run          every job (task × recipe × setting × seed), then the results table
+      task_data    the tasks (the registry's or --train-file's own data), their rows; task.json, test_predictions.jsonl
+      used_arguments  arguments.json: every option with the value the runs used
       jobs         the jobs: recipes × --set/--sweep/--paper-search settings × seeds, each checked first
         runs         one folder per distinct (task, recipe content, setting, seed); safe, clash-free names
         overrides    --set KEY=VALUE and --sweep KEY=V1,V2 parsed and written into a recipe
@@ -24,7 +26,8 @@ The package, in call order (each module's docstring draws its part of the tree):
       atomic       files written whole or not at all
     errors       UsageError and the other errors reported on one line (exit 2)
 
-Tasks, data readers and metrics are shared with other runners: `runners.tasks`.
+Tasks, data readers and metrics are shared with other runners: `runners.tasks`; `runners.predict`
+predicts with a run's adapter.
 """
 
 from .cli import build_parser, main

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,9 @@ MAX_THREADS = 4096
 SEEDS = ("seed", "split_seed")
 FLAGS = ("cpu", "overwrite", "no_progress", "gradient_checkpointing", "paper_search", "train_output_layer", "one_base",
          "random_init", "group_by_length")
-TEXTS = ("task", "recipe", "model", "data_dir", "output_dir", "resume")
+TEXTS = ("task", "recipe", "model", "data_dir", "output_dir", "resume", "train_file", "validation_file", "test_file",
+         "text_column", "label_column")
+TASK_TYPES = ("classification", "regression", "generation")
 PRECISIONS = ("auto", "no", "bf16", "fp16")
 
 
@@ -76,6 +79,9 @@ def check_options(options: dict[str, Any]) -> None:
     precision = options.get("precision")
     if precision is not None and precision not in PRECISIONS:
         raise UsageError(f"--precision {precision}: choose one of {', '.join(PRECISIONS)}")
+    task_type = options.get("task_type")
+    if task_type is not None and task_type not in TASK_TYPES:
+        raise UsageError(f"--task-type {task_type}: choose one of {', '.join(TASK_TYPES)}")
     for name in FLAGS:
         if options.get(name) not in (None, True, False):
             raise UsageError(f"{flag(name)} {options[name]!r}: a flag is true or false")
@@ -92,6 +98,31 @@ def check_options(options: dict[str, Any]) -> None:
             raise UsageError(f"{flag(name)} {items!r}: give KEY=VALUE items")
     if options.get("data_dir") is not None and not Path(options["data_dir"]).is_dir():
         raise UsageError(f"--data-dir {options['data_dir']}: no such folder")
+    check_own_data(options)
+
+
+OWN_DATA = ("validation_file", "test_file", "text_column", "label_column", "task_type")
+
+
+def check_own_data(options: dict[str, Any]) -> None:
+    """--train-file needs --validation-file, --text-column and --label-column, one task name and no --data-dir."""
+    if options.get("train_file") is None:
+        given = [name for name in OWN_DATA if options.get(name) is not None]
+        if given:
+            raise UsageError(f"{flag(given[0])} is for your own data: give --train-file too")
+        return
+    for name in ("validation_file", "text_column", "label_column"):
+        if options.get(name) is None:
+            raise UsageError(f"--train-file needs {flag(name)} too")
+    if options.get("data_dir") is not None:
+        raise UsageError("give --train-file/--validation-file or --data-dir, not both")
+    columns = comma_list("--text-column", options["text_column"])
+    if len(columns) > 2:
+        raise UsageError(f"--text-column {options['text_column']!r}: give one or two columns")
+    name = options.get("task")
+    if name is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
+        raise UsageError(f"--task {name!r}: with --train-file, --task names your task (one name of letters, digits, "
+                         "'_', '.', '-'; it becomes the folder and the input's first word)")
 
 
 def _check_seed(name: str, value: Any) -> None:

@@ -8,6 +8,7 @@
     python -m runners.finetune --low-resource 500 --task mnli --model t5-base      # 5 seeds, 200 epochs
     torchrun --nproc_per_node 4 -m runners.finetune --model t5-base --task mnli   # DDP, same global batch
     python -m runners.finetune --resume runs/20250101-120000                      # continue exactly
+    python -m runners.finetune --train-file train.csv --validation-file dev.csv --text-column review --label-column sentiment
     python -m runners.finetune --model t5-base --task rte --recipe compacter --sweep lr=3e-4,3e-3 options.n=4,8,12
     python -m runners.finetune --model t5-base --task rte --recipe compacter --set options.n=8 --train-output-layer
 
@@ -84,6 +85,15 @@ def build_parser() -> argparse.ArgumentParser:
     what.add_argument("--train-output-layer", action="store_true", default=None,
                       help="the paper's Table 7 variant of every recipe: also train the output layer (with a tied "
                            "embedding, T5 v1.0, that is the embedding matrix), with the learning rates of Table 5")
+    own = parser.add_argument_group("your own data (instead of --task's registry; --task NAME names it, default 'own')")
+    own.add_argument("--train-file", help="training rows: csv, tsv, json, jsonl or parquet")
+    own.add_argument("--validation-file", help="validation rows (without --test-file: the test set, and a "
+                                               "validation set is drawn from the training file)")
+    own.add_argument("--test-file", help="test rows, scored and written to test_predictions.jsonl")
+    own.add_argument("--text-column", metavar="A[,B]", help="one or two columns written into the model's input")
+    own.add_argument("--label-column", metavar="L", help="the column the model learns to write")
+    own.add_argument("--task-type", choices=("classification", "regression", "generation"),
+                     help="default: regression for numeric labels with fractions, else classification")
     how = parser.add_argument_group("training (defaults: the paper's protocol; runners.finetune.settings.EMBEDDED for the embedded tasks)")
     how.add_argument("--epochs", type=int)
     how.add_argument("--batch-size", type=int, help="GLOBAL batch: examples per optimizer step over all processes "

@@ -30,11 +30,11 @@ class Evaluation:
     predictions: list[str]
 
 
-def generation_config(tokenizer, max_new_tokens: int, model=None) -> GenerationConfig:
-    """Greedy decoding of at most `max_new_tokens` tokens (T5 starts decoding from the pad id)."""
+def generation_config(tokenizer, max_new_tokens: int, model=None, num_beams: int = 1) -> GenerationConfig:
+    """Greedy (or `num_beams` beam search) decoding of at most `max_new_tokens` tokens (T5 starts from the pad id)."""
     start = getattr(getattr(model, "config", None), "decoder_start_token_id", None)
     return GenerationConfig(
-        max_new_tokens=max_new_tokens, do_sample=False, num_beams=1,
+        max_new_tokens=max_new_tokens, do_sample=False, num_beams=num_beams,
         pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
         decoder_start_token_id=start if start is not None else tokenizer.pad_token_id,
     )
@@ -43,11 +43,11 @@ def generation_config(tokenizer, max_new_tokens: int, model=None) -> GenerationC
 @torch.no_grad()
 def generate_predictions(model, tokenizer, sources: Sequence[Sequence[int]], batch_size: int, max_new_tokens: int,
                          device: torch.device, autocast: Callable[[], AbstractContextManager] = nullcontext,
-                         progress=None) -> list[str]:
-    """Decoded greedy generations for tokenized `sources`, in their order."""
+                         progress=None, num_beams: int = 1) -> list[str]:
+    """Decoded greedy (or beam-search) generations for tokenized `sources`, in their order."""
     was_training = model.training
     model.eval()
-    config = generation_config(tokenizer, max_new_tokens, model)
+    config = generation_config(tokenizer, max_new_tokens, model, num_beams)
     by_length = sorted(range(len(sources)), key=lambda i: len(sources[i]))
     predictions: list[str] = [""] * len(sources)
     for start in range(0, len(by_length), batch_size):

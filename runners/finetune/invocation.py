@@ -31,6 +31,7 @@ from .arguments import check_options, check_output_dir, comma_list
 from .atomic import write_json
 from .errors import EXIT_INTERRUPTED, EXIT_OUT_OF_MEMORY, EXIT_USAGE, UsageError
 from .lock import OutputLock
+from .used_arguments import NOT_SAVED, given_options
 
 __all__ = ["EXIT_INTERRUPTED", "EXIT_OUT_OF_MEMORY", "EXIT_USAGE", "Settings", "UsageError", "is_main_process",
            "prepare_output_dir", "resolve_settings", "say"]
@@ -87,6 +88,7 @@ def resolve_settings(args: argparse.Namespace) -> Settings:
     check_options(options)
     if args.resume:
         saved_path, saved = _saved_arguments(Path(args.resume))
+        saved = given_options(saved)  # the defaults it filled in are left out again, and filled in anew
         for key, value in options.items():
             if value is not None and key not in RESUME_MAY_CHANGE and saved.get(key) != value:
                 raise UsageError(f"--{key.replace('_', '-')} {value} differs from the interrupted run's "
@@ -113,18 +115,34 @@ def resolve_settings(args: argparse.Namespace) -> Settings:
     options["output_dir"] = str(output_dir)
     from runners.tasks import expand_task_names, get_task
 
-    tasks = expand_task_names(comma_list("--task", options["task"]) if options.get("task") is not None else [DEFAULT_TASK])
-    try:
-        for name in tasks:
-            get_task(name)  # an unknown name is refused here, before torch is imported
-    except ValueError as error:  # get_task's message names the closest task
-        raise UsageError(str(error)) from None
+    if options.get("train_file") is not None:
+        tasks = [own_task_name(options)]
+    else:
+        tasks = expand_task_names(comma_list("--task", options["task"]) if options.get("task") is not None
+                                  else [DEFAULT_TASK])
+        try:
+            for name in tasks:
+                get_task(name)  # an unknown name is refused here, before torch is imported
+        except ValueError as error:  # get_task's message names the closest task
+            raise UsageError(str(error)) from None
     recipes = comma_list("--recipe", options["recipe"]) if options.get("recipe") is not None else None
     if recipes is not None and "all" in recipes:  # every bundled recipe, in name order
         import surgery
 
         recipes = [name for recipe in recipes for name in (surgery.bundled_recipes() if recipe == "all" else [recipe])]
     return Settings(tasks, recipes, list(seeds), output_dir, options)
+
+
+def own_task_name(options: dict[str, Any]) -> str:
+    """The name of the --train-file task: --task, or 'own'; a registered task's name is refused."""
+    from runners.tasks import TASK_GROUPS, TASKS
+    from runners.tasks.own_data import DEFAULT_NAME
+
+    name = options.get("task") or DEFAULT_NAME
+    if name.lower() in TASKS or name.lower() in TASK_GROUPS:
+        raise UsageError(f"--task {name!r} with --train-file: that is a registered task (its data goes in --data-dir); "
+                         "name your own task otherwise, e.g. --task my-" + name.lower())
+    return name
 
 
 def _refusal(folder: Path, options: dict[str, Any]) -> tuple[str | None, bool]:
@@ -134,8 +152,11 @@ def _refusal(folder: Path, options: dict[str, Any]) -> tuple[str | None, bool]:
 
 
 def prepare_output_dir(settings: Settings, barrier: Callable[[], None] = lambda: None,
-                       share: Callable[[Any], Any] = lambda value: value) -> None:
+                       share: Callable[[Any], Any] = lambda value: value, recorded: dict[str, Any] | None = None) -> None:
     """Lock and create the output folder and save the options; refuse to mix with an earlier invocation.
+
+    `recorded`: the options with the values the runs use (`runners.finetune.used_arguments`), saved
+    in place of the options as given.
 
     Every process calls this; the main one takes the lock, checks and writes, and `share(value)`
     hands its verdict to the others (identity for one process), so all of them stop together.
@@ -153,7 +174,8 @@ def prepare_output_dir(settings: Settings, barrier: Callable[[], None] = lambda:
             if verdict is None:
                 if replace:
                     clear_folder(folder)
-                saved = {k: v for k, v in options.items() if k not in ("resume", "overwrite", "stop_after_steps")}
+                saved = {k: v for k, v in (options if recorded is None else recorded).items()
+                         if k not in NOT_SAVED}
                 write_json(folder / ARGUMENTS_FILE, saved)
         except UsageError as error:
             verdict = str(error)

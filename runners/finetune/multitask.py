@@ -47,6 +47,8 @@ from .model import build_model
 from .results import RESULT_FILE, TASK_TITLES, JsonlLog, RunResult
 from .run import (claim_run_folder, describe_model, load_data, preflight, set_cpu_threads, train_config,
                   usage_errors)
+from .task_data import run_task_record, write_task_record, write_test_predictions
+from .used_arguments import used_arguments
 from .state import is_complete, recover_adapter, recover_checkpoint
 from .training import _tokenize, make_accelerator, train
 
@@ -113,6 +115,9 @@ def train_adapter(model, task, job: Job, splits, tokenizer, settings: Settings, 
     say(f"adapters on the base: {', '.join(surgery.list_adapters(model))} (training {name!r} only)")
     say(str(report))
     say(f"training: {config.epochs} epochs, batch {config.batch_size}, lr {config.learning_rate:g} ({lr_source}); output: {folder}")
+    config.task_record = run_task_record(task, config, options, job.seed, job.recipe_name)
+    if accelerator.is_main_process:
+        write_task_record(folder, config.task_record)
     with usage_errors(f"run {folder}: "):
         outcome = train(model, tokenizer, task, splits, config, accelerator=accelerator,
                         log=JsonlLog(folder / "log.jsonl", enabled=accelerator.is_main_process))
@@ -126,6 +131,8 @@ def train_adapter(model, task, job: Job, splits, tokenizer, settings: Settings, 
                        train_examples=len(splits["train"]), trainable_parameters=report.trainable,
                        trainable_percent=report.percent, seconds=round(outcome.seconds, 3), output_dir=str(folder),
                        setting=f"adapter {name}")
+    if accelerator.is_main_process and outcome.test_predictions is not None:
+        write_test_predictions(folder, task, splits["test"], outcome.test_predictions)
     result.save(folder)
     say(f"test {' '.join(f'{k} {v:.1f}' for k, v in result.test.items())} (adapter {name!r}, epoch {best.best_epoch})")
     return result, None
@@ -245,9 +252,10 @@ def _run(settings: Settings, say: Say) -> int:
         raise UsageError(str(error)) from None
     if accelerator.num_processes > 1:
         raise UsageError("--one-base runs in one process (the adapters are switched on one model between runs)")
-    prepare_output_dir(settings)
-    set_cpu_threads(options, accelerator.device)
+    threads = set_cpu_threads(options, accelerator.device)
     by_name = {task.name: task for task in tasks}
+    prepare_output_dir(settings, recorded=used_arguments(settings, jobs, by_name, checked.architecture, 1, train_config,
+                                                         threads))
     entries: list[dict[str, Any]] = []
     number = 0
     for (label, seed), group in groups.items():

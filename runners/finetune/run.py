@@ -44,6 +44,9 @@ from .model import (ModelLoadError, build_model, check_model_folder, check_task_
 from .settings import SMALL_MODEL_CPU_THREADS, paper_defaults
 from .state import is_complete, recover_adapter, recover_checkpoint
 from .sweep import sweep_markdown, write_sweep_tables
+from .used_arguments import used_arguments
+from .task_data import (load_data, resolve_tasks, run_task_record, task_named, write_task_record,
+                        write_test_predictions)
 from .training import TrainConfig, make_accelerator, train
 
 RUN_FILE = "run.json"
@@ -130,7 +133,8 @@ def train_config(options: dict[str, Any], task, method, run_dir: Path, seed: int
     options given on the command line win, and a --sweep/--set learning rate (`setting_lr`) wins
     over --lr. Notes on settings the paper did not run go to `say`.
     """
-    defaults = paper_defaults(task, recipe, model_config, options.get("low_resource"))
+    defaults = paper_defaults(task, recipe, model_config, options.get("low_resource"),
+                              embedded_model=options.get("model") is None and not options.get("init_config"))
     for note in defaults.get("notes", []):
         if say is not None:
             say(note)
@@ -234,6 +238,9 @@ def run_one(task, job: Job, base_splits: dict[str, list[dict]], tokenizer, setti
         f"({lr_source}), warm-up {config.warmup_steps} step{'s' * (config.warmup_steps != 1)}, device {accelerator.device}, "
         f"precision {accelerator.mixed_precision}, dropout {dropout}{grouped}")
     say(f"output: {run_dir}")
+    config.task_record = run_task_record(task, config, options, seed, recipe_name)
+    if accelerator.is_main_process:
+        write_task_record(run_dir, config.task_record)
 
     with usage_errors(f"run {job.run_dir(Path('.')).as_posix()}: "):
         outcome = train(model, tokenizer, task, splits, config, accelerator=accelerator,
@@ -253,18 +260,22 @@ def run_one(task, job: Job, base_splits: dict[str, list[dict]], tokenizer, setti
                        trainable_percent=report.percent, seconds=round(outcome.seconds, 3), output_dir=str(run_dir),
                        setting=setting.label)
     if accelerator.is_main_process:
-        result.save(run_dir)
+        if outcome.test_predictions is not None:
+            write_test_predictions(run_dir, task, splits["test"], outcome.test_predictions)
+        result.save(run_dir)  # last: a run with result.json is complete
     return result, None
 
 
-def set_cpu_threads(options: dict[str, Any], device: torch.device) -> None:
+def set_cpu_threads(options: dict[str, Any], device: torch.device) -> int:
     """--threads, or on CPU (unless OMP_NUM_THREADS is set): 1 for the tiny --init-config models, for the
-    embedded model one per core free now, at most SMALL_MODEL_CPU_THREADS (`runners.threads`)."""
+    embedded model one per core free now, at most SMALL_MODEL_CPU_THREADS (`runners.threads`).
+    Returns the number of intra-op threads in effect."""
     threads = options.get("threads")
     if threads is None and options.get("model") is None and device.type == "cpu" and "OMP_NUM_THREADS" not in os.environ:
         threads = 1 if options.get("init_config") else choose_threads(SMALL_MODEL_CPU_THREADS)
     if threads is not None:
         torch.set_num_threads(threads)
+    return torch.get_num_threads()
 
 
 def run_all(settings: Settings, say: Say) -> int:
@@ -292,14 +303,9 @@ class Preflight:
 
 def preflight(settings: Settings) -> Preflight:
     """Tasks exist, seeds once each, the model loads and fits, every recipe fits it (UsageError otherwise)."""
-    from runners.tasks import get_task
-
     options = settings.options
-    try:
-        given = [(name, get_task(name)) for name in settings.tasks]
-    except ValueError as error:  # unknown task: get_task's message names the closest one
-        raise UsageError(str(error)) from None
     notes: list[str] = []
+    given = resolve_tasks(settings.tasks, options, notes)  # one's own files read and checked before any model loads
     tasks = unique(given, key=lambda task: task.name, what="--task", notes=notes)
     settings.seeds = unique([(str(seed), seed) for seed in settings.seeds], key=lambda seed: seed, what="--seeds",
                             notes=notes)
@@ -315,18 +321,6 @@ def preflight(settings: Settings) -> Preflight:
     jobs = plan_jobs(settings, tasks, architecture, {task.name: recipe_names(settings, task) for task in tasks},
                      device=device, notes=notes)
     return Preflight(tasks, tokenizer, overrides, architecture, device, jobs, notes)
-
-
-def load_data(tasks: list[Any], options: dict[str, Any], tokenizer=None) -> dict[str, dict[str, list[dict]]]:
-    """Every task's splits (a bad data file is a UsageError naming it; so is a `tokenizer` that cannot encode them)."""
-    from runners.tasks.data import load_task_splits
-
-    data: dict[str, dict[str, list[dict]]] = {}
-    for task in tasks:
-        with usage_errors():
-            data[task.name] = load_task_splits(task, options.get("data_dir"), seed=options.get("split_seed") or 42)
-            check_task_tokenizer(tokenizer, task, data[task.name]["train"], options.get("model"))
-    return data
 
 
 def _run_all(settings: Settings, say: Say) -> int:
@@ -348,9 +342,11 @@ def _run_all(settings: Settings, say: Say) -> int:
         shared = broadcast_object_list([str(settings.output_dir)])
         settings.output_dir, options["output_dir"] = Path(shared[0]), shared[0]
         share = lambda value: broadcast_object_list([value])[0]  # noqa: E731 — process 0's verdict for all
-    prepare_output_dir(settings, accelerator.wait_for_everyone, share)
-    set_cpu_threads(options, accelerator.device)
+    threads = set_cpu_threads(options, accelerator.device)
     tasks_by_name = {task.name: task for task in tasks}
+    recorded = used_arguments(settings, jobs, tasks_by_name, checked.architecture, accelerator.num_processes,
+                              train_config, threads)
+    prepare_output_dir(settings, accelerator.wait_for_everyone, share, recorded)
     workers = min(options.get("jobs") or 1, len(jobs))
     if workers > 1 and accelerator.num_processes > 1:
         raise UsageError("--jobs runs several one-process runs side by side; it cannot be combined with torchrun")
@@ -406,10 +402,8 @@ def run_job(number: int, total: int, job: Job, settings: Settings) -> tuple[RunR
     """One run in a worker process of --jobs: `run_one`, its console output in OUT/console/run-<number>.log."""
     from dataclasses import replace
 
-    from runners.tasks import get_task
-
     options = settings.options
-    task = get_task(job.task_name)
+    task = task_named(job.task_name, options)
     if "tokenizer" not in _WORKER_STATE:
         with usage_errors():
             _WORKER_STATE["tokenizer"] = load_tokenizer(options.get("model"))

@@ -38,6 +38,7 @@ Low-resource (paper Section 5.6): 100 / 500 / 1000 / 2000 / 4000 training exampl
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import surgery
@@ -75,15 +76,21 @@ EMBEDDED_LOW_RESOURCE_EVAL_EVERY = {100: 20, 500: 4, 1000: 2, 2000: 1}
 SMALL_MODEL_CPU_THREADS = 2
 
 
-def paper_defaults(task, recipe=None, model_config=None, low_resource: int | None = None) -> dict[str, Any]:
+def paper_defaults(task, recipe=None, model_config=None, low_resource: int | None = None, *,
+                   embedded_model: bool = False) -> dict[str, Any]:
     """The default settings of a run of `recipe` on `task` with a model of `model_config`.
 
     The paper's protocol (`runners.finetune.protocol.paper_protocol`, with "sources" and "notes"
     entries saying where each value comes from), or the embedded tasks' own settings. Without a
-    recipe, the learning rate is left to the method.
+    recipe, the learning rate is left to the method. One's own data (`runners.tasks.own_data`)
+    gets the embedded tasks' settings on the embedded model (`embedded_model`), else the paper's
+    GLUE protocol.
     """
-    if task.benchmark == "embedded":
+    own_data = task.benchmark == "own"
+    if task.benchmark == "embedded" or (own_data and embedded_model):
         return embedded_defaults(recipe, low_resource)
+    if own_data:
+        task = dataclasses.replace(task, benchmark="glue")
     protocol = paper_protocol(task, recipe, model_config, low_resource)
     return {**protocol.values, "sources": protocol.sources, "notes": protocol.notes}
 

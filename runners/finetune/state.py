@@ -27,6 +27,7 @@ True
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -113,9 +114,23 @@ def recover_adapter(folder: Path) -> str | None:
     return recover_folder(folder, lambda path: (path / CONFIG_FILE).is_file(), staged)
 
 
-def save_adapter_atomically(model: nn.Module, folder: Path) -> None:
-    """surgery.save_adapter into `folder`: it writes a new folder and swaps it in (never half-written)."""
+def save_adapter_atomically(model: nn.Module, folder: Path, task_record: dict[str, Any] | None = None) -> None:
+    """surgery.save_adapter into `folder`: it writes a new folder and swaps it in (never half-written).
+
+    With `task_record` (runners.tasks.task_record) the folder also gets ``task.json`` and its model
+    card says how to predict with it (``python -m runners.predict``). These two are written after
+    the swap; were a run killed in between, `runners.predict` reads the run folder's ``task.json``.
+    """
     surgery.save_adapter(model, folder)
+    if task_record is not None:
+        from surgery.model_card import CARD_FILE, render_model_card
+
+        from .atomic import write_text
+        from .task_data import write_task_record
+
+        write_task_record(folder, task_record)
+        record = json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8"))
+        write_text(folder / CARD_FILE, render_model_card(record, str(folder), task=task_record))
 
 
 def save_checkpoint(folder: Path, model: nn.Module, training_state: dict[str, Any], rank: int, is_main: bool,

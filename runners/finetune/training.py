@@ -79,6 +79,7 @@ class TrainConfig:
     dropout: float | None = None              # every drop probability of the model (set_dropout); None: its own
     group_by_length: bool = False             # batches of similar source length (less padding; batches.py)
     print_epochs: bool = True                 # one summary line per epoch on the main process
+    task_record: dict[str, Any] | None = None  # task.json beside best/'s adapter (runners.tasks.task_record)
 
 
 @dataclass
@@ -90,6 +91,7 @@ class TrainOutcome:
     checkpoint: Path                          # the resumable checkpoint folder (`last/`)
     best_checkpoint: Path | None
     test: dict[str, float] | None = None
+    test_predictions: list[str] | None = None  # decoded, in the test rows' order
     seconds: float = 0.0
     stop_reason: str | None = None
 
@@ -199,7 +201,8 @@ def train(model: nn.Module, tokenizer, task, splits: dict[str, list[dict]], conf
         loop.checkpoint()
         loop.say(f"stopped after step {loop.progress.global_step} ({stop_reason}); resumable checkpoint in {loop.last_dir}")
         return loop.outcome(completed=False, stop_reason=stop_reason)
-    return loop.outcome(completed=True, test=loop.test())
+    test = loop.test()
+    return loop.outcome(completed=True, test=test.scores, test_predictions=test.predictions)
 
 
 class _FinetuneLoop:
@@ -333,13 +336,13 @@ class _FinetuneLoop:
                                   "train_loss": train_loss}
         line = f"epoch {epoch + 1:>3}/{config.epochs}  train loss {train_loss:.4f}"
         if (epoch + 1) % config.eval_every == 0 or epoch + 1 == config.epochs:
-            scores = self._evaluate("validation", self.data.validation_rows, self.data.validation_sources)
+            scores = self._evaluate("validation", self.data.validation_rows, self.data.validation_sources).scores
             score = self.task.summary_score(scores)
             is_best = progress.best_score is None or score > progress.best_score
             if is_best:
                 progress.best_score, progress.best_epoch, progress.best_validation = score, epoch + 1, scores
                 if self.is_main:
-                    save_adapter_atomically(self.unwrapped, self.best_dir)
+                    save_adapter_atomically(self.unwrapped, self.best_dir, config.task_record)
             record.update(validation=scores, best=is_best)
             line += f"  validation {_format_scores(scores)}" + ("  (best)" if is_best else "")
         record["epoch_seconds"] = round(time.perf_counter() - epoch_started, 3)
@@ -351,13 +354,13 @@ class _FinetuneLoop:
         progress.epoch_loss_sum, progress.epoch_tokens = 0.0, 0
         self.checkpoint()
 
-    def _evaluate(self, split: str, rows: list[dict], sources: list[list[int]]) -> dict[str, float]:
+    def _evaluate(self, split: str, rows: list[dict], sources: list[list[int]]):
+        """Greedy generation on a split → its scores and predictions (runners.finetune.evaluation)."""
         bar = tqdm(total=len(rows), desc=split, leave=False, dynamic_ncols=True, disable=self.bars_off)
         try:
             return evaluate(self.unwrapped, self.tokenizer, self.task, rows, sources, batch_size=self.eval_batch_size,
                             max_new_tokens=self.data.generation_max_length, device=self.device,
-                            world_size=self.world, rank=self.rank, autocast=self.accelerator.autocast,
-                            progress=bar).scores
+                            world_size=self.world, rank=self.rank, autocast=self.accelerator.autocast, progress=bar)
         finally:
             bar.close()
 
@@ -370,20 +373,21 @@ class _FinetuneLoop:
                  "frozen_checksum": self.checksum, "total_steps": self.total_steps, "world_size": self.world}
         save_checkpoint(self.last_dir, self.unwrapped, state, self.rank, self.is_main, self.accelerator.wait_for_everyone)
 
-    def test(self) -> dict[str, float]:
-        """Test score of the best validation checkpoint (the paper's protocol)."""
+    def test(self):
+        """Test scores and predictions of the best validation checkpoint (the paper's protocol)."""
         self.accelerator.wait_for_everyone()
         if self.best_dir.exists():
             surgery.load_adapter(self.unwrapped, self.best_dir)
         test = self._evaluate("test", self.data.test_rows, self.data.test_sources)
         self.log.write({"event": "test", "step": self.progress.global_step, "best_epoch": self.progress.best_epoch,
-                        "test": test})
+                        "test": test.scores})
         return test
 
     def outcome(self, *, completed: bool, test: dict[str, float] | None = None,
-                stop_reason: str | None = None) -> TrainOutcome:
+                test_predictions: list[str] | None = None, stop_reason: str | None = None) -> TrainOutcome:
         return TrainOutcome(completed, self.progress, self.last_dir, self.best_dir if self.best_dir.exists() else None,
-                            test=test, seconds=time.perf_counter() - self.started, stop_reason=stop_reason)
+                            test=test, test_predictions=test_predictions, seconds=time.perf_counter() - self.started,
+                            stop_reason=stop_reason)
 
 
 def _prepare_model(model: nn.Module, config: TrainConfig) -> None:

@@ -57,6 +57,7 @@ __all__ = [
     "load_original_splits",
     "load_from_hub",
     "find_split_file",
+    "read_rows",
     "read_split_file",
     "split_like_paper",
     "subsample",
@@ -158,20 +159,33 @@ def find_split_file(data_dir: Path, split: str, task: Task | None = None) -> Pat
     return found[0]
 
 
-def read_split_file(path: str | Path, task: Task) -> Rows:
-    """Rows of one local split file, with the task's columns checked and every row validated."""
+def read_rows(path: str | Path) -> list[tuple[str, dict]]:
+    """``(where, row)`` pairs of a csv/tsv/json/jsonl/parquet file, ``where`` as ``"line 7"`` or ``"row 3"``.
+
+    Every problem (no such file, an unknown extension, a malformed file) is a :class:`DataError`
+    naming the file.
+    """
     path = Path(path)
     reader = _READERS.get(path.suffix.lower())
     if reader is None:
-        raise DataError(f"{path}: unsupported file type; use one of {', '.join(FILE_SUFFIXES)}")
+        raise DataError(f"{path}: unsupported file type {path.suffix or '(no extension)'!r}; "
+                        f"use one of {', '.join(FILE_SUFFIXES)}")
+    if not path.is_file():
+        raise DataError(f"{path}: no such file" if not path.exists() else f"{path}: not a file")
     try:
-        located_rows = reader(path)
+        return reader(path)
     except DataError:
         raise
     except UnicodeDecodeError as error:
         raise DataError(f"{path}: malformed file, not UTF-8 text ({error.reason} at byte {error.start})") from None
-    except Exception as error:  # the parser's own complaint, attached to the file name
+    except Exception as error:  # the parser's own complaint (or the OS's), attached to the file name
         raise DataError(f"{path}: malformed file ({type(error).__name__}: {error})") from None
+
+
+def read_split_file(path: str | Path, task: Task) -> Rows:
+    """Rows of one local split file, with the task's columns checked and every row validated."""
+    path = Path(path)
+    located_rows = read_rows(path)
     cells_are_text = path.suffix.lower() in (".csv", ".tsv")
     rows = []
     for where, row in located_rows:
