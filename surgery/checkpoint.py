@@ -348,14 +348,14 @@ def load_adapter(model: nn.Module, directory: str | Path, revision: str | None =
         base = sum(prod(shape) for name, shape in parameter_shapes(model).items() if not is_added(name))
         added = sum(tensors[n].numel() for n in layout if is_added(n))
         return Report(record.recipe.get("name", "custom"), counts, base, added)
-    with all_or_nothing(inner):
+    with all_or_nothing(inner) as snapshot:
         if the_plan is not None:
             apply(model, the_plan)
         targets = {**dict(inner.named_parameters()), **dict(inner.named_buffers())}
-        # Convert first (this allocates and may fail), write last (nothing fails after the first write).
+        # Convert first (this allocates and may fail), then write; an interrupted write is undone too.
         converted = {name: tensors[name].to(device=targets[live_name(name, adapter)].device,
                                             dtype=targets[live_name(name, adapter)].dtype) for name in layout}
-        with torch.no_grad():
+        with snapshot.recording_writes(), torch.no_grad():
             for name in layout:
                 targets[live_name(name, adapter)].copy_(converted[name])
     return report(inner, adapter)
