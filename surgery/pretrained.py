@@ -38,11 +38,10 @@ import transformers
 from torch import nn
 
 from .adapters import ON_LAST_REMOVED, list_adapters, set_active
-from .checkpoint import read_adapter_config, write_adapter
+from .checkpoint import read_adapter_config, resolve_checkpoint, write_adapter
 from .checkpoint import load_adapter as _load_adapter
 from .distributed import rank
 from .errors import CheckpointError
-from .hub import resolve_folder
 from .plan import AFTER_APPLY
 
 logger = logging.getLogger(__name__)
@@ -143,7 +142,7 @@ def from_pretrained(name_or_path: str | Path, *, model_class: type | None = None
             trained on (see `surgery.load_adapter`); e.g. with `base_model=` a fine-tuned copy.
         **kwargs: passed to the class's `from_pretrained` (dtype, device_map, quantization_config, ...).
     """
-    folder = resolve_folder(name_or_path, revision, token)
+    folder = resolve_checkpoint(name_or_path, revision, token)
     record = read_adapter_config(folder)
     cls = _model_class(record["base"]["model_class"], model_class)
     if (folder / "config.json").is_file() and base_model is None:
