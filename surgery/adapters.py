@@ -88,6 +88,10 @@ def set_active(model: nn.Module, names: str | Sequence[str]) -> None:
     """
     inner = unwrap(model)
     state = surgery_state(inner)
+    if isinstance(names, (bytes, dict)) or not isinstance(names, (str, Sequence)) \
+            or not all(isinstance(name, str) for name in ((names,) if isinstance(names, str) else names)):
+        raise SurgeryError(f"set_active(names={names!r}): expected an adapter name or a list of them "
+                           f"(the model's adapters: {', '.join(state.records)}; [] for the base alone)")
     chosen = (names,) if isinstance(names, str) else tuple(names)
     for name in chosen:
         state.record(name)
@@ -100,9 +104,10 @@ def set_active(model: nn.Module, names: str | Sequence[str]) -> None:
         if len(members) > 1 and get_method_class(method).one_active_at_a_time:
             raise SurgeryError(f"adapters {members} are all {method!r}, of which one can be in effect at a time "
                                "(two soft prompts would both be prepended, in the order they were applied); pick one")
-    state.routing.active = chosen
-    state.routing.changed()
-    update_trainable(inner, state)
+    with all_or_nothing(inner):
+        state.routing.active = chosen
+        state.routing.changed()
+        update_trainable(inner, state)
 
 
 def _refuse_without_base(state: SurgeryState, what: str) -> None:
@@ -206,5 +211,5 @@ def remove(model: nn.Module, name: str) -> None:
     state = surgery_state(model)
     state.record(name)
     _refuse_without_base(state, f"remove adapter {name!r}")
-    with all_or_nothing(model):
+    with all_or_nothing(model) as snapshot, snapshot.recording_writes():
         take_out(model, name)

@@ -47,14 +47,15 @@ from .hub import resolve_folder
 from .model_card import CARD_FILE, render_model_card
 from .naming import DEFAULT_ADAPTER, STATE, canonical_name, check_adapter_name, is_added, live_name
 from .plan import apply, plan
-from .provenance import base_fingerprint, base_origin, base_values, check_base, parameter_shapes
+from .provenance import CONFIG_FIELDS, base_fingerprint, base_origin, base_values, check_base, parameter_shapes
 from .sites import SITE_NAMES
 from .state import resolve_adapter
 from .quantization import logical_shape
 from .report import Report
 from .trained import checkpoint_names, clean_name
 from .transaction import all_or_nothing
-from .verify import check_config, check_layout, check_manifest, has_values, non_finite, recipe_differences, tensor_manifest
+from .verify import (INTEGRITY_VERSION, check_config, check_integrity, check_layout, check_manifest, has_values, non_finite,
+                     recipe_differences, record_digest, tensor_manifest)
 
 FORMAT = "t5-surgery-adapter/2"
 WEIGHTS_FILE = "t5_surgery_adapter.safetensors"
@@ -102,8 +103,8 @@ def _move_into_place(staging: Path, directory: Path) -> None:
     directory.rename(replaced)
     try:
         staging.rename(directory)
-    except OSError:
-        replaced.rename(directory)  # put the earlier checkpoint back
+    except BaseException:  # a disk error or an interrupt: put the earlier checkpoint back
+        replaced.rename(directory)
         raise
     shutil.rmtree(replaced, ignore_errors=True)
 
@@ -170,8 +171,12 @@ def write_adapter(model: nn.Module, directory: str | Path, kind: str = "adapter"
     }
     if adapter != DEFAULT_ADAPTER:
         record["adapter_name"] = adapter
-    if not sharded:  # sampling a sharded base would gather it: sharded saves record the architecture only
+    if not sharded:
         record["base_weights"] = weights_fingerprint(inner, trained=set(tensors), values=base_values(inner))
+    else:  # sampling a sharded base would gather it: sharded saves record the architecture only, and say so
+        record["base_weights"] = {"not_sampled": "saved from a sharded model"}
+    record["integrity_version"] = INTEGRITY_VERSION
+    record["record_checksum"] = record_digest(json.loads(json.dumps(record, default=str)))
     _save(directory, kind, tensors, record)
     if sharded:
         barrier()
@@ -232,6 +237,27 @@ def _stale_saves(directory: Path) -> list[Path]:
             if p.is_dir() and (".saving-" in p.name or ".replaced-" in p.name)]
 
 
+def refuse_interrupted_save(directory: Path) -> None:
+    """Where `directory` is gone because a save over it was interrupted between its two renames, say where
+    the complete earlier checkpoint survives and how to put it back."""
+    if directory.exists():
+        return
+    survivors = sorted((p for p in _stale_saves(directory) if ".replaced-" in p.name and (p / CONFIG_FILE).is_file()),
+                       key=lambda p: p.stat().st_mtime, reverse=True)
+    if survivors:
+        raise CheckpointError(f"{directory} does not exist: a save over it was interrupted, and the complete earlier "
+                              f"checkpoint survives as {survivors[0]}; restore it with: mv {survivors[0]} {directory}")
+
+
+def resolve_checkpoint(directory: str | Path, revision: str | None = None, token: str | bool | None = None) -> Path:
+    """A local folder for a checkpoint folder or Hub repo id (`surgery.hub.resolve_folder`), after checking
+    that it is not a folder an interrupted save left under another name."""
+    if not isinstance(directory, (str, Path)):
+        raise CheckpointError(f"the checkpoint {directory!r} is not a folder path or a Hub repo id (a str or Path)")
+    refuse_interrupted_save(Path(directory))
+    return resolve_folder(directory, revision, token)
+
+
 def read_adapter_config(directory: str | Path) -> dict[str, Any]:
     """The JSON record of an adapter folder (either format), checked; or a CheckpointError saying what the folder is."""
     directory = Path(directory)
@@ -243,6 +269,7 @@ def read_adapter_config(directory: str | Path) -> dict[str, Any]:
         check_config(config, str(path))
         if config["format"] != FORMAT:
             raise CheckpointError(f"{path}: format {config['format']!r} is not {FORMAT!r}")
+        check_integrity(config, str(path), CONFIG_FIELDS)
         return config
     legacy = directory / LEGACY_CONFIG_FILE
     if legacy.is_file():
@@ -255,9 +282,7 @@ def read_adapter_config(directory: str | Path) -> dict[str, Any]:
         return config
     hint = ("; it holds a transformers model (config.json): load it with from_pretrained"
             if (directory / "config.json").is_file() else "")
-    interrupted = sorted(p.name for p in _stale_saves(directory) if (p / CONFIG_FILE).is_file())
-    if interrupted and not directory.exists():
-        hint += f"; an interrupted save left a complete copy next to it: {interrupted[0]}"
+    refuse_interrupted_save(directory)
     raise CheckpointError(f"{path} does not exist: not an adapter checkpoint folder (expected {CONFIG_FILE} "
                           f"and {WEIGHTS_FILE}){hint}")
 
@@ -300,7 +325,7 @@ def load_adapter(model: nn.Module, directory: str | Path, revision: str | None =
     """
     from .plan import report
 
-    directory = resolve_folder(directory, revision)
+    directory = resolve_checkpoint(directory, revision)
     config = read_adapter_config(directory)
     where = _weights_file(directory, config).with_name(CONFIG_FILE if config["format"] == FORMAT else LEGACY_CONFIG_FILE)
     inner, sharded = unwrap(model), is_sharded(model)
@@ -348,14 +373,14 @@ def load_adapter(model: nn.Module, directory: str | Path, revision: str | None =
         base = sum(prod(shape) for name, shape in parameter_shapes(model).items() if not is_added(name))
         added = sum(tensors[n].numel() for n in layout if is_added(n))
         return Report(record.recipe.get("name", "custom"), counts, base, added)
-    with all_or_nothing(inner):
+    with all_or_nothing(inner) as snapshot:
         if the_plan is not None:
             apply(model, the_plan)
         targets = {**dict(inner.named_parameters()), **dict(inner.named_buffers())}
-        # Convert first (this allocates and may fail), write last (nothing fails after the first write).
+        # Convert first (this allocates and may fail), then write; an interrupted write is undone too.
         converted = {name: tensors[name].to(device=targets[live_name(name, adapter)].device,
                                             dtype=targets[live_name(name, adapter)].dtype) for name in layout}
-        with torch.no_grad():
+        with snapshot.recording_writes(), torch.no_grad():
             for name in layout:
                 targets[live_name(name, adapter)].copy_(converted[name])
     return report(inner, adapter)

@@ -126,8 +126,10 @@ def weight_differences(saved: dict[str, Any] | None, model: nn.Module, trained: 
     `trained`: the names the checkpoint holds, left out of the sample as they were at save;
     `values`: as in `weight_sample`.
     """
+    if saved is None:
+        return None  # a checkpoint without a sample (written before samples were taken)
     if not isinstance(saved, dict) or saved.get("samples_per_tensor") != SAMPLES_PER_TENSOR:
-        return None  # a checkpoint without a sample (an older one, or saved from a sharded model)
+        return "the checkpoint's weight sample is unreadable"
     try:
         expected = _decode(saved, _base_names(model))
     except (KeyError, TypeError, ValueError, IndexError):

@@ -14,6 +14,10 @@ model (`surgery.adapters.take_out`), keeping what it trained in the base tensors
   otherwise refuses with the reason.
 * **full fine-tuning** — the trained weights are the base already: only the surgery goes.
 
+All or nothing, whatever the method: the model's structure is snapshotted (`surgery.transaction`)
+and every base tensor the method's write step changes is copied just before it is written, so an
+interruption or error mid-write puts back the unfolded model exactly.
+
 Nonlinear adapters (Adapter, Compacter and the rest: ``x + up(act(down(x)))``) and prompt
 tuning (extra input positions, no weight) are refused with the reason, as is a model holding
 several adapters (folding one changes the base weights every other adapter was trained on).
@@ -68,7 +72,8 @@ def fold(model: nn.Module, name: str | None = None) -> None:
         raise SurgeryError(f"cannot fold adapter {name!r} (recipe {record.recipe.get('name', '?')!r}): {reason}")
     if record.uses_sites:
         raise SurgeryError(f"cannot fold adapter {name!r}: method {record.method!r} inserts modules at sites")
-    with all_or_nothing(model):
+    with all_or_nothing(model) as snapshot:
         write = method.fold(model, detect_family(model), scope_of(model, name))  # computes; may fail
         take_out(model, name, restore_base=False)
-        write()
+        with snapshot.recording_writes():  # what the method writes into the base is put back on failure
+            write()

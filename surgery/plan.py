@@ -38,6 +38,7 @@ from .errors import RecipeError, SurgeryError
 from .families import detect_family
 from .family import ModelDims, ModelFamily
 from .groups import TRAIN_GROUPS, check_train_groups, freeze_all_but
+from .init_check import finite_outputs, refuse_non_finite_init
 from .quantization import refuse_integer_tensors
 from .method import Method, SiteContext, get_method_class
 from .options import parse_options
@@ -57,7 +58,7 @@ from .tracing import trace_block
 from .trained import adapter_tensors, tensor_layout
 from .transaction import all_or_nothing
 
-__all__ = ["AFTER_APPLY", "Plan", "PlannedSplice", "SurgeryState", "apply", "plan", "report"]
+__all__ = ["AFTER_APPLY", "Plan", "PlannedSplice", "SurgeryState", "apply", "check_can_be_named", "plan", "report"]
 
 # Called with the model at the end of every `apply`. `surgery.pretrained` adds the hook that makes
 # `model.save_pretrained` write the adapter files too (it cannot be imported here: it saves adapters).
@@ -224,12 +225,31 @@ def _option_value(method: Method, key: str) -> Any:
     return getattr(method.options, name, None) if name else method.options
 
 
+def check_can_be_named(recipe: str | Path | dict | Recipe) -> None:
+    """Raise a RecipeError if `recipe` cannot be applied as a named adapter (``apply(..., name=...)``).
+
+    Full fine-tuning (and any recipe with ``train: [all]``) trains the base weights themselves: it
+    has no tensors of its own to name, switch off or keep beside other adapters, so it can only be
+    the model's one unnamed adapter. A runner calls this before training (e.g. for ``--one-base``).
+
+    >>> check_can_be_named("compacter++")
+    >>> check_can_be_named("full-finetune")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    surgery.errors.RecipeError: recipe key 'method': 'full' cannot be a named adapter: it trains the base weights themselves...
+    """
+    recipe = load_recipe(recipe)
+    if get_method_class(recipe.method).trains_base_itself or "all" in recipe.train:
+        key, value = ("train", "all") if "all" in recipe.train else ("method", recipe.method)
+        raise RecipeError(key, value, valid="a method that leaves the base weights frozen", reason=(
+            "cannot be a named adapter: it trains the base weights themselves, so it has no tensors of its own to "
+            "name, switch or keep beside other adapters; apply it without name= as the model's only adapter"))
+
+
 def _check_name(model: nn.Module, recipe: Recipe, method: Method, name: str) -> None:
     """The new adapter can sit beside the model's others under `name`."""
     state = getattr(model, STATE, None)
-    if state is None:
-        return
-    records = state.records
+    records = state.records if state is not None else {}
     if name in records:
         if name == DEFAULT_ADAPTER:
             raise SurgeryError(
@@ -247,6 +267,8 @@ def _check_name(model: nn.Module, recipe: Recipe, method: Method, name: str) -> 
         raise RecipeError(key, value, valid="a method that leaves the base weights frozen", reason=(
             f"trains every base weight, which the model's other adapters ({', '.join(records)}) read; "
             "apply it to a model without adapters"))
+    if name != DEFAULT_ADAPTER:
+        check_can_be_named(recipe)
 
 
 def _resolve(model: nn.Module, recipe: Recipe, name: str) -> tuple[Method, ModelFamily, ModelDims, dict[str, list[int]]]:
@@ -388,8 +410,10 @@ def apply(model: ModelT, recipe: str | Path | dict | Recipe | Plan, *, name: str
     method, family, dims, layers = _resolve(model, the_plan.recipe, name)  # re-checks: e.g. not applied since
     if layers != the_plan.layers or dims != the_plan.dims:
         raise SurgeryError("this plan was made for a model of another shape; make a new plan for this model")
+    base_was_finite = finite_outputs(model)
     with all_or_nothing(model):
         _execute(model, the_plan.recipe, the_plan.method, family, dims, layers, name)
+        refuse_non_finite_init(model, base_was_finite, the_plan.method.options)
         getattr(model, STATE).records[name].plan = the_plan
         if name == DEFAULT_ADAPTER:
             model._surgery_plan = the_plan

@@ -28,21 +28,23 @@ True
 
 from __future__ import annotations
 
+import json
 import logging
 import tempfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import transformers
+from safetensors import SafetensorError
 from torch import nn
 
 from .adapters import ON_LAST_REMOVED, list_adapters, set_active
-from .checkpoint import read_adapter_config, write_adapter
+from .checkpoint import read_adapter_config, resolve_checkpoint, write_adapter
 from .checkpoint import load_adapter as _load_adapter
 from .distributed import rank
 from .errors import CheckpointError
-from .hub import resolve_folder
 from .plan import AFTER_APPLY
 
 logger = logging.getLogger(__name__)
@@ -128,6 +130,29 @@ def _model_class(name: str, given: type | None) -> type:
     return cls
 
 
+def _check_model_config(path: Path, record: dict[str, Any]) -> None:
+    """The folder's config.json is JSON of the model type the adapter record names (before loading any weight)."""
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise CheckpointError(f"{path} is not a readable JSON model config ({error})") from None
+    expected = record["base"].get("model_type")
+    found = config.get("model_type") if isinstance(config, dict) else None
+    if expected is not None and found != expected:
+        raise CheckpointError(f"{path}: model_type {found!r}, but the adapter beside it was saved from a {expected!r} "
+                              f"model ({record['base'].get('model_class')}); the folder mixes files of two models")
+
+
+@contextmanager
+def _named_on_failure(what: str) -> Iterator[None]:
+    """transformers' and safetensors' errors for a damaged or missing model file, as one CheckpointError."""
+    try:
+        yield
+    except (SafetensorError, OSError, ValueError, RuntimeError, KeyError) as error:
+        raise CheckpointError(f"{what}: {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''} "
+                              "(a damaged, truncated or missing model.safetensors / config.json?)") from None
+
+
 def from_pretrained(name_or_path: str | Path, *, model_class: type | None = None, base_model: str | None = None,
                     revision: str | None = None, token: str | bool | None = None, allow_other_base: bool = False,
                     **kwargs: Any) -> nn.Module:
@@ -143,11 +168,13 @@ def from_pretrained(name_or_path: str | Path, *, model_class: type | None = None
             trained on (see `surgery.load_adapter`); e.g. with `base_model=` a fine-tuned copy.
         **kwargs: passed to the class's `from_pretrained` (dtype, device_map, quantization_config, ...).
     """
-    folder = resolve_folder(name_or_path, revision, token)
+    folder = resolve_checkpoint(name_or_path, revision, token)
     record = read_adapter_config(folder)
     cls = _model_class(record["base"]["model_class"], model_class)
     if (folder / "config.json").is_file() and base_model is None:
-        with _spliced_keys_expected(cls):
+        _check_model_config(folder / "config.json", record)
+        weights = [p for p in sorted(folder.glob("*.safetensors")) if not p.name.startswith("t5_surgery")]
+        with _spliced_keys_expected(cls), _named_on_failure(f"cannot load the model from {' and '.join(map(str, weights)) or folder}"):
             model = cls.from_pretrained(folder, **kwargs)
     else:
         origin = record.get("base_model") or {}
@@ -157,7 +184,8 @@ def from_pretrained(name_or_path: str | Path, *, model_class: type | None = None
                                   "pass base_model=NAME_OR_PATH, or load the base yourself and call surgery.load_adapter(model, folder)")
         if base_model is None and origin.get("revision"):
             kwargs.setdefault("revision", origin["revision"])
-        model = cls.from_pretrained(name, token=token, **kwargs)
+        with _named_on_failure(f"cannot load the base model {name!r} that {folder} records"):
+            model = cls.from_pretrained(name, token=token, **kwargs)
     _load_adapter(model, folder, allow_other_base=allow_other_base, name=record.get("adapter_name"))
     others = folder / ADAPTERS_FOLDER
     if others.is_dir() and (folder / "config.json").is_file():

@@ -26,10 +26,16 @@ from .naming import STATE, is_added
 from .quantization import logical_shape
 from .trained import clean_name as _clean
 
-_CONFIG_FIELDS = (
+# The config fields that shape the network or change its forward: sizes, the FFN's activation and
+# gating, the layer norms' epsilon, the relative-position buckets, and whether the decoder's output is
+# rescaled by d_model^-0.5 before the tied output layer (transformers 5 keeps that in
+# scale_decoder_outputs; `T5Config(tie_word_embeddings=False)` turns it off and keeps the weights tied).
+CONFIG_FIELDS = (
     "model_type", "d_model", "d_ff", "d_kv", "num_heads", "num_layers", "num_decoder_layers", "vocab_size",
     "feed_forward_proj", "tie_word_embeddings", "relative_attention_num_buckets", "relative_attention_max_distance",
+    "scale_decoder_outputs", "dense_act_fn", "is_gated_act", "layer_norm_epsilon", "is_encoder_decoder",
 )
+# (A file written before a field was recorded has no value for it: that field is not compared.)
 
 
 def base_values(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -55,7 +61,7 @@ def base_fingerprint(model: nn.Module, shapes: dict[str, tuple[int, ...]] | None
     base_shapes = sorted((name, shape) for name, shape in shapes.items() if not is_added(name))
     digest = hashlib.sha256(repr(base_shapes).encode()).hexdigest()[:16]
     config = inner.config
-    return {"model_class": original_class(inner).__name__, **{f: getattr(config, f, None) for f in _CONFIG_FIELDS},
+    return {"model_class": original_class(inner).__name__, **{f: getattr(config, f, None) for f in CONFIG_FIELDS},
             "parameter_shapes": digest}
 
 
@@ -89,7 +95,15 @@ def check_base(config: dict[str, Any], model: nn.Module, directory: Path, traine
         raise CheckpointError(f"{directory} was saved from another base model; differences: " + "; ".join(differences))
     if trained is None:
         return
-    weights = weight_differences(config.get("base_weights"), inner, trained, values=base_values(inner))
+    saved = config.get("base_weights")
+    if saved is None and "checksums" in config:  # every file written since checksums samples the base (or says why not)
+        raise CheckpointError(
+            f"{directory} records no fingerprint of its base weights (\"base_weights\" is missing: the field was deleted, "
+            "or an older t5-surgery saved it from a sharded model), so it cannot be checked against this base; "
+            "pass load_adapter(..., allow_other_base=True) to load it without that check")
+    if isinstance(saved, dict) and "not_sampled" in saved:
+        return  # saved from a sharded model: the architecture is all it records (and the record checksum covers that)
+    weights = weight_differences(saved, inner, trained, values=base_values(inner))
     if weights is not None:
         raise CheckpointError(
             f"{directory} was saved from a base with other weights: {weights}. Load it into the base it was trained on, "

@@ -106,6 +106,7 @@ def load_recipe(recipe: str | Path | dict | Recipe) -> Recipe:
     ()
     """
     if isinstance(recipe, Recipe):  # built by hand, perhaps: it gets the same checks as a mapping
+        _check_recipe_fields(recipe)
         return parse_recipe(recipe.to_dict(), default_name=recipe.name)
     if isinstance(recipe, dict):
         return parse_recipe(recipe, default_name="custom")
@@ -121,6 +122,28 @@ def load_recipe(recipe: str | Path | dict | Recipe) -> Recipe:
     if not isinstance(mapping, dict):
         raise RecipeError("recipe", str(recipe), reason="must be a YAML mapping with keys " + ", ".join(RECIPE_KEYS))
     return parse_recipe(mapping, default_name=name)
+
+
+_RECIPE_FIELD_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
+    "name": ((str,), "a string"), "method": ((str,), "a method name (string)"), "description": ((str,), "a string"),
+    "options": ((dict,), "a mapping of option names to values ({} for none)"),
+    "sites": ((tuple, list), "a tuple of site names"), "layers": ((dict,), "a mapping stack → selection"),
+    "train": ((tuple, list), "a tuple of parameter groups"), "explicit_stacks": ((tuple, list), "a tuple of stack names"),
+}
+
+
+def _check_recipe_fields(recipe: Recipe) -> None:
+    """A Recipe built by hand holds the types its fields are declared with (a clear error, not a TypeError).
+
+    >>> _check_recipe_fields(Recipe(name="x", method="adapter", options=None))
+    Traceback (most recent call last):
+    ...
+    surgery.errors.RecipeError: recipe key 'options': None is not valid; valid: a mapping of option names to values ({} for none)
+    """
+    for key, (kinds, valid) in _RECIPE_FIELD_TYPES.items():
+        value = getattr(recipe, key)
+        if not isinstance(value, kinds):
+            raise RecipeError(key, value, valid=valid)
 
 
 def _read_recipe_text(recipe: str) -> tuple[str, str]:

@@ -8,7 +8,11 @@
   every floating-point value is finite;
 * `check_layout`    — the tensors fit the modules the recipe makes on this model (names, shapes,
   floating-point where the model is);
-* `recipe_differences` — for a model that already has a recipe applied: which keys differ.
+* `recipe_differences` — for a model that already has a recipe applied: which keys differ;
+* `record_digest` / `check_integrity` — the record itself (recipe, options, groups, the base's
+  fingerprint: everything that decides the function) has a SHA-256 too. Files that say
+  ``"integrity_version": 1`` must carry it and every field it covers; files written before it
+  (no ``integrity_version``) still load, with what they lack not checked.
 
 Each raises (or returns) messages that name the file and the tensor or key.
 
@@ -25,6 +29,7 @@ surgery.errors.CheckpointError: ckpt: tensor 'w' (float32 [2]) does not match it
 from __future__ import annotations
 
 import hashlib
+import json
 from typing import Any
 
 import torch
@@ -36,6 +41,59 @@ from .options import parse_options
 from .recipe import Recipe, load_recipe, select_layers
 
 REQUIRED_FIELDS: dict[str, type] = {"format": str, "recipe": dict, "base": dict}
+# Version 1: the record's checksum, the base's forward-relevant config fields and its weight sample.
+INTEGRITY_VERSION = 1
+INTEGRITY_FIELDS: dict[str, type] = {"record_checksum": str, "base_weights": dict, "checksums": dict}
+
+
+# Labels, not the function: editing them by hand (a clearer description, the base's path on this
+# machine) is allowed; everything else of the record is covered by its checksum.
+LABELS = ("record_checksum", "kind", "library", "base_model")
+RECIPE_LABELS = ("name", "description")
+
+
+def record_digest(record: dict[str, Any]) -> str:
+    """SHA-256 of the record as JSON (keys sorted), leaving out the checksum itself and the labels.
+
+    >>> record = {"recipe": {"name": "mine", "options": {"activation": "gelu"}}, "record_checksum": "..."}
+    >>> record_digest(record) == record_digest({**record, "record_checksum": "other"})
+    True
+    >>> record_digest(record) == record_digest({"recipe": {"name": "renamed", "options": {"activation": "gelu"}}})
+    True
+    >>> record_digest(record) == record_digest({"recipe": {"name": "mine", "options": {"activation": "relu"}}})
+    False
+    """
+    covered = {key: value for key, value in record.items() if key not in LABELS}
+    if isinstance(covered.get("recipe"), dict):
+        covered["recipe"] = {key: value for key, value in covered["recipe"].items() if key not in RECIPE_LABELS}
+    text = json.dumps(covered, sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def check_integrity(config: dict[str, Any], where: str, base_fields: tuple[str, ...]) -> None:
+    """A record that claims an integrity version has every field it covers, and matches its checksum.
+
+    A record without ``integrity_version`` was written before it and is not checked here.
+    """
+    version = config.get("integrity_version")
+    if version is None:
+        return
+    if version != INTEGRITY_VERSION or isinstance(version, bool):
+        raise CheckpointError(f"{where}: integrity_version {version!r} is not one this t5-surgery reads "
+                              f"({INTEGRITY_VERSION}); it was written by another version of t5-surgery, or edited")
+    for name, kind in INTEGRITY_FIELDS.items():
+        if not isinstance(config.get(name), kind):
+            found = "missing" if name not in config else f"holds {type(config[name]).__name__}"
+            raise CheckpointError(f"{where}: the field {name!r} is {found}, but integrity_version {version} "
+                                  f"requires it ({kind.__name__}); the file was edited or damaged after it was saved")
+    missing = [field for field in ("model_class", "parameter_shapes", *base_fields) if field not in config["base"]]
+    if missing:
+        raise CheckpointError(f"{where}: the base fingerprint lacks {', '.join(missing)}, but integrity_version "
+                              f"{version} requires them; the file was edited or damaged after it was saved")
+    if record_digest(config) != config["record_checksum"]:
+        raise CheckpointError(f"{where}: the record (recipe, options, groups, base fingerprint) does not match its "
+                              "checksum: the file was edited or damaged after it was saved; save the adapter again "
+                              "from the trained model")
 
 
 def check_config(config: Any, where: str) -> None:

@@ -20,7 +20,7 @@ from conftest import tiny_model
 from surgery import CheckpointError
 from surgery.checkpoint import CONFIG_FILE as CONFIG
 from surgery.checkpoint import WEIGHTS_FILE as WEIGHTS
-from surgery.verify import tensor_manifest
+from surgery.verify import record_digest, tensor_manifest
 
 
 @pytest.fixture
@@ -51,6 +51,7 @@ def rewrite_weights(folder: Path, edit, update_manifest: bool) -> None:
     if update_manifest:  # a consistent forgery: only the checks after the checksum can catch it
         config = json.loads((folder / CONFIG).read_text())
         config["checksums"] = tensor_manifest(tensors)
+        config["record_checksum"] = record_digest(config)
         (folder / CONFIG).write_text(json.dumps(config))
 
 
