@@ -183,16 +183,17 @@ def measure(args: argparse.Namespace) -> tuple[list[Row], dict[str, dict[str, li
 def main(argv: list[str] | None = None) -> dict[str, Path]:
     """Measure and write the tables; a bad --scores or --output-dir: one line on stderr, SystemExit(2), before any timing."""
     args = parse_args(argv)
+    # The heavy imports before the folder is claimed: Ctrl-C during them leaves nothing behind.
+    import torch
+
+    from .report import report_markdown, write_outputs
+
     try:
         scores, lock = claim_inputs(args)
     except UsageError as error:
         print("error: " + " ".join(str(error).split()), file=sys.stderr)
         raise SystemExit(EXIT_USAGE) from None
     try:
-        import torch
-
-        from .report import report_markdown, write_outputs
-
         if args.threads > 0:
             torch.set_num_threads(args.threads)
         started = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
