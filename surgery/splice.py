@@ -10,7 +10,9 @@ adapter, ``spliced[<name>][<site>]`` for another. At each site in use the graph 
 so switching adapters retraces nothing; adding or removing one retraces the block.
 
 The graph bakes in the hidden-state dtype it was traced for (T5 clamps fp16 activations); the
-block records that dtype and re-traces on the first call with another dtype.
+block records that dtype and re-traces on the first call with another dtype. Nothing else
+re-traces: every keyword argument the block receives reaches the calls its code passes its
+`**kwargs` to, and `training` flags are read when the graph runs (see `surgery.tracing`).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from .family import ModelFamily
 from .naming import DEFAULT_ADAPTER, SPLICED
 from .routing import Routing, run_site, sites_in_use
 from .sites import SiteMatch, find_sites
-from .tracing import trace_block
+from .tracing import pass_keywords_through, trace_block
 
 
 def compile_graph(graph: fx.Graph) -> Callable:
@@ -42,15 +44,11 @@ class SplicedBlockMixin:
     _surgery_family: ModelFamily
     _surgery_dtype: torch.dtype
     _surgery_forward: Callable
-    _surgery_arguments: frozenset[str]
 
     def forward(self, hidden_states: torch.Tensor, *args, **kwargs):
         if hidden_states.dtype != self._surgery_dtype:
             retrace(self, hidden_states.dtype)  # e.g. model.half() after surgery: keep T5's fp16 clamp
-        # The block's **kwargs carry flags (output_attentions, ...) that transformers 5 serves with
-        # hooks, and attention-kernel extras the kept-whole sublayers do not receive when traced.
-        named = {key: value for key, value in kwargs.items() if key in self._surgery_arguments}
-        return self._surgery_forward(self, hidden_states, *args, **named)
+        return self._surgery_forward(self, hidden_states, *args, **kwargs)
 
     def __getstate__(self):
         # The generated forward is rebuilt on the first call after unpickling (it is a function
@@ -117,13 +115,13 @@ def build_graph(block: nn.Module, dtype: torch.dtype, traced: fx.Graph | None = 
     sites = find_sites(graph, block, family)
     for site_name in sites_in_use(getattr(block, SPLICED)):
         splice_dispatch(graph, sites[site_name])
+    pass_keywords_through(graph)
     graph.lint()
     return graph
 
 
 def retrace(block: nn.Module, dtype: torch.dtype, traced: fx.Graph | None = None) -> None:
     graph = build_graph(block, dtype, traced)
-    block._surgery_arguments = frozenset(n.target for n in graph.nodes if n.op == "placeholder")
     block._surgery_forward = compile_graph(graph)
     block._surgery_dtype = dtype
 
@@ -166,5 +164,5 @@ def unsplice_adapter(block: nn.Module, adapter: str) -> None:
         return
     block.__class__ = block.__dict__.pop("_surgery_original_class", block._surgery_family.block_class)
     del block._modules[SPLICED]
-    for attribute in ("_surgery_family", "_surgery_name", "_surgery_dtype", "_surgery_forward", "_surgery_arguments"):
+    for attribute in ("_surgery_family", "_surgery_name", "_surgery_dtype", "_surgery_forward"):
         block.__dict__.pop(attribute, None)
