@@ -92,7 +92,11 @@ def test_arguments_json_records_the_values_used(own_files, tmp_path):
     assert Path(saved["model"], "config.json").is_file() and saved["max_train"] is False
     assert "lr" in saved["defaults"] and "epochs" not in saved["defaults"]
     assert finetune.main(["--resume", str(out), "--no-progress"]) == 0  # the filled-in defaults resume as defaults
-    assert json.loads((out / "arguments.json").read_text()) == saved
+    resumed = json.loads((out / "arguments.json").read_text())
+    # The CPU thread count is chosen afresh by each invocation from the cores free at its start
+    # (runners/threads.py), so it is the one value a resumed invocation may record differently.
+    assert isinstance(resumed.pop("threads"), int) and isinstance(saved.pop("threads"), int)
+    assert resumed == saved
     assert (out / "own" / "compacter++" / "seed-42" / "test_predictions.jsonl").is_file()
 
 

@@ -6,11 +6,11 @@ edited), so a value reaches the training code only if it is of the right type an
 >>> check_options({"seed": -5})
 Traceback (most recent call last):
 ...
-runners.finetune.errors.UsageError: --seed -5: a seed is an integer in [0, 2147483647]
+runners.errors.UsageError: --seed -5: a seed is an integer in [0, 2147483647]
 >>> check_options({"lr": float("inf")})
 Traceback (most recent call last):
 ...
-runners.finetune.errors.UsageError: --lr inf: give a finite learning rate > 0
+runners.errors.UsageError: --lr inf: give a finite learning rate > 0
 """
 
 from __future__ import annotations

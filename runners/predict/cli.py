@@ -12,7 +12,7 @@ Exit codes: 0 done; 2 a usage, file, adapter or base problem (one line on stderr
 >>> find_adapter(Path("/no/such/folder"))
 Traceback (most recent call last):
 ...
-runners.finetune.errors.UsageError: /no/such/folder: no such folder
+runners.errors.UsageError: /no/such/folder: no such folder
 """
 
 from __future__ import annotations
