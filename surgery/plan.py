@@ -101,6 +101,25 @@ class _Built:
     splices: list[PlannedSplice]
 
 
+_ALLOCATION_MESSAGES = ("out of memory", "can't allocate memory", "cannot allocate memory", "failed to allocate",
+                        "overflow", "too large", "storage size calculation")
+
+
+def is_allocation_failure(error: BaseException) -> bool:
+    """Whether `error` says memory could not be had (or a size cannot be expressed), rather than a bug.
+
+    >>> is_allocation_failure(RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB"))
+    True
+    >>> is_allocation_failure(OverflowError("Python int too large to convert to C long"))
+    True
+    >>> is_allocation_failure(ValueError("bug")), is_allocation_failure(RuntimeError("shape mismatch"))
+    (False, False)
+    """
+    if isinstance(error, (torch.OutOfMemoryError, MemoryError, OverflowError)):
+        return True
+    return type(error) is RuntimeError and any(m in str(error).lower() for m in _ALLOCATION_MESSAGES)
+
+
 def _allocating_on(device: torch.device):
     """Build modules on the meta device when the target is meta (the dry run): no memory, no random draws."""
     return torch.device("meta") if device.type == "meta" else nullcontext()
@@ -349,9 +368,9 @@ def plan(model: nn.Module, recipe: str | Path | dict | Recipe, *, device: torch.
         before |= {f"{STATE}.owned.{n}" for n in getattr(replica, STATE).owned.originals}
     try:
         splices, groups = _execute(replica, recipe, method, family, dims, layers, name)
-    except SurgeryError:
-        raise
-    except (RuntimeError, ValueError, OverflowError, MemoryError) as error:  # e.g. a size torch cannot express
+    except Exception as error:
+        if not is_allocation_failure(error):
+            raise  # a method's own bug (or a SurgeryError) propagates as what it is
         raise RecipeError(size_key, _option_value(method, size_key),
                           reason=f"makes modules that cannot be built ({type(error).__name__}: {error})") from None
     spliced_sites = {s.site for s in splices}
