@@ -22,7 +22,6 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +39,7 @@ from .family import ModelDims, ModelFamily
 from .groups import TRAIN_GROUPS, check_train_groups, freeze_all_but
 from .init_check import finite_outputs, refuse_non_finite_init
 from .quantization import refuse_integer_tensors
+from .model_patches import patch_model
 from .method import Method, SiteContext, get_method_class
 from .options import parse_options
 from .overrides import with_overrides
@@ -53,16 +53,13 @@ from .sites import SITE_NAMES, find_sites
 from .naming import (ADAPTERS, DEFAULT_ADAPTER, STATE, adapter_of, check_adapter_name, container_path, is_added,
                      site_module_path)
 from .splice import splice_block
-from .state import AdapterRecord, SurgeryState, resolve_adapter
+from .state import AdapterRecord, SurgeryState, resolve_adapter, surgery_state
 from .tracing import trace_block
 from .trained import adapter_tensors, tensor_layout
 from .transaction import all_or_nothing
 
-__all__ = ["AFTER_APPLY", "Plan", "PlannedSplice", "SurgeryState", "apply", "check_can_be_named", "plan", "report"]
+__all__ = ["Plan", "PlannedSplice", "SurgeryState", "apply", "check_can_be_named", "plan", "plan_of", "report"]
 
-# Called with the model at the end of every `apply`. `surgery.pretrained` adds the hook that makes
-# `model.save_pretrained` write the adapter files too (it cannot be imported here: it saves adapters).
-AFTER_APPLY: list[Callable[[nn.Module], None]] = []
 ModelT = TypeVar("ModelT", bound=nn.Module)  # apply returns the model it was given, of the same class
 
 
@@ -433,12 +430,25 @@ def apply(model: ModelT, recipe: str | Path | dict | Recipe | Plan, *, name: str
     with all_or_nothing(model):
         _execute(model, the_plan.recipe, the_plan.method, family, dims, layers, name)
         refuse_non_finite_init(model, base_was_finite, the_plan.method.options)
-        getattr(model, STATE).records[name].plan = the_plan
-        if name == DEFAULT_ADAPTER:
-            model._surgery_plan = the_plan
-        for callback in AFTER_APPLY:
-            callback(model)
+        state = getattr(model, STATE)
+        state.records[name].plan = the_plan
+        patch_model(model, state)
     return model
+
+
+def plan_of(model: nn.Module, name: str | None = None) -> Plan:
+    """The plan adapter `name` (default: the one in effect, or the only one) was applied with.
+
+    >>> from transformers import T5Config, T5ForConditionalGeneration
+    >>> model = apply(T5ForConditionalGeneration(T5Config(d_model=32, d_kv=8, d_ff=32, num_layers=1, num_heads=4, vocab_size=20)), "adapter")
+    >>> plan_of(model).method.name, plan_of(model, "default").recipe.name
+    ('adapter', 'adapter')
+    """
+    inner = unwrap(model)
+    record = surgery_state(inner).record(resolve_adapter(inner, name))
+    if record.plan is None:
+        raise SurgeryError(f"adapter {record.name!r} has no plan recorded (it was not applied by surgery.apply)")
+    return record.plan
 
 
 def report(model: nn.Module, name: str | None = None) -> Report:

@@ -45,6 +45,7 @@ class SurgeryState(nn.Module):
         self.routing = Routing(active=())
         self.owned = OwnedTensors()
         self.base_requires_grad: dict[str, bool] = {}
+        self.model_patches: Any = None   # what the engine put on the model object (`surgery.model_patches`)
 
     def record(self, name: str) -> AdapterRecord:
         if name not in self.records:

@@ -71,3 +71,45 @@ def test_an_allocation_failure_still_names_the_size_option(raising_method, error
         surgery.apply(model, {"method": raising_method.name, "sites": ["after_ffn"]})
     assert caught.value.key == "options" and "cannot be built" in str(caught.value)
     assert _unchanged(model, before) and not hasattr(model, "surgery")
+
+
+# -- item: one patching mechanism the engine owns ----------------------------------------------
+
+def _hook_count(model):
+    return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in model.modules())
+
+
+def test_no_callback_registry_is_left_in_the_engine():
+    for path in (ROOT / "surgery").glob("*.py"):
+        text = path.read_text()
+        assert "AFTER_APPLY" not in text and "ON_LAST_REMOVED" not in text, path
+    for path in [*(ROOT / "surgery").glob("*.py"), *(ROOT / "runners").rglob("*.py")]:
+        assert "_surgery_plan" not in path.read_text(), path
+
+
+def test_generate_and_save_pretrained_work_after_apply_and_are_gone_after_the_last_remove(tmp_path):
+    model = tiny_model().eval()
+    hooks_before = _hook_count(model)
+    surgery.apply(model, "adapter")
+    surgery.apply(model, "bitfit", name="b")
+    ids = torch.tensor([[3, 4, 5, 1], [6, 7, 1, 0]])
+    both = model.generate(input_ids=ids, max_new_tokens=3, do_sample=False, adapter_names=["default", "b"])
+    with surgery.mixed_batch(model, ["default", "b"]):
+        assert torch.equal(both, type(model).generate(model, input_ids=ids, max_new_tokens=3, do_sample=False))
+    model.save_pretrained(tmp_path)
+    assert (tmp_path / "t5_surgery_adapter.json").is_file() and (tmp_path / "adapters" / "b").is_dir()
+    surgery.remove(model, "b")
+    assert "generate" in vars(model) and "save_pretrained" in vars(model)   # one adapter left: still patched
+    surgery.remove(model, "default")
+    assert not {"generate", "save_pretrained"} & set(vars(model))
+    assert not [k for k in vars(model) if "surgery" in k]
+    assert _hook_count(model) == hooks_before
+
+
+def test_plan_of_gives_the_plan_an_adapter_was_applied_with():
+    model = tiny_model()
+    planned = surgery.plan(model, "adapter")
+    surgery.apply(model, planned)
+    surgery.apply(model, "bitfit", name="b")
+    assert surgery.plan_of(model, "default") is planned
+    assert surgery.plan_of(model).method.name == "bitfit"   # the one in effect
