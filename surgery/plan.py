@@ -43,7 +43,7 @@ from .model_patches import patch_model
 from .method import Method, SiteContext, get_method_class
 from .options import parse_options
 from .overrides import with_overrides
-from .owned import install_hooks
+from .owned import install_hooks, remove_hooks
 from .planned import Plan, PlannedSplice, SiteOccupancy
 from .recipe import Recipe, load_recipe, select_layers
 from .report import Report, count_groups
@@ -213,8 +213,10 @@ def _mutate(model: nn.Module, built: _Built, recipe: Recipe, method: Method, fam
     for module_name, module in model.named_modules():
         if is_added(module_name):  # what was added is in the model's mode (eval stays eval: caches, dropout)
             module.training = model.training
-    install_hooks(model, state.owned, state.routing)
-    state.records[name] = AdapterRecord(name, recipe.to_dict(), groups, method.name, method.uses_sites)
+    remove_hooks(getattr(state, "engine_hooks", ()))
+    state.engine_hooks = install_hooks(model, state.owned, state.routing)
+    state.records[name] = AdapterRecord(name, recipe.to_dict(), groups, method.name, method.uses_sites,
+                                        hooks=tuple(scope.handles))
     freeze_all_but(model, {n for members in groups.values() for n in members})
     state.routing.active = (name,)
     state.routing.changed()

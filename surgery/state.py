@@ -34,6 +34,7 @@ class AdapterRecord:
     method: str
     uses_sites: bool
     plan: Any = None
+    hooks: tuple = ()   # handles of the hooks its method registered (`AdapterScope.keep`); removing the adapter removes them
 
 
 class SurgeryState(nn.Module):
@@ -46,6 +47,9 @@ class SurgeryState(nn.Module):
         self.owned = OwnedTensors()
         self.base_requires_grad: dict[str, bool] = {}
         self.model_patches: Any = None   # what the engine put on the model object (`surgery.model_patches`)
+        # Handles of the hooks that substitute adapter-owned base tensors (`surgery.owned`); always
+        # replaced by a new list, never changed in place (a rollback puts the old list back).
+        self.engine_hooks: list = []
 
     def record(self, name: str) -> AdapterRecord:
         if name not in self.records:

@@ -113,3 +113,57 @@ def test_plan_of_gives_the_plan_an_adapter_was_applied_with():
     surgery.apply(model, "bitfit", name="b")
     assert surgery.plan_of(model, "default") is planned
     assert surgery.plan_of(model).method.name == "bitfit"   # the one in effect
+
+
+# -- item: no writes to PyTorch's private module dicts; hooks removed by their handles -----------
+
+PRIVATE_DICTS = {"_parameters", "_buffers", "_modules", "_non_persistent_buffers_set", "_forward_hooks",
+                 "_forward_pre_hooks", "_forward_hooks_with_kwargs", "_forward_pre_hooks_with_kwargs",
+                 "_forward_hooks_always_called", "_backward_hooks", "_backward_pre_hooks", "_state_dict_hooks",
+                 "_state_dict_pre_hooks", "_load_state_dict_pre_hooks", "_load_state_dict_post_hooks"}
+MUTATORS = {"pop", "popitem", "clear", "update", "setdefault", "add", "discard", "remove", "__setitem__", "__delitem__"}
+
+
+def private_dict_writes(source: str) -> list[int]:
+    """Line numbers where `source` writes one of PyTorch's private module dicts (reads are not listed)."""
+    tree = ast.parse(source)
+    parent = {child: node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
+    lines = []
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Attribute) and node.attr in PRIVATE_DICTS):
+            continue
+        above = parent.get(node)
+        if isinstance(node.ctx, (ast.Store, ast.Del)):
+            lines.append(node.lineno)                                  # module._modules = ... / del module._modules
+        elif isinstance(above, ast.Subscript) and isinstance(above.ctx, (ast.Store, ast.Del)):
+            lines.append(node.lineno)                                  # module._parameters[k] = ... / del ...[k]
+        elif isinstance(above, ast.Attribute) and above.attr in MUTATORS and isinstance(parent.get(above), ast.Call):
+            lines.append(node.lineno)                                  # module._forward_hooks.pop(k)
+    return sorted(lines)
+
+
+def test_the_checker_finds_each_kind_of_write():
+    writes = ("m._parameters['w'] = p\ndel m._modules['x']\nm._forward_hooks.pop(1)\nm._buffers.update({})\n"
+              "m._modules = {}\nm._forward_pre_hooks_with_kwargs.pop(2, None)\n")
+    assert private_dict_writes(writes) == [1, 2, 3, 4, 5, 6]
+    assert private_dict_writes("x = m._parameters.get('w')\nfor k in m._forward_hooks: pass\nn = len(m._modules)\n") == []
+
+
+def test_no_private_module_dict_is_written_in_the_engine_or_the_methods():
+    found = {str(path.relative_to(ROOT)): lines for folder in ("surgery", "methods")
+             for path in sorted((ROOT / folder).rglob("*.py")) if (lines := private_dict_writes(path.read_text()))}
+    assert found == {}
+
+
+@pytest.mark.parametrize("recipes", [["adapter", "bitfit"], ["prompt-tuning-r"], ["intrinsic-said"],
+                                     ["adapter", {"method": "adapter", "sites": ["after_ffn"], "train": ["layer_norms"]}]])
+def test_removing_every_adapter_leaves_no_hook_of_the_engine(recipes):
+    model = tiny_model()
+    user = model.encoder.register_forward_hook(lambda module, args, output: None)   # the user's own stays
+    before = _hook_count(model)
+    for index, recipe in enumerate(recipes):
+        surgery.apply(model, recipe, name=None if index == 0 else f"a{index}")
+    assert _hook_count(model) > before
+    for name in reversed(surgery.list_adapters(model)):
+        surgery.remove(model, name)
+    assert _hook_count(model) == before and user.id in model.encoder._forward_hooks
