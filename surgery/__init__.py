@@ -11,7 +11,8 @@ True
 """
 
 from .errors import CheckpointError, RecipeError, SurgeryError, TraceError
-from .plan import Plan, apply, check_can_be_named, plan, plan_of, report
+from .plan import Plan, apply, check_can_be_named, plan, report
+from .state import plan_of
 from .recipe import Recipe, bundled_recipes, load_recipe
 from .report import Report
 from .sites import SITE_NAMES

@@ -38,7 +38,6 @@ from .errors import SurgeryError
 from .families import detect_family
 from .groups import freeze_all_but
 from .method import Method, get_method_class
-from .model_patches import unpatch_model
 from .naming import ADAPTERS, ATTACHED_PREFIX, DEFAULT_ADAPTER, STATE, container_path
 from .options import parse_options
 from .owned import install_hooks, remove_hooks
@@ -48,8 +47,13 @@ from .splice import SplicedBlockMixin, unsplice_adapter
 from .state import AdapterRecord, SurgeryState, surgery_state
 from .transaction import all_or_nothing
 
-__all__ = ["active_adapters", "disabled", "list_adapters", "remove", "set_active"]
+__all__ = ["ON_LAST_REMOVED", "active_adapters", "disabled", "list_adapters", "remove", "set_active"]
 
+
+
+# Called with the model when its last adapter is removed (or folded): those who set something up in
+# AFTER_APPLY (surgery.pretrained's save_pretrained, surgery.mixed's adapter_names) take it down.
+ON_LAST_REMOVED: list = []
 
 
 def list_adapters(model: nn.Module) -> list[str]:
@@ -180,8 +184,9 @@ def take_out(model: nn.Module, name: str, restore_base: bool = True) -> None:
     else:
         for parameter_name, parameter in parameters.items():
             parameter.requires_grad_(state.base_requires_grad.get(parameter_name, parameter.requires_grad))
-        unpatch_model(model, state)
         delattr(model, STATE)
+        for callback in ON_LAST_REMOVED:
+            callback(model)
     if restore_base:  # last: nothing fails after the first write, so all_or_nothing can undo everything before
         converted = {n: value.to(device=parameters[n].device, dtype=parameters[n].dtype) for n, value in originals.items()}
         with torch.no_grad():

@@ -13,8 +13,7 @@ Intrinsic-SAID, full fine-tuning) and adapters that train a tensor other than a 
 output layer, a head) cannot differ per example: naming one is refused with the reason.
 
 `surgery.apply` gives every spliced model the ``adapter_names`` argument (a forward pre-hook
-and a ``generate`` that accept it); `surgery.remove` takes them away with the last adapter
-(`surgery.model_patches`).
+and a ``generate`` that accept it); `surgery.remove` takes them away with the last adapter.
 """
 
 from __future__ import annotations
@@ -26,12 +25,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from .adapters import method_of
+from .adapters import ON_LAST_REMOVED, method_of
 from .distributed import unwrap
 from .errors import SurgeryError
 from .families import detect_family
 from .naming import is_added
 from .owned import owners_are_layer_norms
+from .plan import AFTER_APPLY
 from .state import SurgeryState, surgery_state
 
 ARGUMENT = "adapter_names"
@@ -130,3 +130,33 @@ class GenerateWithAdapterNames:
             return type(model).generate(model, *args, **kwargs)
         with mixed_batch(model, _checked(adapter_names, args, kwargs)):
             return type(model).generate(model, *args, **kwargs)
+
+
+_MARK = "_surgery_adapter_names"
+
+
+def install(model: nn.Module) -> None:
+    """Give a spliced model the ``adapter_names`` argument (once; done by every `surgery.apply`)."""
+    if getattr(model, _MARK, None) is not None:
+        return
+    argument = AdapterNamesArgument()
+    before = model.register_forward_pre_hook(argument.before, with_kwargs=True)
+    after = model.register_forward_hook(argument.after, always_call=True)
+    model.__dict__[_MARK] = (argument, before, after)   # the hooks' handles: uninstall removes them
+    if hasattr(type(model), "generate"):
+        model.generate = GenerateWithAdapterNames(model)
+
+
+def uninstall(model: nn.Module) -> None:
+    installed = model.__dict__.pop(_MARK, None)
+    if installed is None:
+        return
+    _, before, after = installed
+    before.remove()
+    after.remove()
+    if isinstance(model.__dict__.get("generate"), GenerateWithAdapterNames):
+        del model.__dict__["generate"]
+
+
+AFTER_APPLY.append(install)
+ON_LAST_REMOVED.append(uninstall)

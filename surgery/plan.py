@@ -22,6 +22,7 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,14 +33,13 @@ import torch.fx as fx
 from torch import nn
 
 from .distributed import is_sharded, unwrap
-from .budget import check_fits
+from .budget import check_fits, is_allocation_failure
 from .errors import RecipeError, SurgeryError
 from .families import detect_family
 from .family import ModelDims, ModelFamily
 from .groups import TRAIN_GROUPS, check_train_groups, freeze_all_but
 from .init_check import finite_outputs, refuse_non_finite_init
 from .quantization import refuse_integer_tensors
-from .model_patches import patch_model
 from .method import Method, SiteContext, get_method_class
 from .options import parse_options
 from .overrides import with_overrides
@@ -53,13 +53,16 @@ from .sites import SITE_NAMES, find_sites
 from .naming import (ADAPTERS, DEFAULT_ADAPTER, STATE, adapter_of, check_adapter_name, container_path, is_added,
                      site_module_path)
 from .splice import splice_block
-from .state import AdapterRecord, SurgeryState, resolve_adapter, surgery_state
+from .state import AdapterRecord, SurgeryState, resolve_adapter
 from .tracing import trace_block
 from .trained import adapter_tensors, tensor_layout
 from .transaction import all_or_nothing
 
-__all__ = ["Plan", "PlannedSplice", "SurgeryState", "apply", "check_can_be_named", "plan", "plan_of", "report"]
+__all__ = ["AFTER_APPLY", "Plan", "PlannedSplice", "SurgeryState", "apply", "check_can_be_named", "plan", "report"]
 
+# Called with the model at the end of every `apply`. `surgery.pretrained` adds the hook that makes
+# `model.save_pretrained` write the adapter files too (it cannot be imported here: it saves adapters).
+AFTER_APPLY: list[Callable[[nn.Module], None]] = []
 ModelT = TypeVar("ModelT", bound=nn.Module)  # apply returns the model it was given, of the same class
 
 
@@ -96,25 +99,6 @@ class _Built:
     shared: nn.Module | None
     blocks: list[tuple[nn.Module, str, fx.Graph, dict[str, nn.Module]]]
     splices: list[PlannedSplice]
-
-
-_ALLOCATION_MESSAGES = ("out of memory", "can't allocate memory", "cannot allocate memory", "failed to allocate",
-                        "overflow", "too large", "storage size calculation")
-
-
-def is_allocation_failure(error: BaseException) -> bool:
-    """Whether `error` says memory could not be had (or a size cannot be expressed), rather than a bug.
-
-    >>> is_allocation_failure(RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB"))
-    True
-    >>> is_allocation_failure(OverflowError("Python int too large to convert to C long"))
-    True
-    >>> is_allocation_failure(ValueError("bug")), is_allocation_failure(RuntimeError("shape mismatch"))
-    (False, False)
-    """
-    if isinstance(error, (torch.OutOfMemoryError, MemoryError, OverflowError)):
-        return True
-    return type(error) is RuntimeError and any(m in str(error).lower() for m in _ALLOCATION_MESSAGES)
 
 
 def _allocating_on(device: torch.device):
@@ -434,23 +418,9 @@ def apply(model: ModelT, recipe: str | Path | dict | Recipe | Plan, *, name: str
         refuse_non_finite_init(model, base_was_finite, the_plan.method.options)
         state = getattr(model, STATE)
         state.records[name].plan = the_plan
-        patch_model(model, state)
+        for callback in AFTER_APPLY:
+            callback(model)
     return model
-
-
-def plan_of(model: nn.Module, name: str | None = None) -> Plan:
-    """The plan adapter `name` (default: the one in effect, or the only one) was applied with.
-
-    >>> from transformers import T5Config, T5ForConditionalGeneration
-    >>> model = apply(T5ForConditionalGeneration(T5Config(d_model=32, d_kv=8, d_ff=32, num_layers=1, num_heads=4, vocab_size=20)), "adapter")
-    >>> plan_of(model).method.name, plan_of(model, "default").recipe.name
-    ('adapter', 'adapter')
-    """
-    inner = unwrap(model)
-    record = surgery_state(inner).record(resolve_adapter(inner, name))
-    if record.plan is None:
-        raise SurgeryError(f"adapter {record.name!r} has no plan recorded (it was not applied by surgery.apply)")
-    return record.plan
 
 
 def report(model: nn.Module, name: str | None = None) -> Report:

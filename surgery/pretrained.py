@@ -40,17 +40,18 @@ import transformers
 from safetensors import SafetensorError
 from torch import nn
 
-from .adapters import list_adapters, set_active
+from .adapters import ON_LAST_REMOVED, list_adapters, set_active
 from .checkpoint import read_adapter_config, resolve_checkpoint, write_adapter
 from .checkpoint import load_adapter as _load_adapter
 from .distributed import rank
 from .errors import CheckpointError
+from .plan import AFTER_APPLY
 
 logger = logging.getLogger(__name__)
 
 
 class SaveSplicedPretrained:
-    """Set as `model.save_pretrained` by `surgery.apply` (`surgery.model_patches`): transformers' save, then the adapter files."""
+    """Set as `model.save_pretrained` by `surgery.apply`: transformers' save, then the adapter files."""
 
     def __init__(self, model: nn.Module):
         self.model = model
@@ -81,6 +82,19 @@ def _drop_stale_adapter_folders(folder: Path, keep: set[str]) -> None:
                 shutil.rmtree(sub)
 
 
+def install_save_hook(model: nn.Module) -> None:
+    """Give a spliced model the `save_pretrained` that keeps its adapters (done by every `surgery.apply`)."""
+    if hasattr(type(model), "save_pretrained"):
+        model.save_pretrained = SaveSplicedPretrained(model)
+
+
+def remove_save_hook(model: nn.Module) -> None:
+    if isinstance(model.__dict__.get("save_pretrained"), SaveSplicedPretrained):
+        del model.__dict__["save_pretrained"]
+
+
+AFTER_APPLY.append(install_save_hook)
+ON_LAST_REMOVED.append(remove_save_hook)
 # `save_pretrained` of a model with several adapters: the first one's files beside the model, each
 # other one's in adapters/<name>/ (a complete adapter folder).
 ADAPTERS_FOLDER = "adapters"
