@@ -76,7 +76,7 @@ def attach_bias(module: nn.Module, size: int, scope: AdapterScope) -> nn.Paramet
     like = weight if isinstance(weight, torch.Tensor) else next(module.parameters())
     bias = nn.Parameter(torch.zeros(size, device=like.device, dtype=like.dtype))
     module.register_parameter(attribute, bias)
-    module.register_forward_hook(scope.mark(AddOutputBias(attribute, scope)))
+    scope.keep(module.register_forward_hook(AddOutputBias(attribute, scope)))
     return bias
 
 

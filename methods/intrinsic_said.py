@@ -184,7 +184,7 @@ def parameter_owners(model: nn.Module) -> dict[int, list[nn.Module]]:
     """id(parameter) → every module that holds it in its ``_parameters`` (several for tied weights)."""
     owners: dict[int, list[nn.Module]] = {}
     for module in model.modules():
-        for parameter in module._parameters.values():
+        for _, parameter in module.named_parameters(recurse=False):
             if parameter is not None:
                 owners.setdefault(id(parameter), []).append(module)
     return owners
@@ -272,11 +272,11 @@ class IntrinsicSAID(Method):
         for _, module in model.named_modules():
             if module is frozen_head:
                 continue  # reads θ₀: the paper keeps the output layer frozen
-            entries = [(name, index_of[id(p)]) for name, p in module._parameters.items()
+            entries = [(name, index_of[id(p)]) for name, p in module.named_parameters(recurse=False)
                        if p is not None and id(p) in index_of]
             if entries:
-                module.register_forward_pre_hook(scope.mark(SubstituteIntrinsicWeights(subspace, projections, entries, scope, cache)))
-                module.register_forward_hook(scope.mark(RestoreParameters([name for name, _ in entries])), always_call=True)
+                scope.keep(module.register_forward_pre_hook(SubstituteIntrinsicWeights(subspace, projections, entries, scope, cache)))
+                scope.keep(module.register_forward_hook(RestoreParameters([name for name, _ in entries]), always_call=True))
 
     def trainable_groups(self, model: nn.Module, family: ModelFamily, scope: AdapterScope) -> dict[str, list[str]]:
         return {"intrinsic subspace": [scope.path("intrinsic.z"), scope.path("intrinsic.scales")]}

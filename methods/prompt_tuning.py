@@ -263,13 +263,13 @@ class PromptTuning(Method):
         scope.container.add_module("prompt", prompt)
 
         stacks = {name: model.get_submodule(path) for name, path in family.stack_paths(model).items()}
-        stacks["encoder"].register_forward_pre_hook(scope.mark(PrependPromptToEncoder(prompt, scope)), with_kwargs=True)
+        scope.keep(stacks["encoder"].register_forward_pre_hook(PrependPromptToEncoder(prompt, scope), with_kwargs=True))
         if "decoder" in stacks:
-            stacks["decoder"].register_forward_pre_hook(scope.mark(ExtendCrossAttentionMask(prompt, scope)), with_kwargs=True)
+            scope.keep(stacks["decoder"].register_forward_pre_hook(ExtendCrossAttentionMask(prompt, scope), with_kwargs=True))
         else:
             # Encoder-only classes (T5EncoderModel, *ForTokenClassification): no decoder reads the
             # prompt's states, and the caller's per-token heads, labels and masks have the input's length.
-            stacks["encoder"].register_forward_hook(scope.mark(DropPromptStates(prompt, scope)))
+            scope.keep(stacks["encoder"].register_forward_hook(DropPromptStates(prompt, scope)))
 
     def trainable_groups(self, model: nn.Module, family: ModelFamily, scope: AdapterScope) -> dict[str, list[str]]:
         return {"prompt": [scope.path("prompt.weight")]}

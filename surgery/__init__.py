@@ -12,6 +12,7 @@ True
 
 from .errors import CheckpointError, RecipeError, SurgeryError, TraceError
 from .plan import Plan, apply, check_can_be_named, plan, report
+from .state import plan_of
 from .recipe import Recipe, bundled_recipes, load_recipe
 from .report import Report
 from .sites import SITE_NAMES
@@ -27,6 +28,6 @@ from .sharding import shard_model
 __all__ = [
     "CheckpointError", "DEFAULT_ADAPTER", "Plan", "Recipe", "RecipeError", "Report", "SITE_NAMES", "SurgeryError",
     "TraceError", "active_adapters", "apply", "bundled_recipes", "check_can_be_named", "disabled", "fold", "from_pretrained", "list_adapters",
-    "list_sites", "load_adapter", "load_recipe", "mixed_batch", "plan", "push_to_hub", "remove", "report",
+    "list_sites", "load_adapter", "load_recipe", "mixed_batch", "plan", "plan_of", "push_to_hub", "remove", "report",
     "save_adapter", "set_active", "shard_model",
 ]

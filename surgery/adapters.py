@@ -40,14 +40,16 @@ from .groups import freeze_all_but
 from .method import Method, get_method_class
 from .naming import ADAPTERS, ATTACHED_PREFIX, DEFAULT_ADAPTER, STATE, container_path
 from .options import parse_options
-from .owned import install_hooks, remove_engine_hooks
+from .owned import install_hooks, remove_hooks
 from .recipe import load_recipe
-from .scope import AdapterScope, hook_adapter
+from .scope import AdapterScope
 from .splice import SplicedBlockMixin, unsplice_adapter
 from .state import AdapterRecord, SurgeryState, surgery_state
 from .transaction import all_or_nothing
 
 __all__ = ["ON_LAST_REMOVED", "active_adapters", "disabled", "list_adapters", "remove", "set_active"]
+
+
 
 # Called with the model when its last adapter is removed (or folded): those who set something up in
 # AFTER_APPLY (surgery.pretrained's save_pretrained, surgery.mixed's adapter_names) take it down.
@@ -153,24 +155,19 @@ def take_out(model: nn.Module, name: str, restore_base: bool = True) -> None:
         for block in blocks:
             if isinstance(block, SplicedBlockMixin):
                 unsplice_adapter(block, name)
+    remove_hooks(state.record(name).hooks)
     for module in model.modules():
-        for hooks in (module._forward_pre_hooks, module._forward_hooks):
-            for key in [k for k, hook in hooks.items() if hook_adapter(hook) == name]:
-                del hooks[key]
-                for extra in (module._forward_hooks_always_called, module._forward_hooks_with_kwargs,
-                              module._forward_pre_hooks_with_kwargs):
-                    extra.pop(key, None)
-        for key in [k for k in module._parameters if _owned_by(k, name)]:
-            del module._parameters[key]
-    for key in [k for k in model._modules if _owned_by(k, name)]:
-        del model._modules[key]
+        for key in [k for k, _ in module.named_parameters(recurse=False) if _owned_by(k, name)]:
+            delattr(module, key)
+    for key in [k for k, _ in model.named_children() if _owned_by(k, name)]:
+        delattr(model, key)
     if name == DEFAULT_ADAPTER:
-        for key in [k for k in state._modules if k != ADAPTERS]:
-            del state._modules[key]
+        for key in [k for k, _ in state.named_children() if k != ADAPTERS]:
+            delattr(state, key)
     else:
         del getattr(state, ADAPTERS)[name]
         if not len(getattr(state, ADAPTERS)):
-            del state._modules[ADAPTERS]
+            delattr(state, ADAPTERS)
     originals = state.owned.release(name)
     del state.records[name]
     was_active = name in state.routing.active
@@ -178,17 +175,16 @@ def take_out(model: nn.Module, name: str, restore_base: bool = True) -> None:
     if was_active and not state.routing.active and state.records:
         state.routing.active = (next(iter(state.records)),)  # as PEFT does: the first remaining takes over
     state.routing.changed()
-    if name == DEFAULT_ADAPTER:
-        model.__dict__.pop("_surgery_plan", None)
     parameters = dict(model.named_parameters())
+    remove_hooks(getattr(state, "engine_hooks", ()))
+    state.engine_hooks = []
     if state.records:
-        install_hooks(model, state.owned, state.routing)
+        state.engine_hooks = install_hooks(model, state.owned, state.routing)
         update_trainable(model, state)
     else:
-        remove_engine_hooks(model)
         for parameter_name, parameter in parameters.items():
             parameter.requires_grad_(state.base_requires_grad.get(parameter_name, parameter.requires_grad))
-        del model._modules[STATE]
+        delattr(model, STATE)
         for callback in ON_LAST_REMOVED:
             callback(model)
     if restore_base:  # last: nothing fails after the first write, so all_or_nothing can undo everything before

@@ -77,3 +77,22 @@ def check_fits(replica: nn.Module, device: torch.device, key: str, value: object
         raise RecipeError(
             key, value, valid=f"a size whose added tensors fit in the {format_bytes(available)} free on {device}",
             reason=f"makes the recipe add {numbers:,} numbers ({format_bytes(size)}), more than {device} can allocate")
+
+
+_ALLOCATION_MESSAGES = ("out of memory", "can't allocate memory", "cannot allocate memory", "failed to allocate",
+                        "overflow", "too large", "storage size calculation")
+
+
+def is_allocation_failure(error: BaseException) -> bool:
+    """Whether `error` says memory could not be had (or a size cannot be expressed), rather than a bug.
+
+    >>> is_allocation_failure(RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB"))
+    True
+    >>> is_allocation_failure(OverflowError("Python int too large to convert to C long"))
+    True
+    >>> is_allocation_failure(ValueError("bug")), is_allocation_failure(RuntimeError("shape mismatch"))
+    (False, False)
+    """
+    if isinstance(error, (torch.OutOfMemoryError, MemoryError, OverflowError)):
+        return True
+    return type(error) is RuntimeError and any(m in str(error).lower() for m in _ALLOCATION_MESSAGES)

@@ -15,8 +15,8 @@ It says:
 Several adapters can live in one model (`surgery.apply(..., name=...)`). The engine hands the
 whole-model steps a `surgery.scope.AdapterScope`: where to put model-level modules
 (``scope.container``), the names of attached tensors (``scope.attached``), and whether the
-adapter is in effect (``scope.is_active()``) — hooks a method registers act only then, and carry
-``scope.mark(hook)`` so removing the adapter finds them.
+adapter is in effect (``scope.is_active()``) — hooks a method registers act only then, and their
+handles go to ``scope.keep(handle)`` so removing the adapter removes them.
 
 Adding a method means a subclass decorated with `@register_method`, plus a recipe YAML naming it.
 The engine is not edited, and it never imports a plug-in: the bundled methods (package

@@ -142,7 +142,7 @@ def install(model: nn.Module) -> None:
     argument = AdapterNamesArgument()
     before = model.register_forward_pre_hook(argument.before, with_kwargs=True)
     after = model.register_forward_hook(argument.after, always_call=True)
-    model.__dict__[_MARK] = (argument, before.id, after.id)
+    model.__dict__[_MARK] = (argument, before, after)   # the hooks' handles: uninstall removes them
     if hasattr(type(model), "generate"):
         model.generate = GenerateWithAdapterNames(model)
 
@@ -152,10 +152,8 @@ def uninstall(model: nn.Module) -> None:
     if installed is None:
         return
     _, before, after = installed
-    model._forward_pre_hooks.pop(before, None)
-    model._forward_pre_hooks_with_kwargs.pop(before, None)
-    model._forward_hooks.pop(after, None)
-    model._forward_hooks_always_called.pop(after, None)
+    before.remove()
+    after.remove()
     if isinstance(model.__dict__.get("generate"), GenerateWithAdapterNames):
         del model.__dict__["generate"]
 

@@ -31,10 +31,12 @@ In a mixed batch a layer norm's weight becomes one row per example, ``(rows, 1, 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import torch
 from torch import nn
+from torch.utils.hooks import RemovableHandle
 
 from .naming import BASE_COPIES, DEFAULT_ADAPTER, copy_key
 from .routing import Routing
@@ -185,27 +187,30 @@ class RestoreOwnedTensors:
             module.__dict__.pop(attribute, None)
 
 
-def remove_engine_hooks(model: nn.Module) -> None:
-    for module in model.modules():
-        for hooks in (module._forward_pre_hooks, module._forward_hooks):
-            for key in [k for k, hook in hooks.items() if getattr(hook, "surgery_engine", False)]:
-                del hooks[key]
-                module._forward_hooks_always_called.pop(key, None)
+def remove_hooks(handles: Iterable[RemovableHandle]) -> None:
+    """Remove hooks by their handles (a hook already gone is skipped)."""
+    for handle in handles:
+        handle.remove()
 
 
-def install_hooks(model: nn.Module, owned: OwnedTensors, routing: Routing) -> None:
-    """(Re)install the substitution hooks for every base tensor an adapter owns."""
-    remove_engine_hooks(model)
+def install_hooks(model: nn.Module, owned: OwnedTensors, routing: Routing) -> list[RemovableHandle]:
+    """Install the substitution hooks for every base tensor an adapter owns; returns their handles.
+
+    The caller keeps them (``model.surgery.engine_hooks``) and removes the previous ones first.
+    """
     if not owned.owners:
-        return
+        return []
     parameters = dict(model.named_parameters())
     name_of = {id(p): name for name, p in parameters.items()}
+    handles = []
     for module in model.modules():
-        entries = [(attribute, name_of[id(p)]) for attribute, p in module._parameters.items()
-                   if p is not None and name_of.get(id(p)) in owned.owners]
+        entries = [(attribute, name_of[id(p)]) for attribute, p in module.named_parameters(recurse=False)
+                   if name_of.get(id(p)) in owned.owners]
         if entries:
-            module.register_forward_pre_hook(SubstituteOwnedTensors(owned, routing, entries, parameters), prepend=True)
-            module.register_forward_hook(RestoreOwnedTensors([a for a, _ in entries]), always_call=True)
+            handles.append(module.register_forward_pre_hook(SubstituteOwnedTensors(owned, routing, entries, parameters),
+                                                            prepend=True))
+            handles.append(module.register_forward_hook(RestoreOwnedTensors([a for a, _ in entries]), always_call=True))
+    return handles
 
 
 def owners_are_layer_norms(model: nn.Module, names: list[str], layer_norm_classes: tuple[type, ...]) -> list[str]:
@@ -213,7 +218,7 @@ def owners_are_layer_norms(model: nn.Module, names: list[str], layer_norm_classe
     wanted = set(names)
     found = []
     for module_name, module in model.named_modules():
-        for attribute, p in module._parameters.items():
+        for attribute, p in module.named_parameters(recurse=False):
             full = f"{module_name}.{attribute}" if module_name else attribute
             if full in wanted and not isinstance(module, layer_norm_classes):
                 found.append(full)

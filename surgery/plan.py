@@ -33,7 +33,7 @@ import torch.fx as fx
 from torch import nn
 
 from .distributed import is_sharded, unwrap
-from .budget import check_fits
+from .budget import check_fits, is_allocation_failure
 from .errors import RecipeError, SurgeryError
 from .families import detect_family
 from .family import ModelDims, ModelFamily
@@ -43,7 +43,7 @@ from .quantization import refuse_integer_tensors
 from .method import Method, SiteContext, get_method_class
 from .options import parse_options
 from .overrides import with_overrides
-from .owned import install_hooks
+from .owned import install_hooks, remove_hooks
 from .planned import Plan, PlannedSplice, SiteOccupancy
 from .recipe import Recipe, load_recipe, select_layers
 from .report import Report, count_groups
@@ -197,8 +197,10 @@ def _mutate(model: nn.Module, built: _Built, recipe: Recipe, method: Method, fam
     for module_name, module in model.named_modules():
         if is_added(module_name):  # what was added is in the model's mode (eval stays eval: caches, dropout)
             module.training = model.training
-    install_hooks(model, state.owned, state.routing)
-    state.records[name] = AdapterRecord(name, recipe.to_dict(), groups, method.name, method.uses_sites)
+    remove_hooks(getattr(state, "engine_hooks", ()))
+    state.engine_hooks = install_hooks(model, state.owned, state.routing)
+    state.records[name] = AdapterRecord(name, recipe.to_dict(), groups, method.name, method.uses_sites,
+                                        hooks=tuple(scope.handles))
     freeze_all_but(model, {n for members in groups.values() for n in members})
     state.routing.active = (name,)
     state.routing.changed()
@@ -349,9 +351,9 @@ def plan(model: nn.Module, recipe: str | Path | dict | Recipe, *, device: torch.
         before |= {f"{STATE}.owned.{n}" for n in getattr(replica, STATE).owned.originals}
     try:
         splices, groups = _execute(replica, recipe, method, family, dims, layers, name)
-    except SurgeryError:
-        raise
-    except (RuntimeError, ValueError, OverflowError, MemoryError) as error:  # e.g. a size torch cannot express
+    except Exception as error:
+        if not is_allocation_failure(error):
+            raise  # a method's own bug (or a SurgeryError) propagates as what it is
         raise RecipeError(size_key, _option_value(method, size_key),
                           reason=f"makes modules that cannot be built ({type(error).__name__}: {error})") from None
     spliced_sites = {s.site for s in splices}
@@ -414,9 +416,8 @@ def apply(model: ModelT, recipe: str | Path | dict | Recipe | Plan, *, name: str
     with all_or_nothing(model):
         _execute(model, the_plan.recipe, the_plan.method, family, dims, layers, name)
         refuse_non_finite_init(model, base_was_finite, the_plan.method.options)
-        getattr(model, STATE).records[name].plan = the_plan
-        if name == DEFAULT_ADAPTER:
-            model._surgery_plan = the_plan
+        state = getattr(model, STATE)
+        state.records[name].plan = the_plan
         for callback in AFTER_APPLY:
             callback(model)
     return model

@@ -10,7 +10,8 @@ Methods never build names or read the routing themselves; the engine hands each 
   added to the model itself (``surgery_fastfood[__<name>]``);
 * ``scope.is_active()`` — hooks of whole-model methods act only while their adapter is in effect;
   ``scope.row_mask(...)`` gives a mixed batch's rows of this adapter;
-* ``scope.mark(hook)`` — tags a hook with its adapter, so `surgery.remove` finds it.
+* ``scope.keep(module.register_forward_hook(...))`` — keeps the hook's handle with the adapter, so
+  `surgery.remove` removes it.
 
 >>> from torch import nn
 >>> from surgery.routing import Routing
@@ -21,17 +22,15 @@ Methods never build names or read the routing themselves; the engine hands each 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
+from torch.utils.hooks import RemovableHandle
 
 from .naming import attached_name
 from .routing import Routing
 
-Hook = TypeVar("Hook")
-ADAPTER_MARK = "surgery_adapter"   # attribute of every hook object an adapter registers
 
 
 @dataclass(eq=False)
@@ -42,6 +41,7 @@ class AdapterScope:
     container: nn.Module
     container_path: str
     routing: Routing
+    handles: list[RemovableHandle] = field(default_factory=list)   # of the hooks its method registered
 
     def path(self, local: str) -> str:
         return f"{self.container_path}.{local}"
@@ -62,11 +62,7 @@ class AdapterScope:
         """In a mixed batch: (rows,) 1 for the rows of examples naming this adapter, else 0 (None: no row)."""
         return self.routing.row_mask(self.name, rows, device, dtype)
 
-    def mark(self, hook: Hook) -> Hook:
-        setattr(hook, ADAPTER_MARK, self.name)
-        return hook
-
-
-def hook_adapter(hook: Any) -> str | None:
-    """The adapter a hook object was registered for (None: not an adapter's hook)."""
-    return getattr(hook, ADAPTER_MARK, None)
+    def keep(self, handle: RemovableHandle) -> RemovableHandle:
+        """Keep the handle of a hook the method registered: removing the adapter removes the hook."""
+        self.handles.append(handle)
+        return handle

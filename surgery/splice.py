@@ -163,6 +163,6 @@ def unsplice_adapter(block: nn.Module, adapter: str) -> None:
         retrace(block, block._surgery_dtype or next(p.dtype for p in block.parameters() if p.is_floating_point()))
         return
     block.__class__ = block.__dict__.pop("_surgery_original_class", block._surgery_family.block_class)
-    del block._modules[SPLICED]
+    delattr(block, SPLICED)
     for attribute in ("_surgery_family", "_surgery_name", "_surgery_dtype", "_surgery_forward"):
         block.__dict__.pop(attribute, None)

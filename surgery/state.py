@@ -18,9 +18,11 @@ from typing import Any
 
 from torch import nn
 
+from .distributed import unwrap
 from .errors import SurgeryError
 from .naming import DEFAULT_ADAPTER, STATE
 from .owned import OwnedTensors
+from .planned import Plan
 from .routing import Routing
 
 
@@ -34,6 +36,7 @@ class AdapterRecord:
     method: str
     uses_sites: bool
     plan: Any = None
+    hooks: tuple = ()   # handles of the hooks its method registered (`AdapterScope.keep`); removing the adapter removes them
 
 
 class SurgeryState(nn.Module):
@@ -45,6 +48,9 @@ class SurgeryState(nn.Module):
         self.routing = Routing(active=())
         self.owned = OwnedTensors()
         self.base_requires_grad: dict[str, bool] = {}
+        # Handles of the hooks that substitute adapter-owned base tensors (`surgery.owned`); always
+        # replaced by a new list, never changed in place (a rollback puts the old list back).
+        self.engine_hooks: list = []
 
     def record(self, name: str) -> AdapterRecord:
         if name not in self.records:
@@ -90,3 +96,19 @@ def resolve_adapter(model: nn.Module, name: str | None, *, action: str = "use") 
         return active[0]
     raise SurgeryError(f"the model has {len(state.records)} adapters ({', '.join(state.records)}) and "
                        f"{'none' if not active else len(active)} active: say which one to {action} with name=")
+
+
+def plan_of(model: nn.Module, name: str | None = None) -> Plan:
+    """The plan adapter `name` (default: the one in effect, or the only one) was applied with.
+
+    >>> from surgery import apply
+    >>> from transformers import T5Config, T5ForConditionalGeneration
+    >>> model = apply(T5ForConditionalGeneration(T5Config(d_model=32, d_kv=8, d_ff=32, num_layers=1, num_heads=4, vocab_size=20)), "adapter")
+    >>> plan_of(model).method.name, plan_of(model, "default").recipe.name
+    ('adapter', 'adapter')
+    """
+    inner = unwrap(model)
+    record = surgery_state(inner).record(resolve_adapter(inner, name))
+    if record.plan is None:
+        raise SurgeryError(f"adapter {record.name!r} has no plan recorded (it was not applied by surgery.apply)")
+    return record.plan

@@ -47,11 +47,11 @@ class ModelSnapshot:
 
     def __init__(self, model: nn.Module):
         self.model = model
-        self._modules: list[tuple[nn.Module, type, dict[str, Any], dict[str, list]]] = []
+        self._saved_modules: list[tuple[nn.Module, type, dict[str, Any], dict[str, list]]] = []
         for module in model.modules():
             attributes = dict(module.__dict__)
             contents = {key: list(value.items()) for key, value in attributes.items() if isinstance(value, dict)}
-            self._modules.append((module, type(module), attributes, contents))
+            self._saved_modules.append((module, type(module), attributes, contents))
         self._requires_grad = [(p, p.requires_grad) for p in model.parameters()]
         # Plain objects a module keeps that surgery changes in place (the routing, the owned tensors'
         # bookkeeping) offer surgery_snapshot / surgery_restore.
@@ -76,7 +76,7 @@ class ModelSnapshot:
                 self._written[key] = (owner, owner.detach().clone())
 
     def restore(self) -> None:
-        for module, cls, attributes, contents in self._modules:
+        for module, cls, attributes, contents in self._saved_modules:
             if type(module) is not cls:
                 module.__class__ = cls
             current = module.__dict__

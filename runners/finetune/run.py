@@ -221,9 +221,10 @@ def run_one(task, job: Job, base_splits: dict[str, list[dict]], tokenizer, setti
                         random_init=bool(options.get("random_init")))
     with usage_errors(f"recipe {recipe_name!r}: "):
         report = surgery.report(surgery.apply(model, recipe))
-    method = model._surgery_plan.method
+    applied = surgery.plan_of(model)
+    method = applied.method
     config, lr_source = train_config(options, task, method, run_dir, seed, resume_from,
-                                     recipe=model._surgery_plan.recipe,
+                                     recipe=applied.recipe,
                                      model_config=model.config, setting_lr=setting.learning_rate, say=say)
     world = accelerator.num_processes
     dropout = "the model's" if config.dropout is None else config.dropout
