@@ -22,6 +22,7 @@ from safetensors.torch import load_file
 
 import surgery
 from conftest import tiny_model
+from test_checkpoint_integrity import refused  # the model-untouched refusal check, shared
 from surgery import CheckpointError
 from surgery.checkpoint import CONFIG_FILE, WEIGHTS_FILE
 from surgery.verify import record_digest
@@ -49,17 +50,6 @@ def edit_record(folder: Path, edit) -> None:
     config = json.loads((folder / CONFIG_FILE).read_text())
     edit(config)
     (folder / CONFIG_FILE).write_text(json.dumps(config))
-
-
-def refused(folder: Path, match: str, model=None, **kwargs) -> CheckpointError:
-    model = tiny_model(seed=3) if model is None else model
-    before = {n: t.clone() for n, t in model.state_dict().items()}
-    with pytest.raises(CheckpointError, match=match) as error:
-        surgery.load_adapter(model, folder, **kwargs)
-    after = model.state_dict()
-    assert after.keys() == before.keys() and all(torch.equal(after[n], before[n]) for n in before)
-    assert not hasattr(model, "surgery")
-    return error.value
 
 
 @pytest.fixture

@@ -20,18 +20,10 @@ import runners.pretrain.loop
 from runners import efficiency, pretrain
 from runners.embedded import CORPUS_FILE
 from runners.output_folder import LOCK_FILE
+from test_runner_robust_models import one_line_exit_2  # exit 2, one line, no traceback: shared
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["d_model=32", "d_kv=8", "d_ff=64", "num_layers=1", "num_heads=2", "dropout_rate=0.0"]
-
-
-def one_line_exit_2(code: int, capsys, *needles: str) -> str:
-    error = capsys.readouterr().err.strip()
-    assert code == 2, error
-    assert len(error.splitlines()) == 1 and error.startswith("error: ") and "Traceback" not in error, error
-    for needle in needles:
-        assert needle in error, (needle, error)
-    return error
 
 
 def files(folder: Path) -> dict[Path, bytes]:
