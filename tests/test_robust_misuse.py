@@ -7,7 +7,6 @@ fine-tuning as a named adapter, from_pretrained of a damaged model folder.
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest

@@ -39,7 +39,7 @@ from .jobs import Job, is_sweep, plan_jobs
 from .runs import unique
 from .figure import write_figure
 from .results import RESULT_FILE, JsonlLog, RunResult, markdown_table, summarize, write_tables
-from .model import (ModelLoadError, build_model, check_model_folder, check_task_tokenizer, embedded_model_dir,
+from .model import (ModelLoadError, build_model, check_model_folder, embedded_model_dir,
                     load_tokenizer, parse_init_overrides, tiny_t5_config)
 from .settings import SMALL_MODEL_CPU_THREADS, paper_defaults
 from .state import is_complete, recover_adapter, recover_checkpoint
