@@ -53,7 +53,7 @@ def models(dimension: int) -> dict[str, torch.nn.Module]:
     said = copy.deepcopy(base)
     surgery.apply(said, {"method": "intrinsic_said", "options": {"dimension": dimension}})
     with torch.no_grad():
-        said.surgery.intrinsic.z.normal_(std=0.1)
+        said.surgery.adapters.default.intrinsic.z.normal_(std=0.1)
     recomputed = copy.deepcopy(said)
     for module in recomputed.modules():
         for hook in module._forward_pre_hooks.values():
@@ -96,7 +96,7 @@ def main() -> None:
         for name, model in rows.items():
             if name.endswith("first call after z changed"):
                 with torch.no_grad():
-                    model.surgery.intrinsic.z.add_(0.0)  # a new version of z: every θ is computed again
+                    model.surgery.adapters.default.intrinsic.z.add_(0.0)  # a new version of z: every θ is computed again
             start = time.process_time()
             with torch.no_grad():
                 tokens[name] = model.generate(input_ids=ids, max_new_tokens=args.new_tokens,

@@ -10,8 +10,8 @@ Hugging Face's T5 has no biases at all. Following the paper (footnote 7), BitFit
 and trains exactly these biases: not the layer-norm scales, not the two final stack layer norms.
 On T5-base that is 280,960 numbers, 0.126 % of the model (paper Table 1).
 
-How a bias is added: a zero Parameter ``surgery_bias`` (``surgery_bias__<name>`` for an adapter
-other than the default) is registered on the existing module and a forward hook adds it to the
+How a bias is added: a zero Parameter ``surgery_bias__<adapter name>`` (``surgery_bias`` in
+checkpoints) is registered on the existing module and a forward hook adds it to the
 module's output while the adapter is in effect (in a mixed batch, on its examples' rows). No weight is copied or re-created, the module keeps
 its class (so T5's own logic — e.g. casting the FFN input to ``wo.weight.dtype`` — is untouched),
 and the same mechanism serves nn.Linear, T5LayerNorm and any other family's layer norm. The name
@@ -23,7 +23,7 @@ base model (a plain ``bias`` would make the fresh base look like another archite
 >>> from transformers import T5Config, T5ForConditionalGeneration
 >>> model = T5ForConditionalGeneration(T5Config(d_model=64, d_kv=8, d_ff=128, num_layers=2, num_heads=4, vocab_size=100))
 >>> report = surgery.report(surgery.apply(model, "bitfit"))
->>> model.encoder.block[0].layer[0].SelfAttention.q.surgery_bias.shape
+>>> model.encoder.block[0].layer[0].SelfAttention.q.surgery_bias__default.shape
 torch.Size([32])
 >>> attention = 3 * 32 + 64                      # q, k, v: heads·d_kv = 32 outputs; o: d_model = 64
 >>> encoder_block = attention + 128 + 64 + 2 * 64  # + wi, wo, 2 layer norms

@@ -36,10 +36,9 @@ Two places where we follow the paper rather than the authors' code: z has d' −
 code pads z to the tensor's own power of two, which for a tensor smaller than z keeps only z's first
 coordinates).
 
-How the reparametrisation runs: each module owning a parameter gets a forward pre-hook that puts
-θ₀ + λ·Δ into the module's ``__dict__`` under the parameter's name — instance attributes win over
-``nn.Module.__getattr__``, so the module's own forward reads the new tensor — and a forward hook
-(``always_call=True``, so also after an exception) removes it. The registered parameters keep their
+How the reparametrisation runs: each module owning a parameter gets a substitution
+(`surgery.substitute`, the engine's one mechanism for this): for each call, the module's own
+forward reads θ₀ + λ·Δ in place of the parameter. The registered parameters keep their
 names, stay frozen and are never copied or edited; state dicts, tied-weight bookkeeping and the
 adapter checkpoint's base fingerprint are untouched. This assumes a parameter is read by the forward
 of the module that owns it, which holds for T5 (nn.Linear, nn.Embedding, T5LayerNorm); the tests
@@ -66,7 +65,7 @@ written to the checkpoint.
 >>> model = T5ForConditionalGeneration(T5Config(d_model=64, d_kv=8, d_ff=128, num_layers=2, num_heads=4, vocab_size=100))
 >>> m = len(list(model.parameters()))
 >>> report = surgery.report(surgery.apply(model, {"method": "intrinsic_said", "options": {"dimension": 500}}))
->>> report.trainable, model.surgery.intrinsic.z.numel() == 500 - m
+>>> report.trainable, model.surgery.adapters.default.intrinsic.z.numel() == 500 - m
 (500, True)
 """
 
@@ -85,6 +84,7 @@ from surgery.naming import is_added
 from surgery.options import INT64_MAX, Annotated, Range
 from surgery.quantization import describe_quantization
 from surgery.scope import AdapterScope
+from surgery.substitute import SubstituteCache, substitute
 
 from .fastfood import Fastfood
 
@@ -114,65 +114,37 @@ class IntrinsicSubspace(nn.Module):
         return f"dimension={self.z.numel() + self.scales.numel()}, z={self.z.numel()}, tensors={self.scales.numel()}"
 
 
-class ThetaCache(dict):
-    """index → (key, θ): shared by one adapter's hooks (a tied tensor is read by several modules);
-    copies and pickles of the model start empty."""
-
-    def __reduce__(self):
-        return (ThetaCache, ())
-
-
-class SubstituteIntrinsicWeights:
-    """Forward pre-hook: the module's own forward sees θ₀ + λ·Δ instead of its parameters.
+class IntrinsicWeights:
+    """The substitution (`surgery.substitute`) for one module: its own forward sees θ₀ + λ·Δ instead of its
+    parameters, while the adapter is in effect.
 
     θ₀ is the value in effect (the parameter, or the copy of the adapter in effect that trains it:
-    `surgery.owned`). In eval mode, when nothing needs gradients through z or λ (generation), the
-    result is kept and reused until z, λ or θ₀ change (their version counters, storage and device),
-    so generating does not recompute every projection at every step; train mode drops the cache.
+    `surgery.base_copies`). In eval mode, when nothing needs gradients through z or λ (generation), θ
+    is kept (`surgery.substitute.SubstituteCache`, shared by the adapter's modules: a tied tensor is
+    read by several) and reused until z, λ or θ₀ change, so generating does not recompute every
+    projection at every step; train mode drops the cache.
     """
 
     def __init__(self, subspace: IntrinsicSubspace, projections: nn.ModuleList, entries: list[tuple[str, int]],
-                 scope: AdapterScope | None = None, cache: ThetaCache | None = None):
-        self.subspace, self.projections, self.entries, self.scope = subspace, projections, entries, scope
-        self._cache = ThetaCache() if cache is None else cache
+                 scope: AdapterScope, cache: SubstituteCache):
+        self.subspace, self.projections, self.scope, self.cache = subspace, projections, scope, cache
+        self.index = dict(entries)      # attribute → the tensor's index (its λ and its projection)
+        self.attributes = tuple(self.index)
 
     def cacheable(self) -> bool:
         subspace = self.subspace
         needs_grad = torch.is_grad_enabled() and (subspace.z.requires_grad or subspace.scales.requires_grad)
         return not subspace.training and not needs_grad
 
-    def __call__(self, module: nn.Module, args: tuple[Any, ...]) -> None:
-        if self.scope is not None and not self.scope.is_active():
-            return
-        keep = self.cacheable()
-        if not keep and self._cache:
-            self._cache.clear()
-        z, scales = self.subspace.z, self.subspace.scales
-        for name, index in self.entries:
-            base = module.__dict__.get(name, module._parameters[name])
-            if not keep:
-                module.__dict__[name] = self.subspace.weight(index, base, self.projections[index])
-                continue
-            key = (z._version, scales._version, z.data_ptr(), scales.data_ptr(), base._version, base.data_ptr(), base.device)
-            held = self._cache.get(index)
-            if held is None or held[0] != key:
-                held = self._cache[index] = (key, self.subspace.weight(index, base, self.projections[index]))
-            module.__dict__[name] = held[1]
-
-
-class RestoreParameters:
-    """Forward hook (always called): remove the substitutes, so attribute access finds the parameters again.
-
-    (Another hook may have substituted the same attribute first, e.g. a copy of the adapter in
-    effect: removing it once is what both want.)
-    """
-
-    def __init__(self, names: list[str]):
-        self.names = names
-
-    def __call__(self, module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
-        for name in self.names:
-            module.__dict__.pop(name, None)
+    def value(self, module: nn.Module, attribute: str, current: torch.Tensor, args: tuple[Any, ...]) -> torch.Tensor | None:
+        if not self.scope.is_active():
+            return None
+        index = self.index[attribute]
+        compute = lambda: self.subspace.weight(index, current, self.projections[index])  # noqa: E731
+        if not self.cacheable():
+            self.cache.clear()
+            return compute()
+        return self.cache.value(index, (self.subspace.z, self.subspace.scales, current), compute)
 
 
 def frozen_output_layer(model: nn.Module) -> nn.Module | None:
@@ -268,15 +240,15 @@ class IntrinsicSAID(Method):
         model.add_module(scope.model_attribute(PROJECTIONS), projections)
 
         index_of = {id(p): index for index, (_, p) in enumerate(tensors)}
-        cache = ThetaCache()
+        cache = SubstituteCache()
         for _, module in model.named_modules():
             if module is frozen_head:
                 continue  # reads θ₀: the paper keeps the output layer frozen
             entries = [(name, index_of[id(p)]) for name, p in module.named_parameters(recurse=False)
                        if p is not None and id(p) in index_of]
             if entries:
-                scope.keep(module.register_forward_pre_hook(SubstituteIntrinsicWeights(subspace, projections, entries, scope, cache)))
-                scope.keep(module.register_forward_hook(RestoreParameters([name for name, _ in entries]), always_call=True))
+                for handle in substitute(module, IntrinsicWeights(subspace, projections, entries, scope, cache)):
+                    scope.keep(handle)
 
     def trainable_groups(self, model: nn.Module, family: ModelFamily, scope: AdapterScope) -> dict[str, list[str]]:
         return {"intrinsic subspace": [scope.path("intrinsic.z"), scope.path("intrinsic.scales")]}

@@ -38,7 +38,7 @@ and the prompt must leave room for at least one input token.
 >>> from transformers import T5Config, T5ForConditionalGeneration
 >>> model = T5ForConditionalGeneration(T5Config(d_model=64, d_kv=8, d_ff=128, num_layers=2, num_heads=4, vocab_size=100))
 >>> report = surgery.report(surgery.apply(model, {"method": "prompt_tuning", "options": {"length": 5, "init": "vocab"}}))
->>> report.trainable, model.surgery.prompt.weight.shape
+>>> report.trainable, model.surgery.adapters.default.prompt.weight.shape
 (320, torch.Size([5, 64]))
 >>> model.get_encoder()(input_ids=torch.tensor([[7, 8, 9]])).last_hidden_state.shape   # 5 prompt + 3 tokens
 torch.Size([1, 8, 64])

@@ -30,7 +30,6 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
-import torch
 from torch import nn
 
 from .distributed import is_sharded, unwrap
@@ -38,12 +37,13 @@ from .errors import SurgeryError
 from .families import detect_family
 from .groups import freeze_all_but
 from .method import Method, get_method_class
-from .naming import ADAPTERS, ATTACHED_PREFIX, DEFAULT_ADAPTER, STATE, container_path
+from .naming import ADAPTERS, ATTACHED_PREFIX, STATE, container_path
 from .options import parse_options
-from .owned import install_hooks, remove_hooks
+from .base_copies import install_hooks
 from .recipe import load_recipe
 from .scope import AdapterScope
 from .splice import SplicedBlockMixin, unsplice_adapter
+from .substitute import remove_hooks
 from .state import AdapterRecord, SurgeryState, surgery_state
 from .transaction import all_or_nothing
 
@@ -135,20 +135,17 @@ def disabled(model: nn.Module) -> Iterator[None]:
 
 def scope_of(model: nn.Module, name: str) -> AdapterScope:
     state = surgery_state(model)
-    container = state if name == DEFAULT_ADAPTER else getattr(state, ADAPTERS)[name]
-    return AdapterScope(name, container, container_path(name), state.routing)
+    return AdapterScope(name, getattr(state, ADAPTERS)[name], container_path(name), state.routing)
 
 
 def _owned_by(key: str, name: str) -> bool:
-    """Whether the attached tensor or model attribute `key` (``surgery_x`` / ``surgery_x__name``) is `name`'s."""
-    if not key.startswith(ATTACHED_PREFIX):
-        return False
-    return "__" not in key if name == DEFAULT_ADAPTER else key.endswith(f"__{name}")
+    """Whether the attached tensor or model attribute `key` (``surgery_x__<adapter>``) is `name`'s."""
+    return key.startswith(ATTACHED_PREFIX) and key.endswith(f"__{name}")
 
 
-def take_out(model: nn.Module, name: str, restore_base: bool = True) -> None:
-    """Every trace of adapter `name` out of `model` (its modules, hooks, attached tensors, copies);
-    the default's θ₀ goes back into the base tensors unless not `restore_base` (folding keeps them)."""
+def take_out(model: nn.Module, name: str) -> None:
+    """Every trace of adapter `name` out of `model`: its modules, hooks, attached tensors and copies of
+    base tensors. The base tensors themselves were never written, so nothing is put back."""
     state = surgery_state(model)
     family = detect_family(model)
     for blocks in family.blocks(model).values():
@@ -161,41 +158,28 @@ def take_out(model: nn.Module, name: str, restore_base: bool = True) -> None:
             delattr(module, key)
     for key in [k for k, _ in model.named_children() if _owned_by(k, name)]:
         delattr(model, key)
-    if name == DEFAULT_ADAPTER:
-        for key in [k for k, _ in state.named_children() if k != ADAPTERS]:
-            delattr(state, key)
-    else:
-        del getattr(state, ADAPTERS)[name]
-        if not len(getattr(state, ADAPTERS)):
-            delattr(state, ADAPTERS)
-    originals = state.owned.release(name)
+    del getattr(state, ADAPTERS)[name]
     del state.records[name]
     was_active = name in state.routing.active
     state.routing.active = tuple(a for a in state.routing.active if a != name)
     if was_active and not state.routing.active and state.records:
         state.routing.active = (next(iter(state.records)),)  # as PEFT does: the first remaining takes over
     state.routing.changed()
-    parameters = dict(model.named_parameters())
-    remove_hooks(getattr(state, "engine_hooks", ()))
+    remove_hooks(state.engine_hooks)
     state.engine_hooks = []
     if state.records:
-        state.engine_hooks = install_hooks(model, state.owned, state.routing)
+        state.engine_hooks = install_hooks(model, state)
         update_trainable(model, state)
-    else:
-        for parameter_name, parameter in parameters.items():
-            parameter.requires_grad_(state.base_requires_grad.get(parameter_name, parameter.requires_grad))
-        delattr(model, STATE)
-        for callback in ON_LAST_REMOVED:
-            callback(model)
-    if restore_base:  # last: nothing fails after the first write, so all_or_nothing can undo everything before
-        converted = {n: value.to(device=parameters[n].device, dtype=parameters[n].dtype) for n, value in originals.items()}
-        with torch.no_grad():
-            for n, value in converted.items():
-                parameters[n].copy_(value)
+        return
+    for parameter_name, parameter in model.named_parameters():
+        parameter.requires_grad_(state.base_requires_grad.get(parameter_name, parameter.requires_grad))
+    delattr(model, STATE)
+    for callback in ON_LAST_REMOVED:
+        callback(model)
 
 
 def remove(model: nn.Module, name: str) -> None:
-    """Delete adapter `name`: its modules, hooks and tensors; the base tensors it trained get θ₀ back.
+    """Delete adapter `name`: its modules, hooks and tensors (its copies of the base tensors it trained).
 
     The other adapters in effect stay so; where `name` was the only one, the first remaining
     adapter (in the order applied) takes over, as in PEFT. Removing the last adapter gives back the
@@ -207,5 +191,5 @@ def remove(model: nn.Module, name: str) -> None:
     state = surgery_state(model)
     state.record(name)
     _refuse_without_base(state, f"remove adapter {name!r}")
-    with all_or_nothing(model) as snapshot, snapshot.recording_writes():
+    with all_or_nothing(model):
         take_out(model, name)

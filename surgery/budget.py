@@ -31,14 +31,11 @@ def format_bytes(count: float) -> str:
 
 
 def added_bytes(model: nn.Module, only: Callable[[str], bool] = lambda name: True) -> tuple[int, int]:
-    """(numbers, bytes) of every parameter and buffer surgery added to `model` (any device, meta included),
-    and of the base values adapters keep aside (`surgery.owned`); `only`: which names count."""
+    """(numbers, bytes) of every parameter and buffer surgery added to `model` (any device, meta included);
+    `only`: which names count."""
     numbers = size = 0
     seen: set[int] = set()
     tensors = [*model.named_parameters(), *model.named_buffers()]
-    state = getattr(model, STATE, None)
-    if state is not None:
-        tensors += [(f"{STATE}.owned.{name}", tensor) for name, tensor in state.owned.originals.items()]
     for name, tensor in tensors:
         if is_added(name) and only(name) and id(tensor) not in seen:
             seen.add(id(tensor))

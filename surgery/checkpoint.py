@@ -47,7 +47,7 @@ from .hub import resolve_folder
 from .model_card import CARD_FILE, render_model_card
 from .naming import DEFAULT_ADAPTER, STATE, canonical_name, check_adapter_name, is_added, live_name
 from .plan import apply, plan
-from .provenance import CONFIG_FIELDS, base_fingerprint, base_origin, base_values, check_base, parameter_shapes
+from .provenance import CONFIG_FIELDS, base_fingerprint, base_origin, check_base, parameter_shapes
 from .sites import SITE_NAMES
 from .state import resolve_adapter
 from .quantization import logical_shape
@@ -172,7 +172,7 @@ def write_adapter(model: nn.Module, directory: str | Path, kind: str = "adapter"
     if adapter != DEFAULT_ADAPTER:
         record["adapter_name"] = adapter
     if not sharded:
-        record["base_weights"] = weights_fingerprint(inner, trained=set(tensors), values=base_values(inner))
+        record["base_weights"] = weights_fingerprint(inner, trained=set(tensors))
     else:  # sampling a sharded base would gather it: sharded saves record the architecture only, and say so
         record["base_weights"] = {"not_sampled": "saved from a sharded model"}
     record["integrity_version"] = INTEGRITY_VERSION

@@ -1,7 +1,8 @@
 """Folding: merge an adapter into the base weights, for inference at the base's cost.
 
 `fold(model)` asks the adapter's method how (`Method.fold`) and then takes the adapter out of the
-model (`surgery.adapters.take_out`), keeping what it trained in the base tensors. What folds:
+model (`surgery.adapters.take_out`); the adapter's own copies of base tensors it trained (layer
+norms) are written into the base tensors first. What folds:
 
 * **Intrinsic-SAID** — θ₀ + λ·P·z written into every reparametrised tensor, computed by the hooks'
   own function, so the folded model computes bit for bit what the unfolded one does; the output
@@ -26,7 +27,7 @@ several adapters (folding one changes the base weights every other adapter was t
 >>> from transformers import T5Config, T5ForConditionalGeneration
 >>> model = T5ForConditionalGeneration(T5Config(d_model=32, d_kv=8, d_ff=64, num_layers=1, num_heads=4, vocab_size=50)).eval()
 >>> _ = surgery.apply(model, {"method": "intrinsic_said", "options": {"dimension": 100}})
->>> with torch.no_grad(): _ = model.surgery.intrinsic.z.normal_()
+>>> with torch.no_grad(): _ = model.surgery.adapters.default.intrinsic.z.normal_()
 >>> ids = torch.tensor([[5, 6, 7]])
 >>> before = model(input_ids=ids, decoder_input_ids=ids).logits
 >>> surgery.fold(model)
@@ -39,6 +40,7 @@ from __future__ import annotations
 from torch import nn
 
 from .adapters import method_of, scope_of, take_out
+from .base_copies import write_into_base
 from .distributed import is_sharded, unwrap
 from .errors import SurgeryError
 from .families import detect_family
@@ -73,7 +75,9 @@ def fold(model: nn.Module, name: str | None = None) -> None:
     if record.uses_sites:
         raise SurgeryError(f"cannot fold adapter {name!r}: method {record.method!r} inserts modules at sites")
     with all_or_nothing(model) as snapshot:
+        with snapshot.recording_writes():  # every write into the base is put back on failure
+            write_into_base(model, state, name)  # the adapter's trained copies (layer norms) become the base's
         write = method.fold(model, detect_family(model), scope_of(model, name))  # computes; may fail
-        take_out(model, name, restore_base=False)
-        with snapshot.recording_writes():  # what the method writes into the base is put back on failure
+        take_out(model, name)
+        with snapshot.recording_writes():
             write()

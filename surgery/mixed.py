@@ -5,7 +5,7 @@
     with surgery.mixed_batch(model, ["rte", "cola", None, "rte"]): ...
 
 At each site every adapter runs on the rows of its own examples only (gathered, computed, written
-back), and each adapter's own layer norms (`surgery.owned`) and BitFit biases apply row by row,
+back), and each adapter's own layer norms (`surgery.base_copies`) and BitFit biases apply row by row,
 so every example gets what running its adapter alone gives. ``generate`` repeats each example's
 rows for beams and returned sequences, and the rows keep their example's adapter through the KV
 cache. Methods that change the whole model or the input's length (prompt tuning,
@@ -30,7 +30,7 @@ from .distributed import unwrap
 from .errors import SurgeryError
 from .families import detect_family
 from .naming import is_added
-from .owned import owners_are_layer_norms
+from .base_copies import owners_are_layer_norms, trained_base_names
 from .plan import AFTER_APPLY
 from .state import SurgeryState, surgery_state
 
@@ -48,7 +48,7 @@ def check_mixed(model: nn.Module, state: SurgeryState, names: Sequence[str | Non
         reason = method_of(record).mixed_batch_refusal()
         if reason is None:
             base = [n for members in record.groups.values() for n in members if not is_added(n)]
-            copies = [n for (adapter, n) in state.owned.copies if adapter == name]
+            copies = [n for n, owners in trained_base_names(state).items() if name in owners]
             others = owners_are_layer_norms(model, base + copies, family.layer_norm_classes)
             if others:
                 reason = (f"it trains its own {others[0]} (not a layer norm), which one batch cannot vary per example "

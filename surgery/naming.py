@@ -1,33 +1,31 @@
 """Where surgery puts what it adds, and how to recognise it by name.
 
-* ``<block>.spliced.<site>``  — modules spliced into a block's graph;
-* ``surgery.<...>``           — model-level modules (the shared rule, a prompt, ...);
-* ``<module>.surgery_<...>``  — tensors a method attaches to an existing module (BitFit's biases).
+Every adapter, the first one (named ``"default"``) included, has the same layout, keyed by its name:
 
-Everything else is the base model.
+===================================================  ==============================================
+live name (adapter ``rte``)                           what it is
+===================================================  ==============================================
+``<block>.spliced.rte.<site>.…``                      modules spliced into a block's graph
+``surgery.adapters.rte.<…>``                          model-level modules (the shared rule, a prompt)
+``<module>.surgery_bias__rte``                        tensors attached to an existing module (BitFit)
+``surgery.adapters.rte.base.<name, '.' → '-'>``       its own trained copy of a base tensor (a layer norm)
+===================================================  ==============================================
 
-Those are the names of the *default* adapter (the first one applied, named ``"default"``), and
-the names every checkpoint uses. Further adapters get their own names (`live_name`):
+Everything else is the base model, which no adapter method changes in place: an adapter trains its
+own copy of a base tensor, so switching adapters off or removing them gives back the base exactly.
 
-===============================  =========================================
-default adapter (and checkpoints)  adapter ``rte``
-===============================  =========================================
-``<block>.spliced.<site>.…``     ``<block>.spliced.rte.<site>.…``
-``surgery.<…>``                  ``surgery.adapters.rte.<…>``
-``<module>.surgery_bias``        ``<module>.surgery_bias__rte``
-``surgery_fastfood.…``           ``surgery_fastfood__rte.…``
-a base tensor it trains          ``surgery.adapters.rte.base.<name, '.' → '-'>``
-===============================  =========================================
-
-(The default adapter trains base tensors such as layer norms in place; another adapter trains
-its own copy, so adapters never share a trained tensor.)
+A checkpoint names the same tensors without the adapter's name (``<block>.spliced.<site>.…``,
+``surgery.<…>``, ``<module>.surgery_bias``, the base tensor's own name), so it loads under any
+name; `live_name` and `canonical_name` translate, in save and load only.
 
 >>> live_name("encoder.block.0.spliced.after_ffn.down.weight", "rte")
 'encoder.block.0.spliced.rte.after_ffn.down.weight'
->>> live_name("encoder.final_layer_norm.weight", "rte")
-'surgery.adapters.rte.base.encoder-final_layer_norm-weight'
+>>> live_name("encoder.final_layer_norm.weight", "default")
+'surgery.adapters.default.base.encoder-final_layer_norm-weight'
 >>> canonical_name(live_name("shared.surgery_bias", "rte"), "rte")
 'shared.surgery_bias'
+>>> adapter_of("surgery.adapters.rte.shared.rule"), adapter_of("encoder.block.0.spliced.default.after_ffn.up.bias")
+('rte', 'default')
 """
 
 from __future__ import annotations
@@ -39,12 +37,12 @@ from .errors import SurgeryError
 SPLICED = "spliced"
 STATE = "surgery"
 ATTACHED_PREFIX = "surgery_"
-DEFAULT_ADAPTER = "default"
-ADAPTERS = "adapters"      # model.surgery.adapters: the model-level modules of every adapter but the default
+DEFAULT_ADAPTER = "default"   # the name of the first adapter applied to a model
+ADAPTERS = "adapters"      # model.surgery.adapters: every adapter's model-level modules, by name
 BASE_COPIES = "base"       # model.surgery.adapters.<name>.base: an adapter's own copies of base tensors
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
 # Attribute names of the containers an adapter name becomes a key of (ModuleDict, the state module).
-_RESERVED = {"adapters", "base", "shared", "prompt", "intrinsic", "default_adapter"}
+_RESERVED = {"adapters", "base", "shared", "prompt", "intrinsic"}
 
 
 def is_added(name: str) -> bool:
@@ -74,19 +72,19 @@ def check_adapter_name(name: object, sites: tuple[str, ...] = ()) -> str:
     return name
 
 
-def site_module_path(block: str, site: str, adapter: str = DEFAULT_ADAPTER) -> str:
+def site_module_path(block: str, site: str, adapter: str) -> str:
     """Qualified name of the module `adapter` splices into `block` at `site`."""
-    return f"{block}.{SPLICED}.{site}" if adapter == DEFAULT_ADAPTER else f"{block}.{SPLICED}.{adapter}.{site}"
+    return f"{block}.{SPLICED}.{adapter}.{site}"
 
 
-def container_path(adapter: str = DEFAULT_ADAPTER) -> str:
+def container_path(adapter: str) -> str:
     """Qualified name of the module holding `adapter`'s model-level modules."""
-    return STATE if adapter == DEFAULT_ADAPTER else f"{STATE}.{ADAPTERS}.{adapter}"
+    return f"{STATE}.{ADAPTERS}.{adapter}"
 
 
-def attached_name(base: str, adapter: str = DEFAULT_ADAPTER) -> str:
+def attached_name(base: str, adapter: str) -> str:
     """Name of a tensor or module `adapter` attaches to an existing module (``base`` starts with ``surgery_``)."""
-    return base if adapter == DEFAULT_ADAPTER else f"{base}__{adapter}"
+    return f"{base}__{adapter}"
 
 
 def copy_key(base_name: str) -> str:
@@ -96,8 +94,6 @@ def copy_key(base_name: str) -> str:
 
 def live_name(canonical: str, adapter: str) -> str:
     """The name, in a model holding `adapter`, of the tensor a checkpoint calls `canonical`."""
-    if adapter == DEFAULT_ADAPTER:
-        return canonical
     if not is_added(canonical):
         return f"{container_path(adapter)}.{BASE_COPIES}.{copy_key(canonical)}"
     parts = canonical.split(".")
@@ -106,13 +102,11 @@ def live_name(canonical: str, adapter: str) -> str:
     if SPLICED in parts[1:]:
         at = parts.index(SPLICED, 1)
         return ".".join(parts[: at + 1] + [adapter] + parts[at + 1:])
-    return ".".join(f"{part}__{adapter}" if part.startswith(ATTACHED_PREFIX) else part for part in parts)
+    return ".".join(attached_name(part, adapter) if part.startswith(ATTACHED_PREFIX) else part for part in parts)
 
 
 def canonical_name(live: str, adapter: str) -> str:
     """The inverse of `live_name`: what a checkpoint calls the tensor `live` of `adapter`."""
-    if adapter == DEFAULT_ADAPTER:
-        return live
     prefix = f"{container_path(adapter)}."
     if live.startswith(prefix + BASE_COPIES + "."):
         return live[len(prefix + BASE_COPIES) + 1:].replace("-", ".")
@@ -134,18 +128,11 @@ def adapter_of(live: str) -> str | None:
         return None
     parts = live.split(".")
     if parts[0] == STATE:
-        return parts[2] if len(parts) > 2 and parts[1] == ADAPTERS else DEFAULT_ADAPTER
+        return parts[2] if len(parts) > 2 and parts[1] == ADAPTERS else None
     if SPLICED in parts[1:]:
-        return _spliced_owner(parts, parts.index(SPLICED, 1))
+        at = parts.index(SPLICED, 1)
+        return parts[at + 1] if at + 1 < len(parts) else None
     for part in parts:
         if part.startswith(ATTACHED_PREFIX):
-            return part.split("__", 1)[1] if "__" in part else DEFAULT_ADAPTER
+            return part.split("__", 1)[1] if "__" in part else None
     return None
-
-
-def _spliced_owner(parts: list[str], at: int) -> str:
-    """`<block>.spliced.<site>.…` is the default adapter's, `<block>.spliced.<name>.<site>.…` a named one's."""
-    from .sites import SITE_NAMES
-
-    following = parts[at + 1] if at + 1 < len(parts) else ""
-    return DEFAULT_ADAPTER if following in SITE_NAMES else following

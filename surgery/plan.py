@@ -43,7 +43,8 @@ from .quantization import refuse_integer_tensors
 from .method import Method, SiteContext, get_method_class
 from .options import parse_options
 from .overrides import with_overrides
-from .owned import install_hooks, remove_hooks
+from .base_copies import install_hooks, take_copies
+from .substitute import remove_hooks
 from .planned import Plan, PlannedSplice, SiteOccupancy
 from .recipe import Recipe, load_recipe, select_layers
 from .report import Report, count_groups
@@ -77,18 +78,13 @@ def _meta_replica(model: nn.Module) -> nn.Module:
     """A structural copy of `model` whose tensors live on the meta device.
 
     Deep-copying with every parameter and buffer pre-mapped to an empty meta tensor copies the
-    module tree exactly (custom submodules, hooks, tied weights stay tied) without copying data;
-    so are the base values other adapters keep aside (`surgery.owned`).
+    module tree exactly (custom submodules, hooks, tied weights stay tied) without copying data.
     """
     memo: dict[int, object] = {}
     for parameter in model.parameters():
         memo[id(parameter)] = nn.Parameter(torch.empty_like(parameter, device="meta"), requires_grad=parameter.requires_grad)
     for buffer in model.buffers():
         memo[id(buffer)] = torch.empty_like(buffer, device="meta")
-    state = getattr(model, STATE, None)
-    if state is not None:
-        for value in state.owned.originals.values():
-            memo[id(value)] = torch.empty_like(value, device="meta")
     return copy.deepcopy(model, memo)
 
 
@@ -135,18 +131,16 @@ def _build(model: nn.Module, recipe: Recipe, method: Method, family: ModelFamily
 
 
 def _scope(model: nn.Module, name: str) -> AdapterScope:
-    """The new adapter's scope; ``model.surgery`` (and, for a named adapter, its container) are made here."""
+    """The new adapter's scope; ``model.surgery`` and the adapter's container are made here."""
     state = getattr(model, STATE, None)
     if state is None:
         state = SurgeryState()
         state.base_requires_grad = {n: p.requires_grad for n, p in model.named_parameters()}
         model.add_module(STATE, state)
-    container: nn.Module = state
-    if name != DEFAULT_ADAPTER:
-        if ADAPTERS not in state._modules:
-            state.add_module(ADAPTERS, nn.ModuleDict())
-        container = nn.Module()
-        getattr(state, ADAPTERS).add_module(name, container)
+    if getattr(state, ADAPTERS, None) is None:
+        state.add_module(ADAPTERS, nn.ModuleDict())
+    container = nn.Module()
+    getattr(state, ADAPTERS).add_module(name, container)
     return AdapterScope(name, container, container_path(name), state.routing)
 
 
@@ -182,23 +176,23 @@ def _mutate(model: nn.Module, built: _Built, recipe: Recipe, method: Method, fam
     if built.shared is not None:
         scope.container.shared = built.shared
     for block, where, graph, modules in built.blocks:
-        splice_block(block, family, modules, dtype, where, traced=graph, adapter=name, routing=state.routing)
+        splice_block(block, family, modules, dtype, where, name, traced=graph, routing=state.routing)
     with _allocating_on(device):
         method.transform_model(model, family, dims, scope)
     groups = _groups(model, recipe, method, family, layers, scope)
     refuse_integer_tensors(model, groups, recipe.train)
     if not method.trains_base_itself and "all" not in recipe.train:
-        # Base tensors it trains (layer norms, the output layer, a head): the default adapter trains them
-        # in place and keeps θ₀ aside; another adapter trains its own copy (surgery.owned).
+        # Base tensors it trains (layer norms, the output layer, a head): the adapter trains its own
+        # copy of each, and the base tensor stays as it is (surgery.base_copies).
         parameters = dict(model.named_parameters())
         base = [n for members in groups.values() for n in members if not is_added(n)]
-        live = dict(zip(base, state.owned.take(name, base, parameters, scope.container, scope.container_path)))
+        live = dict(zip(base, take_copies(scope.container, scope.container_path, base, parameters)))
         groups = {group: [live.get(n, n) for n in members] for group, members in groups.items()}
     for module_name, module in model.named_modules():
         if is_added(module_name):  # what was added is in the model's mode (eval stays eval: caches, dropout)
             module.training = model.training
-    remove_hooks(getattr(state, "engine_hooks", ()))
-    state.engine_hooks = install_hooks(model, state.owned, state.routing)
+    remove_hooks(state.engine_hooks)
+    state.engine_hooks = install_hooks(model, state)
     state.records[name] = AdapterRecord(name, recipe.to_dict(), groups, method.name, method.uses_sites,
                                         hooks=tuple(scope.handles))
     freeze_all_but(model, {n for members in groups.values() for n in members})
@@ -347,8 +341,6 @@ def plan(model: nn.Module, recipe: str | Path | dict | Recipe, *, device: torch.
     replica = _meta_replica(model)
     size_key = method.size_key(dims)
     before = {n for n, _ in replica.named_parameters()} | {n for n, _ in replica.named_buffers()}
-    if hasattr(replica, STATE):
-        before |= {f"{STATE}.owned.{n}" for n in getattr(replica, STATE).owned.originals}
     try:
         splices, groups = _execute(replica, recipe, method, family, dims, layers, name)
     except Exception as error:

@@ -6,8 +6,8 @@
 * `check_base` — the architecture, then (unless allowed otherwise) the sample of the base weights
   (`surgery.fingerprint`), against a checkpoint's record.
 
-The base values compared are θ₀: where an adapter trains a base tensor in place (the default
-adapter's layer norms), the value it had before (`surgery.owned`) is what the base holds.
+No adapter method writes the base tensors (adapters train copies: `surgery.base_copies`), so the
+base values compared are the model's own.
 """
 
 from __future__ import annotations
@@ -36,12 +36,6 @@ CONFIG_FIELDS = (
     "scale_decoder_outputs", "dense_act_fn", "is_gated_act", "layer_norm_epsilon", "is_encoder_decoder",
 )
 # (A file written before a field was recorded has no value for it: that field is not compared.)
-
-
-def base_values(model: nn.Module) -> dict[str, torch.Tensor]:
-    """θ₀ of the base tensors an adapter trains in place (empty for a model without surgery)."""
-    state = getattr(model, STATE, None)
-    return state.owned.base_values() if state is not None else {}
 
 
 def parameter_shapes(model: nn.Module) -> dict[str, tuple[int, ...]]:
@@ -103,7 +97,7 @@ def check_base(config: dict[str, Any], model: nn.Module, directory: Path, traine
             "pass load_adapter(..., allow_other_base=True) to load it without that check")
     if isinstance(saved, dict) and "not_sampled" in saved:
         return  # saved from a sharded model: the architecture is all it records (and the record checksum covers that)
-    weights = weight_differences(saved, inner, trained, values=base_values(inner))
+    weights = weight_differences(saved, inner, trained)
     if weights is not None:
         raise CheckpointError(
             f"{directory} was saved from a base with other weights: {weights}. Load it into the base it was trained on, "

@@ -3,7 +3,7 @@
 One `Routing` object per model (``model.surgery.routing``) is read by everything an adapter
 inserts: the site dispatch in every spliced block (`run_site`), the hooks of whole-model methods
 (through `surgery.scope.AdapterScope.is_active`) and the hooks that give each adapter its own
-copies of the base tensors it trains (`surgery.owned`). Changing it (`surgery.set_active`,
+copies of the base tensors it trains (`surgery.base_copies`). Changing it (`surgery.set_active`,
 `surgery.disabled`, `surgery.mixed_batch`) retraces nothing.
 
 A site runs the active adapters in order: ``x → a₁(x) → a₂(a₁(x)) …``. In a mixed batch each
@@ -108,11 +108,8 @@ class Routing:
 
 
 def site_module(spliced: nn.ModuleDict, adapter: str, site: str) -> nn.Module | None:
-    """The module `adapter` spliced at `site` of this block, if any (default: ``spliced[site]``)."""
-    modules = spliced._modules
-    if adapter == DEFAULT_ADAPTER:
-        return modules.get(site)
-    own = modules.get(adapter)
+    """The module `adapter` spliced at `site` of this block (``spliced[adapter][site]``), if any."""
+    own = spliced._modules.get(adapter)
     return own._modules.get(site) if own is not None else None
 
 
@@ -146,26 +143,18 @@ def sites_in_use(spliced: nn.ModuleDict) -> list[str]:
     from .sites import SITE_NAMES
 
     used = set()
-    for key, module in spliced.items():
-        if key in SITE_NAMES:
-            used.add(key)
-        elif isinstance(module, nn.ModuleDict):
-            used.update(module.keys())
+    for module in spliced.values():
+        used.update(module.keys())
     return [site for site in SITE_NAMES if site in used]
 
 
 def adapters_in_block(block: nn.Module) -> dict[str, list[str]]:
     """site → the adapters with a module there, in the order they were applied."""
-    from .sites import SITE_NAMES
-
     spliced = getattr(block, SPLICED, None)
     found: dict[str, list[str]] = {}
     if spliced is None:
         return found
-    for key, module in spliced.items():
-        if key in SITE_NAMES:
-            found.setdefault(key, []).append(DEFAULT_ADAPTER)
-        elif isinstance(module, nn.ModuleDict):
-            for site in module.keys():
-                found.setdefault(site, []).append(key)
+    for adapter, module in spliced.items():
+        for site in module.keys():
+            found.setdefault(site, []).append(adapter)
     return found

@@ -7,7 +7,7 @@ Two rules of the engine decide this layout, and the helper keeps both:
   which its sublayers (T5LayerFF, ...) are inlined; FSDP's pre-forward hooks on a sub-block unit
   would have to replace that sublayer's inputs, which an inlined module cannot do (the tracer
   refuses such hooks). So nothing inside a block is wrapped on its own.
-* **the shared rule stays in the root.** Compacter's rule {Aᵢ} (`model.surgery.shared`) is read by
+* **the shared rule stays in the root.** Compacter's rule {Aᵢ} (`model.surgery.adapters.<name>.shared`) is read by
   every block's LPHM layers. In the root unit it is unsharded whenever any block runs (the root
   gathers first and reshards last); in a unit of its own it would still be a DTensor while a
   block computes its Kronecker sum ("mixed torch.Tensor and DTensor").

@@ -4,8 +4,7 @@ rewritten graph.
 The block keeps its identity and its class in the MRO (`isinstance(block, T5Block)` stays true,
 which transformers relies on to record hidden states, and the gradient-checkpointing `__call__`
 is inherited). Inserted modules live in `block.spliced` (a ModuleDict), so `state_dict`, `.to()`,
-DDP and `save_pretrained` see them as ordinary submodules: ``spliced[<site>]`` for the default
-adapter, ``spliced[<name>][<site>]`` for another. At each site in use the graph calls
+DDP and `save_pretrained` see them as ordinary submodules: ``spliced[<adapter>][<site>]``. At each site in use the graph calls
 `surgery.routing.run_site`, which runs the adapters in effect (in order, none, or one per example),
 so switching adapters retraces nothing; adding or removing one retraces the block.
 
@@ -24,7 +23,7 @@ import torch.fx as fx
 from torch import nn
 
 from .family import ModelFamily
-from .naming import DEFAULT_ADAPTER, SPLICED
+from .naming import SPLICED
 from .routing import Routing, run_site, sites_in_use
 from .sites import SiteMatch, find_sites
 from .tracing import pass_keywords_through, trace_block
@@ -127,7 +126,7 @@ def retrace(block: nn.Module, dtype: torch.dtype, traced: fx.Graph | None = None
 
 
 def splice_block(block: nn.Module, family: ModelFamily, modules: dict[str, nn.Module], dtype: torch.dtype, name: str,
-                 traced: fx.Graph | None = None, adapter: str = DEFAULT_ADAPTER, routing: Routing | None = None) -> None:
+                 adapter: str, traced: fx.Graph | None = None, routing: Routing | None = None) -> None:
     """Insert `modules` (site name → module) of `adapter` into `block` in place.
 
     The caller has checked that every site exists in this block (the plan does, on a replica).
@@ -142,10 +141,7 @@ def splice_block(block: nn.Module, family: ModelFamily, modules: dict[str, nn.Mo
     spliced = getattr(block, SPLICED)
     if routing is not None:
         spliced.surgery_routing = routing
-    if adapter == DEFAULT_ADAPTER:
-        for site, module in modules.items():
-            spliced.add_module(site, module)
-    elif modules:
+    if modules:
         spliced.add_module(adapter, nn.ModuleDict(modules))
     retrace(block, dtype, traced)
     block.__class__ = spliced_class(family.block_class)
@@ -154,11 +150,8 @@ def splice_block(block: nn.Module, family: ModelFamily, modules: dict[str, nn.Mo
 def unsplice_adapter(block: nn.Module, adapter: str) -> None:
     """Take `adapter`'s modules out of `block`; a block left with none gets back its own class and forward."""
     spliced = getattr(block, SPLICED)
-    from .sites import SITE_NAMES
-
-    keys = [key for key in spliced.keys() if (key in SITE_NAMES if adapter == DEFAULT_ADAPTER else key == adapter)]
-    for key in keys:
-        del spliced[key]
+    if adapter in spliced:
+        del spliced[adapter]
     if len(spliced):
         retrace(block, block._surgery_dtype or next(p.dtype for p in block.parameters() if p.is_floating_point()))
         return

@@ -1,11 +1,12 @@
 """What surgery remembers about a model: ``model.surgery`` (`SurgeryState`) and one record per adapter.
 
-``model.surgery`` holds the default adapter's model-level modules (``shared``, ``prompt``,
-``intrinsic``), the other adapters' in ``model.surgery.adapters.<name>``, and as plain attributes:
+``model.surgery.adapters.<name>`` holds adapter `name`'s model-level modules (``shared``,
+``prompt``, ``intrinsic``) and its copies of base tensors (``base``, `surgery.base_copies`), the
+first adapter's (``"default"``) like any other's; and as plain attributes:
 
-* ``records`` — name → `AdapterRecord` (recipe, trained groups, plan), in the order applied;
+* ``records`` — name → `AdapterRecord` (recipe, trained groups, plan, hook handles), in the order applied;
 * ``routing`` — which adapters are in effect (`surgery.routing.Routing`);
-* ``owned`` — the base tensors adapters train, θ₀ and copies (`surgery.owned.OwnedTensors`);
+* ``engine_hooks`` — the handles of the substitutions that make modules read the copies in effect;
 * ``base_requires_grad`` — the flags before the first apply, given back when the last adapter goes.
 
 ``model.surgery.recipe`` and ``model.surgery.groups`` are the default adapter's.
@@ -21,7 +22,6 @@ from torch import nn
 from .distributed import unwrap
 from .errors import SurgeryError
 from .naming import DEFAULT_ADAPTER, STATE
-from .owned import OwnedTensors
 from .planned import Plan
 from .routing import Routing
 
@@ -46,9 +46,8 @@ class SurgeryState(nn.Module):
         super().__init__()
         self.records: dict[str, AdapterRecord] = {}
         self.routing = Routing(active=())
-        self.owned = OwnedTensors()
         self.base_requires_grad: dict[str, bool] = {}
-        # Handles of the hooks that substitute adapter-owned base tensors (`surgery.owned`); always
+        # Handles of the hooks that substitute adapters' copies of base tensors (`surgery.base_copies`); always
         # replaced by a new list, never changed in place (a rollback puts the old list back).
         self.engine_hooks: list = []
 

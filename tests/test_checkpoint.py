@@ -59,8 +59,8 @@ def test_shared_rule_stays_tied_after_loading(batch, tmp_path):
     _train_a_little(model, batch)
     fresh = tiny_model()
     surgery.load_adapter(fresh, surgery.save_adapter(model, tmp_path))
-    rule = fresh.surgery.shared.weight
-    torch.testing.assert_close(rule, model.surgery.shared.weight)
+    rule = fresh.surgery.adapters.default.shared.weight
+    torch.testing.assert_close(rule, model.surgery.adapters.default.shared.weight)
     assert all(m.rule_module.weight is rule for _, m in fresh.named_modules() if hasattr(m, "rule_module"))
 
 

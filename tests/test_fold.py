@@ -29,8 +29,8 @@ def trained_said(variant: str, output_layer: str = "frozen", scale: str = "norm_
     model = tiny_model(variant)
     surgery.apply(model, {**SAID, "options": {**SAID["options"], "output_layer": output_layer, "projection_scale": scale}})
     with torch.no_grad():
-        model.surgery.intrinsic.z.normal_(std=0.3)
-        model.surgery.intrinsic.scales.uniform_(0.5, 2.0)
+        model.surgery.adapters.default.intrinsic.z.normal_(std=0.3)
+        model.surgery.adapters.default.intrinsic.scales.uniform_(0.5, 2.0)
     return model.eval()
 
 
@@ -43,7 +43,7 @@ def test_folded_said_equals_unfolded_bit_for_bit_and_is_a_plain_checkpoint(varia
     with torch.no_grad():
         generated = model.generate(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], max_new_tokens=6)
     surgery.fold(model)
-    assert not hasattr(model, "surgery") and not hasattr(model, "surgery_fastfood")
+    assert not hasattr(model, "surgery") and not hasattr(model, "surgery_fastfood__default")
     assert all(len(m._forward_pre_hooks) == len(m._forward_hooks) == 0 for m in model.modules())
     assert torch.equal(logits(model, batch), before)
     with torch.no_grad():
@@ -66,7 +66,7 @@ def test_folded_said_equals_unfolded_bit_for_bit_and_is_a_plain_checkpoint(varia
 def test_what_apply_adds_follows_the_models_mode():
     model = tiny_model()                      # in eval mode
     surgery.apply(model, SAID)
-    assert not model.surgery.intrinsic.training and not model.surgery.training
+    assert not model.surgery.adapters.default.intrinsic.training and not model.surgery.training
     model.train()
     surgery.apply(model, COMPACTER_PP, name="cpp")
     assert model.encoder.block[0].spliced["cpp"]["after_ffn"].training
@@ -82,19 +82,19 @@ def test_said_caches_theta_in_eval_without_gradients_and_recomputes_when_z_chang
         return real(self, *args)
 
     monkeypatch.setattr(methods.fastfood.Fastfood, "forward", counting)
-    tensors = len(model.surgery.intrinsic.tensor_names)
+    tensors = len(model.surgery.adapters.default.intrinsic.tensor_names)
     first = logits(model, batch)
     assert calls["n"] == tensors                                       # once per tensor (tied: once)
     again = logits(model, batch)
     assert calls["n"] == tensors and torch.equal(again, first)         # the cache, not a recomputation
     with torch.no_grad():
-        model.surgery.intrinsic.z.add_(0.1)
+        model.surgery.adapters.default.intrinsic.z.add_(0.1)
     moved = logits(model, batch)
     assert calls["n"] == 2 * tensors and not torch.equal(moved, first)
     hook = next(h for m in model.modules() for h in m._forward_pre_hooks.values() if hasattr(h, "_cache"))
     model.train()
     model(**batch).loss.backward()                                     # training: recomputed, gradients flow
-    assert model.surgery.intrinsic.z.grad is not None and not hook._cache
+    assert model.surgery.adapters.default.intrinsic.z.grad is not None and not hook._cache
     uncached = copy.deepcopy(model).eval()
     with torch.enable_grad():                                          # eval but z needs gradients: no cache
         reference = uncached(**batch).logits.detach()

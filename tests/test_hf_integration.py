@@ -51,10 +51,10 @@ def test_deepcopy_keeps_a_working_independent_model(batch):
     clone = copy.deepcopy(model)
     with torch.no_grad():
         torch.testing.assert_close(clone(**batch).logits, model(**batch).logits, rtol=0, atol=0)
-        clone.surgery.shared.weight.add_(1.0)
+        clone.surgery.adapters.default.shared.weight.add_(1.0)
         assert not torch.allclose(clone(**batch).logits, model(**batch).logits)
     # the clone's layers use the clone's rule, not the original's
-    assert all(m.rule_module is clone.surgery.shared for _, m in clone.named_modules() if hasattr(m, "rule_module"))
+    assert all(m.rule_module is clone.surgery.adapters.default.shared for _, m in clone.named_modules() if hasattr(m, "rule_module"))
 
 
 def test_generate_with_kv_cache_matches_without(batch):
@@ -96,7 +96,7 @@ def test_whole_model_pickles_into_a_fresh_process(batch, tmp_path):
         "import torch\n"
         f"saved = torch.load({str(tmp_path / 'whole.pt')!r}, weights_only=False)\n"
         "model = saved['model']\n"
-        "assert all(m.rule_module is model.surgery.shared for _, m in model.named_modules() if hasattr(m, 'rule_module'))\n"
+        "assert all(m.rule_module is model.surgery.adapters.default.shared for _, m in model.named_modules() if hasattr(m, 'rule_module'))\n"
         "with torch.no_grad():\n"
         "    torch.testing.assert_close(model(**saved['batch']).logits, saved['expected'], rtol=0, atol=0)\n"
         "print('ok', type(model.encoder.block[0]).__name__)\n"

@@ -159,13 +159,13 @@ def test_trains_exactly_d_prime_numbers_with_one_scale_per_tensor(variant, outpu
                                                                           "output_layer": output_layer}}))
     assert report.trainable == DIMENSION
     assert {n for n, p in model.named_parameters() if p.requires_grad} == {"surgery.intrinsic.z", "surgery.intrinsic.scales"}
-    assert model.surgery.intrinsic.scales.numel() == len(tensors)
-    assert model.surgery.intrinsic.z.numel() == DIMENSION - len(tensors)
+    assert model.surgery.adapters.default.intrinsic.scales.numel() == len(tensors)
+    assert model.surgery.adapters.default.intrinsic.z.numel() == DIMENSION - len(tensors)
     names = [n for n, _ in distinct_tensors(model)]
     # v1.0 ties embedding and output layer: one tensor, kept (the input embedding moves). The untied
     # v1.1 head is one more tensor, reparametrised only with output_layer: in_subspace.
-    assert ("lm_head.weight" in model.surgery.intrinsic.tensor_names) == (variant == "v1.1" and output_layer == "in_subspace")
-    assert "shared.weight" in model.surgery.intrinsic.tensor_names
+    assert ("lm_head.weight" in model.surgery.adapters.default.intrinsic.tensor_names) == (variant == "v1.1" and output_layer == "in_subspace")
+    assert "shared.weight" in model.surgery.adapters.default.intrinsic.tensor_names
     assert ("lm_head.weight" in names) == (variant == "v1.1")
     if variant == "v1.0":
         assert model.lm_head.weight is model.shared.weight
@@ -192,7 +192,7 @@ def capture_effective_weights(model: nn.Module) -> dict[str, torch.Tensor]:
 def test_every_weight_is_theta0_plus_lambda_times_the_dense_projection_of_z(variant, batch, options):
     model = said(variant, **options)
     frozen_head = options.get("output_layer", "frozen") == "frozen"
-    subspace = model.surgery.intrinsic
+    subspace = model.surgery.adapters.default.intrinsic
     with torch.no_grad():
         subspace.z.normal_(std=0.1)
         subspace.scales.uniform_(0.5, 2.0)
@@ -211,7 +211,7 @@ def test_every_weight_is_theta0_plus_lambda_times_the_dense_projection_of_z(vari
             assert torch.equal(effective, theta0)
             continue
         index = index_of[id(theta0)]
-        projection = model.surgery_fastfood[index]
+        projection = model.surgery_fastfood__default[index]
         assert projection.norm_preserving == ("projection_scale" not in options)
         expected = theta0.double() + subspace.scales[index].double() * dense_fastfood_times(projection, z).view(theta0.shape)
         assert torch.allclose(effective.double(), expected, atol=1e-4), module_name
@@ -223,8 +223,8 @@ def test_every_weight_is_theta0_plus_lambda_times_the_dense_projection_of_z(vari
 def test_tied_embedding_stays_tied_when_the_output_layer_is_in_the_subspace(batch):
     model = said("v1.0", output_layer="in_subspace")
     with torch.no_grad():
-        model.surgery.intrinsic.z.normal_()
-        model.surgery.intrinsic.scales.uniform_(0.5, 2.0)
+        model.surgery.adapters.default.intrinsic.z.normal_()
+        model.surgery.adapters.default.intrinsic.scales.uniform_(0.5, 2.0)
     seen = capture_effective_weights(model)
     with torch.no_grad():
         model(**batch)
@@ -237,21 +237,21 @@ def test_tied_embedding_stays_tied_when_the_output_layer_is_in_the_subspace(batc
 
 def test_each_tensor_has_its_own_projection_fixed_by_the_seed():
     model, again, other = said(seed=1), said(seed=1), said(seed=2)
-    names = model.surgery.intrinsic.tensor_names
+    names = model.surgery.adapters.default.intrinsic.tensor_names
     q = names.index("encoder.block.0.layer.0.SelfAttention.q.weight")
     k = names.index("encoder.block.0.layer.0.SelfAttention.k.weight")  # same shape as q
-    z = torch.randn(model.surgery.intrinsic.z.numel())
+    z = torch.randn(model.surgery.adapters.default.intrinsic.z.numel())
     with torch.no_grad():
-        assert not torch.equal(model.surgery_fastfood[q](z), model.surgery_fastfood[k](z))
-        assert torch.equal(model.surgery_fastfood[q](z), again.surgery_fastfood[q](z))
-        assert not torch.equal(model.surgery_fastfood[q](z), other.surgery_fastfood[q](z))
+        assert not torch.equal(model.surgery_fastfood__default[q](z), model.surgery_fastfood__default[k](z))
+        assert torch.equal(model.surgery_fastfood__default[q](z), again.surgery_fastfood__default[q](z))
+        assert not torch.equal(model.surgery_fastfood__default[q](z), other.surgery_fastfood__default[q](z))
 
 
 def test_parameters_are_restored_after_each_call_even_after_an_error():
     model = said()
     q = model.encoder.block[0].layer[0].SelfAttention.q
     with torch.no_grad():
-        model.surgery.intrinsic.z.normal_()
+        model.surgery.adapters.default.intrinsic.z.normal_()
         q(torch.randn(1, 2, q.in_features))
     assert q.weight is q._parameters["weight"]
     with pytest.raises(RuntimeError):
@@ -263,7 +263,7 @@ def test_parameters_are_restored_after_each_call_even_after_an_error():
 def test_gradients_reach_z_and_every_scale_and_one_step_moves_only_them(variant, batch):
     model = said(variant).train()
     with torch.no_grad():  # at z = 0 every λ has zero gradient (Δ = 0); move off the origin first
-        model.surgery.intrinsic.z.normal_(std=0.01)
+        model.surgery.adapters.default.intrinsic.z.normal_(std=0.01)
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-2)
     model(**batch).loss.backward()
@@ -271,7 +271,7 @@ def test_gradients_reach_z_and_every_scale_and_one_step_moves_only_them(variant,
     for n, p in model.named_parameters():
         assert (p.grad is not None) == (n in trainable), n
     # Every tensor is reparametrised: each λ gets a gradient (a tensor the forward never read would not).
-    assert (model.surgery.intrinsic.scales.grad != 0).all()
+    assert (model.surgery.adapters.default.intrinsic.scales.grad != 0).all()
     optimizer.step()
     assert {n for n, p in model.named_parameters() if not torch.equal(p, before[n])} == trainable
 
@@ -292,7 +292,7 @@ def test_learns_a_fixed_mapping_at_the_recipe_learning_rate():
 def test_generate_works():
     model = said("v1.1")
     with torch.no_grad():
-        model.surgery.intrinsic.z.normal_(std=0.1)
+        model.surgery.adapters.default.intrinsic.z.normal_(std=0.1)
         out = model.generate(input_ids=torch.tensor([[5, 6, 7], [8, 9, 0]]), attention_mask=torch.tensor([[1, 1, 1], [1, 1, 0]]),
                              max_new_tokens=4, num_beams=2, do_sample=False)
     assert out.shape[0] == 2
@@ -304,8 +304,8 @@ def test_adapter_checkpoint_holds_only_z_and_lambda_and_round_trips(variant, bat
 
     model = said(variant, seed=7)
     with torch.no_grad():
-        model.surgery.intrinsic.z.normal_(std=0.1)
-        model.surgery.intrinsic.scales.uniform_(0.5, 2.0)
+        model.surgery.adapters.default.intrinsic.z.normal_(std=0.1)
+        model.surgery.adapters.default.intrinsic.scales.uniform_(0.5, 2.0)
     folder = surgery.save_adapter(model, tmp_path / variant)
     stored = load_file(folder / WEIGHTS_FILE)
     assert sorted(stored) == ["surgery.intrinsic.scales", "surgery.intrinsic.z"]

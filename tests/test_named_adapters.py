@@ -71,8 +71,9 @@ def test_switching_reproduces_each_adapter_alone_exactly(two, batch):
 
 def test_disabled_gives_the_base_exactly_though_the_default_trained_its_layer_norms(two, batch):
     model, a, _, base = two
-    trained_norm = model.encoder.final_layer_norm.weight
-    assert not torch.equal(trained_norm, base.encoder.final_layer_norm.weight)   # trained in place, same name
+    trained_norm = model.surgery.adapters.default.base["encoder-final_layer_norm-weight"]
+    assert not torch.equal(trained_norm, base.encoder.final_layer_norm.weight)   # its own trained copy
+    assert torch.equal(model.encoder.final_layer_norm.weight, base.encoder.final_layer_norm.weight)  # the base: never written
     for active in ("default", "rte", ["default", "rte"]):
         surgery.set_active(model, active)
         with surgery.disabled(model):
@@ -118,7 +119,7 @@ def test_a_list_runs_the_adapters_in_order_at_each_site(two, batch):
     seen: list[tuple[str, torch.Tensor, torch.Tensor]] = []
     block = model.decoder.block[1]
     hooks = [module.register_forward_hook(lambda m, args, out, name=name: seen.append((name, args[0], out)))
-             for name, module in (("default", block.spliced["after_ffn"]), ("rte", block.spliced["rte"]["after_ffn"]))]
+             for name, module in (("default", block.spliced["default"]["after_ffn"]), ("rte", block.spliced["rte"]["after_ffn"]))]
     surgery.set_active(model, ["default", "rte"])
     logits(model, batch)
     assert [name for name, _, _ in seen] == ["default", "rte"]
@@ -130,7 +131,7 @@ def test_a_list_runs_the_adapters_in_order_at_each_site(two, batch):
     for hook in hooks:
         hook.remove()
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
-    assert any(".rte." in n for n in trainable) and any(".spliced.after_ffn." in n for n in trainable)
+    assert any(".rte." in n for n in trainable) and any(".spliced.default.after_ffn." in n for n in trainable)
 
 
 def test_mixed_batch_equals_each_example_run_with_its_adapter(two, batch):
@@ -180,20 +181,21 @@ def test_the_plan_shows_which_adapters_sit_at_each_site(two):
     graph = plan.to_networkx()
     site = "decoder.block.1:after_ffn"
     modules = sorted(graph.successors(site), key=lambda n: graph.nodes[n]["order"])
-    assert modules == ["decoder.block.1.spliced.after_ffn", "decoder.block.1.spliced.rte.after_ffn",
+    assert modules == ["decoder.block.1.spliced.default.after_ffn", "decoder.block.1.spliced.rte.after_ffn",
                        "decoder.block.1.spliced.cola.after_ffn"]
     assert [graph.nodes[n]["planned"] for n in modules] == [False, False, True]
     assert graph.nodes[modules[1]]["parameters"] == sum(p.numel() for p in model.decoder.block[1].spliced["rte"]["after_ffn"].parameters())
     assert not hasattr(model.decoder.block[1].spliced, "cola")                 # the plan changed nothing
 
 
-def test_one_adapter_keeps_its_names_and_a_second_gets_its_own(batch):
+def test_every_adapter_gets_the_same_layout_under_its_own_name(batch):
     base = tiny_model()
     model = copy.deepcopy(base)
     surgery.apply(model, COMPACTER_PP)
     keys = set(model.state_dict())
     added = keys - set(base.state_dict())
-    assert added and all(".spliced.after_ffn." in k or k == "surgery.shared.weight" for k in added)
+    assert added and all(".spliced.default.after_ffn." in k or k == "surgery.adapters.default.shared.weight"
+                         or k.startswith("surgery.adapters.default.base.") for k in added)
     surgery.apply(model, COMPACTER_PP, name="rte")
     more = set(model.state_dict()) - keys
     assert {k for k in more if ".spliced.rte.after_ffn." in k} and "surgery.adapters.rte.shared.weight" in more
@@ -278,7 +280,9 @@ def test_a_failure_while_adding_a_second_adapter_leaves_the_first_as_it_was(monk
     perturb(model, 3)
     before = (logits(model, batch), {n: t.clone() for n, t in model.state_dict().items()},
               [(n, type(m), len(m._forward_hooks), len(m._forward_pre_hooks)) for n, m in model.named_modules()])
-    owned_before = ({n: list(o) for n, o in model.surgery.owned.owners.items()}, model.surgery.routing.active)
+    from surgery.base_copies import trained_base_names
+
+    owned_before = (trained_base_names(model.surgery), model.surgery.routing.active)
     real = plan_module.freeze_all_but
 
     def failing(target, names):
@@ -291,7 +295,7 @@ def test_a_failure_while_adding_a_second_adapter_leaves_the_first_as_it_was(monk
         surgery.apply(model, DENSE, name="rte")
     monkeypatch.undo()
     assert surgery.list_adapters(model) == ["default"]
-    assert (dict(model.surgery.owned.owners), model.surgery.routing.active) == owned_before
+    assert (trained_base_names(model.surgery), model.surgery.routing.active) == owned_before
     assert torch.equal(logits(model, batch), before[0])
     assert model.state_dict().keys() == before[1].keys()
     assert [(n, type(m), len(m._forward_hooks), len(m._forward_pre_hooks)) for n, m in model.named_modules()] == before[2]

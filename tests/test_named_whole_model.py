@@ -57,7 +57,7 @@ def test_the_default_applied_after_a_whole_model_method_is_still_exact(tmp_path,
     model = copy.deepcopy(base)
     surgery.load_adapter(model, surgery.save_adapter(said, tmp_path / "s"))
     surgery.load_adapter(model, surgery.save_adapter(compacter, tmp_path / "c"), name="cpp")
-    names = model.surgery.intrinsic.tensor_names
+    names = model.surgery.adapters.default.intrinsic.tensor_names
     assert not any(surgery.naming.is_added(n) for n in names)      # SAID moves base tensors only
     assert torch.equal(logits(model, batch), logits(compacter, batch))
     surgery.set_active(model, "default")

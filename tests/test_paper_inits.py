@@ -114,14 +114,14 @@ def test_an_own_rule_defaults_to_the_authors_001_and_a_shared_one_to_1e4():
     own = applied("phm-adapter", n=4, reduction_factor=8, rule_init_std=None)
     assert normal_p(torch.cat([t.flatten() for t in inserted(own, ".rule.weight")]), 0.01) > ACCEPT
     shared = applied("compacter", d_model=256, n=8, rule_init_std=None)  # bottleneck 8: n = 8 fits, 512 draws
-    rule = shared.surgery.shared.weight.detach().double()
+    rule = shared.surgery.adapters.default.shared.weight.detach().double()
     assert normal_p(rule, 1e-4) > ACCEPT
     assert normal_p(rule, 0.01) < REJECT
 
 
 def test_compacter_shared_rule_is_n_0_1e4():
     model = applied("compacter", d_model=256, n=8)
-    assert normal_p(model.surgery.shared.weight.detach().double(), 1e-4) > ACCEPT
+    assert normal_p(model.surgery.adapters.default.shared.weight.detach().double(), 1e-4) > ACCEPT
 
 
 @pytest.mark.parametrize("name", ["adapter", "pfeiffer-adapter"])  # (adapterdrop: the same options, other layers)
@@ -135,7 +135,7 @@ def test_dense_adapter_weights_are_n_0_001_with_zero_bias(name):
 def test_prompt_tuning_r_is_uniform_minus_half_to_half():
     model = tiny_model()
     surgery.apply(model, "prompt-tuning-r")
-    values = model.surgery.prompt.weight.detach().double()
+    values = model.surgery.adapters.default.prompt.weight.detach().double()
     assert values.numel() == 100 * 64 and values.abs().max() <= 0.5
     assert uniform_p(values, 0.5) > ACCEPT
     assert normal_p(values, 0.5) < REJECT  # what the recipe drew before
@@ -147,7 +147,7 @@ def test_prompt_tuning_r_is_uniform_minus_half_to_half():
 def test_prompt_random_normal_stays_available():
     model = tiny_model()
     surgery.apply(model, {"method": "prompt_tuning", "options": {"random_distribution": "normal", "init_std": 0.5}})
-    assert normal_p(model.surgery.prompt.weight.detach().double(), 0.5) > ACCEPT
+    assert normal_p(model.surgery.adapters.default.prompt.weight.detach().double(), 0.5) > ACCEPT
 
 
 @pytest.mark.parametrize("options, key", [

@@ -29,7 +29,7 @@ def test_forward_equals_the_base_model_fed_the_prompt_by_hand(variant):
     model = prompted(variant)
     input_ids, mask = padded_batch()
     decoder_input_ids = torch.tensor([[0, 5, 6]] * 3)
-    prompt = model.surgery.prompt.weight
+    prompt = model.surgery.adapters.default.prompt.weight
     # Independent computation: embed, prepend the prompt, extend the mask by hand, run the untouched model.
     embeds = torch.cat([prompt.expand(3, -1, -1), base.shared(input_ids)], dim=1)
     extended = torch.cat([torch.ones(3, LENGTH, dtype=mask.dtype), mask], dim=1)
@@ -104,7 +104,7 @@ def test_vocab_init_copies_current_embedding_rows_of_ordinary_tokens():
     with torch.no_grad():  # stands in for loaded pretrained weights: row i is filled with i
         model.shared.weight.copy_(torch.arange(96.0).unsqueeze(1).expand(96, 64))
     surgery.apply(model, {"method": "prompt_tuning", "options": {"length": 10, "init": "vocab", "vocab_low": 3}})
-    prompt = model.surgery.prompt.weight
+    prompt = model.surgery.adapters.default.prompt.weight
     ids = prompt[:, 0].long().tolist()
     assert torch.equal(prompt, model.shared.weight[ids])
     assert len(set(ids)) == 10  # no repeats while the range allows it
@@ -113,7 +113,7 @@ def test_vocab_init_copies_current_embedding_rows_of_ordinary_tokens():
 
 def test_random_init_scale():
     model = prompted(length=100, init="random", random_distribution="normal", init_std=0.25)
-    assert abs(model.surgery.prompt.weight.std().item() - 0.25) < 0.02
+    assert abs(model.surgery.adapters.default.prompt.weight.std().item() - 0.25) < 0.02
 
 
 def test_the_whole_model_is_frozen_and_one_step_moves_only_the_prompt(batch):
@@ -148,7 +148,7 @@ def test_learns_a_fixed_mapping_at_the_recipe_learning_rate(recipe, learning_rat
 def test_adapter_checkpoint_round_trip(init, tmp_path):
     model = prompted(init=init)
     with torch.no_grad():
-        model.surgery.prompt.weight.normal_()
+        model.surgery.adapters.default.prompt.weight.normal_()
     folder = surgery.save_adapter(model, tmp_path / init)
     fresh = tiny_model()
     surgery.load_adapter(fresh, folder)

@@ -145,7 +145,7 @@ def test_fold_of_intrinsic_said_interrupted_at_the_third_weight(monkeypatch, err
     model = tiny_model()
     surgery.apply(model, INTRINSIC)
     with torch.no_grad():
-        model.surgery.intrinsic.z.normal_()           # a subspace point away from zero: folding changes weights
+        model.surgery.adapters.default.intrinsic.z.normal_()           # a subspace point away from zero: folding changes weights
     before = everything(model)
     calls = fail_at(monkeypatch, "copy_", 3, error)
     with pytest.raises(error, match="injected"):

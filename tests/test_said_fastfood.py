@@ -165,9 +165,9 @@ def test_a_checkpoint_of_the_first_convention_loads_and_computes_what_it_compute
     labels = torch.randint(2, 96, (3, 5), generator=generator)
     with torch.no_grad():
         logits = model(input_ids=input_ids, attention_mask=attention_mask, labels=labels).logits
-        q = model.surgery.intrinsic.tensor_names.index("encoder.block.0.layer.0.SelfAttention.q.weight")
-        delta = model.surgery_fastfood[q](model.surgery.intrinsic.z)
-    assert all(p.version == 1 for p in model.surgery_fastfood)
+        q = model.surgery.adapters.default.intrinsic.tensor_names.index("encoder.block.0.layer.0.SelfAttention.q.weight")
+        delta = model.surgery_fastfood__default[q](model.surgery.adapters.default.intrinsic.z)
+    assert all(p.version == 1 for p in model.surgery_fastfood__default)
     assert torch.allclose(delta[:64], expected["q_delta"], atol=1e-6)
     assert torch.allclose(logits, expected["logits"], atol=1e-5)
     assert not torch.allclose(logits, tiny_model("v1.0")(input_ids=input_ids, attention_mask=attention_mask,
@@ -178,22 +178,22 @@ def said_v2(variant: str = "v1.0", **options) -> nn.Module:
     model = tiny_model(variant)
     surgery.apply(model, {"method": "intrinsic_said", "options": {"dimension": 300, "seed": 2, "fastfood_version": 2, **options}})
     with torch.no_grad():
-        model.surgery.intrinsic.z.normal_(std=0.1, generator=torch.Generator().manual_seed(3))
-        model.surgery.intrinsic.scales.uniform_(0.5, 2.0, generator=torch.Generator().manual_seed(4))
+        model.surgery.adapters.default.intrinsic.z.normal_(std=0.1, generator=torch.Generator().manual_seed(3))
+        model.surgery.adapters.default.intrinsic.scales.uniform_(0.5, 2.0, generator=torch.Generator().manual_seed(4))
     return model
 
 
 @pytest.mark.parametrize("variant", ["v1.0", "v1.1"])
 def test_version_2_weights_are_theta0_plus_lambda_times_the_dense_projection(variant):
     model = said_v2(variant)
-    subspace, parameters = model.surgery.intrinsic, dict(model.named_parameters())
+    subspace, parameters = model.surgery.adapters.default.intrinsic, dict(model.named_parameters())
     z = subspace.z.detach().double()
-    assert model.surgery_fastfood[0].version == 2 and list(model.surgery_fastfood.buffers()) == []
+    assert model.surgery_fastfood__default[0].version == 2 and list(model.surgery_fastfood__default.buffers()) == []
     with torch.no_grad():
         for index, name in enumerate(subspace.tensor_names):
             theta0 = parameters[name]
-            got = subspace.weight(index, theta0, model.surgery_fastfood[index])
-            expected = theta0.double() + subspace.scales[index].double() * (dense_matrix(model.surgery_fastfood[index]) @ z).view(theta0.shape)
+            got = subspace.weight(index, theta0, model.surgery_fastfood__default[index])
+            expected = theta0.double() + subspace.scales[index].double() * (dense_matrix(model.surgery_fastfood__default[index]) @ z).view(theta0.shape)
             assert torch.allclose(got.double(), expected, atol=1e-5), name
 
 
@@ -213,12 +213,12 @@ def test_version_2_checkpoint_round_trips_and_differs_from_version_1(batch, tmp_
     folder = surgery.save_adapter(model, tmp_path / "said")
     fresh = tiny_model()
     surgery.load_adapter(fresh, folder)
-    assert all(p.version == 2 for p in fresh.surgery_fastfood)
+    assert all(p.version == 2 for p in fresh.surgery_fastfood__default)
     old = tiny_model()
     surgery.apply(old, {"method": "intrinsic_said", "options": {"dimension": 300, "seed": 2}})
     with torch.no_grad():
-        old.surgery.intrinsic.z.copy_(model.surgery.intrinsic.z)
-        old.surgery.intrinsic.scales.copy_(model.surgery.intrinsic.scales)
+        old.surgery.intrinsic.z.copy_(model.surgery.adapters.default.intrinsic.z)
+        old.surgery.intrinsic.scales.copy_(model.surgery.adapters.default.intrinsic.scales)
         assert torch.equal(fresh(**batch).logits, model(**batch).logits)
         assert not torch.allclose(old(**batch).logits, model(**batch).logits, atol=1e-4)
 
@@ -226,7 +226,7 @@ def test_version_2_checkpoint_round_trips_and_differs_from_version_1(batch, tmp_
 def test_version_2_trains_and_every_scale_gets_a_gradient(batch):
     model = said_v2().train()
     model(**batch).loss.backward()
-    assert (model.surgery.intrinsic.scales.grad != 0).all() and (model.surgery.intrinsic.z.grad != 0).any()
+    assert (model.surgery.adapters.default.intrinsic.scales.grad != 0).all() and (model.surgery.adapters.default.intrinsic.z.grad != 0).any()
 
 
 def test_an_unknown_version_is_refused_at_plan_time():

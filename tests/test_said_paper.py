@@ -35,10 +35,10 @@ def mean_squared_ratio(projection: Fastfood, draws: int = 16, seed: int = 0) -> 
 @pytest.mark.parametrize("variant", ["v1.0", "v1.1"])
 def test_every_tensors_projection_preserves_the_norm_of_z(variant):
     model = said(variant)
-    projections = list(model.surgery_fastfood)
-    assert len(projections) == len(model.surgery.intrinsic.tensor_names)
+    projections = list(model.surgery_fastfood__default)
+    assert len(projections) == len(model.surgery.adapters.default.intrinsic.tensor_names)
     ratios = []
-    for name, projection in zip(model.surgery.intrinsic.tensor_names, projections):
+    for name, projection in zip(model.surgery.adapters.default.intrinsic.tensor_names, projections):
         n = projection.out_features
         ratio = mean_squared_ratio(projection)
         # ‖Pz‖²/‖z‖² over N output coordinates: its spread falls like √(2/N); 1 ± 4·√(2/N), at least ± 0.1
@@ -50,7 +50,7 @@ def test_every_tensors_projection_preserves_the_norm_of_z(variant):
 def test_without_the_scale_a_tensor_moves_sqrt_n_over_l_times_as_far():
     """What `unit_blocks` (our former projection) does, by the formula √(N/L): 27× on T5-base's embedding."""
     model = said("v1.0", projection_scale="unit_blocks")
-    for projection in model.surgery_fastfood:
+    for projection in model.surgery_fastfood__default:
         expected = projection.out_features / projection.padded_size
         assert abs(mean_squared_ratio(projection) / expected - 1.0) < max(0.1, 4 * math.sqrt(2.0 / projection.out_features))
     embedding = 32128 * 768
@@ -85,7 +85,7 @@ def test_output_layer_is_unchanged_after_a_training_step(variant, batch):
         optimizer.zero_grad()
         model(**batch).loss.backward()
         optimizer.step()
-    assert model.surgery.intrinsic.z.abs().sum() > 0
+    assert model.surgery.adapters.default.intrinsic.z.abs().sum() > 0
     with torch.no_grad():
         model(**batch)
     # The output layer computes with its pretrained weights, before and after training...
@@ -117,7 +117,7 @@ def test_t5_base_keeps_the_papers_0009_percent_with_the_output_layer_frozen():
     model = t5_base_on_meta()
     report = surgery.report(surgery.apply(model, "intrinsic-said"))
     assert report.trainable == 20_000 and f"{report.percent:.3f}" == "0.009"
-    names = model.surgery.intrinsic.tensor_names
+    names = model.surgery.adapters.default.intrinsic.tensor_names
     assert len(names) == 257 and "shared.weight" in names and "lm_head.weight" not in names
     hooked = {name for name, module in model.named_modules()
               if any(isinstance(h, SubstituteIntrinsicWeights) for h in module._forward_pre_hooks.values())}

@@ -43,8 +43,8 @@ def _worker(rank: int, world: int, init_file: str, out_dir: str) -> None:
     half = slice(2 * rank, 2 * rank + 2)
     ddp(input_ids=inputs[half], labels=labels[half]).loss.backward()
     optimizer.step()
-    torch.save({"rule": model.surgery.shared.weight.detach().clone(),
-                "tied": all(m.rule_module.weight is model.surgery.shared.weight
+    torch.save({"rule": model.surgery.adapters.default.shared.weight.detach().clone(),
+                "tied": all(m.rule_module.weight is model.surgery.adapters.default.shared.weight
                             for _, m in model.named_modules() if hasattr(m, "rule_module"))},
                f"{out_dir}/rank{rank}.pt")
     dist.destroy_process_group()
@@ -58,11 +58,11 @@ def test_shared_rule_under_ddp_matches_single_process(tmp_path):
 
     # One process, both halves: the mean of the two half-batch losses has the DDP gradient.
     model = _model()
-    start = model.surgery.shared.weight.detach().clone()
+    start = model.surgery.adapters.default.shared.weight.detach().clone()
     optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.5)
     inputs, labels = _batches()
     loss = sum(model(input_ids=inputs[h], labels=labels[h]).loss for h in (slice(0, 2), slice(2, 4))) / 2
     loss.backward()
     optimizer.step()
-    assert not torch.equal(model.surgery.shared.weight, start)
-    torch.testing.assert_close(ranks[0]["rule"], model.surgery.shared.weight.detach(), rtol=1e-5, atol=1e-7)
+    assert not torch.equal(model.surgery.adapters.default.shared.weight, start)
+    torch.testing.assert_close(ranks[0]["rule"], model.surgery.adapters.default.shared.weight.detach(), rtol=1e-5, atol=1e-7)

@@ -233,10 +233,10 @@ def test_a_frozen_added_tensor_is_saved_too(tmp_path):
     """A rule that is not trained (learn_rule: false) is still part of the function: it is saved."""
     recipe = {**TINY_COMPACTER, "options": {**TINY_COMPACTER["options"], "learn_rule": False, "rule_init_std": 0.5}}
     model = trained(spliced(recipe))
-    assert not model.surgery.shared.weight.requires_grad
+    assert not model.surgery.adapters.default.shared.weight.requires_grad
     fresh = tiny_model()
     surgery.load_adapter(fresh, surgery.save_adapter(model, tmp_path / "a"))
-    torch.testing.assert_close(fresh.surgery.shared.weight, model.surgery.shared.weight, rtol=0, atol=0)
+    torch.testing.assert_close(fresh.surgery.adapters.default.shared.weight, model.surgery.adapters.default.shared.weight, rtol=0, atol=0)
     assert_same_outputs(model, fresh.eval(), "T5ForConditionalGeneration")
 
 
@@ -257,4 +257,4 @@ def test_loading_into_a_base_with_other_weights_is_refused(tmp_path, batch):
         surgery.load_adapter(other, folder)
     assert not hasattr(other, "surgery")
     surgery.load_adapter(other, folder, allow_other_base=True)   # the explicit override
-    assert torch.equal(other.surgery.shared.weight, model.surgery.shared.weight)
+    assert torch.equal(other.surgery.adapters.default.shared.weight, model.surgery.adapters.default.shared.weight)

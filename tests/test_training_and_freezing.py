@@ -41,22 +41,22 @@ def test_one_step_changes_exactly_the_trainable_parameters(variant, batch, name)
 def test_shared_rule_is_one_tensor_used_everywhere(batch):
     model = tiny_model()
     surgery.apply(model, {**surgery.load_recipe("compacter").source, "options": {"projection": "phm", "factorized": True, "shared_rule": True, "n": 2}})
-    rule = model.surgery.shared.weight
+    rule = model.surgery.adapters.default.shared.weight
     users = [m for n, m in model.named_modules() if hasattr(m, "rule_module")]
     assert len(users) == 2 * 2 * (2 + 2)  # down + up, 2 sites, 4 blocks
     assert all(m.rule_module.weight is rule for m in users)
     names = [n for n, _ in model.named_parameters(remove_duplicate=False) if n.endswith("weight") and _ is rule]
     assert names == ["surgery.shared.weight"]  # registered (and so counted and saved) once
     model.to(torch.bfloat16)
-    assert all(m.rule_module.weight is model.surgery.shared.weight for m in users)
-    assert model.surgery.shared.weight.dtype == torch.bfloat16
+    assert all(m.rule_module.weight is model.surgery.adapters.default.shared.weight for m in users)
+    assert model.surgery.adapters.default.shared.weight.dtype == torch.bfloat16
 
 
 def test_learn_rule_false_freezes_the_rule():
     model = tiny_model()
     report = surgery.report(surgery.apply(model, {"method": "adapter", "sites": ["after_ffn"], "train": ["layer_norms"],
                                    "options": {"projection": "phm", "factorized": True, "shared_rule": True, "n": 2, "learn_rule": False}}))
-    assert not model.surgery.shared.weight.requires_grad
+    assert not model.surgery.adapters.default.shared.weight.requires_grad
     assert "shared" not in report.groups
 
 

@@ -1,0 +1,114 @@
+"""For one call of a module, a computed tensor in place of one of its parameters.
+
+The one mechanism behind every adapter's own copies of base tensors (`surgery.base_copies`) and
+behind methods that reparametrise weights (Intrinsic-SAID's θ₀ + λ·P·z). A forward pre-hook puts
+the computed tensor into the module's ``__dict__`` under the parameter's name (an instance
+attribute wins over ``nn.Module.__getattr__``, so the module's own forward reads it) and a forward
+hook, always called (also after an exception), takes it out again. Nothing is held between calls:
+a substitution finds its tensors by name when it runs, so replacing a module's parameters
+(``load_state_dict(assign=True)``, ``to_empty``, ``.to()`` with overwrite-on-conversion) or copying
+the model (``copy.deepcopy``, pickle) keeps it working.
+
+Several substitutions on one module run in the order they were registered; each sees the value in
+effect so far (``current``: the parameter, or what an earlier one put there). `SubstituteCache` is
+the one rule for keeping a computed value across calls.
+
+>>> import torch
+>>> from torch import nn
+>>> class Doubled:
+...     attributes = ("weight",)
+...     def value(self, module, attribute, current, args):
+...         return 2 * current
+>>> layer = nn.Linear(1, 1, bias=False)
+>>> with torch.no_grad(): _ = layer.weight.fill_(3.0)
+>>> handles = substitute(layer, Doubled())
+>>> layer(torch.ones(1, 1)).item(), layer.weight.item()   # the call reads 6; the parameter stays 3
+(6.0, 3.0)
+>>> for handle in handles: handle.remove()
+>>> layer(torch.ones(1, 1)).item()
+3.0
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+import torch
+from torch import nn
+from torch.utils.hooks import RemovableHandle
+
+
+class Substitution(Protocol):
+    """What to compute in place of some of a module's parameters."""
+
+    attributes: Sequence[str]   # the parameter names it may replace
+
+    def value(self, module: nn.Module, attribute: str, current: torch.Tensor, args: tuple[Any, ...]) -> torch.Tensor | None:
+        """The tensor the module reads for `attribute` in this call (None: `current`, unchanged)."""
+
+
+class SubstituteTensors:
+    """Forward pre-hook: the module reads what `substitution` computes instead of its parameters."""
+
+    surgery_engine = True
+
+    def __init__(self, substitution: Substitution):
+        self.substitution = substitution
+
+    def __call__(self, module: nn.Module, args: tuple[Any, ...]) -> None:
+        for attribute in self.substitution.attributes:
+            value = self.substitution.value(module, attribute, getattr(module, attribute), args)
+            if value is not None:
+                module.__dict__[attribute] = value
+
+
+class RestoreParameters:
+    """Forward hook (always called): the module's attributes are its parameters again."""
+
+    surgery_engine = True
+
+    def __init__(self, attributes: Sequence[str]):
+        self.attributes = tuple(attributes)
+
+    def __call__(self, module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
+        for attribute in self.attributes:
+            module.__dict__.pop(attribute, None)
+
+
+def substitute(module: nn.Module, substitution: Substitution, *, first: bool = False) -> list[RemovableHandle]:
+    """Register `substitution` on `module`; returns the two hooks' handles (remove both to undo).
+
+    `first`: run before the module's other pre-hooks (the engine's copies of base tensors do, so a
+    method's substitution sees the value of the adapter in effect).
+    """
+    return [module.register_forward_pre_hook(SubstituteTensors(substitution), prepend=first),
+            module.register_forward_hook(RestoreParameters(substitution.attributes), always_call=True)]
+
+
+def remove_hooks(handles: Sequence[RemovableHandle]) -> None:
+    """Remove hooks by their handles (a hook already gone is skipped)."""
+    for handle in handles:
+        handle.remove()
+
+
+class SubstituteCache(dict):
+    """slot → (key, value): a value computed where nothing needs its gradient, kept until one of its
+    inputs changes (its version counter, storage, device or dtype). Copies and pickles start empty.
+
+    >>> cache, x = SubstituteCache(), torch.ones(2)
+    >>> cache.value(0, (x,), lambda: x * 2) is cache.value(0, (x,), lambda: x * 3)   # kept
+    True
+    >>> _ = x.add_(1); cache.value(0, (x,), lambda: x * 3).tolist()                   # x changed: computed again
+    [6.0, 6.0]
+    """
+
+    def __reduce__(self):
+        return (SubstituteCache, ())
+
+    def value(self, slot: Any, inputs: Sequence[torch.Tensor], compute: Callable[[], torch.Tensor]) -> torch.Tensor:
+        key = tuple((t._version, t.data_ptr(), t.device, t.dtype) for t in inputs)
+        held = self.get(slot)
+        if held is None or held[0] != key:
+            held = self[slot] = (key, compute())
+        return held[1]
