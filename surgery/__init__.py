@@ -22,12 +22,12 @@ from .fold import fold
 from .inspect import list_sites
 from .mixed import mixed_batch
 from .naming import DEFAULT_ADAPTER
-from .pretrained import from_pretrained, push_to_hub
+from .pretrained import from_pretrained, push_to_hub, save_pretrained
 from .sharding import shard_model
 
 __all__ = [
     "CheckpointError", "DEFAULT_ADAPTER", "Plan", "Recipe", "RecipeError", "Report", "SITE_NAMES", "SurgeryError",
     "TraceError", "active_adapters", "apply", "bundled_recipes", "check_can_be_named", "disabled", "fold", "from_pretrained", "list_adapters",
     "list_sites", "load_adapter", "load_recipe", "mixed_batch", "plan", "plan_of", "push_to_hub", "remove", "report",
-    "save_adapter", "set_active", "shard_model",
+    "save_adapter", "save_pretrained", "set_active", "shard_model",
 ]

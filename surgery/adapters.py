@@ -40,6 +40,7 @@ from .method import Method, get_method_class
 from .naming import ADAPTERS, ATTACHED_PREFIX, STATE, container_path
 from .options import parse_options
 from .base_copies import install_hooks
+from .config_record import record_adapters
 from .recipe import load_recipe
 from .scope import AdapterScope
 from .splice import SplicedBlockMixin, unsplice_adapter
@@ -47,13 +48,8 @@ from .substitute import remove_hooks
 from .state import AdapterRecord, SurgeryState, surgery_state
 from .transaction import all_or_nothing
 
-__all__ = ["ON_LAST_REMOVED", "active_adapters", "disabled", "list_adapters", "remove", "set_active"]
+__all__ = ["active_adapters", "disabled", "list_adapters", "remove", "set_active"]
 
-
-
-# Called with the model when its last adapter is removed (or folded): those who set something up in
-# AFTER_APPLY (surgery.pretrained's save_pretrained, surgery.mixed's adapter_names) take it down.
-ON_LAST_REMOVED: list = []
 
 
 def list_adapters(model: nn.Module) -> list[str]:
@@ -110,6 +106,7 @@ def set_active(model: nn.Module, names: str | Sequence[str]) -> None:
         state.routing.active = chosen
         state.routing.changed()
         update_trainable(inner, state)
+    record_adapters(inner)
 
 
 def _refuse_without_base(state: SurgeryState, what: str) -> None:
@@ -174,8 +171,6 @@ def take_out(model: nn.Module, name: str) -> None:
     for parameter_name, parameter in model.named_parameters():
         parameter.requires_grad_(state.base_requires_grad.get(parameter_name, parameter.requires_grad))
     delattr(model, STATE)
-    for callback in ON_LAST_REMOVED:
-        callback(model)
 
 
 def remove(model: nn.Module, name: str) -> None:
@@ -193,3 +188,4 @@ def remove(model: nn.Module, name: str) -> None:
     _refuse_without_base(state, f"remove adapter {name!r}")
     with all_or_nothing(model):
         take_out(model, name)
+    record_adapters(model)

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from .errors import RecipeError
-from .naming import STATE, is_added
+from .naming import is_added
 
 
 def format_bytes(count: float) -> str:

@@ -41,6 +41,7 @@ from torch import nn
 
 from .adapters import method_of, scope_of, take_out
 from .base_copies import write_into_base
+from .config_record import record_adapters
 from .distributed import is_sharded, unwrap
 from .errors import SurgeryError
 from .families import detect_family
@@ -81,3 +82,4 @@ def fold(model: nn.Module, name: str | None = None) -> None:
         take_out(model, name)
         with snapshot.recording_writes():
             write()
+    record_adapters(model)

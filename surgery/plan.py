@@ -22,7 +22,6 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +43,7 @@ from .method import Method, SiteContext, get_method_class
 from .options import parse_options
 from .overrides import with_overrides
 from .base_copies import install_hooks, take_copies
+from .config_record import record_adapters
 from .substitute import remove_hooks
 from .planned import Plan, PlannedSplice, SiteOccupancy
 from .recipe import Recipe, load_recipe, select_layers
@@ -59,11 +59,8 @@ from .tracing import trace_block
 from .trained import adapter_tensors, tensor_layout
 from .transaction import all_or_nothing
 
-__all__ = ["AFTER_APPLY", "Plan", "PlannedSplice", "SurgeryState", "apply", "check_can_be_named", "plan", "report"]
+__all__ = ["Plan", "PlannedSplice", "SurgeryState", "apply", "check_can_be_named", "plan", "report"]
 
-# Called with the model at the end of every `apply`. `surgery.pretrained` adds the hook that makes
-# `model.save_pretrained` write the adapter files too (it cannot be imported here: it saves adapters).
-AFTER_APPLY: list[Callable[[nn.Module], None]] = []
 ModelT = TypeVar("ModelT", bound=nn.Module)  # apply returns the model it was given, of the same class
 
 
@@ -410,8 +407,7 @@ def apply(model: ModelT, recipe: str | Path | dict | Recipe | Plan, *, name: str
         refuse_non_finite_init(model, base_was_finite, the_plan.method.options)
         state = getattr(model, STATE)
         state.records[name].plan = the_plan
-        for callback in AFTER_APPLY:
-            callback(model)
+    record_adapters(model)
     return model
 
 

@@ -3,12 +3,13 @@
 transformers' `from_pretrained` builds the model class from its config, so it cannot know that
 blocks had modules spliced in: it reports their tensors as UNEXPECTED and drops them. So
 
-* `surgery.apply` gives the model its own `save_pretrained` (`SaveSplicedPretrained`): the
-  usual transformers save (base and inserted tensors in ``model.safetensors``), then the adapter
-  files and a model card beside it, which say how to load it back (a model with several adapters:
-  the first one's files there, every other one's in ``adapters/<name>/``);
-* `surgery.from_pretrained(folder_or_repo)` brings such a folder back whole: the base class from
-  the folder, the recipe applied, the trained tensors loaded. Given an adapter folder (or repo)
+* transformers' own ``model.save_pretrained(folder)`` writes the base, every adapter's tensors
+  (under their live names) and, in ``config.json``, each adapter's name and recipe
+  (`surgery.config_record`): enough to rebuild the model; no method of the model is replaced;
+* `surgery.save_pretrained(model, folder)` does the same and writes each adapter's own files and a
+  model card beside it (the first adapter's files there, every other one's in ``adapters/<name>/``);
+* `surgery.from_pretrained(folder_or_repo)` brings either folder back whole: the base class from
+  the folder, the recipes applied, the trained tensors loaded. Given an adapter folder (or repo)
   instead, it loads the base model the adapter records, then the adapter (like PEFT's
   ``AutoPeftModel.from_pretrained``);
 * `surgery.push_to_hub(model, repo_id)` uploads the adapter folder (tensors, recipe, card) with
@@ -40,35 +41,34 @@ import transformers
 from safetensors import SafetensorError
 from torch import nn
 
-from .adapters import ON_LAST_REMOVED, list_adapters, set_active
+from .adapters import list_adapters, set_active
 from .checkpoint import read_adapter_config, resolve_checkpoint, write_adapter
 from .checkpoint import load_adapter as _load_adapter
+from .config_record import recorded_adapters
 from .distributed import rank
 from .errors import CheckpointError
-from .plan import AFTER_APPLY
+from .naming import is_added
+from .plan import apply
 
 logger = logging.getLogger(__name__)
 
 
-class SaveSplicedPretrained:
-    """Set as `model.save_pretrained` by `surgery.apply`: transformers' save, then the adapter files."""
+def save_pretrained(model: nn.Module, save_directory: str | Path, *args: Any, **kwargs: Any) -> Any:
+    """``model.save_pretrained(save_directory, ...)``, then each adapter's files and a model card beside it.
 
-    def __init__(self, model: nn.Module):
-        self.model = model
-
-    def __call__(self, save_directory: str | Path, *args: Any, **kwargs: Any) -> Any:
-        model = self.model
-        result = type(model).save_pretrained(model, save_directory, *args, **kwargs)
-        if kwargs.get("is_main_process", True):
-            names = list_adapters(model)
-            first, others = names[0], names[1:]
-            _drop_stale_adapter_folders(Path(save_directory), set(others))
-            write_adapter(model, save_directory, kind="model", name=first)
-            for name in others:  # every further adapter in a folder of its own, as PEFT does
-                write_adapter(model, Path(save_directory) / ADAPTERS_FOLDER / name, kind="adapter", name=name)
-            logger.info("%s holds a spliced model: load it whole with surgery.from_pretrained(%r) "
-                        "(transformers' from_pretrained would load only the base)", save_directory, str(save_directory))
-        return result
+    The folder loads whole with `surgery.from_pretrained`; its adapter files also load alone into a
+    fresh base with `surgery.load_adapter` (the first adapter's in the folder, every other one's in
+    ``adapters/<name>/``, as PEFT lays them out).
+    """
+    result = model.save_pretrained(save_directory, *args, **kwargs)
+    if kwargs.get("is_main_process", True):
+        names = list_adapters(model)
+        first, others = names[0], names[1:]
+        _drop_stale_adapter_folders(Path(save_directory), set(others))
+        write_adapter(model, save_directory, kind="model", name=first)
+        for name in others:  # every further adapter in a folder of its own, as PEFT does
+            write_adapter(model, Path(save_directory) / ADAPTERS_FOLDER / name, kind="adapter", name=name)
+    return result
 
 
 def _drop_stale_adapter_folders(folder: Path, keep: set[str]) -> None:
@@ -82,19 +82,6 @@ def _drop_stale_adapter_folders(folder: Path, keep: set[str]) -> None:
                 shutil.rmtree(sub)
 
 
-def install_save_hook(model: nn.Module) -> None:
-    """Give a spliced model the `save_pretrained` that keeps its adapters (done by every `surgery.apply`)."""
-    if hasattr(type(model), "save_pretrained"):
-        model.save_pretrained = SaveSplicedPretrained(model)
-
-
-def remove_save_hook(model: nn.Module) -> None:
-    if isinstance(model.__dict__.get("save_pretrained"), SaveSplicedPretrained):
-        del model.__dict__["save_pretrained"]
-
-
-AFTER_APPLY.append(install_save_hook)
-ON_LAST_REMOVED.append(remove_save_hook)
 # `save_pretrained` of a model with several adapters: the first one's files beside the model, each
 # other one's in adapters/<name>/ (a complete adapter folder).
 ADAPTERS_FOLDER = "adapters"
@@ -169,6 +156,9 @@ def from_pretrained(name_or_path: str | Path, *, model_class: type | None = None
         **kwargs: passed to the class's `from_pretrained` (dtype, device_map, quantization_config, ...).
     """
     folder = resolve_checkpoint(name_or_path, revision, token)
+    recorded = _recorded_in_config(folder)
+    if recorded is not None and not (folder / "t5_surgery_adapter.json").is_file():
+        return _from_config_record(folder, *recorded, model_class=model_class, **kwargs)
     record = read_adapter_config(folder)
     cls = _model_class(record["base"]["model_class"], model_class)
     if (folder / "config.json").is_file() and base_model is None:
@@ -192,7 +182,57 @@ def from_pretrained(name_or_path: str | Path, *, model_class: type | None = None
         for sub in sorted(p for p in others.iterdir() if p.is_dir()):
             extra = read_adapter_config(sub)
             _load_adapter(model, sub, allow_other_base=allow_other_base, name=extra.get("adapter_name", sub.name))
-        set_active(model, record.get("adapter_name") or "default")
+        active = (recorded[1].get("active") if recorded is not None else None) or [record.get("adapter_name") or "default"]
+        set_active(model, active)
+    return model
+
+
+def _recorded_in_config(folder: Path) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """(config.json's contents, its adapters record) for a folder of ``save_pretrained`` of a spliced model;
+    None for any other folder."""
+    path = folder / "config.json"
+    if not path.is_file():
+        return None
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise CheckpointError(f"{path} is not a readable JSON model config ({error})") from None
+    record = recorded_adapters(config, str(path)) if isinstance(config, dict) else None
+    return None if record is None else (config, record)
+
+
+def _added_tensors(folder: Path) -> dict[str, Any]:
+    """Every tensor surgery added, from the folder's weight files (one file or shards)."""
+    from safetensors import safe_open
+
+    tensors = {}
+    for path in sorted(folder.glob("*.safetensors")):
+        with _named_on_failure(f"cannot read {path}"), safe_open(str(path), framework="pt") as weights:
+            for key in weights.keys():
+                if is_added(key):
+                    tensors[key] = weights.get_tensor(key)
+    return tensors
+
+
+def _from_config_record(folder: Path, config: dict[str, Any], record: dict[str, Any], *, model_class: type | None,
+                        **kwargs: Any) -> nn.Module:
+    """The model transformers' ``save_pretrained`` wrote: the base, each recorded recipe applied, its tensors loaded."""
+    architectures = config.get("architectures") or [None]
+    cls = _model_class(architectures[0], model_class)
+    with _spliced_keys_expected(cls), _named_on_failure(f"cannot load the model from {folder}"):
+        model = cls.from_pretrained(folder, **kwargs)
+    for entry in record["adapters"]:
+        apply(model, entry["recipe"], name=entry["name"])
+    tensors = _added_tensors(folder)
+    expected = {name: tensor for name, tensor in model.state_dict().items() if is_added(name)}
+    missing, unexpected = sorted(set(expected) - set(tensors)), sorted(set(tensors) - set(expected))
+    wrong = [n for n in expected if n in tensors and tuple(tensors[n].shape) != tuple(expected[n].shape)]
+    if missing or unexpected or wrong:
+        raise CheckpointError(f"{folder}: its weights do not hold what the adapters recorded in config.json add "
+                              f"(missing: {missing[:3]}, unexpected: {unexpected[:3]}, other shape: {wrong[:3]}); "
+                              "the folder mixes files of two saves")
+    model.load_state_dict(tensors, strict=False)
+    set_active(model, record.get("active") or [record["adapters"][0]["name"]])
     return model
 
 

@@ -16,13 +16,12 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import nn
 
 from .distributed import is_sharded, original_class, sharded_state, unwrap
 from .errors import CheckpointError
 from .fingerprint import weight_differences
-from .naming import STATE, is_added
+from .naming import is_added
 from .quantization import logical_shape
 from .trained import clean_name as _clean
 

@@ -70,7 +70,7 @@ class Routing:
         count = len(self.examples)
         if rows % count:
             raise SurgeryError(f"the mixed batch names an adapter for {count} examples, but a tensor of this forward "
-                               f"has {rows} rows (not a multiple of {count}): give adapter_names one entry per example")
+                               f"has {rows} rows (not a multiple of {count}): give surgery.mixed_batch one adapter name (or None) per example")
         return rows // count
 
     def row_groups(self, rows: int, device: torch.device) -> list[tuple[str, torch.Tensor | None]]:

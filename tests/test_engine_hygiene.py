@@ -72,7 +72,7 @@ def test_an_allocation_failure_still_names_the_size_option(raising_method, error
     assert _unchanged(model, before) and not hasattr(model, "surgery")
 
 
-# -- generate / save_pretrained patched while adapters exist, gone after the last; plan_of ------
+# -- no method of the model replaced, no callback lists; the adapters recorded in the config; plan_of --
 
 def _hook_count(model):
     return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in model.modules())
@@ -83,22 +83,31 @@ def test_the_runner_reads_no_private_plan_attribute():
         assert "_surgery_plan" not in path.read_text(), path
 
 
-def test_generate_and_save_pretrained_work_after_apply_and_are_gone_after_the_last_remove(tmp_path):
+def test_no_import_time_callback_lists_and_no_patched_methods():
+    for path in (ROOT / "surgery").glob("*.py"):
+        text = path.read_text()
+        assert "AFTER_APPLY" not in text and "ON_LAST_REMOVED" not in text, path
+
+
+def test_apply_replaces_no_method_of_the_model_and_remove_leaves_nothing_behind(tmp_path):
     model = tiny_model().eval()
-    hooks_before = _hook_count(model)
+    hooks_before, attributes_before = _hook_count(model), set(vars(model))
+    config_before = model.config.to_dict()
     surgery.apply(model, "adapter")
     surgery.apply(model, "bitfit", name="b")
+    assert set(vars(model)) == attributes_before            # no instance attribute: generate, save_pretrained are the class's
+    assert [a["name"] for a in model.config.t5_surgery["adapters"]] == ["default", "b"]
     ids = torch.tensor([[3, 4, 5, 1], [6, 7, 1, 0]])
-    both = model.generate(input_ids=ids, max_new_tokens=3, do_sample=False, adapter_names=["default", "b"])
     with surgery.mixed_batch(model, ["default", "b"]):
-        assert torch.equal(both, type(model).generate(model, input_ids=ids, max_new_tokens=3, do_sample=False))
-    model.save_pretrained(tmp_path)
-    assert (tmp_path / "t5_surgery_adapter.json").is_file() and (tmp_path / "adapters" / "b").is_dir()
+        both = model.generate(input_ids=ids, max_new_tokens=3, do_sample=False)
+    for row, name in enumerate(["default", "b"]):
+        surgery.set_active(model, name)
+        alone = model.generate(input_ids=ids[row:row + 1], max_new_tokens=3, do_sample=False)
+        assert torch.equal(both[row:row + 1, : alone.shape[1]], alone)
+    assert model.config.t5_surgery["active"] == ["b"]
     surgery.remove(model, "b")
-    assert "generate" in vars(model) and "save_pretrained" in vars(model)   # one adapter left: still patched
     surgery.remove(model, "default")
-    assert not {"generate", "save_pretrained"} & set(vars(model))
-    assert not [k for k in vars(model) if "surgery" in k]
+    assert set(vars(model)) == attributes_before and model.config.to_dict() == config_before
     assert _hook_count(model) == hooks_before
 
 

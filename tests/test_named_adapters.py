@@ -137,15 +137,14 @@ def test_a_list_runs_the_adapters_in_order_at_each_site(two, batch):
 def test_mixed_batch_equals_each_example_run_with_its_adapter(two, batch):
     model, a, b, base = two
     names = ["rte", None, "default"]
-    mixed = logits(model, batch, adapter_names=names)
+    with surgery.mixed_batch(model, names):
+        mixed = logits(model, batch)
     for row, reference in enumerate((b, base, a)):
         # Same batch, one adapter for every row: the base's computations are the same operations; the
         # adapters see a gathered sub-batch, so float32 rounding may differ in the last bits.
         torch.testing.assert_close(mixed[row], logits(reference, batch)[row], rtol=0, atol=1e-5)
         alone_rows = {k: v[row:row + 1] for k, v in batch.items()}
         torch.testing.assert_close(mixed[row], logits(reference, alone_rows)[0], rtol=0, atol=1e-5)
-    with surgery.mixed_batch(model, names):
-        assert torch.equal(logits(model, batch), mixed)
     assert torch.equal(logits(model, batch), logits(b, batch))        # back to the active adapter after
 
 
@@ -154,8 +153,8 @@ def test_mixed_batch_generate_with_beams_and_cache_equals_each_adapter_alone(two
     ids, mask = batch["input_ids"], batch["attention_mask"]
     names = ["default", "rte", None]
     for options in ({"num_beams": 3}, {"num_beams": 2, "num_return_sequences": 2}, {"do_sample": False}):
-        with torch.no_grad():
-            mixed = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=6, adapter_names=names, **options)
+        with torch.no_grad(), surgery.mixed_batch(model, names):
+            mixed = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=6, **options)
             per = [m.generate(input_ids=ids, attention_mask=mask, max_new_tokens=6, **options) for m in (a, b, base)]
         repeat = options.get("num_return_sequences", 1)
         for example, reference in enumerate(per):
@@ -165,10 +164,12 @@ def test_mixed_batch_generate_with_beams_and_cache_equals_each_adapter_alone(two
 
 def test_mixed_batch_names_must_match_the_batch(two, batch):
     model, _, _, _ = two
-    with pytest.raises(SurgeryError, match="names 2 examples, but the batch has 3"):
-        logits(model, batch, adapter_names=["rte", None])
+    with pytest.raises(SurgeryError, match="names an adapter for 2 examples, but a tensor of this forward has 3 rows"):
+        with surgery.mixed_batch(model, ["rte", None]):
+            logits(model, batch)
     with pytest.raises(SurgeryError, match="no adapter named 'sst2'"):
-        logits(model, batch, adapter_names=["sst2", None, None])
+        with surgery.mixed_batch(model, ["sst2", None, None]):
+            logits(model, batch)
 
 
 def test_the_plan_shows_which_adapters_sit_at_each_site(two):
@@ -230,13 +231,17 @@ def test_save_adapter_without_a_name_takes_the_one_in_effect(two, tmp_path):
     assert record["recipe"]["name"] == "compacter++" and "adapter_name" not in record
 
 
-def test_save_pretrained_keeps_every_adapter(two, tmp_path, batch):
+@pytest.mark.parametrize("save", ["transformers", "surgery"])
+def test_save_pretrained_keeps_every_adapter(two, tmp_path, batch, save):
     model, a, b, _ = two
-    model.save_pretrained(tmp_path / "whole")
-    assert (tmp_path / "whole" / "adapters" / "rte" / "t5_surgery_adapter.json").is_file()
+    if save == "transformers":   # transformers' own save: the recipes travel in config.json
+        model.save_pretrained(tmp_path / "whole")
+        assert not (tmp_path / "whole" / "t5_surgery_adapter.json").exists()
+    else:                        # plus each adapter's own files
+        surgery.save_pretrained(model, tmp_path / "whole")
+        assert (tmp_path / "whole" / "adapters" / "rte" / "t5_surgery_adapter.json").is_file()
     again = surgery.from_pretrained(tmp_path / "whole", attn_implementation="eager").eval()
-    assert surgery.list_adapters(again) == ["default", "rte"]
-    surgery.set_active(again, "rte")
+    assert surgery.list_adapters(again) == ["default", "rte"] and surgery.active_adapters(again) == ["rte"]
     assert torch.equal(logits(again, batch), logits(b, batch))
     surgery.set_active(again, "default")
     assert torch.equal(logits(again, batch), logits(a, batch))

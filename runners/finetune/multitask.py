@@ -10,7 +10,7 @@ trained, the same model scores each task again:
 * **alone** — the test score right after the adapter trained (its best validation checkpoint);
 * **shared base** — `surgery.set_active(model, task)` on the model that now holds every adapter;
 * **mixed batches** — all tasks' test examples in one stream, each with its own adapter in every
-  batch (``generate(..., adapter_names=[...])``), for the methods that allow it (site adapters,
+  batch (``with surgery.mixed_batch(model, names): model.generate(...)``), for the methods that allow it (site adapters,
   BitFit); ``—`` for the others.
 
 The three agree (the last up to float rounding in the batches), which is the point: one base
@@ -171,7 +171,8 @@ def score_on_the_shared_base(model, tokenizer, tasks, jobs: list[Job], data, opt
     for start in range(0, len(order), batch_size):
         chosen = [streams[k] for k in order[start:start + batch_size]]
         batch = {k: v.to(device) for k, v in collate_sources([c[3] for c in chosen], tokenizer.pad_token_id).items()}
-        output = model.generate(**batch, generation_config=config, adapter_names=[c[1] for c in chosen])
+        with surgery.mixed_batch(model, [c[1] for c in chosen]):
+            output = model.generate(**batch, generation_config=config)
         for (task_name, _, index, _, length), tokens in zip(chosen, output):
             # greedy: the first `length` tokens are what the task's own max_new_tokens would give
             predictions[task_name][index] = tokenizer.decode(tokens[: length + 1], skip_special_tokens=True).strip()
