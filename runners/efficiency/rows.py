@@ -106,7 +106,7 @@ def trace_every_block_with_nothing_spliced(model: nn.Module) -> None:
     dtype = next(model.parameters()).dtype
     for stack, blocks in family.blocks(model).items():
         for index, block in enumerate(blocks):
-            splice_block(block, family, {}, dtype, f"{stack}.block.{index}")
+            splice_block(block, family, {}, dtype, f"{stack}.block.{index}", "default")
 
 
 def count_trainable(model: nn.Module) -> tuple[int, float]:
