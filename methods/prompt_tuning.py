@@ -221,6 +221,7 @@ class PromptTuning(Method):
 
     def validate(self, dims: ModelDims, family: ModelFamily) -> None:
         o = self.options
+        self.check_family(dims, family)
         budget_reason = (
             f"leaves no room for input tokens: T5 has relative positions (no position table), so the budget is "
             f"options.max_source_length = {o.max_source_length}, the longest encoder input prompt included; "
@@ -228,12 +229,32 @@ class PromptTuning(Method):
         )
         require(o.length < o.max_source_length, "options.length", o.length,
                 f"an integer in [1, {o.max_source_length - 1}]", reason=budget_reason)
-        if dims.max_positions is not None:
-            require(o.length < dims.max_positions, "options.length", o.length, f"less than the model's {dims.max_positions} positions")
         if o.init == "vocab":
             high = min(o.vocab_high, dims.vocab_size)
             require(0 <= o.vocab_low < high, "options.vocab_low", o.vocab_low,
                     f"an id in [0, {high}) (vocab_high {o.vocab_high} clipped to the vocabulary size {dims.vocab_size})")
+
+    def check_family(self, dims: ModelDims, family: ModelFamily) -> None:
+        """Refuse models the prompt cannot enter as the paper's does: into an encoder with relative positions.
+
+        >>> from surgery.families import LLAMA_FAMILY
+        >>> from surgery.family import ModelDims
+        >>> dims = ModelDims(64, 128, 4, 100, {"decoder": 2}, False, 2048)
+        >>> PromptTuning(PromptTuningOptions()).check_family(dims, LLAMA_FAMILY)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        surgery.errors.RecipeError: recipe key 'method': 'prompt_tuning' ... llama models have no encoder stack...
+        """
+        valid = "an encoder-decoder or encoder-only model with relative positions (the T5 families)"
+        if "encoder" not in dims.stack_depths:
+            raise RecipeError("method", self.name, valid=valid, reason=(
+                f"prepends trained vectors to the encoder's input embeddings, but {family.name} models have no encoder "
+                f"stack (only {', '.join(dims.stack_depths)}); prompt tuning of decoder-only models is not supported yet"))
+        if dims.max_positions is not None:
+            raise RecipeError("method", self.name, valid=valid, reason=(
+                f"prepends trained vectors to the encoder's input, but {family.name} models learn one position embedding "
+                f"per index ({dims.max_positions} of them), so the prompt would move every token to another position; "
+                "this is not supported yet"))
 
     def size_key(self, dims: ModelDims) -> str:
         return "options.length"
