@@ -164,6 +164,64 @@ class DropPromptStates:
         return output
 
 
+class PrependPromptToDecoderOnly:
+    """Forward pre-hook of a decoder-only model's stack (Llama, GPT-2, ...): the prompt goes before the
+    input embeddings on the call that starts a sequence (no cache yet); on every call the caller's
+    attention mask gains the prompt's ones in front and explicit positions move up by its length
+    (the prompt holds positions 0 … P−1), so cached generation steps line up with the prompt in the cache.
+    """
+
+    def __init__(self, prompt: SoftPrompt, scope: AdapterScope):
+        self.prompt, self.scope = prompt, scope
+        self.prepended = False  # read by DropPromptStatesOnce after the same call
+
+    def __call__(self, stack: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]):
+        self.prepended = False
+        if not self.scope.is_active():
+            return None
+        kwargs = _as_keywords(stack, args, kwargs)
+        length = self.prompt.length
+        cache = kwargs.get("cache", kwargs.get("past_key_values"))
+        starts = cache is None or cache.get_seq_length() == 0
+        if starts:
+            embeds, input_ids = kwargs.get("inputs_embeds"), kwargs.get("input_ids")
+            if embeds is None:
+                if input_ids is None:
+                    return None  # let the stack raise its own error about missing inputs
+                embeds = stack.get_input_embeddings()(input_ids)
+            kwargs["input_ids"] = None
+            kwargs["inputs_embeds"] = self.prompt.prepend(embeds)
+            if kwargs.get("token_type_ids") is not None:
+                types = kwargs["token_type_ids"]
+                kwargs["token_type_ids"] = torch.cat([types.new_zeros(types.shape[0], length), types], dim=1)
+        if kwargs.get("attention_mask") is not None:
+            kwargs["attention_mask"] = self.prompt.extend_mask(kwargs["attention_mask"])
+        positions = kwargs.get("position_ids")
+        if positions is not None:
+            positions = positions + length
+            if starts:
+                own = torch.arange(length, device=positions.device, dtype=positions.dtype).expand(positions.shape[0], -1)
+                positions = torch.cat([own, positions], dim=1)
+            kwargs["position_ids"] = positions
+        self.prepended = starts
+        return (), kwargs
+
+
+class DropPromptStatesOnce(DropPromptStates):
+    """Forward hook of a decoder-only stack: drop the prompt's positions from the output of a call that
+    prepended them, so logits, labels and heads line up with the input tokens."""
+
+    def __init__(self, prompt: SoftPrompt, scope: AdapterScope, prepend: PrependPromptToDecoderOnly):
+        super().__init__(prompt, scope)
+        self.prepend = prepend
+
+    def __call__(self, stack: nn.Module, args: tuple[Any, ...], output: Any) -> Any:
+        if not self.prepend.prepended:
+            return None
+        self.prepend.prepended = False
+        return super().__call__(stack, args, output)
+
+
 SEED_RANGE = Range(minimum=0, maximum=INT64_MAX, valid=f"an integer in [0, {INT64_MAX}]")
 
 
@@ -235,26 +293,24 @@ class PromptTuning(Method):
                     f"an id in [0, {high}) (vocab_high {o.vocab_high} clipped to the vocabulary size {dims.vocab_size})")
 
     def check_family(self, dims: ModelDims, family: ModelFamily) -> None:
-        """Refuse models the prompt cannot enter as the paper's does: into an encoder with relative positions.
+        """Refuse models the prompt cannot enter yet: encoders with learned absolute positions (BART, BERT).
 
-        >>> from surgery.families import LLAMA_FAMILY
+        >>> from surgery.families import BERT_FAMILY
         >>> from surgery.family import ModelDims
-        >>> dims = ModelDims(64, 128, 4, 100, {"decoder": 2}, False, 2048)
-        >>> PromptTuning(PromptTuningOptions()).check_family(dims, LLAMA_FAMILY)  # doctest: +ELLIPSIS
+        >>> dims = ModelDims(64, 128, 4, 100, {"encoder": 2}, True, 512)
+        >>> PromptTuning(PromptTuningOptions()).check_family(dims, BERT_FAMILY)  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
-        surgery.errors.RecipeError: recipe key 'method': 'prompt_tuning' ... llama models have no encoder stack...
+        surgery.errors.RecipeError: recipe key 'method': 'prompt_tuning' ... bert encoders add learned absolute positions...
         """
-        valid = "an encoder-decoder or encoder-only model with relative positions (the T5 families)"
-        if "encoder" not in dims.stack_depths:
-            raise RecipeError("method", self.name, valid=valid, reason=(
-                f"prepends trained vectors to the encoder's input embeddings, but {family.name} models have no encoder "
-                f"stack (only {', '.join(dims.stack_depths)}); prompt tuning of decoder-only models is not supported yet"))
-        if dims.max_positions is not None:
-            raise RecipeError("method", self.name, valid=valid, reason=(
-                f"prepends trained vectors to the encoder's input, but {family.name} models learn one position embedding "
-                f"per index ({dims.max_positions} of them), so the prompt would move every token to another position; "
-                "this is not supported yet"))
+        if "encoder" in dims.stack_depths and dims.max_positions is not None:
+            raise RecipeError("method", self.name, valid="a T5-family model (relative positions) or a decoder-only model", reason=(
+                f"prepends trained vectors to the encoder's input, but {family.name} encoders add learned absolute "
+                f"positions ({dims.max_positions} of them) and build their input embeddings inside the model in their "
+                "own way; prompt tuning of such encoders is not supported yet"))
+        if "encoder" not in dims.stack_depths and dims.max_positions is not None:
+            require(self.options.length < dims.max_positions, "options.length", self.options.length,
+                    f"less than the model's {dims.max_positions} positions")
 
     def size_key(self, dims: ModelDims) -> str:
         return "options.length"
@@ -284,6 +340,11 @@ class PromptTuning(Method):
         scope.container.add_module("prompt", prompt)
 
         stacks = {name: model.get_submodule(path) for name, path in family.stack_paths(model).items()}
+        if "encoder" not in stacks:  # decoder-only (Llama, GPT-2, ...): the prompt goes before the input
+            prepend = PrependPromptToDecoderOnly(prompt, scope)
+            scope.keep(stacks["decoder"].register_forward_pre_hook(prepend, with_kwargs=True))
+            scope.keep(stacks["decoder"].register_forward_hook(DropPromptStatesOnce(prompt, scope, prepend)))
+            return
         scope.keep(stacks["encoder"].register_forward_pre_hook(PrependPromptToEncoder(prompt, scope), with_kwargs=True))
         if "decoder" in stacks:
             scope.keep(stacks["decoder"].register_forward_pre_hook(ExtendCrossAttentionMask(prompt, scope), with_kwargs=True))

@@ -301,13 +301,38 @@ def test_a_dtype_bart_cannot_be_traced_in_is_refused_with_the_dtypes_that_work()
 
 
 @pytest.mark.parametrize("recipe", ["prompt-tuning-r", "prompt-tuning-t"])
-@pytest.mark.parametrize("family,reason", [("llama", "no encoder stack"), ("gpt2", "no encoder stack"),
-                                           ("bart", "one position embedding per index"),
-                                           ("bert", "one position embedding per index")])
-def test_prompt_tuning_is_refused_at_plan_time_where_it_does_not_work_yet(family, reason, recipe):
+@pytest.mark.parametrize("family", ["bart", "bert"])
+def test_prompt_tuning_is_refused_at_plan_time_on_encoders_with_absolute_positions(family, recipe):
     model = make(family, LM_CLASS[family])
-    with pytest.raises(surgery.RecipeError, match=rf"recipe key 'method': 'prompt_tuning'.*{reason}"):
+    with pytest.raises(surgery.RecipeError, match=r"recipe key 'method': 'prompt_tuning'.*learned absolute positions"):
         surgery.plan(model, recipe)
+
+
+@pytest.mark.parametrize("family", ["llama", "gpt2"])
+def test_prompt_tuning_on_a_decoder_only_model_is_the_base_fed_the_prompt_first(family):
+    """Independent reference: the unmodified model given [prompt; token embeddings] and a mask with the
+    prompt's ones in front, the prompt's positions dropped from its logits; `generate` (greedy, beams,
+    KV cache) gives the tokens the base generates from those embeddings."""
+    base = make(family, LM_CLASS[family])
+    model = copy.deepcopy(base)
+    surgery.apply(model, {"method": "prompt_tuning", "options": {"length": 4}})
+    (prompt,) = [p for p in model.parameters() if p.requires_grad]
+    batch = inputs(base)
+    ids, mask = batch["input_ids"], batch["attention_mask"]
+    with torch.no_grad():
+        embeds = torch.cat([prompt.expand(2, -1, -1), base.get_input_embeddings()(ids)], dim=1)
+        extended = torch.cat([torch.ones(2, 4, dtype=mask.dtype), mask], dim=1)
+        expected = base(inputs_embeds=embeds, attention_mask=extended).logits[:, 4:]
+        actual = model(input_ids=ids, attention_mask=mask).logits
+    torch.testing.assert_close(actual, expected, rtol=0, atol=1e-6)
+    assert (actual - logits(base, {"input_ids": ids, "attention_mask": mask})).abs().max() > 1e-4
+    for options in ({"num_beams": 1}, {"num_beams": 3}):
+        generated = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=4, do_sample=False, **options)
+        reference = base.generate(inputs_embeds=embeds, attention_mask=extended, max_new_tokens=4, do_sample=False, **options)
+        assert torch.equal(generated[:, ids.shape[1]:], reference), options
+    model.train()
+    model(input_ids=ids, attention_mask=mask, labels=ids).loss.backward()  # labels line up with the input
+    assert [n for n, p in model.named_parameters() if p.grad is not None] == [n for n, p in model.named_parameters() if p.requires_grad]
 
 
 def test_bitfit_gives_gpt2_conv1d_layers_a_bias_that_acts_as_their_own():
