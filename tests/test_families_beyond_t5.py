@@ -335,18 +335,25 @@ def test_prompt_tuning_on_a_decoder_only_model_is_the_base_fed_the_prompt_first(
     assert [n for n, p in model.named_parameters() if p.grad is not None] == [n for n, p in model.named_parameters() if p.requires_grad]
 
 
-def test_bitfit_gives_gpt2_conv1d_layers_a_bias_that_acts_as_their_own():
-    """GPT-2's linear layers are Conv1D: BitFit trains a bias on each; adding δ to it computes what the
-    base computes with δ added to the layer's existing bias."""
-    base = make("gpt2", "GPT2LMHeadModel")
-    model = copy.deepcopy(base)
+def test_bitfit_on_gpt2_trains_a_bias_on_every_conv1d_layer():
+    model = make("gpt2", "GPT2LMHeadModel")
     report = surgery.report(surgery.apply(model, "bitfit"))
-    hidden, ffn, blocks = 64, 256, 1
+    hidden, ffn = 64, 256
     per_block = 3 * hidden + hidden + ffn + hidden + 2 * hidden  # c_attn, attn c_proj, c_fc, mlp c_proj, ln_1, ln_2
-    assert report.groups["biases"] == blocks * per_block + VOCAB  # + the output layer
-    generator = torch.Generator().manual_seed(0)
+    assert report.groups["biases"] == per_block + VOCAB  # one block, + the output layer
+
+
+@pytest.mark.parametrize("family", ["gpt2", "bert", "bart", "llama"])
+def test_bitfit_biases_act_as_the_layers_own_biases(family):
+    """BitFit's trained bias δ on a layer that has a bias b computes what the base computes with b + δ
+    (so training δ is training the existing bias); on a layer without one, what the base computes with
+    δ added to the layer's output."""
+    base = make(family, LM_CLASS[family])
+    model = copy.deepcopy(base)
+    surgery.apply(model, "bitfit")
     reference = copy.deepcopy(base)
     reference_modules = dict(reference.named_modules())
+    generator = torch.Generator().manual_seed(0)
     with torch.no_grad():
         for name, module in model.named_modules():
             for parameter in module.parameters(recurse=False):
@@ -355,10 +362,9 @@ def test_bitfit_gives_gpt2_conv1d_layers_a_bias_that_acts_as_their_own():
                 delta = torch.randn(parameter.shape, generator=generator) * 0.1
                 parameter.copy_(delta)
                 same = reference_modules[name]
-                if isinstance(same, (tf.pytorch_utils.Conv1D, nn.LayerNorm)):
+                if isinstance(getattr(same, "bias", None), torch.Tensor):
                     same.bias.add_(delta)
-                else:  # the output layer (tied to the embedding, no bias): δ added to its output by hand
-                    assert same is reference.lm_head
+                else:
                     same.register_forward_hook(lambda m, a, out, d=delta: out + d)
     batch = inputs(base)
     torch.testing.assert_close(logits(model, batch), logits(reference, batch), rtol=1e-5, atol=1e-5)
@@ -384,3 +390,15 @@ def test_intrinsic_said_starts_at_the_base_and_every_scale_gets_a_gradient(famil
     names = model.surgery.intrinsic.tensor_names
     idle = {names[i] for i in range(len(names)) if scales.grad[i] == 0}
     assert idle == {"bert": {"cls.predictions.bias"}, "roberta": {"lm_head.bias"}}.get(family, set())
+
+
+@pytest.mark.parametrize("family,class_name,head", [("llama", "LlamaForSequenceClassification", "score"),
+                                                    ("gpt2", "GPT2ForTokenClassification", "classifier"),
+                                                    ("bert", "BertForSequenceClassification", "classifier"),
+                                                    ("bart", "BartForSequenceClassification", "classification_head")])
+def test_the_head_group_trains_each_familys_task_head(family, class_name, head):
+    model = make(family, class_name)
+    head_ids = {id(p) for p in model.get_submodule(head).parameters()}
+    surgery.apply(model, {**tiny_recipe("compacter++"), "train": ["layer_norms", "head"]})
+    trained_ids = {id(p) for p in model.parameters() if p.requires_grad}
+    assert head_ids and head_ids <= trained_ids
