@@ -1,4 +1,4 @@
-"""Prompt tuning (Lester et al., 2021): trainable vectors prepended to the encoder's input embeddings.
+"""Prompt tuning (Lester et al., 2021): trainable vectors prepended to the input embeddings.
 
 The whole model is frozen, layer norms included; only the prompt — `length` × d_model numbers,
 76,800 on T5-base (0.034 %, paper Table 1) — trains. Two initialisations (paper §5.1):
@@ -33,6 +33,16 @@ so per-token heads, labels and masks keep the input's length.
 T5 has relative positions and no position table, so there is no hard length limit; the budget is
 the explicit option ``max_source_length`` (the longest encoder input you will use, prompt included),
 and the prompt must leave room for at least one input token.
+
+Decoder-only models (Llama, Qwen2, Mistral, GPT-2) have one stack, which a forward pre-hook changes
+on the call that starts a sequence (no cache yet): the prompt goes before the input embeddings and
+holds positions 0 … length−1. On every call — generation steps with a KV cache included — the
+caller's attention mask gains ``length`` ones in front and explicit ``position_ids`` move up by
+``length``, so each new token sees the prompt in the cache. A forward hook drops the prompt's
+positions from that first call's output: logits, labels and classification heads keep the input's
+length. A model with a position table (GPT-2) must have more positions than the prompt. Encoders
+with learned absolute positions that build their embeddings their own way (BART, BERT, RoBERTa)
+are refused at plan time.
 
 >>> import torch, surgery
 >>> from transformers import T5Config, T5ForConditionalGeneration
@@ -265,7 +275,7 @@ def sample_vocabulary_ids(options: PromptTuningOptions, vocab_size: int, exclude
 
 @register_method
 class PromptTuning(Method):
-    """A soft prompt prepended to the encoder input; everything else frozen."""
+    """A soft prompt prepended to the input (the encoder's, or a decoder-only model's); everything else frozen."""
 
     name = "prompt_tuning"
     Options = PromptTuningOptions

@@ -38,7 +38,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .errors import SurgeryError
+from .errors import SurgeryError, TraceError
 
 # Attributes that hold a task head in the Hugging Face classes (the `head` train group): T5's and
 # BART's heads, Llama's / GPT-2's / Qwen2's / Mistral's `score`, BERT's `classifier` and `cls`.
@@ -194,8 +194,6 @@ class ModelFamily:
     def check_traceable_dtype(self, dtype: torch.dtype, where: str) -> None:
         """Refuse a dtype this family's blocks cannot be traced in, naming the dtypes that work."""
         if self.traceable_dtypes is not None and dtype not in self.traceable_dtypes:
-            from .errors import TraceError
-
             works = ", ".join(str(d).replace("torch.", "") for d in self.traceable_dtypes)
             raise TraceError(f"{where}: a {self.name} block cannot be traced in {str(dtype).replace('torch.', '')} "
                              f"(its code branches in Python on the values of the activations in that dtype); "
