@@ -181,8 +181,15 @@ _BART_LIKE = dict(
     traceable_dtypes=(torch.float32, torch.float64, torch.bfloat16),
 )
 
+# BartForCausalLM runs the decoder alone: its layers are the encoder-decoder's, traced with their
+# cross-attention, but receive no encoder states, which the traced graph cannot tell from a decoder
+# that does. Refused rather than run wrong.
+_DECODER_ALONE = ("runs the decoder without an encoder: its layers' cross-attention receives no encoder states, "
+                  "which surgery does not support yet; use the encoder-decoder class")
+
 BART_FAMILY = ModelFamily(
     name="bart",
+    refused_classes=((bart.BartForCausalLM, _DECODER_ALONE),),
     model_classes=(bart.BartPreTrainedModel,),
     block_classes=(bart.BartEncoderLayer, bart.BartDecoderLayer),
     stack_declarations=(Stack(bart.BartEncoder, blocks="layers", name="encoder"),
@@ -194,6 +201,7 @@ BART_FAMILY = ModelFamily(
 
 MBART_FAMILY = ModelFamily(
     name="mbart",
+    refused_classes=((mbart.MBartForCausalLM, _DECODER_ALONE),),
     model_classes=(mbart.MBartPreTrainedModel,),
     block_classes=(mbart.MBartEncoderLayer, mbart.MBartDecoderLayer),
     stack_declarations=(Stack(mbart.MBartEncoder, blocks="layers", name="encoder"),
@@ -249,6 +257,9 @@ def detect_family(model: nn.Module) -> ModelFamily:
     """
     for family in FAMILIES:
         if isinstance(model, family.model_classes):
+            for refused, reason in family.refused_classes:
+                if isinstance(model, refused):
+                    raise SurgeryError(f"model of class {type(model).__name__} ({family.name} family) is not supported: {reason}")
             return family
     known = ", ".join(cls.__name__ for family in FAMILIES for cls in family.model_classes)
     raise SurgeryError(

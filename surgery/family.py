@@ -102,6 +102,7 @@ class ModelFamily:
         max_positions_attribute: the config field with the position-table size (None: no table).
         traceable_dtypes: dtypes the blocks can be traced in (None: any); others are refused.
         placement: how the family's sites differ from the paper's (T5: none), for people reading a plan.
+        refused_classes: (model class, reason) pairs the family matches but surgery does not support.
     """
 
     name: str
@@ -120,6 +121,7 @@ class ModelFamily:
     max_positions_attribute: str | None = "n_positions"
     traceable_dtypes: tuple[torch.dtype, ...] | None = None
     placement: str = "as in the paper: on each sublayer's output, before its dropout and residual add"
+    refused_classes: tuple[tuple[type[nn.Module], str], ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property

@@ -402,3 +402,10 @@ def test_the_head_group_trains_each_familys_task_head(family, class_name, head):
     surgery.apply(model, {**tiny_recipe("compacter++"), "train": ["layer_norms", "head"]})
     trained_ids = {id(p) for p in model.parameters() if p.requires_grad}
     assert head_ids and head_ids <= trained_ids
+
+
+@pytest.mark.parametrize("family,class_name", [("bart", "BartForCausalLM"), ("mbart", "MBartForCausalLM")])
+def test_a_declared_but_unsupported_class_is_refused_before_surgery(family, class_name):
+    model = getattr(tf, class_name)(CONFIGS[family](1))
+    with pytest.raises(surgery.SurgeryError, match=rf"{class_name} \({family} family\) is not supported: runs the decoder"):
+        surgery.plan(model, "adapter")
