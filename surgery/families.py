@@ -215,6 +215,7 @@ MBART_FAMILY = ModelFamily(
 # the inner self-attention whole, so the site is on the dense output before the dropout. The FFN's
 # layers are plain Linear modules, found like BART's.
 _BERT_LIKE = dict(
+    decoder_only_arguments=("encoder_hidden_states", "encoder_attention_mask"),
     feed_forward_classes=(nn.Linear,),
     layer_norm_classes=(nn.LayerNorm,),
     ffn_size_attribute="intermediate_size",

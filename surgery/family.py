@@ -190,8 +190,9 @@ class ModelFamily:
         )
 
     def is_decoder_block(self, block: nn.Module) -> bool:
-        """Whether `block` receives the encoder's states (its `decoder_only_arguments` are traced)."""
-        return bool(getattr(block, "is_decoder", False))
+        """Whether `block` has a cross-attention, so its `decoder_only_arguments` are traced: a decoder
+        block (`is_decoder`) that was not built without one (BERT's `add_cross_attention`)."""
+        return bool(getattr(block, "is_decoder", False)) and bool(getattr(block, "add_cross_attention", True))
 
     def check_traceable_dtype(self, dtype: torch.dtype, where: str) -> None:
         """Refuse a dtype this family's blocks cannot be traced in, naming the dtypes that work."""

@@ -409,3 +409,19 @@ def test_a_declared_but_unsupported_class_is_refused_before_surgery(family, clas
     model = getattr(tf, class_name)(CONFIGS[family](1))
     with pytest.raises(surgery.SurgeryError, match=rf"{class_name} \({family} family\) is not supported: runs the decoder"):
         surgery.plan(model, "adapter")
+
+
+@pytest.mark.parametrize("family,class_name", [("bert", "BertLMHeadModel"), ("roberta", "RobertaForCausalLM")])
+def test_a_causal_bert_without_cross_attention_keeps_its_function_and_generation(family, class_name):
+    """`is_decoder` BERT layers built without cross-attention are traced with the encoder's states fixed to None."""
+    config = CONFIGS[family](1)
+    config.is_decoder = True
+    torch.manual_seed(0)
+    base = getattr(tf, class_name)(config).eval()
+    model = copy.deepcopy(base)
+    surgery.apply(model, "adapter")
+    zero_adapters(model)
+    batch = inputs(base)
+    torch.testing.assert_close(logits(model, batch), logits(base, batch), rtol=0, atol=1e-6)
+    expected = base.generate(**batch, max_new_tokens=3, do_sample=False)
+    assert torch.equal(model.generate(**batch, max_new_tokens=3, do_sample=False), expected)
