@@ -10,6 +10,12 @@ Hugging Face's T5 has no biases at all. Following the paper (footnote 7), BitFit
 and trains exactly these biases: not the layer-norm scales, not the two final stack layer norms.
 On T5-base that is 280,960 numbers, 0.126 % of the model (paper Table 1).
 
+Other families: GPT-2's linear layers are transformers' ``Conv1D`` and get a bias the same way.
+Where a layer already has a bias (BART, BERT, GPT-2, layer norms with a shift), the added zero bias
+is trained instead of the existing one: the output is ``W x + b + δ`` with δ starting at 0, whose
+gradient is the existing bias's, so training δ is training b (as BitFit does) while the base stays
+untouched; `surgery.fold` adds δ into b.
+
 How a bias is added: a zero Parameter ``surgery_bias__<adapter name>`` (``surgery_bias`` in
 checkpoints) is registered on the existing module and a forward hook adds it to the
 module's output while the adapter is in effect (in a mixed batch, on its examples' rows). No weight is copied or re-created, the module keeps
@@ -38,6 +44,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from transformers.pytorch_utils import Conv1D
 
 from surgery.errors import RecipeError
 from surgery.family import ModelDims, ModelFamily
@@ -94,6 +101,9 @@ def bias_targets(model: nn.Module, family: ModelFamily) -> list[tuple[str, nn.Mo
         if inside_block and id(module) not in seen:
             if isinstance(module, nn.Linear):
                 targets.append((prefix, module, module.out_features))
+                seen.add(id(module))
+            elif isinstance(module, Conv1D):  # GPT-2's linear layers (weight stored transposed)
+                targets.append((prefix, module, module.nf))
                 seen.add(id(module))
             elif isinstance(module, family.layer_norm_classes):
                 targets.append((prefix, module, module.weight.shape[-1]))

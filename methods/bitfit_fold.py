@@ -24,6 +24,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from transformers.pytorch_utils import Conv1D
 
 from surgery.errors import SurgeryError
 from surgery.family import ModelFamily
@@ -66,7 +67,7 @@ def fold_biases(model: nn.Module, family: ModelFamily, attribute: str) -> Callab
             bias = module._parameters.get(attribute)
             if bias is None:
                 continue
-            if isinstance(module, nn.Linear):
+            if isinstance(module, (nn.Linear, Conv1D)):
                 add(module, bias.detach())
             elif isinstance(module, family.layer_norm_classes):
                 for reader in _readers(model, name, family):

@@ -1,4 +1,4 @@
-"""Prompt tuning (Lester et al., 2021): trainable vectors prepended to the encoder's input embeddings.
+"""Prompt tuning (Lester et al., 2021): trainable vectors prepended to the input embeddings.
 
 The whole model is frozen, layer norms included; only the prompt — `length` × d_model numbers,
 76,800 on T5-base (0.034 %, paper Table 1) — trains. Two initialisations (paper §5.1):
@@ -33,6 +33,16 @@ so per-token heads, labels and masks keep the input's length.
 T5 has relative positions and no position table, so there is no hard length limit; the budget is
 the explicit option ``max_source_length`` (the longest encoder input you will use, prompt included),
 and the prompt must leave room for at least one input token.
+
+Decoder-only models (Llama, Qwen2, Mistral, GPT-2) have one stack, which a forward pre-hook changes
+on the call that starts a sequence (no cache yet): the prompt goes before the input embeddings and
+holds positions 0 … length−1. On every call — generation steps with a KV cache included — the
+caller's attention mask gains ``length`` ones in front and explicit ``position_ids`` move up by
+``length``, so each new token sees the prompt in the cache. A forward hook drops the prompt's
+positions from that first call's output: logits, labels and classification heads keep the input's
+length. A model with a position table (GPT-2) must have more positions than the prompt. Encoders
+with learned absolute positions that build their embeddings their own way (BART, BERT, RoBERTa)
+are refused at plan time.
 
 >>> import torch, surgery
 >>> from transformers import T5Config, T5ForConditionalGeneration
@@ -164,6 +174,64 @@ class DropPromptStates:
         return output
 
 
+class PrependPromptToDecoderOnly:
+    """Forward pre-hook of a decoder-only model's stack (Llama, GPT-2, ...): the prompt goes before the
+    input embeddings on the call that starts a sequence (no cache yet); on every call the caller's
+    attention mask gains the prompt's ones in front and explicit positions move up by its length
+    (the prompt holds positions 0 … P−1), so cached generation steps line up with the prompt in the cache.
+    """
+
+    def __init__(self, prompt: SoftPrompt, scope: AdapterScope):
+        self.prompt, self.scope = prompt, scope
+        self.prepended = False  # read by DropPromptStatesOnce after the same call
+
+    def __call__(self, stack: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]):
+        self.prepended = False
+        if not self.scope.is_active():
+            return None
+        kwargs = _as_keywords(stack, args, kwargs)
+        length = self.prompt.length
+        cache = kwargs.get("cache", kwargs.get("past_key_values"))
+        starts = cache is None or cache.get_seq_length() == 0
+        if starts:
+            embeds, input_ids = kwargs.get("inputs_embeds"), kwargs.get("input_ids")
+            if embeds is None:
+                if input_ids is None:
+                    return None  # let the stack raise its own error about missing inputs
+                embeds = stack.get_input_embeddings()(input_ids)
+            kwargs["input_ids"] = None
+            kwargs["inputs_embeds"] = self.prompt.prepend(embeds)
+            if kwargs.get("token_type_ids") is not None:
+                types = kwargs["token_type_ids"]
+                kwargs["token_type_ids"] = torch.cat([types.new_zeros(types.shape[0], length), types], dim=1)
+        if kwargs.get("attention_mask") is not None:
+            kwargs["attention_mask"] = self.prompt.extend_mask(kwargs["attention_mask"])
+        positions = kwargs.get("position_ids")
+        if positions is not None:
+            positions = positions + length
+            if starts:
+                own = torch.arange(length, device=positions.device, dtype=positions.dtype).expand(positions.shape[0], -1)
+                positions = torch.cat([own, positions], dim=1)
+            kwargs["position_ids"] = positions
+        self.prepended = starts
+        return (), kwargs
+
+
+class DropPromptStatesOnce(DropPromptStates):
+    """Forward hook of a decoder-only stack: drop the prompt's positions from the output of a call that
+    prepended them, so logits, labels and heads line up with the input tokens."""
+
+    def __init__(self, prompt: SoftPrompt, scope: AdapterScope, prepend: PrependPromptToDecoderOnly):
+        super().__init__(prompt, scope)
+        self.prepend = prepend
+
+    def __call__(self, stack: nn.Module, args: tuple[Any, ...], output: Any) -> Any:
+        if not self.prepend.prepended:
+            return None
+        self.prepend.prepended = False
+        return super().__call__(stack, args, output)
+
+
 SEED_RANGE = Range(minimum=0, maximum=INT64_MAX, valid=f"an integer in [0, {INT64_MAX}]")
 
 
@@ -207,7 +275,7 @@ def sample_vocabulary_ids(options: PromptTuningOptions, vocab_size: int, exclude
 
 @register_method
 class PromptTuning(Method):
-    """A soft prompt prepended to the encoder input; everything else frozen."""
+    """A soft prompt prepended to the input (the encoder's, or a decoder-only model's); everything else frozen."""
 
     name = "prompt_tuning"
     Options = PromptTuningOptions
@@ -221,6 +289,7 @@ class PromptTuning(Method):
 
     def validate(self, dims: ModelDims, family: ModelFamily) -> None:
         o = self.options
+        self.check_family(dims, family)
         budget_reason = (
             f"leaves no room for input tokens: T5 has relative positions (no position table), so the budget is "
             f"options.max_source_length = {o.max_source_length}, the longest encoder input prompt included; "
@@ -228,12 +297,30 @@ class PromptTuning(Method):
         )
         require(o.length < o.max_source_length, "options.length", o.length,
                 f"an integer in [1, {o.max_source_length - 1}]", reason=budget_reason)
-        if dims.max_positions is not None:
-            require(o.length < dims.max_positions, "options.length", o.length, f"less than the model's {dims.max_positions} positions")
         if o.init == "vocab":
             high = min(o.vocab_high, dims.vocab_size)
             require(0 <= o.vocab_low < high, "options.vocab_low", o.vocab_low,
                     f"an id in [0, {high}) (vocab_high {o.vocab_high} clipped to the vocabulary size {dims.vocab_size})")
+
+    def check_family(self, dims: ModelDims, family: ModelFamily) -> None:
+        """Refuse models the prompt cannot enter yet: encoders with learned absolute positions (BART, BERT).
+
+        >>> from surgery.families import BERT_FAMILY
+        >>> from surgery.family import ModelDims
+        >>> dims = ModelDims(64, 128, 4, 100, {"encoder": 2}, True, 512)
+        >>> PromptTuning(PromptTuningOptions()).check_family(dims, BERT_FAMILY)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        surgery.errors.RecipeError: recipe key 'method': 'prompt_tuning' ... bert encoders add learned absolute positions...
+        """
+        if "encoder" in dims.stack_depths and dims.max_positions is not None:
+            raise RecipeError("method", self.name, valid="a T5-family model (relative positions) or a decoder-only model", reason=(
+                f"prepends trained vectors to the encoder's input, but {family.name} encoders add learned absolute "
+                f"positions ({dims.max_positions} of them) and build their input embeddings inside the model in their "
+                "own way; prompt tuning of such encoders is not supported yet"))
+        if "encoder" not in dims.stack_depths and dims.max_positions is not None:
+            require(self.options.length < dims.max_positions, "options.length", self.options.length,
+                    f"less than the model's {dims.max_positions} positions")
 
     def size_key(self, dims: ModelDims) -> str:
         return "options.length"
@@ -263,6 +350,11 @@ class PromptTuning(Method):
         scope.container.add_module("prompt", prompt)
 
         stacks = {name: model.get_submodule(path) for name, path in family.stack_paths(model).items()}
+        if "encoder" not in stacks:  # decoder-only (Llama, GPT-2, ...): the prompt goes before the input
+            prepend = PrependPromptToDecoderOnly(prompt, scope)
+            scope.keep(stacks["decoder"].register_forward_pre_hook(prepend, with_kwargs=True))
+            scope.keep(stacks["decoder"].register_forward_hook(DropPromptStatesOnce(prompt, scope, prepend)))
+            return
         scope.keep(stacks["encoder"].register_forward_pre_hook(PrependPromptToEncoder(prompt, scope), with_kwargs=True))
         if "decoder" in stacks:
             scope.keep(stacks["decoder"].register_forward_pre_hook(ExtendCrossAttentionMask(prompt, scope), with_kwargs=True))

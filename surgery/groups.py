@@ -17,9 +17,10 @@ Layers = dict[str, list[int]]  # stack -> selected block indices
 
 
 def _layer_norm_names(model: nn.Module, family: ModelFamily, in_blocks_only: bool) -> list[str]:
+    in_blocks = {id(m) for blocks in family.blocks(model).values() for block in blocks for m in block.modules()}
     names = []
     for module_name, module in model.named_modules():
-        if isinstance(module, family.layer_norm_classes) and (not in_blocks_only or ".block." in module_name):
+        if isinstance(module, family.layer_norm_classes) and (not in_blocks_only or id(module) in in_blocks):
             names += [f"{module_name}.{p}" for p, _ in module.named_parameters(recurse=False)]
     return names
 
@@ -31,10 +32,11 @@ def _adapted_layer_norm_names(model: nn.Module, family: ModelFamily, layers: Lay
     below the first adapted block trains, so backpropagation stops there (AdapterDrop's saving).
     """
     wanted: set[int] = set()
+    blocks = family.blocks(model)
     for stack, path in family.stack_paths(model).items():
         stack_module = model.get_submodule(path)
         chosen = set(layers.get(stack, ()))
-        for index, block in enumerate(stack_module.block):
+        for index, block in enumerate(blocks[stack]):
             if index in chosen:
                 wanted.update(id(m) for m in block.modules() if isinstance(m, family.layer_norm_classes))
         wanted.update(id(m) for m in stack_module.children() if isinstance(m, family.layer_norm_classes))

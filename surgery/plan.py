@@ -283,8 +283,8 @@ def _resolve(model: nn.Module, recipe: Recipe, name: str) -> tuple[Method, Model
     if not method.uses_sites and recipe.sites:
         raise RecipeError("sites", list(recipe.sites), valid="no sites", reason=f"is given, but method {method.name!r} inserts nothing at sites")
     for stack in recipe.layers:
-        # A stack the recipe only defaulted (`all`) is skipped where the model lacks it.
-        if stack not in dims.stack_depths and (stack in recipe.explicit_stacks or stack not in family.stacks):
+        # A stack the recipe only defaulted (`all`) is skipped where the model lacks it (T5EncoderModel, Llama, BERT).
+        if stack not in dims.stack_depths and stack in recipe.explicit_stacks:
             raise RecipeError("layers", stack, valid=list(dims.stack_depths),
                               reason=f"is not a stack of this model ({type(model).__name__} has {', '.join(dims.stack_depths)})")
     method.validate_base(model, family)

@@ -74,6 +74,6 @@ def shard_model(model: nn.Module, strategy: Literal["fsdp2", "fsdp1"] = "fsdp2",
         from torch.distributed.fsdp.wrap import ModuleWrapPolicy
 
         options.setdefault("device_id", torch.device("cpu") if not torch.cuda.is_available() else torch.cuda.current_device())
-        return FullyShardedDataParallel(model, auto_wrap_policy=ModuleWrapPolicy({family.block_class}),
+        return FullyShardedDataParallel(model, auto_wrap_policy=ModuleWrapPolicy(set(family.block_classes)),
                                         use_orig_params=True, **options)
     raise SurgeryError(f"strategy {strategy!r} is not one of 'fsdp2', 'fsdp1'")

@@ -81,8 +81,9 @@ def __getattr__(name: str) -> type[nn.Module]:
     from .families import FAMILIES
 
     for family in FAMILIES:
-        if name == f"Spliced{family.block_class.__name__}":
-            return spliced_class(family.block_class)
+        for block_class in family.block_classes:
+            if name == f"Spliced{block_class.__name__}":
+                return spliced_class(block_class)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -106,7 +107,7 @@ def build_graph(block: nn.Module, dtype: torch.dtype, traced: fx.Graph | None = 
     graph = traced
     if graph is None:
         original = type(block)
-        block.__class__ = family.block_class if isinstance(block, SplicedBlockMixin) else original
+        block.__class__ = family.declared_block_class(block) if isinstance(block, SplicedBlockMixin) else original
         try:
             graph = trace_block(block, family, dtype, where=getattr(block, "_surgery_name", "block"))
         finally:
@@ -144,7 +145,7 @@ def splice_block(block: nn.Module, family: ModelFamily, modules: dict[str, nn.Mo
     if modules:
         spliced.add_module(adapter, nn.ModuleDict(modules))
     retrace(block, dtype, traced)
-    block.__class__ = spliced_class(family.block_class)
+    block.__class__ = spliced_class(family.declared_block_class(block))
 
 
 def unsplice_adapter(block: nn.Module, adapter: str) -> None:
@@ -155,7 +156,7 @@ def unsplice_adapter(block: nn.Module, adapter: str) -> None:
     if len(spliced):
         retrace(block, block._surgery_dtype or next(p.dtype for p in block.parameters() if p.is_floating_point()))
         return
-    block.__class__ = block.__dict__.pop("_surgery_original_class", block._surgery_family.block_class)
+    block.__class__ = block.__dict__.pop("_surgery_original_class", block._surgery_family.declared_block_class(block))
     delattr(block, SPLICED)
     for attribute in ("_surgery_family", "_surgery_name", "_surgery_dtype", "_surgery_forward"):
         block.__dict__.pop(attribute, None)

@@ -265,12 +265,13 @@ def _shim_class(block_class: type[nn.Module]) -> type[nn.Module]:
 
 
 def trace_block(block: nn.Module, family: ModelFamily, dtype: torch.dtype, where: str = "block") -> fx.Graph:
-    """Trace `block` (an instance of `family.block_class`) into a graph; the block is not changed.
+    """Trace `block` (an instance of one of `family.block_classes`) into a graph; the block is not changed.
 
     Args:
         block: the block to trace.
         family: tells which modules stay whole and which arguments only decoders receive.
-        dtype: the dtype of the hidden states the graph will run on (T5 branches on it).
+        dtype: the dtype of the hidden states the graph will run on (T5 branches on it); one the
+            family cannot be traced in (`ModelFamily.traceable_dtypes`) is refused with a TraceError.
         where: the block's qualified name, used in error messages.
 
     Returns:
@@ -284,12 +285,14 @@ def trace_block(block: nn.Module, family: ModelFamily, dtype: torch.dtype, where
     True
     """
     original_class = type(block)
-    base_class = family.block_class
-    if not isinstance(block, base_class):
-        raise TraceError(f"{where}: expected a {base_class.__name__}, got {original_class.__name__}")
+    if not isinstance(block, family.block_classes):
+        raise TraceError(f"{where}: expected a {' or '.join(c.__name__ for c in family.block_classes)}, got {original_class.__name__}")
+    base_class = family.declared_block_class(block)
+    family.check_traceable_dtype(dtype, where)
     concrete_args = {}
     if not family.is_decoder_block(block):
-        concrete_args = {name: None for name in family.decoder_only_arguments}
+        accepted = inspect.signature(base_class.forward).parameters
+        concrete_args = {name: None for name in family.decoder_only_arguments if name in accepted}
     tracer = BlockTracer(family, dtype)
     block.__class__ = _shim_class(base_class)
     try:
