@@ -214,15 +214,19 @@ def _layer_norm_parameter_ids(model: nn.Module) -> set[int]:
 
 @pytest.mark.parametrize("family", sorted(CONFIGS))
 def test_one_training_step_changes_exactly_the_adapters_the_rule_and_the_layer_norms(family):
+    base = make(family, LM_CLASS[family])
     model = make(family, LM_CLASS[family])
     surgery.apply(model, tiny_recipe("compacter++"))
     model.train()
-    # What compacter++ trains, found independently: the adapters' tensors, the shared rule (the
-    # only tensor outside the base and outside any adapter), and every layer norm of the model.
-    base_names = set(dict(make(family, LM_CLASS[family]).named_parameters()))
+    # What compacter++ trains, found independently: the adapters' tensors, the shared rule, and its own
+    # copy of every layer norm's tensors (the base's layer norms stay frozen): everything not in the base.
+    base_names = set(dict(base.named_parameters()))
     adapter_ids = {id(p) for a in adapters(model) for p in a.parameters()}
-    expected = {n for n, p in model.named_parameters()
-                if id(p) in adapter_ids | _layer_norm_parameter_ids(model) or n not in base_names}
+    expected = {n for n, p in model.named_parameters() if n not in base_names}
+    assert adapter_ids <= {id(p) for n, p in model.named_parameters() if n in expected}
+    norm_ids = _layer_norm_parameter_ids(base)
+    copied = {n.split(".base.", 1)[1].replace("-", ".") for n in expected if n.startswith("surgery.adapters.default.base.")}
+    assert copied == {n for n, p in base.named_parameters() if id(p) in norm_ids}
     assert {n for n, p in model.named_parameters() if p.requires_grad} == expected
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     batch = inputs(model)
@@ -387,7 +391,7 @@ def test_intrinsic_said_starts_at_the_base_and_every_scale_gets_a_gradient(famil
     # Every reparametrised tensor is read through its hook: each λ moves the loss. The one exception:
     # BERT's and RoBERTa's MLM heads hold the output layer's bias as a tensor of their own, tied to the
     # frozen output layer, so its λ is spent on a tensor the model reads at θ₀ (known; left to methods/).
-    names = model.surgery.intrinsic.tensor_names
+    names = model.surgery.adapters.default.intrinsic.tensor_names
     idle = {names[i] for i in range(len(names)) if scales.grad[i] == 0}
     assert idle == {"bert": {"cls.predictions.bias"}, "roberta": {"lm_head.bias"}}.get(family, set())
 
@@ -398,10 +402,12 @@ def test_intrinsic_said_starts_at_the_base_and_every_scale_gets_a_gradient(famil
                                                     ("bart", "BartForSequenceClassification", "classification_head")])
 def test_the_head_group_trains_each_familys_task_head(family, class_name, head):
     model = make(family, class_name)
-    head_ids = {id(p) for p in model.get_submodule(head).parameters()}
+    head_names = {f"{head}.{n}" for n, _ in model.get_submodule(head).named_parameters()}
     surgery.apply(model, {**tiny_recipe("compacter++"), "train": ["layer_norms", "head"]})
-    trained_ids = {id(p) for p in model.parameters() if p.requires_grad}
-    assert head_ids and head_ids <= trained_ids
+    # the adapter trains its own copy of each head tensor (the base's stays frozen)
+    copies = {f"surgery.adapters.default.base.{n.replace('.', '-')}" for n in head_names}
+    trained = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert head_names and copies <= trained and not head_names & trained
 
 
 @pytest.mark.parametrize("family,class_name", [("bart", "BartForCausalLM"), ("mbart", "MBartForCausalLM")])
