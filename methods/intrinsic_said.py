@@ -89,6 +89,7 @@ from surgery.scope import AdapterScope
 from .fastfood import Fastfood
 
 PROJECTIONS = "surgery_fastfood"  # model attribute holding the per-tensor projections (not checkpointed)
+RECOMPUTE_ATTRIBUTE = "_intrinsic_said_recompute"  # a module's entered `RecomputeInBackward`s, during its call
 
 
 def tensor_seed(seed: int, index: int) -> int:
@@ -148,16 +149,91 @@ class SubstituteIntrinsicWeights:
         if not keep and self._cache:
             self._cache.clear()
         z, scales = self.subspace.z, self.subspace.scales
+        thetas = []
         for name, index in self.entries:
             base = module.__dict__.get(name, module._parameters[name])
             if not keep:
-                module.__dict__[name] = self.subspace.weight(index, base, self.projections[index])
+                module.__dict__[name] = theta = self.subspace.weight(index, base, self.projections[index])
+                thetas.append((theta, index, base))
                 continue
             key = (z._version, scales._version, z.data_ptr(), scales.data_ptr(), base._version, base.data_ptr(), base.device)
             held = self._cache.get(index)
             if held is None or held[0] != key:
                 held = self._cache[index] = (key, self.subspace.weight(index, base, self.projections[index]))
             module.__dict__[name] = held[1]
+        if thetas and torch.is_grad_enabled():
+            enter_recompute(module, RecomputeInBackward(self.subspace, self.projections, thetas))
+
+
+def enter_recompute(module: nn.Module, recompute: RecomputeInBackward) -> None:
+    """Enter `recompute` for the module's call; `RestoreParameters` leaves it when the call ends."""
+    module.__dict__.setdefault(RECOMPUTE_ATTRIBUTE, []).append(recompute.__enter__())
+
+
+def leave_recompute(module: nn.Module) -> None:
+    stack = module.__dict__.get(RECOMPUTE_ATTRIBUTE)
+    if stack:
+        stack.pop().__exit__(None, None, None)
+        if not stack:
+            del module.__dict__[RECOMPUTE_ATTRIBUTE]
+
+
+@dataclass(frozen=True)
+class SavedTheta:
+    """What the backward needs to remake a saved view of θ = θ₀ + λ·P·z: the tensor's index, θ₀, the
+    view's geometry and the version counters that must be unchanged when it is remade."""
+
+    index: int
+    base: torch.Tensor
+    size: tuple[int, ...]
+    stride: tuple[int, ...]
+    offset: int
+    versions: tuple[int, int, int]
+
+
+class RecomputeInBackward:
+    """A saved-tensor hook pair for one module call: a consumer that saves θ (nn.Linear saves its weight
+    for the input's gradient) keeps a `SavedTheta` instead, and the backward recomputes θ from z and λ.
+
+    Without it every θ of the model would be alive from its forward to its backward — a second copy of
+    the network. θ is remade by the same function as in the forward, so the gradients are the same;
+    z, λ or θ₀ changed in place in between is an error, as for any saved tensor. Only tensors of at
+    least one Fastfood block (L entries) are recomputed: a smaller one costs a whole block to remake.
+    """
+
+    def __init__(self, subspace: "IntrinsicSubspace", projections: nn.ModuleList,
+                 thetas: list[tuple[torch.Tensor, int, torch.Tensor]]):
+        self.subspace, self.projections = subspace, projections
+        self.storages = {theta.untyped_storage().data_ptr(): (index, base) for theta, index, base in thetas
+                         if theta.numel() >= projections[index].padded_size}
+        self.context = torch.autograd.graph.saved_tensors_hooks(self.pack, self.unpack)
+
+    def versions(self, base: torch.Tensor) -> tuple[int, int, int]:
+        return (self.subspace.z._version, self.subspace.scales._version, base._version)
+
+    def pack(self, tensor: torch.Tensor) -> Any:
+        held = self.storages.get(tensor.untyped_storage().data_ptr()) if tensor.device.type != "meta" else None
+        if held is None:
+            return tensor
+        index, base = held
+        return SavedTheta(index, base, tuple(tensor.size()), tuple(tensor.stride()), tensor.storage_offset(), self.versions(base))
+
+    def unpack(self, saved: Any) -> torch.Tensor:
+        if not isinstance(saved, SavedTheta):
+            return saved
+        if self.versions(saved.base) != saved.versions:
+            raise RuntimeError(f"intrinsic_said: z, λ or θ₀ of {self.subspace.tensor_names[saved.index]!r} were changed "
+                               "in place between the forward and the backward; θ cannot be recomputed")
+        with torch.no_grad():
+            theta = self.subspace.weight(saved.index, saved.base, self.projections[saved.index])
+        return theta.as_strided(saved.size, saved.stride, saved.offset)
+
+    def __enter__(self) -> "RecomputeInBackward":
+        self.context.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.context.__exit__(*exc)
 
 
 class RestoreParameters:
@@ -173,6 +249,7 @@ class RestoreParameters:
     def __call__(self, module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
         for name in self.names:
             module.__dict__.pop(name, None)
+        leave_recompute(module)
 
 
 def frozen_output_layer(model: nn.Module) -> nn.Module | None:
@@ -204,7 +281,7 @@ class IntrinsicSAIDOptions:
     # where each Fastfood's B, Π, G come from (methods.fastfood): 1 = one generator per tensor, held as
     # buffers (every checkpoint written before this option existed); 2 = one generator per block,
     # regenerated at each use and never held. A recipe without the key means 1, so old checkpoints keep their numbers.
-    fastfood_version: Literal[1, 2] = 1
+    fastfood_version: Literal[1, 2, 3] = 1
 
 
 @register_method

@@ -231,5 +231,5 @@ def test_version_2_trains_and_every_scale_gets_a_gradient(batch):
 
 def test_an_unknown_version_is_refused_at_plan_time():
     with pytest.raises(surgery.RecipeError) as error:
-        surgery.plan(tiny_model(), {"method": "intrinsic_said", "options": {"dimension": 300, "fastfood_version": 3}})
-    assert error.value.key == "options.fastfood_version" and "3" in str(error.value)
+        surgery.plan(tiny_model(), {"method": "intrinsic_said", "options": {"dimension": 300, "fastfood_version": 4}})
+    assert error.value.key == "options.fastfood_version" and "4" in str(error.value)
