@@ -33,6 +33,10 @@ Where B, Π and G come from (``version``):
   of ⌈L/32⌉ ``randint(0, 2³²)`` draws is entry 32w + j: 1 → −1, 0 → +1) and π (``randperm(L)``), in
   that order, from a ``torch.Generator`` seeded with ``block_seed(s, b)``; regenerated each time
   the block is used and freed after: nothing is held but the seed and c.
+* 3 — G, Π and B drawn once per round of L blocks (one round for any tensor under L² entries) and
+  held (9 bytes × L per round); block t of a round is H·G·Π·H·(B ⊙ χ_{k_t}) with its own Walsh
+  sign pattern χ_{k_t}, which turns its first transform into a gather (`methods.fastfood_walsh`):
+  one transform per block each way instead of two, and no random numbers drawn per use.
 
 Cost: O(N log L) time (see `fwht`); the N×n matrix never exists. `update` computes θ₀ + λ·P·z in
 chunks of blocks (`CHUNK_ELEMENTS`), so the transients are a few MiB whatever N is, and its
@@ -49,6 +53,8 @@ True
 >>> projection(torch.zeros(3)).abs().sum().item()   # linear: zero in, zero out
 0.0
 >>> Fastfood(in_features=3, out_features=10, seed=0, version=2)(torch.ones(3)).shape
+torch.Size([10])
+>>> Fastfood(in_features=3, out_features=10, seed=0, version=3)(torch.ones(3)).shape
 torch.Size([10])
 """
 
@@ -77,7 +83,8 @@ class Fastfood(nn.Module):
     The randomness comes from `seed` alone and is drawn on the CPU, so the same seed gives the same
     projection on every device (a checkpoint of z is meaningful anywhere). Version 1 holds its
     draws as non-persistent buffers (they follow `.to(device)`, are not written to a state dict);
-    version 2 holds none and regenerates each block's draws when it is used (module docstring).
+    version 2 holds none and regenerates each block's draws when it is used; version 3 holds one
+    round's draws per L blocks, as buffers too (module docstring).
     On the meta device nothing is drawn.
 
     Args:
@@ -86,7 +93,8 @@ class Fastfood(nn.Module):
         seed: the seed of this projection's B, Π and G.
         norm_preserving: scale the output by ``output_scale`` = L·√(B/(N·ΣG²)), so ‖Pz‖ ≈ ‖z‖
             (see the module docstring); False keeps each block's E[MᵀM] = I.
-        version: where B, Π and G come from: 1 (per tensor, stored) or 2 (per block, regenerated).
+        version: where B, Π and G come from: 1 (per tensor, stored), 2 (per block, regenerated) or
+            3 (per round of L blocks, stored, a Walsh sign pattern per block).
 
     >>> projection = Fastfood(in_features=5, out_features=20, seed=1)
     >>> projection.padded_size, projection.num_blocks, projection.output_scale

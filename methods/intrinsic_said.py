@@ -49,15 +49,21 @@ the cost of never holding a dense projection. In eval mode without gradients (ge
 evaluating; train mode frees it); `surgery.fold` writes θ into the base weights instead.
 
 θ is computed by `methods.fastfood.update` block by block: no whole Δ exists beside θ, and the
-backward keeps only z and λ, computing Pⱼᵀ·(∂L/∂θⱼ) once per call for both gradients (the consumer
-of θ — e.g. nn.Linear — still keeps θ for its own backward, as it keeps its parameter).
+backward keeps only z and λ, computing Pⱼᵀ·(∂L/∂θⱼ) once per call for both gradients. The consumer
+of θ — e.g. nn.Linear, which saves its weight for the input's gradient — does not keep it either:
+during the module's call a saved-tensor hook (`RecomputeInBackward`) stores a recipe instead, and
+the backward recomputes θ from z and λ (tensors of at least one Fastfood block; a layer norm's θ is
+smaller than the block that would remake it and is kept). So between forward and backward no θ of
+the model is held — at the cost of one more projection per reparametrised tensor in the backward.
 
 The random projections are drawn on the CPU from `seed` and the tensor's index, so the adapter
 checkpoint holds only z and λ and `load_adapter` regenerates the same projections on any device.
-``fastfood_version`` says how: 2 (the bundled recipe) draws each block's B, Π, G from a generator
-seeded per (tensor, block) whenever the block is used and holds nothing; 1 (a recipe without the
-key: every checkpoint written before the key existed) draws each tensor's from one generator and
-holds them as non-persistent buffers, ~3 numbers per model parameter. The projections live in
+``fastfood_version`` says how: 3 (the bundled recipe) draws G, Π and B once per tensor (per L blocks),
+holds them (9 bytes × L per tensor) and gives each block its own Walsh sign pattern, so a block
+costs one Hadamard transform each way (`methods.fastfood_walsh`); 2 draws each block's B, Π, G from
+a generator seeded per (tensor, block) whenever the block is used and holds nothing; 1 (a recipe
+without the key: every checkpoint written before the key existed) draws each tensor's from one
+generator and holds them as non-persistent buffers, ~3 numbers per model parameter. The projections live in
 ``model.surgery_fastfood``, outside ``model.surgery``, because everything under ``model.surgery`` is
 written to the checkpoint.
 
@@ -87,9 +93,9 @@ from surgery.quantization import describe_quantization
 from surgery.scope import AdapterScope
 
 from .fastfood import Fastfood
+from .said_recompute import RecomputeInBackward, enter_recompute, leave_recompute
 
 PROJECTIONS = "surgery_fastfood"  # model attribute holding the per-tensor projections (not checkpointed)
-RECOMPUTE_ATTRIBUTE = "_intrinsic_said_recompute"  # a module's entered `RecomputeInBackward`s, during its call
 
 
 def tensor_seed(seed: int, index: int) -> int:
@@ -165,77 +171,6 @@ class SubstituteIntrinsicWeights:
             enter_recompute(module, RecomputeInBackward(self.subspace, self.projections, thetas))
 
 
-def enter_recompute(module: nn.Module, recompute: RecomputeInBackward) -> None:
-    """Enter `recompute` for the module's call; `RestoreParameters` leaves it when the call ends."""
-    module.__dict__.setdefault(RECOMPUTE_ATTRIBUTE, []).append(recompute.__enter__())
-
-
-def leave_recompute(module: nn.Module) -> None:
-    stack = module.__dict__.get(RECOMPUTE_ATTRIBUTE)
-    if stack:
-        stack.pop().__exit__(None, None, None)
-        if not stack:
-            del module.__dict__[RECOMPUTE_ATTRIBUTE]
-
-
-@dataclass(frozen=True)
-class SavedTheta:
-    """What the backward needs to remake a saved view of θ = θ₀ + λ·P·z: the tensor's index, θ₀, the
-    view's geometry and the version counters that must be unchanged when it is remade."""
-
-    index: int
-    base: torch.Tensor
-    size: tuple[int, ...]
-    stride: tuple[int, ...]
-    offset: int
-    versions: tuple[int, int, int]
-
-
-class RecomputeInBackward:
-    """A saved-tensor hook pair for one module call: a consumer that saves θ (nn.Linear saves its weight
-    for the input's gradient) keeps a `SavedTheta` instead, and the backward recomputes θ from z and λ.
-
-    Without it every θ of the model would be alive from its forward to its backward — a second copy of
-    the network. θ is remade by the same function as in the forward, so the gradients are the same;
-    z, λ or θ₀ changed in place in between is an error, as for any saved tensor. Only tensors of at
-    least one Fastfood block (L entries) are recomputed: a smaller one costs a whole block to remake.
-    """
-
-    def __init__(self, subspace: "IntrinsicSubspace", projections: nn.ModuleList,
-                 thetas: list[tuple[torch.Tensor, int, torch.Tensor]]):
-        self.subspace, self.projections = subspace, projections
-        self.storages = {theta.untyped_storage().data_ptr(): (index, base) for theta, index, base in thetas
-                         if theta.numel() >= projections[index].padded_size}
-        self.context = torch.autograd.graph.saved_tensors_hooks(self.pack, self.unpack)
-
-    def versions(self, base: torch.Tensor) -> tuple[int, int, int]:
-        return (self.subspace.z._version, self.subspace.scales._version, base._version)
-
-    def pack(self, tensor: torch.Tensor) -> Any:
-        held = self.storages.get(tensor.untyped_storage().data_ptr()) if tensor.device.type != "meta" else None
-        if held is None:
-            return tensor
-        index, base = held
-        return SavedTheta(index, base, tuple(tensor.size()), tuple(tensor.stride()), tensor.storage_offset(), self.versions(base))
-
-    def unpack(self, saved: Any) -> torch.Tensor:
-        if not isinstance(saved, SavedTheta):
-            return saved
-        if self.versions(saved.base) != saved.versions:
-            raise RuntimeError(f"intrinsic_said: z, λ or θ₀ of {self.subspace.tensor_names[saved.index]!r} were changed "
-                               "in place between the forward and the backward; θ cannot be recomputed")
-        with torch.no_grad():
-            theta = self.subspace.weight(saved.index, saved.base, self.projections[saved.index])
-        return theta.as_strided(saved.size, saved.stride, saved.offset)
-
-    def __enter__(self) -> "RecomputeInBackward":
-        self.context.__enter__()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.context.__exit__(*exc)
-
-
 class RestoreParameters:
     """Forward hook (always called): remove the substitutes, so attribute access finds the parameters again.
 
@@ -280,7 +215,8 @@ class IntrinsicSAIDOptions:
     output_layer: Literal["frozen", "in_subspace"] = "frozen"
     # where each Fastfood's B, Π, G come from (methods.fastfood): 1 = one generator per tensor, held as
     # buffers (every checkpoint written before this option existed); 2 = one generator per block,
-    # regenerated at each use and never held. A recipe without the key means 1, so old checkpoints keep their numbers.
+    # regenerated at each use and never held; 3 = one generator per L blocks, held, a Walsh sign pattern per
+    # block (methods.fastfood_walsh). A recipe without the key means 1, so old checkpoints keep their numbers.
     fastfood_version: Literal[1, 2, 3] = 1
 
 

@@ -1,5 +1,5 @@
 """Issue 27: Intrinsic-SAID recomputes θ = θ₀ + λ·P·z in the backward instead of letting its consumer keep it
-(methods.intrinsic_said.RecomputeInBackward) — the same gradients as keeping θ, no θ held between forward and
+(methods.said_recompute.RecomputeInBackward) — the same gradients as keeping θ, no θ held between forward and
 backward, and an in-place change in between refused."""
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 import methods.intrinsic_said as said
+import methods.said_recompute as recompute
 import surgery
 from conftest import tiny_model
 
@@ -43,15 +44,15 @@ def test_no_theta_of_a_block_or_more_is_kept_for_the_backward(batch, monkeypatch
     """Every linear weight (≥ L entries) is packed as a recipe, not a tensor; layer norms (< L) are kept."""
     model = said_model()
     packed: list[object] = []
-    real_pack = said.RecomputeInBackward.pack
+    real_pack = recompute.RecomputeInBackward.pack
 
     def spy(self, tensor):
         packed.append(result := real_pack(self, tensor))
         return result
 
-    monkeypatch.setattr(said.RecomputeInBackward, "pack", spy)
+    monkeypatch.setattr(recompute.RecomputeInBackward, "pack", spy)
     loss = model(**batch).loss
-    remade = [p for p in packed if isinstance(p, said.SavedTheta)]
+    remade = [p for p in packed if isinstance(p, recompute.SavedTheta)]
     names = model.surgery.intrinsic.tensor_names
     linear_weights = {name for name, module in model.named_modules() if isinstance(module, nn.Linear)
                       and module is not model.lm_head}
@@ -78,9 +79,9 @@ def test_changing_z_or_theta0_between_forward_and_backward_is_refused(batch):
 def test_the_hooks_leave_nothing_behind_after_a_call_even_after_an_error(batch):
     model = said_model()
     model(**batch).loss.backward()
-    assert not any(said.RECOMPUTE_ATTRIBUTE in module.__dict__ for module in model.modules())
+    assert not any(recompute.RECOMPUTE_ATTRIBUTE in module.__dict__ for module in model.modules())
     with pytest.raises(Exception):
         model(input_ids=batch["input_ids"], labels=batch["labels"], decoder_input_ids=torch.full((3, 2), 10_000))
-    assert not any(said.RECOMPUTE_ATTRIBUTE in module.__dict__ for module in model.modules())
+    assert not any(recompute.RECOMPUTE_ATTRIBUTE in module.__dict__ for module in model.modules())
     grads = gradients(model, batch)  # and the next step still works
     assert (grads[1] != 0).all()
