@@ -206,11 +206,10 @@ class Fastfood(nn.Module):
         v = fwht(v.gather(1, permutation) * gaussian)                           # H·G·Π
         return v * self.output_scale if self.norm_preserving else v
 
-    def transpose_blocks(self, grad: torch.Tensor, first: int, last: int, scaled: bool = False) -> torch.Tensor:
-        """Versions 1 and 2: Σ_b c·M_bᵀ g_b over blocks first … last−1 for g (k, L) float32: (L,)
-        (`scaled`: g already carries c)."""
+    def transpose_blocks(self, grad: torch.Tensor, first: int, last: int) -> torch.Tensor:
+        """Versions 1 and 2: Σ_b c·M_bᵀ g_b over blocks first … last−1 for g (k, L) float32: (L,)."""
         signs, permutation, gaussian = (d.to(grad.device) for d in self.draws(first, last))
-        u = fwht(grad * self.output_scale if self.norm_preserving and not scaled else grad) * gaussian   # G·H
+        u = fwht(grad * self.output_scale if self.norm_preserving else grad) * gaussian   # G·H (H, G symmetric)
         unpermuted = torch.empty_like(u).scatter_(1, permutation, u)                      # Πᵀ
         return (fwht(unpermuted) * signs).sum(0)                                          # B·H, summed over blocks
 
@@ -220,8 +219,13 @@ class Fastfood(nn.Module):
         padded = F.pad(z.float(), (0, self.padded_size - self.in_features))
         return padded if self.version != 3 else (padded, {})
 
-    def project_chunk(self, state: Any, first: int, last: int) -> torch.Tensor:
-        """c·(M_b z) for blocks first … last−1 of a chunk, (k, L) float32 (state: `begin_projection`)."""
+    def chunk_factor(self) -> float:
+        """Version 3: what `project_chunk(…, scaled=False)` leaves to multiply by, c/√L."""
+        return (self.output_scale if self.norm_preserving else 1.0) / math.sqrt(self.padded_size)
+
+    def project_chunk(self, state: Any, first: int, last: int, scaled: bool = True) -> torch.Tensor:
+        """c·(M_b z) for blocks first … last−1 of a chunk, (k, L) float32 (state: `begin_projection`);
+        when not `scaled` (version 3 only), times `1 / chunk_factor()`."""
         if self.version != 3:
             return self.project_blocks(state, first, last)
         padded, inputs = state
@@ -230,8 +234,8 @@ class Fastfood(nn.Module):
         if round_index not in inputs:
             inputs[round_index] = walsh.signed_input_transform(draws, padded)
         start = first - round_index * length
-        v = walsh.project(draws, inputs[round_index], start, start + last - first)
-        return v * self.output_scale if self.norm_preserving else v
+        v = walsh.project(draws, inputs[round_index], start, start + last - first)  # √L·M_t z
+        return v * self.chunk_factor() if scaled else v
 
     def begin_transpose(self, device: torch.device) -> Any:
         """The accumulator of Σ_b c·M_bᵀ g_b: (L,) in versions 1 and 2, (rounds, L) in version 3."""
@@ -240,9 +244,8 @@ class Fastfood(nn.Module):
 
     def transpose_chunk(self, accumulator: torch.Tensor, grad: torch.Tensor, first: int, last: int) -> None:
         """accumulator += the chunk's share of Σ_b c·M_bᵀ g_b, for grad rows g (k, L) float32."""
-        grad = grad * self.output_scale if self.norm_preserving else grad
         if self.version != 3:
-            accumulator += self.transpose_blocks(grad, first, last, scaled=True)
+            accumulator += self.transpose_blocks(grad, first, last)
             return
         round_index = first // self.padded_size
         start = first - round_index * self.padded_size
@@ -252,7 +255,8 @@ class Fastfood(nn.Module):
         """Σ_b c·M_bᵀ g_b, (L,) float32, from `begin_transpose`'s accumulator."""
         if self.version != 3:
             return accumulator
-        return sum(walsh.finish_transpose(self.round_draws(r), row) for r, row in enumerate(accumulator))
+        h = sum(walsh.finish_transpose(self.round_draws(r), row) for r, row in enumerate(accumulator))
+        return h * self.chunk_factor()  # c/√L applied once, to the sum (linear)
 
     def forward(self, z: torch.Tensor, scale: torch.Tensor | None = None, base: torch.Tensor | None = None) -> torch.Tensor:
         """P·z, (n,) → (N,) in float32; or, given a scale λ and a base θ₀, θ₀ + λ·P·z shaped and typed like θ₀."""
@@ -287,10 +291,15 @@ class FastfoodUpdate(torch.autograd.Function):
             out = torch.empty(base.shape, dtype=base.dtype, device=base.device)
         flat, base_flat = out.view(-1), None if base is None else base.reshape(-1)
         state = projection.begin_projection(z)
+        # version 3 into a float32 base: λ·c in one multiply, θ₀ + that written straight into θ (two passes fewer)
+        fused = projection.version == 3 and base is not None and base.dtype == torch.float32
+        factor = scale.float() * projection.chunk_factor() if fused else None
         for first, last in projection.chunks():
             start, stop = first * length, min(last * length, total)
-            delta = projection.project_chunk(state, first, last).view(-1)[: stop - start]
-            if base is None:
+            delta = projection.project_chunk(state, first, last, scaled=not fused).view(-1)[: stop - start]
+            if fused:
+                torch.add(base_flat[start:stop], delta.mul_(factor), out=flat[start:stop])
+            elif base is None:
                 flat[start:stop] = delta
             else:  # the same operations as θ₀ + (λ·Δ).to(dtype) on the whole tensor, slice by slice
                 flat[start:stop] = base_flat[start:stop] + (scale * delta).to(base.dtype)
@@ -306,7 +315,8 @@ class FastfoodUpdate(torch.autograd.Function):
         if ctx.needs_input_grad[0] or ctx.needs_input_grad[1]:
             for first, last in projection.chunks():
                 start, stop = first * length, min(last * length, total)
-                chunk = F.pad(flat[start:stop].float(), (0, (last - first) * length - (stop - start)))
+                missing = (last - first) * length - (stop - start)
+                chunk = flat[start:stop].float() if missing == 0 else F.pad(flat[start:stop].float(), (0, missing))
                 projection.transpose_chunk(accumulator, chunk.view(last - first, length), first, last)
         h = projection.finish_transpose(accumulator)[: projection.in_features]
         grad_z = grad_scale = grad_base = None

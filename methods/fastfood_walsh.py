@@ -82,22 +82,27 @@ def signed_input_transform(draws: RoundDraws, padded_z: torch.Tensor) -> torch.T
 
 
 def project(draws: RoundDraws, u: torch.Tensor, first: int, last: int) -> torch.Tensor:
-    """M_t·z = H·(G ⊙ u[π(·) XOR k_t]) for blocks first … last − 1 of the round: (k, L) float32."""
+    """√L·M_t·z = √L·H·(G ⊙ u[π(·) XOR k_t]) for blocks first … last − 1 of the round: (k, L) float32.
+
+    The transform is left unnormalised (√L times too large) so that the caller folds 1/√L into the
+    one scalar it multiplies by anyway (λ·c), saving a pass over the block.
+    """
     index = gather_index(draws, first, last, u.device)
     mixed = u.expand(index.shape[0], -1).gather(1, index) * draws.gaussian.to(u.device)
-    return fwht(mixed)
+    return fwht(mixed, normalized=False)
 
 
 def accumulate_transpose(draws: RoundDraws, accumulator: torch.Tensor, grad: torch.Tensor, first: int, last: int) -> None:
-    """accumulator += Σ_t q_t for grad rows g_t (k, L), where D_t·H·q_t = M_tᵀ g_t: q_t[π(i) XOR k_t] = (G ⊙ H g_t)ᵢ.
+    """accumulator += √L·Σ_t q_t for grad rows g_t (k, L), where D_t·H·q_t = M_tᵀ g_t: q_t[π(i) XOR k_t] = (G ⊙ H g_t)ᵢ.
 
-    `finish_transpose` turns the sum into Σ_t M_tᵀ g_t with one transform.
+    `finish_transpose` turns the sum into √L·Σ_t M_tᵀ g_t with one transform (the transform per block
+    is unnormalised, as in `project`).
     """
     index = gather_index(draws, first, last, grad.device)
-    scattered = fwht(grad) * draws.gaussian.to(grad.device)
+    scattered = fwht(grad, normalized=False) * draws.gaussian.to(grad.device)
     accumulator.scatter_add_(0, index.reshape(-1), scattered.reshape(-1))
 
 
 def finish_transpose(draws: RoundDraws, accumulator: torch.Tensor) -> torch.Tensor:
-    """B ⊙ H·q: Σ_t M_tᵀ g_t of the round, (L,) float32 (H·(x[· XOR k]) = χ_k ⊙ H·x)."""
+    """B ⊙ H·q: Σ_t M_tᵀ g_t of the round (× √L from `accumulate_transpose`), (L,) float32 (H·(x[· XOR k]) = χ_k ⊙ H·x)."""
     return fwht(accumulator) * draws.signs.to(accumulator.device, torch.float32)
