@@ -68,7 +68,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import fastfood_walsh as walsh
-from .walsh_hadamard import RADIX_BITS, block_seed, fwht, is_power_of_two, next_power_of_two  # noqa: F401 (re-exported)
+from .walsh_hadamard import block_seed, fwht, next_power_of_two
 
 VERSIONS = (1, 2, 3)
 
