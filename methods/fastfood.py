@@ -33,6 +33,10 @@ Where B, Π and G come from (``version``):
   of ⌈L/32⌉ ``randint(0, 2³²)`` draws is entry 32w + j: 1 → −1, 0 → +1) and π (``randperm(L)``), in
   that order, from a ``torch.Generator`` seeded with ``block_seed(s, b)``; regenerated each time
   the block is used and freed after: nothing is held but the seed and c.
+* 3 — G, Π and B drawn once per round of L blocks (one round for any tensor under L² entries) and
+  held (9 bytes × L per round); block t of a round is H·G·Π·H·(B ⊙ χ_{k_t}) with its own Walsh
+  sign pattern χ_{k_t}, which turns its first transform into a gather (`methods.fastfood_walsh`):
+  one transform per block each way instead of two, and no random numbers drawn per use.
 
 Cost: O(N log L) time (see `fwht`); the N×n matrix never exists. `update` computes θ₀ + λ·P·z in
 chunks of blocks (`CHUNK_ELEMENTS`), so the transients are a few MiB whatever N is, and its
@@ -50,95 +54,27 @@ True
 0.0
 >>> Fastfood(in_features=3, out_features=10, seed=0, version=2)(torch.ones(3)).shape
 torch.Size([10])
+>>> Fastfood(in_features=3, out_features=10, seed=0, version=3)(torch.ones(3)).shape
+torch.Size([10])
 """
 
 from __future__ import annotations
 
-import functools
-from typing import Any
 import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-VERSIONS = (1, 2)
+from . import fastfood_walsh as walsh
+from .walsh_hadamard import block_seed, fwht, next_power_of_two
+
+VERSIONS = (1, 2, 3)
 
 # Elements per chunk of blocks in `update` and its backward: 2¹⁸ float32 = 1 MiB per working
 # array, so one chunk's passes stay in cache and the transients stay small whatever N is.
 CHUNK_ELEMENTS = 1 << 18
-
-
-def is_power_of_two(value: int) -> bool:
-    return value >= 1 and value & (value - 1) == 0
-
-
-def next_power_of_two(value: int) -> int:
-    """The smallest power of two ≥ value (value ≥ 1)."""
-    return 1 << max(0, (value - 1).bit_length())
-
-
-# Bits of the index transformed per pass: one pass multiplies by a 32×32 Hadamard factor, so a
-# length-32768 transform takes 3 passes (3 small GEMMs) instead of 15 radix-2 butterfly passes —
-# measured 4–9× faster on CPU, forward plus backward. Work is O(L · 32 · ⌈log₃₂ L⌉) = O(L log L).
-RADIX_BITS = 5
-
-
-@functools.lru_cache(maxsize=None)
-def _hadamard_factor(size: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-    """The unnormalised Sylvester Hadamard matrix of a power-of-two `size` (a pass's small factor)."""
-    h = torch.ones(1, 1, dtype=dtype, device=device)
-    while h.shape[0] < size:
-        h = torch.cat([torch.cat([h, h], dim=1), torch.cat([h, -h], dim=1)], dim=0)
-    return h
-
-
-def fwht(x: torch.Tensor, normalized: bool = True) -> torch.Tensor:
-    """Walsh–Hadamard transform of the last dimension in O(L log L): returns x @ H.
-
-    H is the Sylvester-ordered Hadamard matrix (H₁ = [1], H₂ₙ = [[Hₙ, Hₙ], [Hₙ, −Hₙ]], symmetric),
-    divided by √L when `normalized` (then H is orthonormal and the transform is self-inverse).
-    The last dimension must be a power of two; leading dimensions are a batch. Differentiable.
-
-    Why it is fast: H_L = H₂ ⊗ … ⊗ H₂ acts on each bit of the index independently, so the bits can
-    be transformed in groups; a pass over `RADIX_BITS` bits is one batched product with a small
-    Hadamard factor (the radix-2 butterfly is the case of one bit per pass).
-
-    >>> fwht(torch.eye(2), normalized=False)
-    tensor([[ 1.,  1.],
-            [ 1., -1.]])
-    """
-    length = x.shape[-1]
-    if not is_power_of_two(length):
-        raise ValueError(f"fwht needs a power-of-two length, got {length}")
-    bits = length.bit_length() - 1
-    y = x.reshape(-1, length)
-    done = 0  # index bits 0 … done−1 are transformed
-    while done < bits:
-        size = 1 << min(RADIX_BITS, bits - done)
-        factor = _hadamard_factor(size, y.dtype, y.device)
-        inner = 1 << done
-        if inner == 1:  # the lowest bits are the last axis: one plain GEMM
-            y = y.reshape(-1, size) @ factor
-        else:  # (…, size, inner): the group's bits are the middle axis
-            y = torch.matmul(factor, y.reshape(-1, size, inner))
-        done += size.bit_length() - 1
-    y = y.reshape(x.shape)
-    return y * (1.0 / math.sqrt(length)) if normalized else y
-
-
-def block_seed(seed: int, block: int) -> int:
-    """The seed of block `block` of a version-2 projection seeded `seed` (a splitmix64 step: distinct
-    blocks and seeds give unrelated generators).
-
-    >>> block_seed(0, 0) != block_seed(0, 1) != block_seed(1, 0)
-    True
-    """
-    mask = (1 << 64) - 1
-    x = (seed * 0x9E3779B97F4A7C15 + (block + 1) * 0xD1B54A32D192ED03) & mask
-    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & mask
-    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & mask
-    return (x ^ (x >> 31)) >> 1  # torch.Generator seeds are < 2⁶⁴; keep them below 2⁶³
 
 
 class Fastfood(nn.Module):
@@ -147,7 +83,8 @@ class Fastfood(nn.Module):
     The randomness comes from `seed` alone and is drawn on the CPU, so the same seed gives the same
     projection on every device (a checkpoint of z is meaningful anywhere). Version 1 holds its
     draws as non-persistent buffers (they follow `.to(device)`, are not written to a state dict);
-    version 2 holds none and regenerates each block's draws when it is used (module docstring).
+    version 2 holds none and regenerates each block's draws when it is used; version 3 holds one
+    round's draws per L blocks, as buffers too (module docstring).
     On the meta device nothing is drawn.
 
     Args:
@@ -156,7 +93,8 @@ class Fastfood(nn.Module):
         seed: the seed of this projection's B, Π and G.
         norm_preserving: scale the output by ``output_scale`` = L·√(B/(N·ΣG²)), so ‖Pz‖ ≈ ‖z‖
             (see the module docstring); False keeps each block's E[MᵀM] = I.
-        version: where B, Π and G come from: 1 (per tensor, stored) or 2 (per block, regenerated).
+        version: where B, Π and G come from: 1 (per tensor, stored), 2 (per block, regenerated) or
+            3 (per round of L blocks, stored, a Walsh sign pattern per block).
 
     >>> projection = Fastfood(in_features=5, out_features=20, seed=1)
     >>> projection.padded_size, projection.num_blocks, projection.output_scale
@@ -184,6 +122,8 @@ class Fastfood(nn.Module):
         self.on_meta = device.type == "meta"
         if version == 1:
             self._draw_stored(device)
+        elif version == 3:
+            self._draw_rounds(device)
         self.output_scale = self._norm_preserving_scale() if norm_preserving else 1.0
 
     def _draw_stored(self, device: torch.device) -> None:
@@ -204,8 +144,28 @@ class Fastfood(nn.Module):
         self.register_buffer("permutation", permutation, persistent=False)  # (blocks, L) int32 — π, (Π v)ᵢ = v[π(i)]
         self.register_buffer("gaussian", gaussian, persistent=False)        # (blocks, L) float — G
 
+    def _draw_rounds(self, device: torch.device) -> None:
+        """Version 3: G, B, π and the Walsh keys of each round of L blocks (`methods.fastfood_walsh`), held."""
+        count, length = -(-self.num_blocks // self.padded_size), self.padded_size
+        if device.type == "meta":
+            rounds = [walsh.RoundDraws(torch.empty(length, device=device), torch.empty(length, dtype=torch.int8, device=device),
+                                       torch.empty(length, dtype=torch.int32, device=device), 1, 0)] * count
+        else:
+            rounds = [walsh.draw_round(self.seed, index, length) for index in range(count)]
+        self.walsh_keys = [(r.multiplier, r.offset) for r in rounds]
+        self.register_buffer("gaussian", torch.stack([r.gaussian for r in rounds]).to(device), persistent=False)
+        self.register_buffer("signs", torch.stack([r.signs for r in rounds]).to(device), persistent=False)
+        self.register_buffer("permutation", torch.stack([r.permutation for r in rounds]).to(device), persistent=False)
+
+    def round_draws(self, index: int) -> walsh.RoundDraws:
+        """Version 3: the draws of round `index` (blocks index·L … index·L + L − 1)."""
+        multiplier, offset = self.walsh_keys[index]
+        return walsh.RoundDraws(self.gaussian[index], self.signs[index], self.permutation[index], multiplier, offset)
+
     def draws(self, first: int, last: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(signs, permutation, gaussian) of blocks first … last−1: (k, L) float32, int64, float32."""
+        """Versions 1 and 2: (signs, permutation, gaussian) of blocks first … last−1: (k, L) float32, int64, float32."""
+        if self.version == 3:
+            raise ValueError("version 3 has no per-block draws: see round_draws")
         if self.version == 1:
             return (self.signs[first:last].float(), self.permutation[first:last].long(),
                     self.gaussian[first:last].float())
@@ -221,8 +181,10 @@ class Fastfood(nn.Module):
         return signs, torch.stack(permutation), torch.stack(gaussian)
 
     def chunks(self) -> list[tuple[int, int]]:
-        """Consecutive block ranges of about `CHUNK_ELEMENTS` entries."""
+        """Consecutive block ranges of about `CHUNK_ELEMENTS` entries (in version 3, never across two rounds)."""
         step = max(1, CHUNK_ELEMENTS // self.padded_size)
+        if self.version == 3:  # both powers of two: chunks of ≤ L blocks tile the rounds
+            step = min(1 << (step.bit_length() - 1), self.padded_size)
         return [(first, min(first + step, self.num_blocks)) for first in range(0, self.num_blocks, step)]
 
     def _norm_preserving_scale(self) -> float:
@@ -230,24 +192,71 @@ class Fastfood(nn.Module):
         blocks, length, n = self.num_blocks, self.padded_size, self.out_features
         if self.on_meta:
             energy = float(blocks * length)
+        elif self.version == 3:  # round r's G serves min(L, blocks − rL) blocks
+            energy = sum(min(length, blocks - r * length) * float(g.double().pow(2).sum()) for r, g in enumerate(self.gaussian))
         else:
             energy = sum(float(self.draws(first, last)[2].double().pow(2).sum()) for first, last in self.chunks())
         return length * math.sqrt(blocks / (n * energy))
 
     def project_blocks(self, z: torch.Tensor, first: int, last: int) -> torch.Tensor:
-        """c·(M_b z) for blocks first … last−1, (k, L) float32 (before dropping entries past N)."""
+        """Versions 1 and 2: c·(M_b z) for blocks first … last−1, (k, L) float32 (before dropping entries past N)."""
         signs, permutation, gaussian = (d.to(z.device) for d in self.draws(first, last))
-        padded = F.pad(z.float(), (0, self.padded_size - self.in_features))    # (L,)
+        padded = F.pad(z.float(), (0, self.padded_size - z.shape[-1]))          # (L,)
         v = fwht(signs * padded)                                                # H·B:  (k, L)
         v = fwht(v.gather(1, permutation) * gaussian)                           # H·G·Π
         return v * self.output_scale if self.norm_preserving else v
 
     def transpose_blocks(self, grad: torch.Tensor, first: int, last: int) -> torch.Tensor:
-        """Σ_b c·M_bᵀ g_b over blocks first … last−1 for g (k, L) float32: (L,)."""
+        """Versions 1 and 2: Σ_b c·M_bᵀ g_b over blocks first … last−1 for g (k, L) float32: (L,)."""
         signs, permutation, gaussian = (d.to(grad.device) for d in self.draws(first, last))
         u = fwht(grad * self.output_scale if self.norm_preserving else grad) * gaussian   # G·H (H, G symmetric)
         unpermuted = torch.empty_like(u).scatter_(1, permutation, u)                      # Πᵀ
         return (fwht(unpermuted) * signs).sum(0)                                          # B·H, summed over blocks
+
+    def begin_projection(self, z: torch.Tensor) -> Any:
+        """What every chunk of one projection of z shares: z zero-padded to L (float32); in version 3, also
+        u_r = H·(B_r ⊙ z) per round, computed when a chunk of the round first needs it."""
+        padded = F.pad(z.float(), (0, self.padded_size - self.in_features))
+        return padded if self.version != 3 else (padded, {})
+
+    def chunk_factor(self) -> float:
+        """Version 3: what `project_chunk(…, scaled=False)` leaves to multiply by, c/√L."""
+        return (self.output_scale if self.norm_preserving else 1.0) / math.sqrt(self.padded_size)
+
+    def project_chunk(self, state: Any, first: int, last: int, scaled: bool = True) -> torch.Tensor:
+        """c·(M_b z) for blocks first … last−1 of a chunk, (k, L) float32 (state: `begin_projection`);
+        when not `scaled` (version 3 only), times `1 / chunk_factor()`."""
+        if self.version != 3:
+            return self.project_blocks(state, first, last)
+        padded, inputs = state
+        round_index, length = divmod(first, self.padded_size)[0], self.padded_size
+        draws = self.round_draws(round_index)
+        if round_index not in inputs:
+            inputs[round_index] = walsh.signed_input_transform(draws, padded)
+        start = first - round_index * length
+        v = walsh.project(draws, inputs[round_index], start, start + last - first)  # √L·M_t z
+        return v * self.chunk_factor() if scaled else v
+
+    def begin_transpose(self, device: torch.device) -> Any:
+        """The accumulator of Σ_b c·M_bᵀ g_b: (L,) in versions 1 and 2, (rounds, L) in version 3."""
+        rows = () if self.version != 3 else (self.gaussian.shape[0],)
+        return torch.zeros(*rows, self.padded_size, dtype=torch.float32, device=device)
+
+    def transpose_chunk(self, accumulator: torch.Tensor, grad: torch.Tensor, first: int, last: int) -> None:
+        """accumulator += the chunk's share of Σ_b c·M_bᵀ g_b, for grad rows g (k, L) float32."""
+        if self.version != 3:
+            accumulator += self.transpose_blocks(grad, first, last)
+            return
+        round_index = first // self.padded_size
+        start = first - round_index * self.padded_size
+        walsh.accumulate_transpose(self.round_draws(round_index), accumulator[round_index], grad, start, start + last - first)
+
+    def finish_transpose(self, accumulator: torch.Tensor) -> torch.Tensor:
+        """Σ_b c·M_bᵀ g_b, (L,) float32, from `begin_transpose`'s accumulator."""
+        if self.version != 3:
+            return accumulator
+        h = sum(walsh.finish_transpose(self.round_draws(r), row) for r, row in enumerate(accumulator))
+        return h * self.chunk_factor()  # c/√L applied once, to the sum (linear)
 
     def forward(self, z: torch.Tensor, scale: torch.Tensor | None = None, base: torch.Tensor | None = None) -> torch.Tensor:
         """P·z, (n,) → (N,) in float32; or, given a scale λ and a base θ₀, θ₀ + λ·P·z shaped and typed like θ₀."""
@@ -281,10 +290,16 @@ class FastfoodUpdate(torch.autograd.Function):
         else:
             out = torch.empty(base.shape, dtype=base.dtype, device=base.device)
         flat, base_flat = out.view(-1), None if base is None else base.reshape(-1)
+        state = projection.begin_projection(z)
+        # version 3 into a float32 base: λ·c in one multiply, θ₀ + that written straight into θ (two passes fewer)
+        fused = projection.version == 3 and base is not None and base.dtype == torch.float32
+        factor = scale.float() * projection.chunk_factor() if fused else None
         for first, last in projection.chunks():
             start, stop = first * length, min(last * length, total)
-            delta = projection.project_blocks(z, first, last).view(-1)[: stop - start]
-            if base is None:
+            delta = projection.project_chunk(state, first, last, scaled=not fused).view(-1)[: stop - start]
+            if fused:
+                torch.add(base_flat[start:stop], delta.mul_(factor), out=flat[start:stop])
+            elif base is None:
                 flat[start:stop] = delta
             else:  # the same operations as θ₀ + (λ·Δ).to(dtype) on the whole tensor, slice by slice
                 flat[start:stop] = base_flat[start:stop] + (scale * delta).to(base.dtype)
@@ -296,13 +311,14 @@ class FastfoodUpdate(torch.autograd.Function):
         z, scale = ctx.saved_tensors if ctx.has_scale else (ctx.saved_tensors[0], None)
         length, total = projection.padded_size, projection.out_features
         flat = grad.reshape(-1)
-        h = torch.zeros(length, dtype=torch.float32, device=grad.device)
+        accumulator = projection.begin_transpose(grad.device)
         if ctx.needs_input_grad[0] or ctx.needs_input_grad[1]:
             for first, last in projection.chunks():
                 start, stop = first * length, min(last * length, total)
-                chunk = F.pad(flat[start:stop].float(), (0, (last - first) * length - (stop - start)))
-                h += projection.transpose_blocks(chunk.view(last - first, length), first, last)
-        h = h[: projection.in_features]
+                missing = (last - first) * length - (stop - start)
+                chunk = flat[start:stop].float() if missing == 0 else F.pad(flat[start:stop].float(), (0, missing))
+                projection.transpose_chunk(accumulator, chunk.view(last - first, length), first, last)
+        h = projection.finish_transpose(accumulator)[: projection.in_features]
         grad_z = grad_scale = grad_base = None
         if ctx.needs_input_grad[0]:
             grad_z = (h * scale.float() if scale is not None else h).to(z.dtype)

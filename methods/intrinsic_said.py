@@ -48,15 +48,21 @@ the cost of never holding a dense projection. In eval mode without gradients (ge
 evaluating; train mode frees it); `surgery.fold` writes θ into the base weights instead.
 
 θ is computed by `methods.fastfood.update` block by block: no whole Δ exists beside θ, and the
-backward keeps only z and λ, computing Pⱼᵀ·(∂L/∂θⱼ) once per call for both gradients (the consumer
-of θ — e.g. nn.Linear — still keeps θ for its own backward, as it keeps its parameter).
+backward keeps only z and λ, computing Pⱼᵀ·(∂L/∂θⱼ) once per call for both gradients. The consumer
+of θ — e.g. nn.Linear, which saves its weight for the input's gradient — does not keep it either:
+during the module's call a saved-tensor hook (`RecomputeInBackward`) stores a recipe instead, and
+the backward recomputes θ from z and λ (tensors of at least one Fastfood block; a layer norm's θ is
+smaller than the block that would remake it and is kept). So between forward and backward no θ of
+the model is held — at the cost of one more projection per reparametrised tensor in the backward.
 
 The random projections are drawn on the CPU from `seed` and the tensor's index, so the adapter
 checkpoint holds only z and λ and `load_adapter` regenerates the same projections on any device.
-``fastfood_version`` says how: 2 (the bundled recipe) draws each block's B, Π, G from a generator
-seeded per (tensor, block) whenever the block is used and holds nothing; 1 (a recipe without the
-key: every checkpoint written before the key existed) draws each tensor's from one generator and
-holds them as non-persistent buffers, ~3 numbers per model parameter. The projections live in
+``fastfood_version`` says how: 3 (the bundled recipe) draws G, Π and B once per tensor (per L blocks),
+holds them (9 bytes × L per tensor) and gives each block its own Walsh sign pattern, so a block
+costs one Hadamard transform each way (`methods.fastfood_walsh`); 2 draws each block's B, Π, G from
+a generator seeded per (tensor, block) whenever the block is used and holds nothing; 1 (a recipe
+without the key: every checkpoint written before the key existed) draws each tensor's from one
+generator and holds them as non-persistent buffers, ~3 numbers per model parameter. The projections live in
 ``model.surgery_fastfood``, outside ``model.surgery``, because everything under ``model.surgery`` is
 written to the checkpoint.
 
@@ -87,6 +93,7 @@ from surgery.scope import AdapterScope
 from surgery.substitute import SubstituteCache, substitute
 
 from .fastfood import Fastfood
+from .said_recompute import recompute_in_backward
 
 PROJECTIONS = "surgery_fastfood"  # model attribute holding the per-tensor projections (not checkpointed)
 
@@ -146,6 +153,14 @@ class IntrinsicWeights:
             return compute()
         return self.cache.value(index, (self.subspace.z, self.subspace.scales, current), compute)
 
+    def around_call(self, module: nn.Module, substituted: dict[str, tuple[torch.Tensor, torch.Tensor]]) -> Any:
+        """While training, the θ this call's consumers save for their backward is recomputed there instead
+        of kept (`methods.said_recompute`); a cached θ (eval, no gradient) is kept as it is."""
+        if self.cacheable() or not torch.is_grad_enabled():
+            return None
+        return recompute_in_backward(self.subspace, self.projections,
+                                     [(value, self.index[a], current) for a, (value, current) in substituted.items()])
+
 
 def frozen_output_layer(model: nn.Module) -> nn.Module | None:
     """The module the paper keeps frozen: the output layer (``get_output_embeddings()``), if any."""
@@ -175,8 +190,9 @@ class IntrinsicSAIDOptions:
     output_layer: Literal["frozen", "in_subspace"] = "frozen"
     # where each Fastfood's B, Π, G come from (methods.fastfood): 1 = one generator per tensor, held as
     # buffers (every checkpoint written before this option existed); 2 = one generator per block,
-    # regenerated at each use and never held. A recipe without the key means 1, so old checkpoints keep their numbers.
-    fastfood_version: Literal[1, 2] = 1
+    # regenerated at each use and never held; 3 = one generator per L blocks, held, a Walsh sign pattern per
+    # block (methods.fastfood_walsh). A recipe without the key means 1, so old checkpoints keep their numbers.
+    fastfood_version: Literal[1, 2, 3] = 1
 
 
 @register_method

@@ -10,8 +10,10 @@ a substitution finds its tensors by name when it runs, so replacing a module's p
 the model (``copy.deepcopy``, pickle) keeps it working.
 
 Several substitutions on one module run in the order they were registered; each sees the value in
-effect so far (``current``: the parameter, or what an earlier one put there). `SubstituteCache` is
-the one rule for keeping a computed value across calls.
+effect so far (``current``: the parameter, or what an earlier one put there). A substitution may
+also say what to do around the call with what it substituted (`Substitution.around_call`: e.g.
+Intrinsic-SAID's recompute-in-backward); it is entered after the pre-hook and left when the call
+ends. `SubstituteCache` is the one rule for keeping a computed value across calls.
 
 >>> import torch
 >>> from torch import nn
@@ -47,20 +49,40 @@ class Substitution(Protocol):
     def value(self, module: nn.Module, attribute: str, current: torch.Tensor, args: tuple[Any, ...]) -> torch.Tensor | None:
         """The tensor the module reads for `attribute` in this call (None: `current`, unchanged)."""
 
+    # Optional: `around_call(module, substituted) -> context manager | None`, with substituted
+    # {attribute: (value, current)}: entered once the values are in place, left when the call ends.
+
+
+class OpenCalls(list):
+    """The contexts of the calls in progress of one module (a stack: a module may call itself);
+    copies and pickles start empty."""
+
+    def __reduce__(self):
+        return (OpenCalls, ())
+
 
 class SubstituteTensors:
     """Forward pre-hook: the module reads what `substitution` computes instead of its parameters."""
 
     surgery_engine = True
 
-    def __init__(self, substitution: Substitution):
-        self.substitution = substitution
+    def __init__(self, substitution: Substitution, open_calls: OpenCalls):
+        self.substitution, self.open_calls = substitution, open_calls
 
     def __call__(self, module: nn.Module, args: tuple[Any, ...]) -> None:
+        self.open_calls.append(None)   # popped by RestoreParameters, also when this hook raises
+        substituted = {}
         for attribute in self.substitution.attributes:
-            value = self.substitution.value(module, attribute, getattr(module, attribute), args)
+            current = getattr(module, attribute)
+            value = self.substitution.value(module, attribute, current, args)
             if value is not None:
                 module.__dict__[attribute] = value
+                substituted[attribute] = (value, current)
+        around = getattr(self.substitution, "around_call", None)
+        context = around(module, substituted) if around is not None and substituted else None
+        if context is not None:
+            context.__enter__()
+            self.open_calls[-1] = context
 
 
 class RestoreParameters:
@@ -68,12 +90,15 @@ class RestoreParameters:
 
     surgery_engine = True
 
-    def __init__(self, attributes: Sequence[str]):
-        self.attributes = tuple(attributes)
+    def __init__(self, attributes: Sequence[str], open_calls: OpenCalls):
+        self.attributes, self.open_calls = tuple(attributes), open_calls
 
     def __call__(self, module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
         for attribute in self.attributes:
             module.__dict__.pop(attribute, None)
+        context = self.open_calls.pop() if self.open_calls else None
+        if context is not None:
+            context.__exit__(None, None, None)
 
 
 def substitute(module: nn.Module, substitution: Substitution, *, first: bool = False) -> list[RemovableHandle]:
@@ -82,8 +107,9 @@ def substitute(module: nn.Module, substitution: Substitution, *, first: bool = F
     `first`: run before the module's other pre-hooks (the engine's copies of base tensors do, so a
     method's substitution sees the value of the adapter in effect).
     """
-    return [module.register_forward_pre_hook(SubstituteTensors(substitution), prepend=first),
-            module.register_forward_hook(RestoreParameters(substitution.attributes), always_call=True)]
+    open_calls = OpenCalls()
+    return [module.register_forward_pre_hook(SubstituteTensors(substitution, open_calls), prepend=first),
+            module.register_forward_hook(RestoreParameters(substitution.attributes, open_calls), always_call=True)]
 
 
 def remove_hooks(handles: Sequence[RemovableHandle]) -> None:

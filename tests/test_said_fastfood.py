@@ -46,6 +46,10 @@ def stored_draws(projection: Fastfood, block: int) -> tuple[torch.Tensor, torch.
 
 def dense_matrix(projection: Fastfood) -> torch.Tensor:
     """The (N, n) matrix: per block H·G·Π·H·B as explicit L×L matrices, stacked, first N rows and n columns, × c."""
+    if projection.version == 3:
+        from test_said_fastfood_v3 import dense_matrix_v3
+
+        return dense_matrix_v3(projection)
     length = projection.padded_size
     h = sylvester_hadamard(length)
     rows, energy = [], 0.0
@@ -150,13 +154,15 @@ def test_the_backward_keeps_only_z_and_the_scale():
     assert z.grad is not None and scale.grad is not None
 
 
-def test_a_checkpoint_of_the_first_convention_loads_and_computes_what_it_computed():
-    """tests/data/said-v1-checkpoint was saved by main's code before versions existed (make_said_v1_checkpoint.py)."""
+@pytest.mark.parametrize("version", [1, 2])
+def test_a_checkpoint_of_an_earlier_convention_loads_and_computes_what_it_computed(version):
+    """tests/data/said-v1-checkpoint was saved by main's code before versions existed (make_said_v1_checkpoint.py),
+    said-v2-checkpoint by version 2's code before version 3 existed (make_said_v2_checkpoint.py)."""
     from safetensors.torch import load_file
 
-    expected = load_file(DATA / "said-v1-expected.safetensors")
+    expected = load_file(DATA / f"said-v{version}-expected.safetensors")
     model = tiny_model("v1.0")
-    surgery.load_adapter(model, DATA / "said-v1-checkpoint")
+    surgery.load_adapter(model, DATA / f"said-v{version}-checkpoint")
     generator = torch.Generator().manual_seed(1)  # the batch the fixture was computed on
     input_ids = torch.randint(2, 96, (3, 9), generator=generator)
     attention_mask = torch.ones_like(input_ids)
@@ -167,28 +173,30 @@ def test_a_checkpoint_of_the_first_convention_loads_and_computes_what_it_compute
         logits = model(input_ids=input_ids, attention_mask=attention_mask, labels=labels).logits
         q = model.surgery.adapters.default.intrinsic.tensor_names.index("encoder.block.0.layer.0.SelfAttention.q.weight")
         delta = model.surgery_fastfood__default[q](model.surgery.adapters.default.intrinsic.z)
-    assert all(p.version == 1 for p in model.surgery_fastfood__default)
+    assert all(p.version == version for p in model.surgery_fastfood__default)
     assert torch.allclose(delta[:64], expected["q_delta"], atol=1e-6)
     assert torch.allclose(logits, expected["logits"], atol=1e-5)
     assert not torch.allclose(logits, tiny_model("v1.0")(input_ids=input_ids, attention_mask=attention_mask,
                                                          labels=labels).logits, atol=1e-3)
 
 
-def said_v2(variant: str = "v1.0", **options) -> nn.Module:
+def said_v2(variant: str = "v1.0", version: int = 2, **options) -> nn.Module:
     model = tiny_model(variant)
-    surgery.apply(model, {"method": "intrinsic_said", "options": {"dimension": 300, "seed": 2, "fastfood_version": 2, **options}})
+    surgery.apply(model, {"method": "intrinsic_said", "options": {"dimension": 300, "seed": 2, "fastfood_version": version, **options}})
     with torch.no_grad():
         model.surgery.adapters.default.intrinsic.z.normal_(std=0.1, generator=torch.Generator().manual_seed(3))
         model.surgery.adapters.default.intrinsic.scales.uniform_(0.5, 2.0, generator=torch.Generator().manual_seed(4))
     return model
 
 
+@pytest.mark.parametrize("version", [2, 3])
 @pytest.mark.parametrize("variant", ["v1.0", "v1.1"])
-def test_version_2_weights_are_theta0_plus_lambda_times_the_dense_projection(variant):
-    model = said_v2(variant)
+def test_version_2_and_3_weights_are_theta0_plus_lambda_times_the_dense_projection(variant, version):
+    model = said_v2(variant, version)
     subspace, parameters = model.surgery.adapters.default.intrinsic, dict(model.named_parameters())
     z = subspace.z.detach().double()
-    assert model.surgery_fastfood__default[0].version == 2 and list(model.surgery_fastfood__default.buffers()) == []
+    assert model.surgery_fastfood__default[0].version == version
+    assert (list(model.surgery_fastfood__default.buffers()) == []) == (version == 2)
     with torch.no_grad():
         for index, name in enumerate(subspace.tensor_names):
             theta0 = parameters[name]
@@ -197,8 +205,9 @@ def test_version_2_weights_are_theta0_plus_lambda_times_the_dense_projection(var
             assert torch.allclose(got.double(), expected, atol=1e-5), name
 
 
-def test_version_2_folds_exactly_and_its_eval_cache_is_the_unfolded_model(batch):
-    model = said_v2().eval()
+@pytest.mark.parametrize("version", [2, 3])
+def test_version_2_and_3_fold_exactly_and_the_eval_cache_is_the_unfolded_model(batch, version):
+    model = said_v2(version=version).eval()
     with torch.no_grad():
         unfolded = model(**batch).logits
         cached = model(**batch).logits  # second call: served from the eval-mode cache
@@ -208,28 +217,30 @@ def test_version_2_folds_exactly_and_its_eval_cache_is_the_unfolded_model(batch)
     assert torch.equal(cached, unfolded) and torch.equal(folded, unfolded)
 
 
-def test_version_2_checkpoint_round_trips_and_differs_from_version_1(batch, tmp_path):
-    model = said_v2()
+@pytest.mark.parametrize("version", [2, 3])
+def test_version_2_and_3_checkpoints_round_trip_and_differ_from_version_1(batch, tmp_path, version):
+    model = said_v2(version=version)
     folder = surgery.save_adapter(model, tmp_path / "said")
     fresh = tiny_model()
     surgery.load_adapter(fresh, folder)
-    assert all(p.version == 2 for p in fresh.surgery_fastfood__default)
+    assert all(p.version == version for p in fresh.surgery_fastfood__default)
     old = tiny_model()
     surgery.apply(old, {"method": "intrinsic_said", "options": {"dimension": 300, "seed": 2}})
     with torch.no_grad():
-        old.surgery.intrinsic.z.copy_(model.surgery.adapters.default.intrinsic.z)
-        old.surgery.intrinsic.scales.copy_(model.surgery.adapters.default.intrinsic.scales)
+        old.surgery.adapters.default.intrinsic.z.copy_(model.surgery.adapters.default.intrinsic.z)
+        old.surgery.adapters.default.intrinsic.scales.copy_(model.surgery.adapters.default.intrinsic.scales)
         assert torch.equal(fresh(**batch).logits, model(**batch).logits)
         assert not torch.allclose(old(**batch).logits, model(**batch).logits, atol=1e-4)
 
 
-def test_version_2_trains_and_every_scale_gets_a_gradient(batch):
-    model = said_v2().train()
+@pytest.mark.parametrize("version", [2, 3])
+def test_version_2_and_3_train_and_every_scale_gets_a_gradient(batch, version):
+    model = said_v2(version=version).train()
     model(**batch).loss.backward()
     assert (model.surgery.adapters.default.intrinsic.scales.grad != 0).all() and (model.surgery.adapters.default.intrinsic.z.grad != 0).any()
 
 
 def test_an_unknown_version_is_refused_at_plan_time():
     with pytest.raises(surgery.RecipeError) as error:
-        surgery.plan(tiny_model(), {"method": "intrinsic_said", "options": {"dimension": 300, "fastfood_version": 3}})
-    assert error.value.key == "options.fastfood_version" and "3" in str(error.value)
+        surgery.plan(tiny_model(), {"method": "intrinsic_said", "options": {"dimension": 300, "fastfood_version": 4}})
+    assert error.value.key == "options.fastfood_version" and "4" in str(error.value)

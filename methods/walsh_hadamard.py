@@ -1,0 +1,85 @@
+"""The fast Walsh–Hadamard transform (Sylvester order) and the per-block seeds of the Fastfood projections.
+
+>>> import torch
+>>> fwht(torch.tensor([1.0, 2.0, 3.0, 4.0]), normalized=False)   # x @ H₄
+tensor([10., -2., -4.,  0.])
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import torch
+
+
+def is_power_of_two(value: int) -> bool:
+    return value >= 1 and value & (value - 1) == 0
+
+
+def next_power_of_two(value: int) -> int:
+    """The smallest power of two ≥ value (value ≥ 1)."""
+    return 1 << max(0, (value - 1).bit_length())
+
+
+# Bits of the index transformed per pass: one pass multiplies by a 32×32 Hadamard factor, so a
+# length-32768 transform takes 3 passes (3 small GEMMs) instead of 15 radix-2 butterfly passes —
+# measured 4–9× faster on CPU, forward plus backward. Work is O(L · 32 · ⌈log₃₂ L⌉) = O(L log L).
+RADIX_BITS = 5
+
+
+@functools.lru_cache(maxsize=None)
+def _hadamard_factor(size: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """The unnormalised Sylvester Hadamard matrix of a power-of-two `size` (a pass's small factor)."""
+    h = torch.ones(1, 1, dtype=dtype, device=device)
+    while h.shape[0] < size:
+        h = torch.cat([torch.cat([h, h], dim=1), torch.cat([h, -h], dim=1)], dim=0)
+    return h
+
+
+def fwht(x: torch.Tensor, normalized: bool = True) -> torch.Tensor:
+    """Walsh–Hadamard transform of the last dimension in O(L log L): returns x @ H.
+
+    H is the Sylvester-ordered Hadamard matrix (H₁ = [1], H₂ₙ = [[Hₙ, Hₙ], [Hₙ, −Hₙ]], symmetric),
+    divided by √L when `normalized` (then H is orthonormal and the transform is self-inverse).
+    The last dimension must be a power of two; leading dimensions are a batch. Differentiable.
+
+    Why it is fast: H_L = H₂ ⊗ … ⊗ H₂ acts on each bit of the index independently, so the bits can
+    be transformed in groups; a pass over `RADIX_BITS` bits is one batched product with a small
+    Hadamard factor (the radix-2 butterfly is the case of one bit per pass).
+
+    >>> fwht(torch.eye(2), normalized=False)
+    tensor([[ 1.,  1.],
+            [ 1., -1.]])
+    """
+    length = x.shape[-1]
+    if not is_power_of_two(length):
+        raise ValueError(f"fwht needs a power-of-two length, got {length}")
+    bits = length.bit_length() - 1
+    y = x.reshape(-1, length)
+    done = 0  # index bits 0 … done−1 are transformed
+    while done < bits:
+        size = 1 << min(RADIX_BITS, bits - done)
+        factor = _hadamard_factor(size, y.dtype, y.device)
+        inner = 1 << done
+        if inner == 1:  # the lowest bits are the last axis: one plain GEMM
+            y = y.reshape(-1, size) @ factor
+        else:  # (…, size, inner): the group's bits are the middle axis
+            y = torch.matmul(factor, y.reshape(-1, size, inner))
+        done += size.bit_length() - 1
+    y = y.reshape(x.shape)
+    return y * (1.0 / math.sqrt(length)) if normalized else y
+
+
+def block_seed(seed: int, block: int) -> int:
+    """The seed of block `block` of a version-2 projection seeded `seed` (a splitmix64 step: distinct
+    blocks and seeds give unrelated generators).
+
+    >>> block_seed(0, 0) != block_seed(0, 1) != block_seed(1, 0)
+    True
+    """
+    mask = (1 << 64) - 1
+    x = (seed * 0x9E3779B97F4A7C15 + (block + 1) * 0xD1B54A32D192ED03) & mask
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & mask
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & mask
+    return (x ^ (x >> 31)) >> 1  # torch.Generator seeds are < 2⁶⁴; keep them below 2⁶³
