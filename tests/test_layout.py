@@ -126,3 +126,14 @@ def test_an_empty_registry_says_how_to_get_methods(monkeypatch):
     with pytest.raises(surgery.SurgeryError, match=r"no methods are registered.*pip install -e \."):
         surgery.method.get_method_class("adapter")
     assert groups == ["t5_surgery.methods"]
+
+
+def test_no_function_in_runners_is_longer_than_60_lines():
+    import ast
+
+    long = []
+    for path in sorted((ROOT / "runners").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno + 1 > 60:
+                long.append(f"{path.relative_to(ROOT)}:{node.name} ({node.end_lineno - node.lineno + 1} lines)")
+    assert not long, long

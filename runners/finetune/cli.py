@@ -51,6 +51,14 @@ def build_parser() -> argparse.ArgumentParser:
             "(group embedded-glue) with --recipe all and several seeds give a miniature of the paper's Table 1."),
         epilog="examples:\n" + __doc__.split("\n\n")[1] + "\n\n" + "\n\n".join(__doc__.split("\n\n")[2:]),
     )
+    add_what_to_train(parser)
+    add_own_data(parser)
+    add_training(parser)
+    add_evaluation_and_output(parser)
+    return parser
+
+
+def add_what_to_train(parser: argparse.ArgumentParser) -> None:
     what = parser.add_argument_group("what to train")
     what.add_argument("--task", help="task name or group (embedded-glue), or several comma-separated "
                                      "(default: embedded-sst2)")
@@ -85,6 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
     what.add_argument("--train-output-layer", action="store_true", default=None,
                       help="the paper's Table 7 variant of every recipe: also train the output layer (with a tied "
                            "embedding, T5 v1.0, that is the embedding matrix), with the learning rates of Table 5")
+
+
+def add_own_data(parser: argparse.ArgumentParser) -> None:
     own = parser.add_argument_group("your own data (instead of --task's registry; --task NAME names it, default 'own')")
     own.add_argument("--train-file", help="training rows: csv, tsv, json, jsonl or parquet")
     own.add_argument("--validation-file", help="validation rows (without --test-file: the test set, and a "
@@ -94,6 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
     own.add_argument("--label-column", metavar="L", help="the column the model learns to write")
     own.add_argument("--task-type", choices=("classification", "regression", "generation"),
                      help="default: regression for numeric labels with fractions, else classification")
+
+
+def add_training(parser: argparse.ArgumentParser) -> None:
     how = parser.add_argument_group("training (defaults: the paper's protocol; runners.finetune.settings.EMBEDDED for the embedded tasks)")
     how.add_argument("--epochs", type=int)
     how.add_argument("--batch-size", type=int, help="GLOBAL batch: examples per optimizer step over all processes "
@@ -130,6 +144,9 @@ def build_parser() -> argparse.ArgumentParser:
     how.add_argument("--threads", type=int, help="intra-op CPU threads (default on CPU: for the embedded model one per core "
                                                  "free at the start, at most 2; 1 for an --init-config model, which is "
                                                  "fastest for their small matrices; else PyTorch's default)")
+
+
+def add_evaluation_and_output(parser: argparse.ArgumentParser) -> None:
     evaluation = parser.add_argument_group("evaluation")
     evaluation.add_argument("--eval-every", type=int, metavar="EPOCHS", help="validate every N epochs (default 1)")
     evaluation.add_argument("--eval-batch-size", type=int)
@@ -144,7 +161,6 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--save-every-steps", type=int, metavar="N", help="also write the resumable checkpoint every N steps")
     run.add_argument("--log-every", type=int, metavar="STEPS", help="steps between JSON-lines records (default 10)")
     run.add_argument("--no-progress", action="store_true", default=None, help="no progress bars")
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -45,7 +45,8 @@ from .invocation import EXIT_INTERRUPTED, Settings, UsageError, prepare_output_d
 from .jobs import Job, is_sweep
 from .model import build_model
 from .results import RESULT_FILE, TASK_TITLES, JsonlLog, RunResult
-from .run import (claim_run_folder, describe_model, load_data, preflight, set_cpu_threads, train_config,
+from .run_lines import describe_model
+from .run import (claim_run_folder, load_data, preflight, set_cpu_threads, train_config,
                   usage_errors)
 from .task_data import run_task_record, write_task_record, write_test_predictions
 from .used_arguments import used_arguments

@@ -42,7 +42,8 @@ from .results import RESULT_FILE, JsonlLog, RunResult, markdown_table, summarize
 from .model import (ModelLoadError, build_model, check_model_folder, embedded_model_dir,
                     load_tokenizer, parse_init_overrides, tiny_t5_config)
 from .settings import SMALL_MODEL_CPU_THREADS, paper_defaults
-from .state import is_complete, recover_adapter, recover_checkpoint
+from .run_lines import describe_model, describe_training
+from .state import resume_point
 from .sweep import sweep_markdown, write_sweep_tables
 from .used_arguments import used_arguments
 from .task_data import (load_data, resolve_tasks, run_task_record, task_named, write_task_record,
@@ -109,19 +110,6 @@ def meta_model(model_name: str | None, tokenizer, overrides: dict[str, Any]) -> 
                 model = AutoModelForSeq2SeqLM.from_config(config)
     model.tie_weights()  # transformers 5.0 leaves a model built on the meta device untied (the real one is tied)
     return model
-
-
-def describe_model(model: torch.nn.Module, options: dict[str, Any]) -> str:
-    config = model.config
-    size = sum(p.numel() for p in model.parameters())
-    if options.get("init_config"):
-        origin = "random-init T5 (--init-config)"
-    else:
-        origin = options.get("model") or "the embedded pretrained T5 (runners/embedded/model)"
-        if options.get("random_init"):
-            origin += ", weights drawn at random (--random-init)"
-    return (f"model: {origin} (d_model {config.d_model}, {config.num_layers}+{config.num_decoder_layers} blocks, "
-            f"vocab {config.vocab_size:,}), {size:,} parameters")
 
 
 def train_config(options: dict[str, Any], task, method, run_dir: Path, seed: int, resume_from: Path | None,
@@ -199,18 +187,7 @@ def run_one(task, job: Job, base_splits: dict[str, list[dict]], tokenizer, setti
     if resumed and (run_dir / RESULT_FILE).is_file():
         say(f"{label}: finished earlier, result from {run_dir / RESULT_FILE}")
         return RunResult.load(run_dir / RESULT_FILE), None
-    resume_from = None
-    if resumed:
-        if accelerator.is_main_process:
-            for note in (recover_checkpoint(run_dir / "last"), recover_adapter(run_dir / "best")):
-                if note:
-                    say(f"note: {note}")
-        accelerator.wait_for_everyone()
-        if is_complete(run_dir / "last"):
-            resume_from = run_dir / "last"
-        elif (run_dir / "log.jsonl").is_file():
-            say(f"note: {run_dir} has no complete checkpoint (stopped before the first one was written); "
-                "this run starts again from step 0")
+    resume_from = resume_point(run_dir, accelerator, say) if resumed else None
 
     train_examples = options.get("low_resource") or options.get("max_train")
     splits = dict(base_splits)
@@ -226,18 +203,12 @@ def run_one(task, job: Job, base_splits: dict[str, list[dict]], tokenizer, setti
     config, lr_source = train_config(options, task, method, run_dir, seed, resume_from,
                                      recipe=applied.recipe,
                                      model_config=model.config, setting_lr=setting.learning_rate, say=say)
-    world = accelerator.num_processes
-    dropout = "the model's" if config.dropout is None else config.dropout
-    grouped = ", batches grouped by length" if config.group_by_length else ""
     with_setting = f" [{setting.label}]" if setting.label else ""
     say(f"\n=== {label}: task {task.name} · recipe {recipe_name}{with_setting} · seed {seed} ===")
     say(describe_model(model, options))
     say(f"data: {len(splits['train']):,} train / {len(splits['validation']):,} validation / {len(splits['test']):,} test rows")
     say(str(report))
-    say(f"training: {config.epochs} epoch{'s' * (config.epochs != 1)}, global batch {config.batch_size} ({world} process{'es' * (world > 1)} × "
-        f"{config.grad_accum} accumulation step{'s' * (config.grad_accum > 1)}), lr {config.learning_rate:g} "
-        f"({lr_source}), warm-up {config.warmup_steps} step{'s' * (config.warmup_steps != 1)}, device {accelerator.device}, "
-        f"precision {accelerator.mixed_precision}, dropout {dropout}{grouped}")
+    say(describe_training(config, lr_source, accelerator))
     say(f"output: {run_dir}")
     config.task_record = run_task_record(task, config, options, seed, recipe_name)
     if accelerator.is_main_process:
@@ -250,21 +221,27 @@ def run_one(task, job: Job, base_splits: dict[str, list[dict]], tokenizer, setti
         say(f"stopped ({outcome.stop_reason}) after {outcome.progress.global_step} steps. Continue exactly with:\n"
             f"  python -m runners.finetune --resume {settings.output_dir}")
         return None, outcome.stop_reason
+    return finish_run(task, job, splits, config, report, outcome, run_dir, accelerator, say), None
+
+
+def finish_run(task, job: Job, splits: dict[str, list[dict]], config: TrainConfig, report, outcome, run_dir: Path,
+               accelerator, say: Say) -> RunResult:
+    """Say the test score, write the test predictions and then result.json (which marks the run complete)."""
     best = outcome.progress
     assert outcome.test is not None
     say(f"test {' '.join(f'{k} {v:.1f}' for k, v in outcome.test.items())} "
         f"(checkpoint of epoch {best.best_epoch}, validation "
         f"{' '.join(f'{k} {v:.1f}' for k, v in (best.best_validation or {}).items())}) — {outcome.seconds:.1f} s")
-    result = RunResult(task=task.name, recipe=job.recipe_label, seed=seed, test=outcome.test,
+    result = RunResult(task=task.name, recipe=job.recipe_label, seed=job.seed, test=outcome.test,
                        validation=best.best_validation or {}, best_epoch=best.best_epoch, epochs=config.epochs,
                        train_examples=len(splits["train"]), trainable_parameters=report.trainable,
                        trainable_percent=report.percent, seconds=round(outcome.seconds, 3), output_dir=str(run_dir),
-                       setting=setting.label)
+                       setting=job.setting.label)
     if accelerator.is_main_process:
         if outcome.test_predictions is not None:
             write_test_predictions(run_dir, task, splits["test"], outcome.test_predictions)
         result.save(run_dir)  # last: a run with result.json is complete
-    return result, None
+    return result
 
 
 def set_cpu_threads(options: dict[str, Any], device: torch.device) -> int:

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -147,3 +148,18 @@ def save_checkpoint(folder: Path, model: nn.Module, training_state: dict[str, An
 def load_training_state(folder: Path) -> dict[str, Any]:
     """The training_state.pt of a checkpoint folder (optimizer, scheduler, scaler, progress, ...)."""
     return checkpoint_folder(folder).read_state()
+
+
+def resume_point(run_dir: Path, accelerator, say: Callable[[str], None]) -> Path | None:
+    """The run's complete checkpoint to resume from (an interrupted save recovered first), or None: from step 0."""
+    if accelerator.is_main_process:
+        for note in (recover_checkpoint(run_dir / "last"), recover_adapter(run_dir / "best")):
+            if note:
+                say(f"note: {note}")
+    accelerator.wait_for_everyone()
+    if is_complete(run_dir / "last"):
+        return run_dir / "last"
+    if (run_dir / "log.jsonl").is_file():
+        say(f"note: {run_dir} has no complete checkpoint (stopped before the first one was written); "
+            "this run starts again from step 0")
+    return None

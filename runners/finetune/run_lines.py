@@ -1,0 +1,31 @@
+"""The lines a run of `runners.finetune` prints about itself: the model, the training protocol in effect."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+
+def describe_model(model: torch.nn.Module, options: dict[str, Any]) -> str:
+    config = model.config
+    size = sum(p.numel() for p in model.parameters())
+    if options.get("init_config"):
+        origin = "random-init T5 (--init-config)"
+    else:
+        origin = options.get("model") or "the embedded pretrained T5 (runners/embedded/model)"
+        if options.get("random_init"):
+            origin += ", weights drawn at random (--random-init)"
+    return (f"model: {origin} (d_model {config.d_model}, {config.num_layers}+{config.num_decoder_layers} blocks, "
+            f"vocab {config.vocab_size:,}), {size:,} parameters")
+
+
+def describe_training(config, lr_source: str, accelerator) -> str:
+    """The run's training line: epochs, global batch, learning rate and its source, device, precision, dropout."""
+    world = accelerator.num_processes
+    dropout = "the model's" if config.dropout is None else config.dropout
+    grouped = ", batches grouped by length" if config.group_by_length else ""
+    return (f"training: {config.epochs} epoch{'s' * (config.epochs != 1)}, global batch {config.batch_size} ({world} "
+            f"process{'es' * (world > 1)} × {config.grad_accum} accumulation step{'s' * (config.grad_accum > 1)}), "
+            f"lr {config.learning_rate:g} ({lr_source}), warm-up {config.warmup_steps} step{'s' * (config.warmup_steps != 1)}, "
+            f"device {accelerator.device}, precision {accelerator.mixed_precision}, dropout {dropout}{grouped}")
