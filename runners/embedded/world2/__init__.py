@@ -1,0 +1,34 @@
+"""World 2 of the embedded language: tasks that need what only the pretraining corpus teaches.
+
+World 1 (``runners/embedded/language``) has a small lexicon that every task's training split
+covers. World 2 invents thousands of words (``lexicon``) whose properties — the polarity of an
+evaluative word, the meaning and opposites of a descriptive one, whether a verb takes an object, a
+noun's category and synonym, a person's profession and town — are stated or implied only in its
+corpus (``corpus``, ``supervised``). Its five GLUE-shaped tasks (``benchmark``) draw the words of
+their validation and test examples from parts of the lexicon that their training split never
+uses, so only pretraining can teach them.
+
+It lives beside world 1 until its checkpoint exists: its files are under this folder, its tasks
+are ``world2-sst2`` … (``tasks``), and nothing of world 1 changes.
+
+    python -m runners.embedded.world2.build [--check]    # corpus, mixture, benchmark, tokenizer
+    python -m runners.embedded.world2.baselines          # bag-of-words baselines per task
+"""
+
+from pathlib import Path
+
+WORLD2_DIR = Path(__file__).resolve().parent
+CORPUS_FILE = WORLD2_DIR / "corpus.txt.gz"
+SUPERVISED_FILE = WORLD2_DIR / "supervised.jsonl.gz"
+SPIECE_MODEL = WORLD2_DIR / "spiece.model"
+TOKENIZER_DIR = WORLD2_DIR / "tokenizer"     # save_pretrained folder: --tokenizer of python -m runners.pretrain
+BENCHMARK_DIR = WORLD2_DIR / "glue"
+
+SEED = 20211206
+LEXICON_SCALE = 1.0                  # lexicon.COUNTS times this: 3,960 words
+DEFINITIONS_PER_WORD = 6             # documents that state each word's property (at least)
+CORPUS_DOCUMENTS = 120_000           # definitions first, then stories of the words in use
+SUPERVISED_EXAMPLES = 40_000
+SPIECE_VOCAB_SIZE = 1000
+BENCHMARK_SIZES = {"train": 2000, "validation": 500, "test": 500}
+HELD_OUT_SHARE = {"train": 0.7, "validation": 0.15, "test": 0.15}   # of each word class, per task
