@@ -31,7 +31,8 @@ if __package__ in (None, ""):  # run as a script: make `runners` importable
 from runners.embedded.build import write_gzip_lines, write_jsonl  # noqa: E402
 from runners.embedded.tokenizer import embedded_tokenizer, train_sentencepiece  # noqa: E402
 from runners.embedded.world2 import (BENCHMARK_SIZES, CORPUS_DOCUMENTS, DEFINITIONS_PER_WORD,  # noqa: E402
-                                     HELD_OUT_SHARE, LEXICON_SCALE, SEED, SPIECE_VOCAB_SIZE, SUPERVISED_EXAMPLES)
+                                     HELD_OUT_SHARE, LEXICON_SCALE, MAX_PIECE_LENGTH, SEED, SPIECE_VOCAB_SIZE, SUPERVISED_EXAMPLES,
+                                     WHOLE_WORD_COUNT)
 from runners.embedded.world2.benchmark import TASK_FIELDS, make_rows, sentences  # noqa: E402
 from runners.embedded.world2.corpus import make_corpus  # noqa: E402
 from runners.embedded.world2.lexicon import make_lexicon  # noqa: E402
@@ -72,7 +73,7 @@ def build(out_dir: Path, sizes: Sizes = Sizes(), seed: int = SEED, progress=prin
     texts = documents[:TOKENIZER_SAMPLE] + [text for pair in pairs[:TOKENIZER_SAMPLE] for text in pair]
     texts += [text for task, made in benchmark.items() for rows in made.values() for row, _ in rows
               for text in task_texts(task, row)]
-    spiece = train_sentencepiece(texts, sizes.vocab)
+    spiece = train_sentencepiece(texts, sizes.vocab, MAX_PIECE_LENGTH, WHOLE_WORD_COUNT)
     progress(f"tokenizer: {sizes.vocab} pieces + 100 sentinels")
 
     out_dir.mkdir(parents=True, exist_ok=True)
