@@ -41,8 +41,8 @@ HELD_OUT_SHARE = {"train": 0.7, "validation": 0.15, "test": 0.15}   # of each wo
 # larger vocabulary (1,100 ids) still fits in 20 MB: 4,852,864 parameters, 19.4 MB of fp32.
 T5_ARCHITECTURE = {"d_model": 384, "d_kv": 32, "num_heads": 4, "d_ff": 576, "num_layers": 3,
                    "num_decoder_layers": 3, "feed_forward_proj": "relu", "dropout_rate": 0.0}
-# Its pretraining, sized to 60 minutes of one CPU core (measured: 1.58 CPU-seconds a step in
-# fp32 with one thread; bf16 autocast took 2.3 times as long on this CPU), so at most that on two:
+# Its pretraining: measured 1.9-2.0 CPU-seconds a step in fp32 with one thread (bf16 autocast took
+# 2.3 times as long a step on this CPU), so about 73 minutes of one core; see README.md.
 #   python -m runners.pretrain --corpus CORPUS_FILE --supervised SUPERVISED_FILE --tokenizer TOKENIZER_DIR \
 #       --config <T5_ARCHITECTURE as key=value> --<key> <value> for each of PRETRAINING
 PRETRAINING = {"steps": 2200, "batch_size": 32, "supervised_batch_size": 64, "lr": 7e-4, "warmup_steps": 150,
