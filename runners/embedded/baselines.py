@@ -24,36 +24,42 @@ def featurize(task, rows: list[dict]) -> list[str]:
                      for word in str(row[column]).split()) for row in rows]
 
 
-def baseline_scores(task_name: str, ngram_range: tuple[int, int]) -> dict[str, float]:
-    """The task's test metrics for a bag-of-words model of the given n-gram range."""
-    from sklearn.feature_extraction.text import CountVectorizer
-    from sklearn.linear_model import LogisticRegression, Ridge
-
+def baseline_scores(task_name, ngram_range: tuple[int, int]) -> dict[str, float]:
+    """The task's (a name or a ``Task``) test metrics for a bag-of-words model of the given n-gram range."""
     from runners.tasks import get_task
     from runners.tasks.data import load_task_splits
 
-    task = get_task(task_name)
+    task = get_task(task_name) if isinstance(task_name, str) else task_name
     splits = load_task_splits(task)
+    return fit_and_score(task, splits["train"], splits["test"], ngram_range)
+
+
+def fit_and_score(task, train_rows: list[dict], test_rows: list[dict], ngram_range: tuple[int, int]) -> dict[str, float]:
+    """Bag-of-words fitted on `train_rows`, its predictions on `test_rows` scored with the task's metrics."""
+    from sklearn.feature_extraction.text import CountVectorizer
+    from sklearn.linear_model import LogisticRegression, Ridge
+
     vectorizer = CountVectorizer(ngram_range=ngram_range, token_pattern=r"\S+", binary=True, lowercase=False)
-    train = vectorizer.fit_transform(featurize(task, splits["train"]))
-    test = vectorizer.transform(featurize(task, splits["test"]))
-    gold = [row["label"] for row in splits["train"]]
+    train = vectorizer.fit_transform(featurize(task, train_rows))
+    test = vectorizer.transform(featurize(task, test_rows))
+    gold = [row["label"] for row in train_rows]
     if task.labels is None:
         predictions = Ridge(alpha=1.0).fit(train, gold).predict(test)
         texts = [f"{value:.1f}" for value in predictions]
     else:
         predicted = LogisticRegression(max_iter=3000).fit(train, gold).predict(test)
         texts = [task.labels[int(label)] for label in predicted]
-    return task.score(texts, splits["test"])
+    return task.score(texts, test_rows)
 
 
-def table() -> str:
+def table(tasks=None) -> str:
+    """The README's table for `tasks` (names or ``Task`` objects; default: the group embedded-glue)."""
     from runners.tasks import TASK_GROUPS
 
     lines = ["| task | " + " | ".join(FEATURES) + " |", "|---|" + "---|" * len(FEATURES)]
-    for name in TASK_GROUPS["embedded-glue"]:
+    for name in tasks or TASK_GROUPS["embedded-glue"]:
         cells = [" / ".join(f"{k} {v:.1f}" for k, v in baseline_scores(name, n).items()) for n in FEATURES.values()]
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        lines.append(f"| {getattr(name, 'name', name)} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 

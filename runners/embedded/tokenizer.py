@@ -26,7 +26,7 @@ T5_SPECIAL_IDS = {"<pad>": 0, "</s>": 1, "<unk>": 2}
 SENTINELS = 100
 
 
-def seed_pieces(texts: list[str], max_length: int = 16) -> list[tuple[str, int]]:
+def seed_pieces(texts: list[str], max_length: int = 16, whole_word_count: int | None = None) -> list[tuple[str, int]]:
     """Every substring (2..``max_length`` chars) of every ``▁word``, with its corpus frequency.
 
     sentencepiece 0.2's suffix-array seed search misses most whole words of a corpus this small
@@ -36,6 +36,13 @@ def seed_pieces(texts: list[str], max_length: int = 16) -> list[tuple[str, int]]
 
     >>> seed_pieces(["ab ab"])
     [('ab', 2), ('▁a', 2), ('▁ab', 2)]
+
+    A language of thousands of invented words (world 2) wants those spelled in pieces and only its
+    frequent words whole: short pieces (``max_length``) plus every word seen ``whole_word_count``
+    times or more.
+
+    >>> seed_pieces(["the abcde the"], max_length=2, whole_word_count=2)
+    [('ab', 1), ('bc', 1), ('cd', 1), ('de', 1), ('he', 2), ('th', 2), ('▁a', 1), ('▁t', 2), ('▁the', 2)]
     """
     word_counts: dict[str, int] = {}
     for text in texts:
@@ -47,11 +54,14 @@ def seed_pieces(texts: list[str], max_length: int = 16) -> list[tuple[str, int]]
             for end in range(start + 2, min(len(word), start + max_length) + 1):
                 piece = word[start:end]
                 piece_counts[piece] = piece_counts.get(piece, 0) + count
+        if whole_word_count is not None and count >= whole_word_count and len(word) > max_length:
+            piece_counts[word] = piece_counts.get(word, 0) + count
     return sorted(piece_counts.items())
 
 
-def train_sentencepiece(texts: list[str], vocab_size: int = SPIECE_VOCAB_SIZE) -> bytes:
-    """A serialized unigram sentencepiece model with T5's special ids."""
+def train_sentencepiece(texts: list[str], vocab_size: int = SPIECE_VOCAB_SIZE, max_piece_length: int = 16,
+                        whole_word_count: int | None = None) -> bytes:
+    """A serialized unigram sentencepiece model with T5's special ids (seeds: `seed_pieces`)."""
     import sentencepiece
 
     model = io.BytesIO()
@@ -62,7 +72,8 @@ def train_sentencepiece(texts: list[str], vocab_size: int = SPIECE_VOCAB_SIZE) -
         os.chdir(scratch)
         try:
             Path("seed_pieces.tsv").write_text(
-                "".join(f"{piece}\t{count}\n" for piece, count in seed_pieces(texts)), encoding="utf-8"
+                "".join(f"{piece}\t{count}\n" for piece, count in seed_pieces(texts, max_piece_length, whole_word_count)),
+                encoding="utf-8"
             )
             sentencepiece.SentencePieceTrainer.train(
                 sentence_iterator=iter(texts),

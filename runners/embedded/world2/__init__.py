@@ -1,0 +1,49 @@
+"""World 2 of the embedded language: tasks that need what only the pretraining corpus teaches.
+
+World 1 (``runners/embedded/language``) has a small lexicon that every task's training split
+covers. World 2 invents thousands of words (``lexicon``) whose properties — the polarity of an
+evaluative word, the meaning and opposites of a descriptive one, whether a verb takes an object, a
+noun's category and synonym, a person's profession and town — are stated or implied only in its
+corpus (``corpus``, ``supervised``). Its five GLUE-shaped tasks (``benchmark``) draw the words of
+their validation and test examples from parts of the lexicon that their training split never
+uses, so only pretraining can teach them.
+
+It lives beside world 1 until its checkpoint exists: its files are under this folder, its tasks
+are ``world2-sst2`` … (``tasks``), and nothing of world 1 changes.
+
+    python -m runners.embedded.world2.build [--check]    # corpus, mixture, benchmark, tokenizer
+    python -m runners.embedded.world2.baselines          # bag-of-words baselines per task
+"""
+
+from pathlib import Path
+
+WORLD2_DIR = Path(__file__).resolve().parent
+CORPUS_FILE = WORLD2_DIR / "corpus.txt.gz"
+SUPERVISED_FILE = WORLD2_DIR / "supervised.jsonl.gz"
+SPIECE_MODEL = WORLD2_DIR / "spiece.model"
+TOKENIZER_DIR = WORLD2_DIR / "tokenizer"     # save_pretrained folder: --tokenizer of python -m runners.pretrain
+BENCHMARK_DIR = WORLD2_DIR / "glue"
+
+SEED = 20211206
+LEXICON_SCALE = 1.0                  # lexicon.COUNTS times this: 3,960 words
+DEFINITIONS_PER_WORD = 6             # documents that state each word's property (at least)
+CORPUS_DOCUMENTS = 120_000           # definitions first, then stories of the words in use
+SUPERVISED_EXAMPLES = 40_000
+SPIECE_VOCAB_SIZE = 1000
+# Tokenizer seeds: pieces of up to 4 characters, and whole words only when this frequent in its
+# training texts (the template's English words): an invented word is 2-4 pieces, 1.3 tokens a word.
+MAX_PIECE_LENGTH = 4
+WHOLE_WORD_COUNT = 300
+BENCHMARK_SIZES = {"train": 2000, "validation": 500, "test": 500}
+HELD_OUT_SHARE = {"train": 0.7, "validation": 0.15, "test": 0.15}   # of each word class, per task
+
+# The embedded T5 for world 2 (item 2 of issue 29): world 1's shapes with d_ff 576 so that the
+# larger vocabulary (1,100 ids) still fits in 20 MB: 4,852,864 parameters, 19.4 MB of fp32.
+T5_ARCHITECTURE = {"d_model": 384, "d_kv": 32, "num_heads": 4, "d_ff": 576, "num_layers": 3,
+                   "num_decoder_layers": 3, "feed_forward_proj": "relu", "dropout_rate": 0.0}
+# Its pretraining: measured 1.9-2.0 CPU-seconds a step in fp32 with one thread (bf16 autocast took
+# 2.3 times as long a step on this CPU), so about 73 minutes of one core; see README.md.
+#   python -m runners.pretrain --corpus CORPUS_FILE --supervised SUPERVISED_FILE --tokenizer TOKENIZER_DIR \
+#       --config <T5_ARCHITECTURE as key=value> --<key> <value> for each of PRETRAINING
+PRETRAINING = {"steps": 2200, "batch_size": 32, "supervised_batch_size": 64, "lr": 7e-4, "warmup_steps": 150,
+               "chunk_length": 114, "precision": "no", "seed": 0, "eval_every": 500, "save_every": 100}
