@@ -94,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     own.add_argument("--label-column", metavar="L", help="the column the model learns to write")
     own.add_argument("--task-type", choices=("classification", "regression", "generation"),
                      help="default: regression for numeric labels with fractions, else classification")
-    how = parser.add_argument_group("training (defaults: the paper's protocol; runners.finetune.settings.EMBEDDED for the embedded tasks)")
+    how = parser.add_argument_group("training (defaults: the paper's protocol; runners.finetune.protocol.EMBEDDED for the embedded tasks)")
     how.add_argument("--epochs", type=int)
     how.add_argument("--batch-size", type=int, help="GLOBAL batch: examples per optimizer step over all processes "
                                                     "and accumulation steps (paper: 100 GLUE, 32 SuperGLUE, "
