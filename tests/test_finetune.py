@@ -185,11 +185,8 @@ def test_low_resource_follows_the_papers_epoch_schedule():
 
 
 def test_paper_defaults_and_overrides():
-    tiny = build_model(None, embedded_tokenizer(), parse_init_overrides(["d_model=128", "d_kv=32", "num_layers=1"]))
-
     def config_for(task: str, recipe: str, *argv: str):
-        method = surgery.plan(tiny, recipe).method
-        return train_config(_resolved(list(argv)).options, get_task(task), method, Path("x"), 42, None)[0]
+        return train_config(_resolved(list(argv)).options, get_task(task), Path("x"), 42, None, recipe=recipe)[0]
 
     rte = config_for("rte", "compacter++")
     assert (rte.learning_rate, rte.batch_size, rte.warmup_steps, rte.epochs, rte.max_source_length) == (3e-3, 100, 500, 20, 128)
