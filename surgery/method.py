@@ -147,6 +147,26 @@ class SiteMethod(Method):
 
     Each site module maps the site's hidden states (B, T, d_model) to new ones of the same shape; the
     engine splices it into the block's traced graph.
+
+    >>> @register_method
+    ... class Gate(SiteMethod):      # x + up(down(x)) at each site; no options (a real one has an Options dataclass)
+    ...     name = "doc-gate"
+    ...     def build_site_module(self, site, shared):
+    ...         d = site.dims.hidden_size
+    ...         return GateModule(nn.Linear(d, 4), nn.Linear(4, d))
+    >>> class GateModule(nn.Module):
+    ...     def __init__(self, down, up):
+    ...         super().__init__()
+    ...         self.down, self.up = down, up
+    ...     def forward(self, x):
+    ...         return x + self.up(self.down(x))
+    >>> import surgery
+    >>> from transformers import T5Config, T5ForConditionalGeneration
+    >>> model = T5ForConditionalGeneration(T5Config(d_model=16, d_kv=4, d_ff=32, num_layers=2, num_heads=2, vocab_size=50))
+    >>> plan = surgery.plan(model, {"method": "doc-gate", "sites": ["after_ffn"]})
+    >>> len(plan.splices), plan.groups["inserted modules"]   # 4 blocks × (16·4 + 4 + 4·16 + 16)
+    (4, 592)
+    >>> del METHODS["doc-gate"]
     """
 
     def build_shared(self, dims: ModelDims) -> nn.Module | None:
@@ -162,7 +182,26 @@ class SiteMethod(Method):
 
 
 class ModelMethod(Method):
-    """A method that transforms the whole model (its recipe names no sites and no layers)."""
+    """A method that transforms the whole model (its recipe names no sites and no layers).
+
+    What it adds goes into ``scope.container``; what it trains, `trainable_groups` names.
+
+    >>> @register_method
+    ... class OutputScale(ModelMethod):   # a trained scalar on the output layer's input
+    ...     name = "doc-output-scale"
+    ...     def transform_model(self, model, family, dims, scope):
+    ...         scope.container.output_scale = nn.Parameter(torch.ones(()))
+    ...         scale = lambda module, args: (args[0] * scope.container.output_scale,) if scope.is_active() else None
+    ...         scope.keep(model.get_output_embeddings().register_forward_pre_hook(scale))
+    ...     def trainable_groups(self, model, family, scope):
+    ...         return {"output scale": [scope.path("output_scale")]}
+    >>> import surgery, torch
+    >>> from transformers import T5Config, T5ForConditionalGeneration
+    >>> model = T5ForConditionalGeneration(T5Config(d_model=16, d_kv=4, d_ff=32, num_layers=2, num_heads=2, vocab_size=50))
+    >>> surgery.report(surgery.apply(model, {"method": "doc-output-scale"})).groups
+    {'output scale': 1}
+    >>> del METHODS["doc-output-scale"]
+    """
 
     def transform_model(self, model: nn.Module, family: ModelFamily, dims: ModelDims, scope: AdapterScope) -> None:
         """Change `model` for this adapter; put what it adds where `scope` says, and let its hooks act only
