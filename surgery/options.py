@@ -142,19 +142,20 @@ def size_options(options_class: type) -> list[str]:
     return [spec.name for spec in option_specs(options_class) if spec.sets_size]
 
 
-def size_key(options_class: type, given: dict[str, Any]) -> str:
-    """The recipe key named when what a method adds cannot be allocated: the first `SIZE` option the recipe
-    gives (`given`: its ``options`` mapping), else the first declared; ``"options"`` when none is marked.
+def size_key(options: Any) -> str:
+    """The recipe key named when what a method adds cannot be allocated: the first `SIZE` option whose value
+    departs from its default (what the recipe changed), else the first declared; ``"options"`` when none is marked.
 
     >>> @dataclass
     ... class Opt:
     ...     width: Annotated[int, Range(minimum=1), SIZE] = 8
     ...     depth: Annotated[int, Range(minimum=1), SIZE] = 2
-    >>> size_key(Opt, {}), size_key(Opt, {"depth": 10**12}), size_key(Opt, {"depth": 3, "width": 9})
-    ('options.width', 'options.depth', 'options.width')
+    >>> size_key(Opt()), size_key(Opt(depth=10**12)), size_key(Opt(width=8, depth=10**12)), size_key(Opt(9, 3))
+    ('options.width', 'options.depth', 'options.depth', 'options.width')
     """
-    sizes = size_options(options_class)
-    chosen = next((name for name in sizes if name in given), sizes[0] if sizes else None)
+    sizes = [spec for spec in option_specs(type(options)) if spec.sets_size]
+    changed = (spec.name for spec in sizes if getattr(options, spec.name) != spec.default)
+    chosen = next(changed, sizes[0].name if sizes else None)
     return "options" if chosen is None else f"options.{chosen}"
 
 

@@ -349,7 +349,7 @@ def plan(model: nn.Module, recipe: str | Path | dict | Recipe, *, device: torch.
     name = DEFAULT_ADAPTER if name is None else check_adapter_name(name, SITE_NAMES)
     method, family, dims, layers = _resolve(model, recipe, name)
     replica = _meta_replica(model)
-    size_option = size_key(type(method).Options, recipe.options)
+    size_option = size_key(method.options)
     before = {n for n, _ in replica.named_parameters()} | {n for n, _ in replica.named_buffers()}
     if hasattr(replica, STATE):
         before |= {f"{STATE}.owned.{n}" for n in getattr(replica, STATE).owned.originals}

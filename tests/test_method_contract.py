@@ -179,6 +179,14 @@ def test_the_option_marked_size_is_named_when_the_recipe_does_not_fit(third_part
     assert not hasattr(model, "surgery")
 
 
+def test_the_size_option_named_is_the_one_the_recipe_changed():
+    """compacter++ spells out reduction_factor 32 and rank 1 (the defaults): of n 2 (the tiny model's bottleneck
+    is 2) and an oversized rank, both changed, the rank is declared first and named."""
+    with pytest.raises(RecipeError) as error:
+        surgery.plan(tiny_model(), "compacter++", overrides={"options.n": 2, "options.rank": 10**15})
+    assert error.value.key == "options.rank" and error.value.value == 10**15
+
+
 def test_a_plug_ins_recipe_gets_the_runners_default_learning_rate(third_party_methods):
     recipe = {"method": ThirdPartyBottleneck.name, "sites": ["after_ffn"]}
     for task in ("rte", "embedded-sst2"):
