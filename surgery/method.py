@@ -32,8 +32,9 @@ adapter is in effect (``scope.is_active()``) — hooks a method registers act on
 handles go to ``scope.keep(handle)`` so removing the adapter removes them.
 
 The public surface a method may import from the engine is this module, `surgery.scope`,
-`surgery.errors`, `surgery.options` and `surgery.family` (a test scans ``methods/`` for any
-other). What a method needs to know of the rest is here: `is_added` (which tensor names other
+`surgery.errors`, `surgery.options`, `surgery.family` and `surgery.substitute` (the engine's one
+way to compute a tensor in place of a parameter for one call); a test scans ``methods/`` for any
+other. What a method needs to know of the rest is here: `is_added` (which tensor names other
 adapters added), `SPLICED` (the child of a block that holds spliced modules) and
 `describe_quantization` (whether the base is bitsandbytes-quantised, for `validate_base`).
 
