@@ -221,7 +221,8 @@ def register_method(cls: type[Method]) -> type[Method]:
     """Class decorator: make a method available to recipes under `cls.name`."""
     if not (isinstance(cls, type) and issubclass(cls, (SiteMethod, ModelMethod))):
         raise TypeError(f"{getattr(cls, '__qualname__', cls)!r} cannot be registered as a method: subclass "
-                        "surgery.method.SiteMethod (modules at sites) or surgery.method.ModelMethod (a transform of the whole model)")
+                        "surgery.method.SiteMethod (modules at sites) or surgery.method.ModelMethod (a transform of "
+                        "the whole model)")
     if cls.name in METHODS and METHODS[cls.name] is not cls:
         raise ValueError(f"method name {cls.name!r} is registered twice ({METHODS[cls.name].__qualname__}, {cls.__qualname__})")
     METHODS[cls.name] = cls

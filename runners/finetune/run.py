@@ -131,7 +131,8 @@ def train_config(options: dict[str, Any], task, run_dir: Path, seed: int, resume
 
     Defaults are the paper's protocol for (task, `recipe`, model size from `model_config`); the
     options given on the command line win, and a --sweep/--set learning rate (`setting_lr`) wins
-    over --lr (`runners.finetune.protocol` holds every default rate). Notes on settings the paper did not run go to `say`.
+    over --lr (`runners.finetune.protocol` holds every default rate). Notes on settings the paper
+    did not run go to `say`.
     """
     defaults = paper_defaults(task, recipe, model_config, options.get("low_resource"),
                               embedded_model=options.get("model") is None and not options.get("init_config"))
