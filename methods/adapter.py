@@ -29,8 +29,8 @@ from torch import nn
 from transformers.activations import ACT2FN
 
 from surgery.family import ModelDims, ModelFamily
-from surgery.method import Method, SiteContext, register_method
-from surgery.options import Annotated, Range, require
+from surgery.method import SiteContext, SiteMethod, register_method
+from surgery.options import SIZE, Annotated, Range, require
 
 from .fused_adapter import dense_weight, fused_bottleneck
 from .inits import DENSE_WEIGHT_STD, GLOROT_GAIN, rule_init_std
@@ -90,13 +90,13 @@ class AdapterOptions:
     shared (Compacter), N(0, 0.01²) when each layer owns it (PHM-Adapter).
     """
 
-    reduction_factor: Annotated[int, POSITIVE] = 32   # bottleneck d = hidden size / reduction_factor (24 on T5-base; paper §5)
-    bottleneck: Annotated[int, POSITIVE] | None = None  # set d directly instead (at most the hidden size)
+    reduction_factor: Annotated[int, POSITIVE, SIZE] = 32   # bottleneck d = hidden size / reduction_factor (24 on T5-base; paper §5)
+    bottleneck: Annotated[int, POSITIVE, SIZE] | None = None  # set d directly instead (at most the hidden size)
     activation: str = "gelu_new"        # the authors' tanh-approximated GELU (configs/*.json non_linearity)
     projection: Literal["dense", "lowrank", "phm"] = "dense"
     dense_init_std: Annotated[float, NON_NEGATIVE] = DENSE_WEIGHT_STD  # dense: N(0, std²) weights, zero bias (authors' _init_weights)
-    rank: Annotated[int, AT_LEAST_ONE] = 1  # lowrank, and phm with factorized=True
-    n: Annotated[int, AT_LEAST_ONE] = 4     # phm: number of Kronecker summands
+    rank: Annotated[int, AT_LEAST_ONE, SIZE] = 1  # lowrank, and phm with factorized=True
+    n: Annotated[int, AT_LEAST_ONE, SIZE] = 4     # phm: number of Kronecker summands
     factorized: bool = False            # phm: Bᵢ = sᵢ tᵢᵀ (LPHM, Compacter) instead of a full Bᵢ
     shared_rule: bool = False           # phm: one rule {Aᵢ} for every layer of the model
     learn_rule: bool = True             # phm: train the rule (False keeps its random init)
@@ -109,7 +109,7 @@ class AdapterOptions:
 
 
 @register_method
-class AdapterMethod(Method):
+class AdapterMethod(SiteMethod):
     name = "adapter"
     Options = AdapterOptions
     options: AdapterOptions
@@ -137,19 +137,6 @@ class AdapterMethod(Method):
                 require(size % o.n == 0, "options.n", o.n, valid, reason=f"does not divide the {size_name} {size}")
         if o.projection == "lowrank":
             require(o.rank <= min(k, d), "options.rank", o.rank, f"at most min(hidden size, bottleneck) = {min(k, d)}")
-
-    def size_key(self, dims: ModelDims) -> str:
-        """The option that sets most of what the adapters add (named when they would not fit in memory)."""
-        o, k = self.options, dims.hidden_size
-        d = self.bottleneck_size(dims)
-        width_key = "options.bottleneck" if o.bottleneck is not None else "options.reduction_factor"
-        if o.projection != "phm":
-            return width_key
-        rule = o.n**3 if o.shared_rule else 2 * o.n**3
-        factors = o.rank * (k + d) if o.factorized else k * d // o.n
-        if rule > factors:
-            return "options.n"
-        return "options.rank" if o.factorized and o.rank > 1 else width_key
 
     def build_shared(self, dims: ModelDims) -> nn.Module | None:
         o = self.options
@@ -213,7 +200,3 @@ class AdapterMethod(Method):
         return (f"method 'adapter' computes x + up({o.activation}(down(x))) at each site: the activation between its "
                 "projections is not linear, so no weight of T5 can absorb it (keep it unfolded: it runs beside the "
                 "base at every site)")
-
-    @property
-    def default_learning_rate(self) -> float:  # type: ignore[override]
-        return 3e-4 if self.options.projection == "dense" else 3e-3

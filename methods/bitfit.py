@@ -48,9 +48,7 @@ from transformers.pytorch_utils import Conv1D
 
 from surgery.errors import RecipeError
 from surgery.family import ModelDims, ModelFamily
-from surgery.method import Method, register_method
-from surgery.naming import SPLICED
-from surgery.quantization import describe_quantization
+from surgery.method import SPLICED, ModelMethod, describe_quantization, register_method
 from surgery.scope import AdapterScope
 
 BIAS = "surgery_bias"
@@ -122,12 +120,10 @@ def bias_targets(model: nn.Module, family: ModelFamily) -> list[tuple[str, nn.Mo
 
 
 @register_method
-class BitFit(Method):
+class BitFit(ModelMethod):
     """Zero-initialised biases in every block's linear layers and layer norms and the output layer; only they train."""
 
     name = "bitfit"
-    uses_sites = False
-    default_learning_rate = 3e-4
 
     def validate_base(self, model: nn.Module, family: ModelFamily) -> None:
         quantized = describe_quantization(model)

@@ -7,24 +7,24 @@ from typing import Any
 from torch import nn
 
 from surgery.errors import RecipeError
-from surgery.family import ModelFamily
-from surgery.method import Method, register_method
-from surgery.quantization import describe_quantization
+from surgery.family import ModelDims, ModelFamily
+from surgery.method import ModelMethod, describe_quantization, register_method
 from surgery.scope import AdapterScope
 
 
 @register_method
-class FullFineTuning(Method):
+class FullFineTuning(ModelMethod):
     name = "full"
-    uses_sites = False
     trains_base_itself = True   # no other adapter can sit beside it; it keeps no copy of the base
-    default_learning_rate = 3e-4
 
     def validate_base(self, model: nn.Module, family: ModelFamily) -> None:
         quantized = describe_quantization(model)
         if quantized is not None:
             raise RecipeError("method", self.name, valid="a float base (load it without quantization_config)", reason=(
                 f"trains every weight, but this is {quantized}; integer weights have no gradients"))
+
+    def transform_model(self, model: nn.Module, family: ModelFamily, dims: ModelDims, scope: AdapterScope) -> None:
+        """Nothing to add: every base weight trains as it is (`trainable_groups`)."""
 
     def trainable_groups(self, model: nn.Module, family: ModelFamily, scope: AdapterScope) -> dict[str, list[str]]:
         return {"all parameters": [name for name, _ in model.named_parameters()]}

@@ -85,10 +85,8 @@ from torch import nn
 
 from surgery.errors import RecipeError
 from surgery.family import ModelDims, ModelFamily
-from surgery.method import Method, register_method
-from surgery.naming import is_added
-from surgery.options import INT64_MAX, Annotated, Range
-from surgery.quantization import describe_quantization
+from surgery.method import ModelMethod, describe_quantization, is_added, register_method
+from surgery.options import INT64_MAX, SIZE, Annotated, Range
 from surgery.scope import AdapterScope
 from surgery.substitute import SubstituteCache, substitute
 
@@ -182,7 +180,7 @@ class IntrinsicSAIDOptions:
     """Options of the `intrinsic_said` method (defaults: the paper's runs; see the module docstring)."""
 
     # d': z (d' − m numbers) plus one λ per weight tensor (m); 20K in Table 1; at most the model's parameter count
-    dimension: Annotated[int, Range(minimum=2, valid="an integer ≥ 2")] = 20000
+    dimension: Annotated[int, Range(minimum=2, valid="an integer ≥ 2"), SIZE] = 20000
     seed: Annotated[int, Range(minimum=0, valid=f"an integer in [0, {INT64_MAX}]")] = 0  # seeds every tensor's Fastfood projection
     # norm_preserving: ‖Pⱼz‖ ≈ ‖z‖ per tensor, the authors' intrinsic.py divisor; unit_blocks: E[MᵀM] = I per block
     projection_scale: Literal["norm_preserving", "unit_blocks"] = "norm_preserving"
@@ -196,23 +194,18 @@ class IntrinsicSAIDOptions:
 
 
 @register_method
-class IntrinsicSAID(Method):
+class IntrinsicSAID(ModelMethod):
     """θ = θ₀ + λⱼ · Fastfoodⱼ(z) for every parameter tensor; only z and λ train (d' numbers)."""
 
     name = "intrinsic_said"
     Options = IntrinsicSAIDOptions
     options: IntrinsicSAIDOptions
-    uses_sites = False
-    default_learning_rate = 3e-2
 
     def validate(self, dims: ModelDims, family: ModelFamily) -> None:
         # The range of `dimension` (≥ 2) is checked by parse_options; the bounds that depend on the
         # model's tensors are checked in transform_model, which the plan's dry run executes on a
         # meta replica — still before the real model is touched.
         pass
-
-    def size_key(self, dims: ModelDims) -> str:
-        return "options.dimension"
 
     def validate_base(self, model: nn.Module, family: ModelFamily) -> None:
         quantized = describe_quantization(model)

@@ -66,8 +66,8 @@ from torch import nn
 
 from surgery.errors import RecipeError
 from surgery.family import ModelDims, ModelFamily
-from surgery.method import Method, register_method
-from surgery.options import INT64_MAX, Annotated, Range, require
+from surgery.method import ModelMethod, register_method
+from surgery.options import INT64_MAX, SIZE, Annotated, Range, require
 from surgery.scope import AdapterScope
 
 from .inits import PROMPT_RANDOM_RANGE
@@ -239,7 +239,7 @@ SEED_RANGE = Range(minimum=0, maximum=INT64_MAX, valid=f"an integer in [0, {INT6
 class PromptTuningOptions:
     """Options of the `prompt_tuning` method (see the module docstring)."""
 
-    length: Annotated[int, Range(minimum=1, valid="a positive integer")] = 100  # prompt vectors (100 in the paper, §5.5; configs prefix_dim 100)
+    length: Annotated[int, Range(minimum=1, valid="a positive integer"), SIZE] = 100  # prompt vectors (100 in the paper, §5.5; configs prefix_dim 100)
     init: Literal["random", "vocab"] = "random"
     random_distribution: Literal["uniform", "normal"] = "uniform"  # random: the authors' uniform (methods.inits)
     # random, uniform: U(−init_range, init_range); 0.5 in the authors' code
@@ -274,18 +274,13 @@ def sample_vocabulary_ids(options: PromptTuningOptions, vocab_size: int, exclude
 
 
 @register_method
-class PromptTuning(Method):
+class PromptTuning(ModelMethod):
     """A soft prompt prepended to the input (the encoder's, or a decoder-only model's); everything else frozen."""
 
     name = "prompt_tuning"
     Options = PromptTuningOptions
     options: PromptTuningOptions
-    uses_sites = False
     one_active_at_a_time = True  # two prompts would be prepended in the order they were applied
-
-    @property
-    def default_learning_rate(self) -> float:  # type: ignore[override]
-        return 3e-1 if self.options.init == "vocab" else 3e-2  # paper: Prompt-T 3e-1, Prompt-R 3e-2
 
     def validate(self, dims: ModelDims, family: ModelFamily) -> None:
         o = self.options
@@ -321,9 +316,6 @@ class PromptTuning(Method):
         if "encoder" not in dims.stack_depths and dims.max_positions is not None:
             require(self.options.length < dims.max_positions, "options.length", self.options.length,
                     f"less than the model's {dims.max_positions} positions")
-
-    def size_key(self, dims: ModelDims) -> str:
-        return "options.length"
 
     def transform_model(self, model: nn.Module, family: ModelFamily, dims: ModelDims, scope: AdapterScope) -> None:
         o = self.options

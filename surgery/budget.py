@@ -3,7 +3,7 @@
 The plan executes the recipe on a meta-device replica, so every added tensor's shape and dtype
 is known before anything is allocated. `check_fits` sums their bytes and compares them with the
 free memory of the target device; a recipe that cannot be allocated is refused with a
-`RecipeError` naming the option that sets the size (`Method.size_key`), instead of an allocator
+`RecipeError` naming the option that sets the size (`surgery.options.size_key`), instead of an allocator
 error from torch halfway through `apply`.
 
 >>> format_bytes(3 * 2**30)

@@ -45,6 +45,7 @@ from .config_record import record_adapters
 from .distributed import is_sharded, unwrap
 from .errors import SurgeryError
 from .families import detect_family
+from .method import SiteMethod
 from .state import surgery_state
 from .transaction import all_or_nothing
 
@@ -73,7 +74,7 @@ def fold(model: nn.Module, name: str | None = None) -> None:
     reason = method.fold_refusal()
     if reason is not None:
         raise SurgeryError(f"cannot fold adapter {name!r} (recipe {record.recipe.get('name', '?')!r}): {reason}")
-    if record.uses_sites:
+    if isinstance(method, SiteMethod):
         raise SurgeryError(f"cannot fold adapter {name!r}: method {record.method!r} inserts modules at sites")
     with all_or_nothing(model) as snapshot:
         with snapshot.recording_writes():  # every write into the base is put back on failure

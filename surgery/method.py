@@ -1,35 +1,58 @@
 """The contract between the engine and a method, and the method registry.
 
 The engine owns this contract; methods implement it. A method knows its modules, not graphs.
-It says:
+There are two kinds, and the engine tells them apart by their class (``isinstance(method,
+SiteMethod)``), nothing else:
 
-* which options a recipe may give it (a dataclass, `Method.Options`, each field with a type and,
-  for numbers, a range), checked at plan time (`surgery.options.parse_options`);
-* for site methods, the module to splice in at one site (`build_site_module`), and optionally
-  one module shared by all of them (`build_shared`, owned once by the model);
-* for whole-model methods (BitFit, prompt tuning, Intrinsic-SAID), a `transform_model` step;
+* a `SiteMethod` puts a module at each selected site of the selected blocks (`build_site_module`),
+  optionally with one module shared by all of them (`build_shared`, owned once by the model):
+  the adapters, PHM/LPHM, low-rank;
+* a `ModelMethod` transforms the whole model (`transform_model`): BitFit, prompt tuning,
+  Intrinsic-SAID, full fine-tuning. Its recipe names no sites and no layers.
+
+Both share the base `Method`, which says:
+
+* which options a recipe may give (a dataclass, `Method.Options`, each field with a type and,
+  for numbers, a range), checked at plan time (`surgery.options.parse_options`); the options
+  that set how much the method adds are marked ``SIZE`` (`surgery.options.SIZE`), and the plan
+  names one of them when what the recipe adds cannot be allocated;
+* what depends on the model (`validate`) or on the base's weights (`validate_base`);
 * which parameters it trains besides the modules it inserted (`trainable_groups`);
 * whether it can fold into the base weights (`fold_refusal`, `fold`), take part in a mixed batch
-  (`mixed_batch_refusal`) and sit beside other adapters (`trains_base_itself`, `one_active_at_a_time`).
+  (`mixed_batch_refusal`) and sit beside other adapters (`trains_base_itself`, `one_active_at_a_time`);
+* the report's closed-form parameter counts (`closed_form`).
 
-Several adapters can live in one model (`surgery.apply(..., name=...)`). The engine hands the
-whole-model steps a `surgery.scope.AdapterScope`: where to put model-level modules
+Learning rates and training settings are not a method's business: they live in the runner
+(`runners.finetune.protocol`).
+
+Several adapters can live in one model (`surgery.apply(..., name=...)`). The engine hands
+`ModelMethod.transform_model` a `surgery.scope.AdapterScope`: where to put model-level modules
 (``scope.container``), the names of attached tensors (``scope.attached``), and whether the
 adapter is in effect (``scope.is_active()``) — hooks a method registers act only then, and their
 handles go to ``scope.keep(handle)`` so removing the adapter removes them.
 
-Adding a method means a subclass decorated with `@register_method`, plus a recipe YAML naming it.
-The engine is not edited, and it never imports a plug-in: the bundled methods (package
-`methods`) are found through the ``t5_surgery.methods`` entry point this project installs, and
-any other package can register its own methods the same way (or by being imported first).
+The public surface a method may import from the engine is this module, `surgery.scope`,
+`surgery.errors`, `surgery.options`, `surgery.family` and `surgery.substitute` (the engine's one
+way to compute a tensor in place of a parameter for one call); a test scans ``methods/`` for any
+other. What a method needs to know of the rest is here: `is_added` (which tensor names other
+adapters added), `SPLICED` (the child of a block that holds spliced modules) and
+`describe_quantization` (whether the base is bitsandbytes-quantised, for `validate_base`).
+
+Adding a method means a subclass of `SiteMethod` or `ModelMethod` decorated with
+`@register_method`, plus a recipe YAML naming it. The engine is not edited, and it never imports a
+plug-in: the bundled methods (package `methods`) are found through the ``t5_surgery.methods`` entry
+point this project installs, and any other package can register its own methods the same way (or
+by being imported first).
 
     get_method_class(name)
       ├─ load_method_plugins     each entry point of the group "t5_surgery.methods", once
       │                          (importing a plug-in runs its @register_method decorators)
       └─ METHODS[name]           or RecipeError naming the registered ones
 
->>> get_method_class("adapter").name
-'adapter'
+>>> get_method_class("adapter").name, issubclass(get_method_class("adapter"), SiteMethod)
+('adapter', True)
+>>> issubclass(get_method_class("bitfit"), ModelMethod)
+True
 """
 
 from __future__ import annotations
@@ -42,7 +65,13 @@ from torch import nn
 
 from .errors import RecipeError, SurgeryError
 from .family import ModelDims, ModelFamily
+from .naming import SPLICED, is_added
+from .quantization import QuantizedBase, describe_quantization
 from .scope import AdapterScope
+
+__all__ = ["METHODS", "PLUGIN_GROUP", "SPLICED", "Method", "ModelMethod", "NoOptions", "QuantizedBase", "SiteContext",
+           "SiteMethod", "describe_quantization", "get_method_class", "is_added", "load_method_plugins",
+           "register_method", "registered_methods"]
 
 # Entry-point group through which packages offer methods (pyproject.toml of this project:
 # [project.entry-points."t5_surgery.methods"] bundled = "methods").
@@ -65,13 +94,10 @@ class NoOptions:
 
 
 class Method:
-    """Base class of every method. Subclasses set `name` and `Options` and override hooks."""
+    """What every method says (see the module docstring); a method subclasses `SiteMethod` or `ModelMethod`."""
 
     name: ClassVar[str]
     Options: ClassVar[type] = NoOptions
-    # Methods that splice modules at graph sites; whole-model methods set this False.
-    uses_sites: ClassVar[bool] = True
-    default_learning_rate: ClassVar[float] = 3e-4
     # Trains the base weights themselves (full fine-tuning): no other adapter can sit beside it, and
     # it keeps no copy of the base (`surgery.disabled` and `surgery.remove` are refused).
     trains_base_itself: ClassVar[bool] = False
@@ -89,30 +115,11 @@ class Method:
         this hook checks what depends on the model (divisors of the hidden size, budgets, ...).
         """
 
-    def size_key(self, dims: ModelDims) -> str:
-        """The recipe key that sets most of what this method adds to the model.
-
-        The plan names it when the added tensors would not fit in memory (computed on the meta
-        device, before anything is allocated).
-        """
-        return "options"
-
     def validate_base(self, model: nn.Module, family: ModelFamily) -> None:
         """Raise RecipeError (key "method") when the method cannot work on this base model, e.g.
-        one quantised with bitsandbytes (`surgery.quantization.describe_quantization`)."""
+        one quantised with bitsandbytes (`describe_quantization`)."""
 
     # -- apply time ------------------------------------------------------------------------
-    def build_shared(self, dims: ModelDims) -> nn.Module | None:
-        """One module shared by all site modules (e.g. Compacter's rule), or None."""
-        return None
-
-    def build_site_module(self, site: SiteContext, shared: nn.Module | None) -> nn.Module:
-        raise NotImplementedError(f"method {self.name!r} does not insert modules at sites")
-
-    def transform_model(self, model: nn.Module, family: ModelFamily, dims: ModelDims, scope: AdapterScope) -> None:
-        """Whole-model rewrite for methods that do not (only) splice at sites; put what it adds where
-        `scope` says, and let its hooks act only while ``scope.is_active()``."""
-
     def trainable_groups(self, model: nn.Module, family: ModelFamily, scope: AdapterScope) -> dict[str, list[str]]:
         """Parameters (qualified names) this method trains besides its inserted/shared modules."""
         return {}
@@ -120,9 +127,7 @@ class Method:
     # -- several adapters, mixed batches, folding -----------------------------------------
     def mixed_batch_refusal(self) -> str | None:
         """None when one batch can give each example this adapter or another; else why not (shown to users)."""
-        if self.uses_sites:
-            return None
-        return f"method {self.name!r} changes the whole model, not a site's output, so it cannot differ per example"
+        raise NotImplementedError
 
     def fold_refusal(self) -> str | None:
         """None when `fold` can merge the adapter into the base weights; else why it cannot (shown to users)."""
@@ -138,12 +143,86 @@ class Method:
         return []
 
 
+class SiteMethod(Method):
+    """A method that puts one module at each selected site (its recipe names `sites` and may name `layers`).
+
+    Each site module maps the site's hidden states (B, T, d_model) to new ones of the same shape; the
+    engine splices it into the block's traced graph.
+
+    >>> @register_method
+    ... class Gate(SiteMethod):      # x + up(down(x)) at each site; no options (a real one has an Options dataclass)
+    ...     name = "doc-gate"
+    ...     def build_site_module(self, site, shared):
+    ...         d = site.dims.hidden_size
+    ...         return GateModule(nn.Linear(d, 4), nn.Linear(4, d))
+    >>> class GateModule(nn.Module):
+    ...     def __init__(self, down, up):
+    ...         super().__init__()
+    ...         self.down, self.up = down, up
+    ...     def forward(self, x):
+    ...         return x + self.up(self.down(x))
+    >>> import surgery
+    >>> from transformers import T5Config, T5ForConditionalGeneration
+    >>> model = T5ForConditionalGeneration(T5Config(d_model=16, d_kv=4, d_ff=32, num_layers=2, num_heads=2, vocab_size=50))
+    >>> plan = surgery.plan(model, {"method": "doc-gate", "sites": ["after_ffn"]})
+    >>> len(plan.splices), plan.groups["inserted modules"]   # 4 blocks × (16·4 + 4 + 4·16 + 16)
+    (4, 592)
+    >>> del METHODS["doc-gate"]
+    """
+
+    def build_shared(self, dims: ModelDims) -> nn.Module | None:
+        """One module shared by all site modules (e.g. Compacter's rule), or None."""
+        return None
+
+    def build_site_module(self, site: SiteContext, shared: nn.Module | None) -> nn.Module:
+        """The module for one site (`shared`: what `build_shared` returned)."""
+        raise NotImplementedError(f"method {self.name!r} must define build_site_module")
+
+    def mixed_batch_refusal(self) -> str | None:
+        return None  # a site module's output can be chosen per example
+
+
+class ModelMethod(Method):
+    """A method that transforms the whole model (its recipe names no sites and no layers).
+
+    What it adds goes into ``scope.container``; what it trains, `trainable_groups` names.
+
+    >>> @register_method
+    ... class OutputScale(ModelMethod):   # a trained scalar on the output layer's input
+    ...     name = "doc-output-scale"
+    ...     def transform_model(self, model, family, dims, scope):
+    ...         scope.container.output_scale = nn.Parameter(torch.ones(()))
+    ...         scale = lambda module, args: (args[0] * scope.container.output_scale,) if scope.is_active() else None
+    ...         scope.keep(model.get_output_embeddings().register_forward_pre_hook(scale))
+    ...     def trainable_groups(self, model, family, scope):
+    ...         return {"output scale": [scope.path("output_scale")]}
+    >>> import surgery, torch
+    >>> from transformers import T5Config, T5ForConditionalGeneration
+    >>> model = T5ForConditionalGeneration(T5Config(d_model=16, d_kv=4, d_ff=32, num_layers=2, num_heads=2, vocab_size=50))
+    >>> surgery.report(surgery.apply(model, {"method": "doc-output-scale"})).groups
+    {'output scale': 1}
+    >>> del METHODS["doc-output-scale"]
+    """
+
+    def transform_model(self, model: nn.Module, family: ModelFamily, dims: ModelDims, scope: AdapterScope) -> None:
+        """Change `model` for this adapter; put what it adds where `scope` says, and let its hooks act only
+        while ``scope.is_active()`` (their handles go to ``scope.keep``)."""
+        raise NotImplementedError(f"method {self.name!r} must define transform_model")
+
+    def mixed_batch_refusal(self) -> str | None:
+        return f"method {self.name!r} changes the whole model, not a site's output, so it cannot differ per example"
+
+
 METHODS: dict[str, type[Method]] = {}
 _plugins_loaded = False
 
 
 def register_method(cls: type[Method]) -> type[Method]:
     """Class decorator: make a method available to recipes under `cls.name`."""
+    if not (isinstance(cls, type) and issubclass(cls, (SiteMethod, ModelMethod))):
+        raise TypeError(f"{getattr(cls, '__qualname__', cls)!r} cannot be registered as a method: subclass "
+                        "surgery.method.SiteMethod (modules at sites) or surgery.method.ModelMethod (a transform of "
+                        "the whole model)")
     if cls.name in METHODS and METHODS[cls.name] is not cls:
         raise ValueError(f"method name {cls.name!r} is registered twice ({METHODS[cls.name].__qualname__}, {cls.__qualname__})")
     METHODS[cls.name] = cls

@@ -8,6 +8,10 @@ All of them raise `RecipeError` naming the recipe key, the value and what would 
 
 `option_specs` lists the schema (name, type, choices, range, default) for people and tools: the
 recipe fuzzer in the tests draws its values from it.
+
+An option that sets how much a method adds to the model is marked ``SIZE``
+(``Annotated[int, Range(minimum=1), SIZE]``); `size_options` lists them, most telling first, and
+the plan names one of them when what a recipe adds cannot be allocated (`size_key`).
 """
 
 from __future__ import annotations
@@ -21,7 +25,8 @@ from typing import Annotated, Any, Literal, get_args, get_origin
 
 from .errors import RecipeError
 
-__all__ = ["Annotated", "INT64_MAX", "OptionSpec", "Range", "option_specs", "parse_options", "require"]
+__all__ = ["Annotated", "INT64_MAX", "SIZE", "OptionSpec", "Range", "option_specs", "parse_options", "require", "size_key",
+           "size_options"]
 
 # The widest integer an option may hold: torch sizes and seeds are 64-bit.
 INT64_MAX = 2**63 - 1
@@ -67,6 +72,17 @@ class Range:
 
 
 @dataclass(frozen=True)
+class _SizeMarker:
+    """The type of `SIZE`: marks an option that sets how much the method adds to the model."""
+
+    def __repr__(self) -> str:
+        return "SIZE"
+
+
+SIZE = _SizeMarker()
+
+
+@dataclass(frozen=True)
 class OptionSpec:
     """One option of a method, as `option_specs` reads it off the Options dataclass."""
 
@@ -76,6 +92,7 @@ class OptionSpec:
     range: Range | None = None
     optional: bool = False           # None is a valid value
     default: Any = None
+    sets_size: bool = False          # marked SIZE
 
 
 def option_specs(options_class: type) -> list[OptionSpec]:
@@ -94,11 +111,52 @@ def option_specs(options_class: type) -> list[OptionSpec]:
         annotation, optional, bounds = _unwrap(hints[f.name])
         origin = get_origin(annotation)
         default = f.default if f.default is not dataclasses.MISSING else None
+        sets_size = _marked_size(hints[f.name])
         if origin is Literal:
-            specs.append(OptionSpec(f.name, None, get_args(annotation), None, optional, default))
+            specs.append(OptionSpec(f.name, None, get_args(annotation), None, optional, default, sets_size))
         else:
-            specs.append(OptionSpec(f.name, annotation, (), bounds, optional, default))
+            specs.append(OptionSpec(f.name, annotation, (), bounds, optional, default, sets_size))
     return specs
+
+
+def _marked_size(annotation: Any) -> bool:
+    """Whether `annotation` (or the type inside its ``| None``) carries the `SIZE` marker."""
+    if get_origin(annotation) is typing.Annotated:
+        return any(isinstance(extra, _SizeMarker) for extra in get_args(annotation)[1:])
+    if get_origin(annotation) in (typing.Union, types.UnionType):
+        return any(_marked_size(arg) for arg in get_args(annotation))
+    return False
+
+
+def size_options(options_class: type) -> list[str]:
+    """The options marked `SIZE`, in the order the dataclass declares them (most telling first).
+
+    >>> @dataclass
+    ... class Opt:
+    ...     width: Annotated[int, Range(minimum=1), SIZE] = 8
+    ...     depth: Annotated[int, Range(minimum=1), SIZE] | None = None
+    ...     seed: Annotated[int, Range(minimum=0)] = 0
+    >>> size_options(Opt)
+    ['width', 'depth']
+    """
+    return [spec.name for spec in option_specs(options_class) if spec.sets_size]
+
+
+def size_key(options: Any) -> str:
+    """The recipe key named when what a method adds cannot be allocated: the first `SIZE` option whose value
+    departs from its default (what the recipe changed), else the first declared; ``"options"`` when none is marked.
+
+    >>> @dataclass
+    ... class Opt:
+    ...     width: Annotated[int, Range(minimum=1), SIZE] = 8
+    ...     depth: Annotated[int, Range(minimum=1), SIZE] = 2
+    >>> size_key(Opt()), size_key(Opt(depth=10**12)), size_key(Opt(width=8, depth=10**12)), size_key(Opt(9, 3))
+    ('options.width', 'options.depth', 'options.depth', 'options.width')
+    """
+    sizes = [spec for spec in option_specs(type(options)) if spec.sets_size]
+    changed = (spec.name for spec in sizes if getattr(options, spec.name) != spec.default)
+    chosen = next(changed, sizes[0].name if sizes else None)
+    return "options" if chosen is None else f"options.{chosen}"
 
 
 def _unwrap(annotation: Any) -> tuple[Any, bool, Range | None]:

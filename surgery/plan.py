@@ -39,8 +39,8 @@ from .family import ModelDims, ModelFamily
 from .groups import TRAIN_GROUPS, check_train_groups, freeze_all_but
 from .init_check import finite_outputs, refuse_non_finite_init
 from .quantization import refuse_integer_tensors
-from .method import Method, SiteContext, get_method_class
-from .options import parse_options
+from .method import Method, ModelMethod, SiteContext, SiteMethod, get_method_class
+from .options import parse_options, size_key
 from .overrides import with_overrides
 from .base_copies import install_hooks, take_copies
 from .config_record import record_adapters
@@ -102,6 +102,8 @@ def _allocating_on(device: torch.device):
 def _build(model: nn.Module, recipe: Recipe, method: Method, family: ModelFamily, dims: ModelDims,
            layers: dict[str, list[int]], device: torch.device, dtype: torch.dtype, name: str) -> _Built:
     """Trace the selected blocks and build every module to insert; reads `model`, changes nothing."""
+    if not isinstance(method, SiteMethod):
+        return _Built(None, [], [])
     with _allocating_on(device):
         shared = method.build_shared(dims)
         if shared is not None:
@@ -174,8 +176,9 @@ def _mutate(model: nn.Module, built: _Built, recipe: Recipe, method: Method, fam
         scope.container.shared = built.shared
     for block, where, graph, modules in built.blocks:
         splice_block(block, family, modules, dtype, where, name, traced=graph, routing=state.routing)
-    with _allocating_on(device):
-        method.transform_model(model, family, dims, scope)
+    if isinstance(method, ModelMethod):
+        with _allocating_on(device):
+            method.transform_model(model, family, dims, scope)
     groups = _groups(model, recipe, method, family, layers, scope)
     refuse_integer_tensors(model, groups, recipe.train)
     if not method.trains_base_itself and "all" not in recipe.train:
@@ -190,7 +193,7 @@ def _mutate(model: nn.Module, built: _Built, recipe: Recipe, method: Method, fam
             module.training = model.training
     remove_hooks(state.engine_hooks)
     state.engine_hooks = install_hooks(model, state)
-    state.records[name] = AdapterRecord(name, recipe.to_dict(), groups, method.name, method.uses_sites,
+    state.records[name] = AdapterRecord(name, recipe.to_dict(), groups, method.name,
                                         hooks=tuple(scope.handles))
     freeze_all_but(model, {n for members in groups.values() for n in members})
     state.routing.active = (name,)
@@ -275,12 +278,13 @@ def _resolve(model: nn.Module, recipe: Recipe, name: str) -> tuple[Method, Model
     dims = family.dims(model)
     method.validate(dims, family)
     check_train_groups(recipe.train)
-    if not method.uses_sites and recipe.given_layers() is not None:
+    at_sites = isinstance(method, SiteMethod)
+    if not at_sites and recipe.given_layers() is not None:
         raise RecipeError("layers", recipe.given_layers(), valid="no layers",
                           reason=f"is given, but method {method.name!r} works on the whole model and selects no blocks")
-    if method.uses_sites and not recipe.sites:
+    if at_sites and not recipe.sites:
         raise RecipeError("sites", [], valid=SITE_NAMES, reason=f"is empty, but method {method.name!r} inserts modules at sites")
-    if not method.uses_sites and recipe.sites:
+    if not at_sites and recipe.sites:
         raise RecipeError("sites", list(recipe.sites), valid="no sites", reason=f"is given, but method {method.name!r} inserts nothing at sites")
     for stack in recipe.layers:
         # A stack the recipe only defaulted (`all`) is skipped where the model lacks it (T5EncoderModel, Llama, BERT).
@@ -289,7 +293,7 @@ def _resolve(model: nn.Module, recipe: Recipe, name: str) -> tuple[Method, Model
                               reason=f"is not a stack of this model ({type(model).__name__} has {', '.join(dims.stack_depths)})")
     method.validate_base(model, family)
     layers = {}
-    if method.uses_sites:
+    if at_sites:
         layers = {stack: select_layers(f"layers.{stack}", recipe.layers[stack], depth) for stack, depth in dims.stack_depths.items()}
     return method, family, dims, layers
 
@@ -336,14 +340,14 @@ def plan(model: nn.Module, recipe: str | Path | dict | Recipe, *, device: torch.
     name = DEFAULT_ADAPTER if name is None else check_adapter_name(name, SITE_NAMES)
     method, family, dims, layers = _resolve(model, recipe, name)
     replica = _meta_replica(model)
-    size_key = method.size_key(dims)
+    size_option = size_key(method.options)
     before = {n for n, _ in replica.named_parameters()} | {n for n, _ in replica.named_buffers()}
     try:
         splices, groups = _execute(replica, recipe, method, family, dims, layers, name)
     except Exception as error:
         if not is_allocation_failure(error):
             raise  # a method's own bug (or a SurgeryError) propagates as what it is
-        raise RecipeError(size_key, _option_value(method, size_key),
+        raise RecipeError(size_option, _option_value(method, size_option),
                           reason=f"makes modules that cannot be built ({type(error).__name__}: {error})") from None
     spliced_sites = {s.site for s in splices}
     for site in recipe.sites:
@@ -351,7 +355,7 @@ def plan(model: nn.Module, recipe: str | Path | dict | Recipe, *, device: torch.
             raise RecipeError("sites", site, valid=sorted(spliced_sites) or "a site of a selected block (none selected)",
                               reason="is offered by none of the selected blocks")
     target = torch.device(device) if device is not None else _first_float_parameter(model).device
-    check_fits(replica, target, size_key, _option_value(method, size_key), only=lambda n: n not in before)
+    check_fits(replica, target, size_option, _option_value(method, size_option), only=lambda n: n not in before)
     parameters = dict(replica.named_parameters())
     counts = {group: sum(parameters[n].numel() for n in members) for group, members in groups.items()}
     base = sum(p.numel() for n, p in model.named_parameters() if not is_added(n))
@@ -359,7 +363,7 @@ def plan(model: nn.Module, recipe: str | Path | dict | Recipe, *, device: torch.
     layout = tensor_layout(adapter_tensors(replica, name))
     trained_only = set(adapter_tensors(replica, name, include_frozen_added=False))
     state = getattr(replica, STATE)
-    whole = {r.name: r.method for r in state.records.values() if not r.uses_sites}
+    whole = {r.name: r.method for r in state.records.values() if issubclass(get_method_class(r.method), ModelMethod)}
     result = Plan(recipe, method, family, dims, layers, splices, counts, base, added, adapter_layout=layout,
                   frozen_added=tuple(sorted(set(layout) - trained_only)), adapter=name,
                   occupancy=_occupancy(replica, family), whole_model=whole)

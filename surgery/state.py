@@ -34,7 +34,6 @@ class AdapterRecord:
     recipe: dict[str, Any]
     groups: dict[str, list[str]]
     method: str
-    uses_sites: bool
     plan: Any = None
     hooks: tuple = ()   # handles of the hooks its method registered (`AdapterScope.keep`); removing the adapter removes them
 

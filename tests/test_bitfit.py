@@ -9,6 +9,8 @@ from torch import nn
 
 import surgery
 from conftest import losses_on_a_fixed_mapping, tiny_model
+from runners.finetune.protocol import paper_defaults
+from runners.tasks import get_task
 from surgery.errors import RecipeError
 
 VARIANTS = ["v1.0", "v1.1"]
@@ -135,5 +137,5 @@ def test_unknown_option_is_a_plan_time_error():
 
 def test_recipe_defaults():
     plan = surgery.plan(tiny_model(), "bitfit")
-    assert plan.method.default_learning_rate == 3e-4
+    assert paper_defaults(get_task("rte"), "bitfit")["learning_rate"] == 3e-4  # appendix Table 4 (T5-base, GLUE)
     assert plan.splices == []

@@ -59,7 +59,7 @@ def short_compacter_run(model, steps: int = 40, task_name: str = "embedded-sst2"
     torch.manual_seed(0)
     model = copy.deepcopy(model)
     surgery.apply(model, "compacter++")
-    set_dropout(model, 0.0)  # as the embedded protocol trains (runners/finetune/settings.py)
+    set_dropout(model, 0.0)  # as the embedded protocol trains (runners/finetune/protocol.py)
     tokenizer = embedded_tokenizer()
     splits = load_embedded(task_name)
     from runners.tasks import get_task

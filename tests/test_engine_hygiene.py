@@ -13,7 +13,7 @@ import torch
 import surgery
 from conftest import tiny_model
 from surgery import RecipeError
-from surgery.method import METHODS, Method, register_method
+from surgery.method import METHODS, SiteMethod, register_method
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -27,13 +27,10 @@ def _unchanged(model, before):
     return after.keys() == before.keys() and all(torch.equal(after[n], before[n]) for n in before)
 
 
-class _Raising(Method):
+class _Raising(SiteMethod):
     """A method whose site module build raises whatever the test puts in `error`."""
     name = "hygiene-raising"
     error: BaseException = ValueError("bug")
-
-    def size_key(self, dims):
-        return "options"
 
     def build_site_module(self, site, shared):
         raise type(self).error

@@ -177,20 +177,16 @@ def _resolved(argv: list[str]):
 def test_low_resource_follows_the_papers_epoch_schedule():
     settings = _resolved(["--low-resource", "500", "--task", "rte"])
     assert settings.seeds == [42, 43, 44, 45, 46]
-    method = surgery.plan(build_model(None, embedded_tokenizer(), parse_init_overrides(TINY)), "adapter").method
-    config, _ = train_config(settings.options, get_task("rte"), method, Path("x"), 42, None)
+    config, _ = train_config(settings.options, get_task("rte"), Path("x"), 42, None, recipe="adapter")
     assert config.epochs == 200
     for examples, epochs in ((100, 1000), (1000, 100), (2000, 50), (4000, 25)):
         options = _resolved(["--low-resource", str(examples)]).options
-        assert train_config(options, get_task("rte"), method, Path("x"), 42, None)[0].epochs == epochs
+        assert train_config(options, get_task("rte"), Path("x"), 42, None, recipe="adapter")[0].epochs == epochs
 
 
 def test_paper_defaults_and_overrides():
-    tiny = build_model(None, embedded_tokenizer(), parse_init_overrides(["d_model=128", "d_kv=32", "num_layers=1"]))
-
     def config_for(task: str, recipe: str, *argv: str):
-        method = surgery.plan(tiny, recipe).method
-        return train_config(_resolved(list(argv)).options, get_task(task), method, Path("x"), 42, None)[0]
+        return train_config(_resolved(list(argv)).options, get_task(task), Path("x"), 42, None, recipe=recipe)[0]
 
     rte = config_for("rte", "compacter++")
     assert (rte.learning_rate, rte.batch_size, rte.warmup_steps, rte.epochs, rte.max_source_length) == (3e-3, 100, 500, 20, 128)

@@ -17,7 +17,7 @@ from runners import finetune
 from runners.finetune.cli import build_parser
 from runners.finetune.invocation import resolve_settings
 from runners.finetune.model import build_model
-from runners.finetune.settings import embedded_defaults
+from runners.finetune.protocol import embedded_defaults
 from runners.tasks import TASK_GROUPS, get_task
 from runners.tasks.data import embedded_tokenizer
 

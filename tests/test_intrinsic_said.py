@@ -13,6 +13,8 @@ from torch import nn
 import surgery
 from conftest import losses_on_a_fixed_mapping, tiny_model
 from methods.fastfood import Fastfood, fwht
+from runners.finetune.protocol import paper_defaults
+from runners.tasks import get_task
 from surgery.errors import RecipeError
 from surgery.checkpoint import WEIGHTS_FILE
 
@@ -282,7 +284,7 @@ def test_learns_a_fixed_mapping_at_the_recipe_learning_rate():
     model = tiny_model(d_model=32, d_kv=8, d_ff=64).train()
     source = surgery.load_recipe("intrinsic-said").source
     plan = surgery.plan(model, {**source, "options": {**source["options"], "dimension": 300}})
-    learning_rate = plan.method.default_learning_rate
+    learning_rate = paper_defaults(get_task("rte"), "intrinsic-said")["learning_rate"]  # appendix Table 4
     assert learning_rate == 3e-2
     surgery.apply(model, plan)
     losses = losses_on_a_fixed_mapping(model, learning_rate, 15)

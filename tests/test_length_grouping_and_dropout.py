@@ -1,5 +1,5 @@
 """Batches grouped by length and the dropout setting: the two settings that make the embedded protocol
-fast on a CPU (runners/finetune/settings.py). Grouping must keep every epoch a permutation that
+fast on a CPU (runners/finetune/protocol.py). Grouping must keep every epoch a permutation that
 depends on (seed, epoch) alone, pad less than plain shuffled batches, and `--dropout` must reach
 every dropout module of the trained model; the paper's tasks keep neither."""
 
@@ -86,17 +86,15 @@ def test_dropout_reaches_every_dropout_of_the_trained_model(tmp_path):
 
 
 def test_the_embedded_protocol_turns_both_on_and_the_papers_keeps_neither():
-    from methods.adapter import AdapterMethod, AdapterOptions
-
-    method, recipe = AdapterMethod(AdapterOptions()), surgery.load_recipe("adapter")
-    embedded, _ = train_config({}, get_task("embedded-sst2"), method, Path("x"), 1, None, recipe=recipe)
-    paper, _ = train_config({}, get_task("rte"), method, Path("x"), 1, None, recipe=recipe)
+    recipe = surgery.load_recipe("adapter")
+    embedded, _ = train_config({}, get_task("embedded-sst2"), Path("x"), 1, None, recipe=recipe)
+    paper, _ = train_config({}, get_task("rte"), Path("x"), 1, None, recipe=recipe)
     assert (embedded.dropout, embedded.group_by_length) == (0.0, True)
     assert (paper.dropout, paper.group_by_length) == (None, False)
-    given_, _ = train_config({"dropout": 0.2, "group_by_length": False}, get_task("embedded-sst2"), method, Path("x"),
+    given_, _ = train_config({"dropout": 0.2, "group_by_length": False}, get_task("embedded-sst2"), Path("x"),
                              1, None, recipe=recipe)
     assert (given_.dropout, given_.group_by_length) == (0.2, False)
-    low, _ = train_config({"low_resource": 100}, get_task("embedded-sst2"), method, Path("x"), 1, None, recipe=recipe)
+    low, _ = train_config({"low_resource": 100}, get_task("embedded-sst2"), Path("x"), 1, None, recipe=recipe)
     assert (low.epochs, low.eval_every) == (200, 20)
 
 

@@ -15,9 +15,8 @@ import pytest
 from transformers import T5Config
 
 import surgery
-from runners.finetune.protocol import paper_method, search_grid
+from runners.finetune.protocol import paper_defaults, paper_method, search_grid
 from runners.finetune.run import train_config
-from runners.finetune.settings import paper_defaults
 from runners.tasks import get_task
 
 BASE = T5Config(d_model=768, num_layers=12, num_heads=12, d_kv=64, d_ff=3072)
@@ -132,7 +131,8 @@ def test_low_resource_batch_40_and_the_epoch_schedule(examples, epochs):
 def test_embedded_task_keeps_its_own_defaults():
     defaults = paper_defaults(get_task("embedded-sst2"), "compacter++", BASE)
     assert (defaults["batch_size"], defaults["epochs"]) == (32, 10)
-    assert "EMBEDDED" in defaults["sources"]["learning_rate"] and "Table" not in defaults["sources"]["learning_rate"]
+    source = defaults["sources"]["learning_rate"]
+    assert "validation search on embedded-sst2" in source and "Table" not in source
 
 
 @pytest.mark.parametrize("recipe, method", [
@@ -154,16 +154,14 @@ def test_a_users_recipe_is_classified_by_its_structure():
 def test_the_runner_uses_the_table_and_prints_the_notes():
     method = surgery.load_recipe("adapter")
     notes: list[str] = []
-    from methods.adapter import AdapterMethod, AdapterOptions
-
-    config, source = train_config({}, get_task("rte"), AdapterMethod(AdapterOptions()), Path("x"), 42, None,
+    config, source = train_config({}, get_task("rte"), Path("x"), 42, None,
                                   recipe=method, model_config=SMALL, say=notes.append)
     assert (config.learning_rate, config.warmup_steps, config.batch_size) == (3e-3, 0, 100)
     assert "Table 10" in source and notes == []
-    config, _ = train_config({}, get_task("rte"), AdapterMethod(AdapterOptions()), Path("x"), 42, None,
+    config, _ = train_config({}, get_task("rte"), Path("x"), 42, None,
                              recipe=method, model_config=OTHER, say=notes.append)
     assert config.learning_rate == 3e-4 and any("neither T5-base" in n for n in notes)
-    config, source = train_config({"lr": 0.5}, get_task("rte"), AdapterMethod(AdapterOptions()), Path("x"), 42, None,
+    config, source = train_config({"lr": 0.5}, get_task("rte"), Path("x"), 42, None,
                                   recipe=method, model_config=SMALL, setting_lr=0.25)
     assert (config.learning_rate, source) == (0.25, "--sweep/--set lr")
 

@@ -7,6 +7,8 @@ import torch
 
 import surgery
 from conftest import losses_on_a_fixed_mapping, tiny_model
+from runners.finetune.protocol import paper_defaults
+from runners.tasks import get_task
 from surgery.errors import RecipeError
 
 LENGTH = 4
@@ -138,7 +140,7 @@ def test_learns_a_fixed_mapping_at_the_recipe_learning_rate(recipe, learning_rat
     model = tiny_model(d_model=32, d_kv=8, d_ff=64).train()
     source = surgery.load_recipe(recipe).source
     plan = surgery.plan(model, {**source, "options": {**source["options"], "length": length}})
-    assert plan.method.default_learning_rate == learning_rate
+    assert paper_defaults(get_task("rte"), recipe)["learning_rate"] == learning_rate  # appendix Table 4
     surgery.apply(model, plan)
     losses = losses_on_a_fixed_mapping(model, learning_rate, steps)
     assert losses[-1] < 0.75 * losses[0], losses

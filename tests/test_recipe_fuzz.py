@@ -29,7 +29,7 @@ from transformers import T5Config, T5ForConditionalGeneration
 import surgery
 from surgery import RecipeError
 from surgery.groups import TRAIN_GROUPS
-from surgery.method import registered_methods
+from surgery.method import SiteMethod, registered_methods
 from surgery.options import OptionSpec, option_specs
 from surgery.recipe import RECIPE_KEYS
 
@@ -40,7 +40,7 @@ BASE = T5ForConditionalGeneration(T5Config(vocab_size=32, d_model=16, d_kv=4, d_
                                            dropout_rate=0.0, decoder_start_token_id=0)).eval()
 BASE_STATE = {n: t.clone() for n, t in BASE.state_dict().items()}
 METHODS = sorted(registered_methods())
-SITE_METHODS = [m for m in METHODS if registered_methods()[m].uses_sites]
+SITE_METHODS = [m for m in METHODS if issubclass(registered_methods()[m], SiteMethod)]
 # Upper ends for sizes, so that valid recipes stay tiny; anything else uses the option's own range.
 SMALL = {"reduction_factor": 20, "bottleneck": 20, "rank": 4, "n": 5, "length": 10, "max_source_length": 24,
          "vocab_low": 40, "vocab_high": 40, "dimension": 3000}

@@ -13,7 +13,7 @@ import torch
 
 from runners import threads
 from runners.finetune.run import set_cpu_threads
-from runners.finetune.settings import SMALL_MODEL_CPU_THREADS
+from runners.finetune.protocol import SMALL_MODEL_CPU_THREADS
 
 
 def _stat_line(user: int, idle: int, system: int = 0, iowait: int = 0) -> str:

@@ -12,8 +12,8 @@ The package, in call order (each module's docstring draws its part of the tree):
       jobs         the jobs: recipes × --set/--sweep/--paper-search settings × seeds, each checked first
         runs         one folder per distinct (task, recipe content, setting, seed); safe, clash-free names
         overrides    --set KEY=VALUE and --sweep KEY=V1,V2 parsed and written into a recipe
-      settings     the defaults: the paper's protocol, the embedded tasks' own
-        protocol     the appendix: batch, epochs, warm-up, lengths, Tables 4/5/10/11 learning rates
+      protocol     the defaults: the paper's (appendix: batch, epochs, warm-up, lengths) and the embedded
+                   tasks' own; every learning rate (Tables 4/5/10/11 and the embedded search) in one table
       model        the model and tokenizer: a checkpoint, or a small random-init T5 (--init-config checked)
       training     the loop: AdamW + linear warm-up/decay, DDP, exact resume, stop on a non-finite loss
         batches      tokenized examples, the (seed, epoch) order, shards, padding

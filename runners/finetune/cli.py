@@ -108,7 +108,7 @@ def add_own_data(parser: argparse.ArgumentParser) -> None:
 
 
 def add_training(parser: argparse.ArgumentParser) -> None:
-    how = parser.add_argument_group("training (defaults: the paper's protocol; runners.finetune.settings.EMBEDDED for the embedded tasks)")
+    how = parser.add_argument_group("training (defaults: the paper's protocol; runners.finetune.protocol.EMBEDDED for the embedded tasks)")
     how.add_argument("--epochs", type=int)
     how.add_argument("--batch-size", type=int, help="GLOBAL batch: examples per optimizer step over all processes "
                                                     "and accumulation steps (paper: 100 GLUE, 32 SuperGLUE, "

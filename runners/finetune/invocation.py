@@ -101,7 +101,7 @@ def resolve_settings(args: argparse.Namespace) -> Settings:
         raise UsageError("give --seed or --seeds, not both")
     low_resource = options.get("low_resource")
     if low_resource is not None:
-        from .settings import LOW_RESOURCE_EPOCHS  # the paper's schedule (imports the engine)
+        from .protocol import LOW_RESOURCE_EPOCHS  # the paper's schedule (imports the engine)
 
         if options.get("epochs") is None and low_resource not in LOW_RESOURCE_EPOCHS:
             raise UsageError(f"--low-resource {low_resource}: the paper's schedule covers "

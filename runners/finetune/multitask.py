@@ -109,7 +109,7 @@ def train_adapter(model, task, job: Job, splits, tokenizer, settings: Settings, 
     with usage_errors(f"recipe {job.recipe_name!r}: "):
         report = surgery.report(surgery.apply(model, job.recipe, name=name))
     the_plan = model.surgery.records[name].plan
-    config, lr_source = train_config(options, task, the_plan.method, folder, job.seed, resume_from,
+    config, lr_source = train_config(options, task, folder, job.seed, resume_from,
                                      recipe=the_plan.recipe,
                                      model_config=model.config, setting_lr=job.setting.learning_rate, say=say)
     say(f"\n=== {label}: task {task.name} · adapter {name!r} · recipe {job.recipe_name} · seed {job.seed} · one base ===")
@@ -140,8 +140,7 @@ def train_adapter(model, task, job: Job, splits, tokenizer, settings: Settings, 
 
 
 def _sources(tokenizer, task, splits, options: dict[str, Any], job: Job, model) -> tuple[list, list[dict], int]:
-    config, _ = train_config(options, task, model.surgery.records[adapter_name(job.task_name)].plan.method, Path("."),
-                             job.seed, None,
+    config, _ = train_config(options, task, Path("."), job.seed, None,
                              recipe=model.surgery.records[adapter_name(job.task_name)].plan.recipe, model_config=model.config)
     data = _tokenize(tokenizer, task, splits, config)
     return data.test_sources, data.test_rows, data.generation_max_length

@@ -41,7 +41,7 @@ from .figure import write_figure
 from .results import RESULT_FILE, JsonlLog, RunResult, markdown_table, summarize, write_tables
 from .model import (ModelLoadError, build_model, check_model_folder, embedded_model_dir,
                     load_tokenizer, parse_init_overrides, tiny_t5_config)
-from .settings import SMALL_MODEL_CPU_THREADS, paper_defaults
+from .protocol import SMALL_MODEL_CPU_THREADS, paper_defaults
 from .run_lines import describe_model, describe_training
 from .state import resume_point
 from .sweep import sweep_markdown, write_sweep_tables
@@ -112,14 +112,15 @@ def meta_model(model_name: str | None, tokenizer, overrides: dict[str, Any]) -> 
     return model
 
 
-def train_config(options: dict[str, Any], task, method, run_dir: Path, seed: int, resume_from: Path | None,
-                 *, recipe=None, model_config=None, setting_lr: float | None = None,
+def train_config(options: dict[str, Any], task, run_dir: Path, seed: int, resume_from: Path | None,
+                 *, recipe, model_config=None, setting_lr: float | None = None,
                  say: Say | None = None) -> tuple[TrainConfig, str]:
     """The TrainConfig of one run, and where its learning rate came from.
 
     Defaults are the paper's protocol for (task, `recipe`, model size from `model_config`); the
     options given on the command line win, and a --sweep/--set learning rate (`setting_lr`) wins
-    over --lr. Notes on settings the paper did not run go to `say`.
+    over --lr (`runners.finetune.protocol` holds every default rate). Notes on settings the paper
+    did not run go to `say`.
     """
     defaults = paper_defaults(task, recipe, model_config, options.get("low_resource"),
                               embedded_model=options.get("model") is None and not options.get("init_config"))
@@ -131,15 +132,12 @@ def train_config(options: dict[str, Any], task, method, run_dir: Path, seed: int
         value = options.get(name)
         return defaults.get(name, fallback) if value is None else value
 
-    paper_rate = defaults.get("learning_rate")
     if setting_lr is not None:
         learning_rate, lr_source = setting_lr, "--sweep/--set lr"
     elif options.get("lr") is not None:
         learning_rate, lr_source = options["lr"], "--lr"
-    elif paper_rate is not None:
-        learning_rate, lr_source = paper_rate, defaults["sources"]["learning_rate"]
     else:
-        learning_rate, lr_source = method.default_learning_rate, "the method's default"
+        learning_rate, lr_source = defaults["learning_rate"], defaults["sources"]["learning_rate"]
     config = TrainConfig(
         output_dir=run_dir, epochs=pick("epochs"), batch_size=pick("batch_size"), grad_accum=options.get("grad_accum") or 1,
         learning_rate=learning_rate, warmup_steps=pick("warmup_steps"), max_source_length=pick("max_source_length"),
@@ -199,8 +197,7 @@ def run_one(task, job: Job, base_splits: dict[str, list[dict]], tokenizer, setti
     with usage_errors(f"recipe {recipe_name!r}: "):
         report = surgery.report(surgery.apply(model, recipe))
     applied = surgery.plan_of(model)
-    method = applied.method
-    config, lr_source = train_config(options, task, method, run_dir, seed, resume_from,
+    config, lr_source = train_config(options, task, run_dir, seed, resume_from,
                                      recipe=applied.recipe,
                                      model_config=model.config, setting_lr=setting.learning_rate, say=say)
     with_setting = f" [{setting.label}]" if setting.label else ""

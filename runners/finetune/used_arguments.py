@@ -79,7 +79,7 @@ def used_arguments(settings, jobs: list, tasks_by_name: dict[str, Any], architec
     configs = {}
     for job in jobs:
         plan = surgery.plan(architecture, job.recipe)
-        config, _ = train_config(options, tasks_by_name[job.task_name], plan.method, Path("."), job.seed, None,
+        config, _ = train_config(options, tasks_by_name[job.task_name], Path("."), job.seed, None,
                                  recipe=plan.recipe, model_config=architecture.config,
                                  setting_lr=job.setting.learning_rate)
         configs[job.run_dir(Path(".")).parent.as_posix()] = config
