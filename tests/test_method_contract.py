@@ -121,11 +121,11 @@ def test_a_third_party_site_method_plans_and_applies(third_party_methods):
     batch = _batch()
     # Gain 0: the base's function, to the bit; the base frozen, only the added tensors train.
     assert torch.equal(model(**batch).logits, base(**batch).logits)
-    assert _trainable(model) == {n for n, _ in model.named_parameters() if ".spliced." in n} | {"surgery.shared.gain"}
+    assert _trainable(model) == {n for n, _ in model.named_parameters() if ".spliced." in n} | {"surgery.adapters.default.shared.gain"}
     model(**batch).loss.backward()
-    assert model.surgery.shared.gain.grad is not None and model.surgery.shared.gain.grad.abs() > 0
+    assert model.surgery.adapters.default.shared.gain.grad is not None and model.surgery.adapters.default.shared.gain.grad.abs() > 0
     with torch.no_grad():
-        model.surgery.shared.gain.fill_(0.5)
+        model.surgery.adapters.default.shared.gain.fill_(0.5)
     assert not torch.allclose(model(**batch).logits, base(**batch).logits)
 
 
@@ -135,10 +135,10 @@ def test_a_third_party_model_method_plans_and_applies(third_party_methods):
     planned = surgery.plan(model, recipe)
     assert planned.splices == [] and planned.groups == {"embedding scale": model.config.d_model}
     surgery.apply(model, planned)
-    assert _trainable(model) == {"surgery.embedding_scale.scale"}
+    assert _trainable(model) == {"surgery.adapters.default.embedding_scale.scale"}
     scale = torch.linspace(0.5, 1.5, model.config.d_model)
     with torch.no_grad():
-        model.surgery.embedding_scale.scale.copy_(scale)
+        model.surgery.adapters.default.embedding_scale.scale.copy_(scale)
     batch = _batch()
     output = model(**batch)
     output.loss.backward()
@@ -148,7 +148,7 @@ def test_a_third_party_model_method_plans_and_applies(third_party_methods):
     reference = base(inputs_embeds=embedded, labels=batch["labels"])
     reference.loss.backward()
     torch.testing.assert_close(output.logits, reference.logits)
-    torch.testing.assert_close(model.surgery.embedding_scale.scale.grad, reference_scale.grad)
+    torch.testing.assert_close(model.surgery.adapters.default.embedding_scale.scale.grad, reference_scale.grad)
     with surgery.disabled(model):
         assert torch.equal(model(**batch).logits, base(**batch).logits)
 
