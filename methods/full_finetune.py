@@ -14,7 +14,7 @@ from surgery.scope import AdapterScope
 
 @register_method
 class FullFineTuning(ModelMethod):
-    name = "full"
+    name = "full-finetune"
     trains_base_itself = True   # no other adapter can sit beside it; it keeps no copy of the base
 
     def validate_base(self, model: nn.Module, family: ModelFamily) -> None:

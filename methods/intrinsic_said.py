@@ -70,7 +70,7 @@ written to the checkpoint.
 >>> from transformers import T5Config, T5ForConditionalGeneration
 >>> model = T5ForConditionalGeneration(T5Config(d_model=64, d_kv=8, d_ff=128, num_layers=2, num_heads=4, vocab_size=100))
 >>> m = len(list(model.parameters()))
->>> report = surgery.report(surgery.apply(model, {"method": "intrinsic_said", "options": {"dimension": 500}}))
+>>> report = surgery.report(surgery.apply(model, {"method": "intrinsic-said", "options": {"dimension": 500}}))
 >>> report.trainable, model.surgery.adapters.default.intrinsic.z.numel() == 500 - m
 (500, True)
 """
@@ -197,7 +197,7 @@ class IntrinsicSAIDOptions:
 class IntrinsicSAID(ModelMethod):
     """θ = θ₀ + λⱼ · Fastfoodⱼ(z) for every parameter tensor; only z and λ train (d' numbers)."""
 
-    name = "intrinsic_said"
+    name = "intrinsic-said"
     Options = IntrinsicSAIDOptions
     options: IntrinsicSAIDOptions
 

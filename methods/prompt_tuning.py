@@ -47,7 +47,7 @@ are refused at plan time.
 >>> import torch, surgery
 >>> from transformers import T5Config, T5ForConditionalGeneration
 >>> model = T5ForConditionalGeneration(T5Config(d_model=64, d_kv=8, d_ff=128, num_layers=2, num_heads=4, vocab_size=100))
->>> report = surgery.report(surgery.apply(model, {"method": "prompt_tuning", "options": {"length": 5, "init": "vocab"}}))
+>>> report = surgery.report(surgery.apply(model, {"method": "prompt-tuning", "options": {"length": 5, "init": "vocab"}}))
 >>> report.trainable, model.surgery.adapters.default.prompt.weight.shape
 (320, torch.Size([5, 64]))
 >>> model.get_encoder()(input_ids=torch.tensor([[7, 8, 9]])).last_hidden_state.shape   # 5 prompt + 3 tokens
@@ -277,7 +277,7 @@ def sample_vocabulary_ids(options: PromptTuningOptions, vocab_size: int, exclude
 class PromptTuning(ModelMethod):
     """A soft prompt prepended to the input (the encoder's, or a decoder-only model's); everything else frozen."""
 
-    name = "prompt_tuning"
+    name = "prompt-tuning"
     Options = PromptTuningOptions
     options: PromptTuningOptions
     one_active_at_a_time = True  # two prompts would be prepended in the order they were applied
@@ -306,7 +306,7 @@ class PromptTuning(ModelMethod):
         >>> PromptTuning(PromptTuningOptions()).check_family(dims, BERT_FAMILY)  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
-        surgery.errors.RecipeError: recipe key 'method': 'prompt_tuning' ... bert encoders add learned absolute positions...
+        surgery.errors.RecipeError: recipe key 'method': 'prompt-tuning' ... bert encoders add learned absolute positions...
         """
         if "encoder" in dims.stack_depths and dims.max_positions is not None:
             raise RecipeError("method", self.name, valid="a T5-family model (relative positions) or a decoder-only model", reason=(

@@ -26,7 +26,7 @@ several adapters (folding one changes the base weights every other adapter was t
 >>> import torch, surgery
 >>> from transformers import T5Config, T5ForConditionalGeneration
 >>> model = T5ForConditionalGeneration(T5Config(d_model=32, d_kv=8, d_ff=64, num_layers=1, num_heads=4, vocab_size=50)).eval()
->>> _ = surgery.apply(model, {"method": "intrinsic_said", "options": {"dimension": 100}})
+>>> _ = surgery.apply(model, {"method": "intrinsic-said", "options": {"dimension": 100}})
 >>> with torch.no_grad(): _ = model.surgery.adapters.default.intrinsic.z.normal_()
 >>> ids = torch.tensor([[5, 6, 7]])
 >>> before = model(input_ids=ids, decoder_input_ids=ids).logits

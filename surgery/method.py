@@ -256,6 +256,9 @@ def registered_methods() -> dict[str, type[Method]]:
 
 
 def get_method_class(name: str) -> type[Method]:
+    from .recipe import RENAMED_METHODS
+
+    name = RENAMED_METHODS.get(name, name)
     methods = registered_methods()
     if name not in methods:
         raise RecipeError("method", name, valid=sorted(methods))

@@ -34,6 +34,9 @@ from .errors import RecipeError
 from .sites import SITE_NAMES
 
 RECIPE_KEYS = ("name", "description", "method", "options", "sites", "layers", "train")
+# Method names before they were made to agree with the bundled recipes' names; recipes and
+# checkpoints that use them keep loading (`load_recipe` reads them as today's names).
+RENAMED_METHODS = {"full": "full-finetune", "intrinsic_said": "intrinsic-said", "prompt_tuning": "prompt-tuning"}
 LayerSpec = Any  # "all" | "none" | list[int | "a-b"] | {"skip_first": int}
 
 
@@ -191,6 +194,7 @@ def parse_recipe(mapping: dict[str, Any], default_name: str = "custom") -> Recip
     method = mapping["method"]
     if not isinstance(method, str):
         raise RecipeError("method", method, valid="a method name (string)")
+    method = RENAMED_METHODS.get(method, method)
     name = _text(mapping, "name", default_name)
     if not name.strip():
         raise RecipeError("name", name, valid="a non-empty string")

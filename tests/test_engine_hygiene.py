@@ -169,3 +169,14 @@ def test_removing_every_adapter_leaves_no_hook_of_the_engine(recipes):
     for name in reversed(surgery.list_adapters(model)):
         surgery.remove(model, name)
     assert _hook_count(model) == before and user.id in model.encoder._forward_hooks
+
+
+def test_method_names_agree_with_the_bundled_recipes_and_old_names_still_load():
+    from surgery.recipe import RENAMED_METHODS
+
+    for name in surgery.bundled_recipes():
+        recipe = surgery.load_recipe(name)
+        assert recipe.method == name or recipe.method in ("adapter", "bitfit", "prompt-tuning"), (name, recipe.method)
+    for old, new in RENAMED_METHODS.items():   # recipes and checkpoints written with the old names
+        assert surgery.load_recipe({"method": old}).method == new
+        assert surgery.method.get_method_class(old).name == new

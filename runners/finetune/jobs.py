@@ -14,7 +14,7 @@
 >>> job = Job("rte", {"name": "adapter", "method": "adapter"}, Setting(tuple(parse_sets(["options.n=8"]))), 42, "options.n=8")
 >>> job.run_dir(Path("out")).as_posix(), job.recipe_name
 ('out/rte/adapter/options.n=8/seed-42', 'adapter')
->>> Job("rte", {"name": "../../x", "method": "full"}, Setting(), 1).run_dir(Path("out")).as_posix()
+>>> Job("rte", {"name": "../../x", "method": "full-finetune"}, Setting(), 1).run_dir(Path("out")).as_posix()
 'out/rte/x/seed-1'
 """
 

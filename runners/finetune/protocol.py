@@ -173,13 +173,13 @@ def paper_method(recipe: str | dict | surgery.Recipe) -> str | None:
     ('Compacter++', 'AdapterDrop', 'Prompt tuning-T')
     """
     recipe = surgery.load_recipe(recipe)
-    if recipe.method == "full":
+    if recipe.method == "full-finetune":
         return T5
     if recipe.method == "bitfit":
         return BITFIT
-    if recipe.method == "intrinsic_said":
+    if recipe.method == "intrinsic-said":
         return SAID
-    if recipe.method == "prompt_tuning":
+    if recipe.method == "prompt-tuning":
         return PROMPT_T if _options(recipe).init == "vocab" else PROMPT_R
     if recipe.method != "adapter":
         return None
@@ -197,7 +197,7 @@ def paper_method(recipe: str | dict | surgery.Recipe) -> str | None:
 
 def trains_output_layer(recipe: surgery.Recipe) -> bool:
     """Whether the recipe trains the output layer besides its method (paper Table 7)."""
-    return recipe.method != "full" and bool({"output_layer", "all"} & set(recipe.train))
+    return recipe.method != "full-finetune" and bool({"output_layer", "all"} & set(recipe.train))
 
 
 def learning_rate(method: str, size: str, benchmark: str, output_layer: bool) -> tuple[float, str, list[str]]:
