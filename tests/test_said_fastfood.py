@@ -217,8 +217,8 @@ def test_version_2_checkpoint_round_trips_and_differs_from_version_1(batch, tmp_
     old = tiny_model()
     surgery.apply(old, {"method": "intrinsic_said", "options": {"dimension": 300, "seed": 2}})
     with torch.no_grad():
-        old.surgery.intrinsic.z.copy_(model.surgery.adapters.default.intrinsic.z)
-        old.surgery.intrinsic.scales.copy_(model.surgery.adapters.default.intrinsic.scales)
+        old.surgery.adapters.default.intrinsic.z.copy_(model.surgery.adapters.default.intrinsic.z)
+        old.surgery.adapters.default.intrinsic.scales.copy_(model.surgery.adapters.default.intrinsic.scales)
         assert torch.equal(fresh(**batch).logits, model(**batch).logits)
         assert not torch.allclose(old(**batch).logits, model(**batch).logits, atol=1e-4)
 
