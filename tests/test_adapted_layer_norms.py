@@ -7,6 +7,7 @@ import torch
 
 import surgery
 from conftest import tiny_model
+from surgery.naming import canonical_name
 from surgery.recipe import load_recipe
 
 
@@ -27,7 +28,10 @@ def test_bundled_recipe_skips_adapterdrops_five_blocks_and_trains_only_adapted_l
 def test_the_group_is_the_selected_blocks_layer_norms_and_the_final_ones():
     model = tiny_model(num_layers=3, num_decoder_layers=3, d_model=128)  # bottleneck 4: n = 4 divides it
     report = surgery.report(surgery.apply(model, drop_recipe(skip=2)))
-    trained = {name for name, p in model.named_parameters() if p.requires_grad and "layer_norm" in name}
+    # The adapter trains its own copies (surgery.adapters.default.base.<name>); the base's stay frozen.
+    trained = {canonical_name(name, "default") for name, p in model.named_parameters()
+               if p.requires_grad and name.startswith("surgery.adapters.default.base.")}
+    assert not any(p.requires_grad for name, p in model.named_parameters() if not surgery.naming.is_added(name))
     expected = {"encoder.block.2.layer.0.layer_norm.weight", "encoder.block.2.layer.1.layer_norm.weight",
                 "decoder.block.2.layer.0.layer_norm.weight", "decoder.block.2.layer.1.layer_norm.weight",
                 "decoder.block.2.layer.2.layer_norm.weight",

@@ -33,14 +33,14 @@ def expected_bias_sites(model: nn.Module) -> dict[str, int]:
 def test_biases_go_exactly_where_the_paper_reintroduces_them(variant):
     model = tiny_model(variant)
     report = surgery.report(surgery.apply(model, "bitfit"))
-    expected = {f"{name}.surgery_bias": size for name, size in expected_bias_sites(model).items()}
+    expected = {f"{name}.surgery_bias__default": size for name, size in expected_bias_sites(model).items()}
     trainable = {n: p.numel() for n, p in model.named_parameters() if p.requires_grad}
     assert trainable == expected
     assert report.groups == {"biases": sum(expected.values())}
     # Gated FFN: wi_0 and wi_1 both get a bias; the final stack layer norms get none.
     if variant != "v1.0":
-        assert "encoder.block.0.layer.1.DenseReluDense.wi_0.surgery_bias" in trainable
-        assert "encoder.block.0.layer.1.DenseReluDense.wi_1.surgery_bias" in trainable
+        assert "encoder.block.0.layer.1.DenseReluDense.wi_0.surgery_bias__default" in trainable
+        assert "encoder.block.0.layer.1.DenseReluDense.wi_1.surgery_bias__default" in trainable
     assert not any("final_layer_norm" in n for n in trainable)
     assert all(not p.requires_grad for n, p in model.named_parameters() if n.endswith("layer_norm.weight"))
 
@@ -58,9 +58,9 @@ def test_linear_bias_acts_like_a_linear_layer_bias():
     surgery.apply(model, "bitfit")
     q = model.decoder.block[1].layer[1].EncDecAttention.q
     with torch.no_grad():
-        q.surgery_bias.normal_()
+        q.surgery_bias__default.normal_()
         x = torch.randn(2, 3, q.in_features)
-        assert torch.allclose(q(x), F.linear(x, q.weight, q.surgery_bias), atol=1e-6)
+        assert torch.allclose(q(x), F.linear(x, q.weight, q.surgery_bias__default), atol=1e-6)
 
 
 def test_layer_norm_bias_is_added_after_the_scale():
@@ -69,10 +69,10 @@ def test_layer_norm_bias_is_added_after_the_scale():
     norm = model.encoder.block[0].layer[1].layer_norm
     with torch.no_grad():
         norm.weight.uniform_(0.5, 1.5)
-        norm.surgery_bias.normal_()
+        norm.surgery_bias__default.normal_()
         x = torch.randn(2, 3, norm.weight.shape[0])
         rms = torch.sqrt(x.pow(2).mean(-1, keepdim=True) + norm.variance_epsilon)
-        assert torch.allclose(norm(x), norm.weight * (x / rms) + norm.surgery_bias, atol=1e-5)
+        assert torch.allclose(norm(x), norm.weight * (x / rms) + norm.surgery_bias__default, atol=1e-5)
 
 
 def test_ffn_output_dtype_cast_still_works():
@@ -83,8 +83,8 @@ def test_ffn_output_dtype_cast_still_works():
         block.layer[-1].DenseReluDense.wo.float()
     surgery.apply(model, "bitfit")
     wo = model.encoder.block[0].layer[1].DenseReluDense.wo
-    assert wo.surgery_bias.dtype == torch.float32
-    assert model.encoder.block[0].layer[0].SelfAttention.q.surgery_bias.dtype == torch.bfloat16
+    assert wo.surgery_bias__default.dtype == torch.float32
+    assert model.encoder.block[0].layer[0].SelfAttention.q.surgery_bias__default.dtype == torch.bfloat16
     ids = torch.tensor([[5, 6, 7]])
     with torch.no_grad():
         logits = model(input_ids=ids, decoder_input_ids=torch.zeros_like(ids)).logits

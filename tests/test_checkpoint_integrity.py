@@ -20,6 +20,7 @@ from conftest import tiny_model
 from surgery import CheckpointError
 from surgery.checkpoint import CONFIG_FILE as CONFIG
 from surgery.checkpoint import WEIGHTS_FILE as WEIGHTS
+from surgery.naming import live_name
 from surgery.verify import record_digest, tensor_manifest
 
 
@@ -107,7 +108,7 @@ def test_a_base_with_other_weights_is_refused_unless_allowed(saved):
     other = tiny_model(seed=4)
     surgery.load_adapter(other, saved, allow_other_base=True)
     tensors = load_file(saved / WEIGHTS)
-    assert all(torch.equal(other.state_dict()[n], t) for n, t in tensors.items())
+    assert all(torch.equal(other.state_dict()[live_name(n, "default")], t) for n, t in tensors.items())
 
 
 def test_one_changed_base_tensor_is_enough(saved):
@@ -120,7 +121,7 @@ def test_one_changed_base_tensor_is_enough(saved):
 def test_the_same_base_in_bfloat16_loads(saved):
     model = tiny_model(seed=3).to(torch.bfloat16)
     surgery.load_adapter(model, saved)
-    assert model.encoder.block[0].spliced.after_ffn.down.weight.dtype == torch.bfloat16
+    assert model.encoder.block[0].spliced.default.after_ffn.down.weight.dtype == torch.bfloat16
 
 
 def test_another_architecture_is_named(saved):
@@ -227,7 +228,7 @@ def test_non_finite_values_are_not_saved(tmp_path):
     model = tiny_model()
     surgery.apply(model, "adapter")
     with torch.no_grad():
-        model.encoder.block[0].spliced.after_ffn.up.bias[0] = float("inf")
+        model.encoder.block[0].spliced.default.after_ffn.up.bias[0] = float("inf")
     with pytest.raises(CheckpointError, match="non-finite.*encoder.block.0.spliced.after_ffn.up.bias"):
         surgery.save_adapter(model, tmp_path / "ckpt")
     assert not (tmp_path / "ckpt").exists()
@@ -241,7 +242,8 @@ def test_a_hand_made_recipe_round_trips(tmp_path, batch):
     folder = surgery.save_adapter(model, tmp_path / "ckpt")
     fresh = tiny_model(seed=5)
     assert surgery.load_adapter(fresh, folder).trainable == report.trainable
-    assert [n for n, _ in fresh.named_modules() if n.endswith("spliced.after_ffn")] == \
-        ["encoder.block.0.spliced.after_ffn", "encoder.block.1.spliced.after_ffn", "decoder.block.1.spliced.after_ffn"]
+    assert [n for n, _ in fresh.named_modules() if n.endswith("spliced.default.after_ffn")] == \
+        ["encoder.block.0.spliced.default.after_ffn", "encoder.block.1.spliced.default.after_ffn",
+         "decoder.block.1.spliced.default.after_ffn"]
     with torch.no_grad():
         assert torch.equal(fresh(**batch).logits, model(**batch).logits)

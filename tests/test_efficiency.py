@@ -141,3 +141,21 @@ def test_adapterdrop_rows_on_a_shallow_model_skip_its_share_of_blocks_and_say_so
     assert candidate.ok, candidate.error
     assert candidate.model.surgery.records["default"].plan.layers == {"encoder": [1, 2], "decoder": [1, 2]}
     assert any("skip_first 5" in note for note in candidate.notes)
+
+
+def test_the_traced_identity_row_regenerates_every_block_and_computes_as_the_untouched_model():
+    from transformers import T5Config, T5ForConditionalGeneration
+
+    from runners.efficiency.rows import TRACED, prepare_candidate
+    from surgery.splice import SplicedBlockMixin
+
+    torch.manual_seed(0)
+    base = T5ForConditionalGeneration(T5Config(vocab_size=64, d_model=32, d_kv=8, d_ff=32, num_layers=2, num_heads=4)).eval()
+    candidate = prepare_candidate(TRACED, base, 1e-3)
+    assert candidate.ok, candidate.error
+    blocks = [*candidate.model.encoder.block, *candidate.model.decoder.block]
+    assert all(isinstance(block, SplicedBlockMixin) and len(block.spliced) == 0 for block in blocks)
+    ids = torch.tensor([[5, 6, 7, 1]])
+    with torch.no_grad():
+        torch.testing.assert_close(candidate.model.eval()(input_ids=ids, decoder_input_ids=ids).logits,
+                                   base(input_ids=ids, decoder_input_ids=ids).logits, rtol=0, atol=0)

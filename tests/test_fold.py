@@ -91,10 +91,11 @@ def test_said_caches_theta_in_eval_without_gradients_and_recomputes_when_z_chang
         model.surgery.adapters.default.intrinsic.z.add_(0.1)
     moved = logits(model, batch)
     assert calls["n"] == 2 * tensors and not torch.equal(moved, first)
-    hook = next(h for m in model.modules() for h in m._forward_pre_hooks.values() if hasattr(h, "_cache"))
+    said = next(h.substitution for m in model.modules() for h in m._forward_pre_hooks.values()
+                if hasattr(getattr(h, "substitution", None), "cache"))
     model.train()
     model(**batch).loss.backward()                                     # training: recomputed, gradients flow
-    assert model.surgery.adapters.default.intrinsic.z.grad is not None and not hook._cache
+    assert model.surgery.adapters.default.intrinsic.z.grad is not None and not said.cache
     uncached = copy.deepcopy(model).eval()
     with torch.enable_grad():                                          # eval but z needs gradients: no cache
         reference = uncached(**batch).logits.detach()
@@ -128,9 +129,9 @@ def test_a_layer_norm_bias_moves_into_the_projections_that_read_it(batch):
     surgery.apply(model, "bitfit")
     norm = model.encoder.block[0].layer[1].layer_norm                 # the FFN's
     with torch.no_grad():
-        norm.surgery_bias.normal_()
+        norm.surgery_bias__default.normal_()
     wi = model.encoder.block[0].layer[1].DenseReluDense.wi
-    expected = wi.weight.detach() @ norm.surgery_bias.detach()         # W·b, by the formula
+    expected = wi.weight.detach() @ norm.surgery_bias__default.detach()         # W·b, by the formula
     surgery.fold(model)
     torch.testing.assert_close(wi.bias, expected, rtol=1e-6, atol=1e-6)
     assert torch.count_nonzero(model.encoder.block[0].layer[0].SelfAttention.q.bias) == 0
@@ -150,7 +151,7 @@ def test_folded_bitfit_with_only_key_biases_is_a_plain_checkpoint(tmp_path, batc
     surgery.apply(model, "bitfit")
     with torch.no_grad():
         for name, parameter in model.named_parameters():
-            if name.endswith(".k.surgery_bias"):
+            if name.endswith(".k.surgery_bias__default"):
                 parameter.normal_()
     before = logits(model.eval(), batch)
     surgery.fold(model)

@@ -160,7 +160,8 @@ def test_trains_exactly_d_prime_numbers_with_one_scale_per_tensor(variant, outpu
     report = surgery.report(surgery.apply(model, {"method": "intrinsic_said", "options": {"dimension": DIMENSION,
                                                                           "output_layer": output_layer}}))
     assert report.trainable == DIMENSION
-    assert {n for n, p in model.named_parameters() if p.requires_grad} == {"surgery.intrinsic.z", "surgery.intrinsic.scales"}
+    assert {n for n, p in model.named_parameters() if p.requires_grad} == {"surgery.adapters.default.intrinsic.z",
+                                                                              "surgery.adapters.default.intrinsic.scales"}
     assert model.surgery.adapters.default.intrinsic.scales.numel() == len(tensors)
     assert model.surgery.adapters.default.intrinsic.z.numel() == DIMENSION - len(tensors)
     names = [n for n, _ in distinct_tensors(model)]
@@ -269,7 +270,7 @@ def test_gradients_reach_z_and_every_scale_and_one_step_moves_only_them(variant,
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-2)
     model(**batch).loss.backward()
-    trainable = {"surgery.intrinsic.z", "surgery.intrinsic.scales"}
+    trainable = {"surgery.adapters.default.intrinsic.z", "surgery.adapters.default.intrinsic.scales"}
     for n, p in model.named_parameters():
         assert (p.grad is not None) == (n in trainable), n
     # Every tensor is reparametrised: each λ gets a gradient (a tensor the forward never read would not).

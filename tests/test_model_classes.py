@@ -17,6 +17,7 @@ import transformers
 import surgery
 from conftest import zero_up_projections
 from surgery import RecipeError
+from surgery.naming import canonical_name
 
 FAMILIES = {"T5": transformers.T5Config, "MT5": transformers.MT5Config, "UMT5": transformers.UMT5Config,
             "LongT5": transformers.LongT5Config}
@@ -129,9 +130,13 @@ def test_a_training_step_changes_only_what_the_recipe_trains(class_name):
     # Every trained tensor with a gradient moved (a QA head's bias has none: softmax ignores a constant).
     assert {name for name, p in model.named_parameters() if p.grad is not None and p.grad.abs().max() > 0} == changed
     assert {name for name in trained if ".spliced." in name or name.startswith("surgery.")} <= changed
+    # The adapter trains its own copy of the head (surgery.adapters.default.base.<name>); the base head stays.
+    # (a tied LM head is the embedding matrix: its copy is named after shared.weight)
     head = {id(p) for module in surgery.family.task_head_modules(model).values() for p in module.parameters()}
-    head_changed = {name for name, p in model.named_parameters() if id(p) in head and name in changed}
+    head_changed = {name for name in changed if name.startswith("surgery.adapters.default.base.")
+                    and id(model.get_parameter(canonical_name(name, "default"))) in head}
     assert bool(head_changed) == wants_head
+    assert not any(id(p) in head and name in changed for name, p in model.named_parameters())
 
 
 @pytest.mark.parametrize("class_name", ["T5Model", "T5EncoderModel", "UMT5Model"])

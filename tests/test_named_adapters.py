@@ -306,7 +306,7 @@ def test_a_failure_while_adding_a_second_adapter_leaves_the_first_as_it_was(monk
     assert [(n, type(m), len(m._forward_hooks), len(m._forward_pre_hooks)) for n, m in model.named_modules()] == before[2]
 
 
-@pytest.mark.parametrize("removed", ["rte", "default"])   # the default's layer norms were trained in place
+@pytest.mark.parametrize("removed", ["rte", "default"])   # each with its own trained layer-norm copies
 def test_a_failure_while_removing_leaves_the_adapters_and_their_trained_values(two, monkeypatch, batch, removed):
     import surgery.adapters as adapters_module
 

@@ -66,7 +66,9 @@ def test_the_default_applied_after_a_whole_model_method_is_still_exact(tmp_path,
 
 def test_said_reads_the_base_layer_norms_not_those_the_default_trained(tmp_path, batch):
     model, _, b, base = beside_compacter(SAID, tmp_path)
-    assert not torch.equal(model.encoder.final_layer_norm.weight, base.encoder.final_layer_norm.weight)
+    trained = model.surgery.adapters.default.base["encoder-final_layer_norm-weight"]   # the default's own copy
+    assert not torch.equal(trained, base.encoder.final_layer_norm.weight)
+    assert torch.equal(model.encoder.final_layer_norm.weight, base.encoder.final_layer_norm.weight)   # never written
     assert torch.equal(logits(model, batch), logits(b, batch))     # b: SAID on the untouched base
 
 

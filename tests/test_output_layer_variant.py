@@ -46,16 +46,18 @@ def test_every_method_trains_the_output_layer_when_asked(recipe, options, varian
     source = with_output_layer(recipe)
     surgery.apply(model, {**source, "options": {**(source.get("options") or {}), **options}})
     head = model.lm_head.weight
-    assert head.requires_grad
     tied = head is model.shared.weight
     assert tied == (variant == "v1.0")  # tied: the embedding matrix is the output layer, and trains as one
-    before = head.detach().clone()
+    copies = model.surgery.adapters.default.base          # the adapter trains its own copy; the base never moves
+    copy = copies["shared-weight" if tied else "lm_head-weight"]
+    assert copy.requires_grad and not head.requires_grad and torch.equal(copy, head)
+    before, copy_before = head.detach().clone(), copy.detach().clone()
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-2)
     model(**batch).loss.backward()
     optimizer.step()
-    assert not torch.equal(head, before)
+    assert not torch.equal(copy, copy_before) and torch.equal(head, before)
     if not tied:
-        assert not model.shared.weight.requires_grad  # an untied embedding stays frozen
+        assert not model.shared.weight.requires_grad and "shared-weight" not in copies  # an untied embedding stays frozen
 
 
 def test_full_finetuning_already_trains_it(base):

@@ -126,7 +126,7 @@ def test_plan_reads_but_does_not_touch():
         for site in ("after_self_attention", "after_ffn")
     ]
     graph = plan.to_networkx()
-    assert graph.has_edge("encoder.block.0:after_ffn", "encoder.block.0.spliced.after_ffn")
+    assert graph.has_edge("encoder.block.0:after_ffn", "encoder.block.0.spliced.default.after_ffn")
     assert "trainable" in plan.summary()
 
 

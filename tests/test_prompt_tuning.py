@@ -121,7 +121,7 @@ def test_random_init_scale():
 def test_the_whole_model_is_frozen_and_one_step_moves_only_the_prompt(batch):
     model = prompted("v1.1").train()
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
-    assert trainable == {"surgery.prompt.weight"}  # layer norms frozen too
+    assert trainable == {"surgery.adapters.default.prompt.weight"}  # layer norms frozen too (no copies)
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-2)
     model(**batch).loss.backward()

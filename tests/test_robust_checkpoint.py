@@ -25,6 +25,7 @@ from conftest import tiny_model
 from test_checkpoint_integrity import refused  # the model-untouched refusal check, shared
 from surgery import CheckpointError
 from surgery.checkpoint import CONFIG_FILE, WEIGHTS_FILE
+from surgery.naming import live_name
 from surgery.verify import record_digest
 
 OLD = Path(__file__).parent / "data" / "adapter-before-integrity"
@@ -121,7 +122,7 @@ def test_a_record_without_base_weights_is_refused_unless_allowed(saved):
     model = tiny_model(seed=3)
     surgery.load_adapter(model, saved, allow_other_base=True)
     tensors = load_file(saved / WEIGHTS_FILE)
-    assert all(torch.equal(model.state_dict()[n], t) for n, t in tensors.items())
+    assert all(torch.equal(model.state_dict()[live_name(n, "default")], t) for n, t in tensors.items())
 
 
 def test_a_file_written_before_integrity_versions_still_loads(tmp_path):

@@ -18,7 +18,7 @@ from conftest import tiny_model
 
 TINY_COMPACTER = {"name": "compacter", "method": "adapter", "sites": ["after_self_attention", "after_ffn"],
                   "options": {"projection": "phm", "n": 2, "factorized": True, "shared_rule": True, "bottleneck": 8},
-                  "train": ["layer_norms"]}   # the default adapter trains the layer norms in place
+                  "train": ["layer_norms"]}   # the default adapter trains its own copies of the layer norms
 DENSE = {"name": "dense", "method": "adapter", "sites": ["after_ffn"], "options": {"bottleneck": 8}}
 INTRINSIC = {"name": "said", "method": "intrinsic_said", "options": {"dimension": 64}}
 FAILURES = [KeyboardInterrupt, OSError]
@@ -112,11 +112,13 @@ def test_load_adapter_into_a_spliced_model_interrupted_at_the_third_write(tmp_pa
 
 
 @pytest.mark.parametrize("error", FAILURES)
-def test_remove_default_interrupted_while_writing_theta0_back(monkeypatch, error):
+def test_remove_default_interrupted_after_taking_its_tensors_out(monkeypatch, error):
+    """Removing the default deletes its modules, hooks and trained layer-norm copies, then sets
+    requires_grad for the adapter that takes over: a failure there undoes the deletions too."""
     model = trained(DENSE, seed=3, name="rte", model=trained(TINY_COMPACTER, seed=1))
     surgery.set_active(model, "default")
     before = everything(model)
-    calls = fail_at(monkeypatch, "copy_", 2, error)
+    calls = fail_at(monkeypatch, "requires_grad_", 2, error)
     with pytest.raises(error, match="injected"):
         surgery.remove(model, "default")
     monkeypatch.undo()
@@ -124,6 +126,10 @@ def test_remove_default_interrupted_while_writing_theta0_back(monkeypatch, error
     assert_same(model, before)
     surgery.remove(model, "default")                   # it still works afterwards
     assert surgery.list_adapters(model) == ["rte"]
+    untouched = tiny_model()                           # the default trained copies: the base was never written
+    base = {n: t for n, t in model.state_dict().items() if not surgery.naming.is_added(n)}
+    assert base.keys() == untouched.state_dict().keys()
+    assert all(torch.equal(t, untouched.state_dict()[n]) for n, t in base.items())
 
 
 @pytest.mark.parametrize("error", FAILURES)

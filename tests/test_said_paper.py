@@ -102,9 +102,10 @@ def test_training_the_output_layer_on_top_of_said_is_table_7s_variant(batch):
     report = surgery.report(surgery.apply(model, {"method": "intrinsic_said", "options": {"dimension": DIMENSION},
                                    "train": ["output_layer"]}))
     assert report.groups == {"intrinsic subspace": DIMENSION, "output layer": 96 * 64}
-    assert model.lm_head.weight.requires_grad  # the tied matrix itself trains
+    copy = model.surgery.adapters.default.base["shared-weight"]   # the tied matrix: the adapter's own copy trains
+    assert copy.requires_grad and not model.lm_head.weight.requires_grad   # the base matrix is never written
     model(**batch).loss.backward()
-    assert model.lm_head.weight.grad is not None and model.lm_head.weight.grad.abs().sum() > 0
+    assert copy.grad is not None and copy.grad.abs().sum() > 0 and model.lm_head.weight.grad is None
 
 
 def test_t5_base_keeps_the_papers_0009_percent_with_the_output_layer_frozen():
@@ -112,7 +113,7 @@ def test_t5_base_keeps_the_papers_0009_percent_with_the_output_layer_frozen():
     matrix: it stays one of the m = 257 tensors (for the input embedding), and the output layer's own
     module gets no substitution hook."""
     from conftest import t5_base_on_meta
-    from methods.intrinsic_said import SubstituteIntrinsicWeights
+    from methods.intrinsic_said import IntrinsicWeights
 
     model = t5_base_on_meta()
     report = surgery.report(surgery.apply(model, "intrinsic-said"))
@@ -120,5 +121,6 @@ def test_t5_base_keeps_the_papers_0009_percent_with_the_output_layer_frozen():
     names = model.surgery.adapters.default.intrinsic.tensor_names
     assert len(names) == 257 and "shared.weight" in names and "lm_head.weight" not in names
     hooked = {name for name, module in model.named_modules()
-              if any(isinstance(h, SubstituteIntrinsicWeights) for h in module._forward_pre_hooks.values())}
+              if any(isinstance(getattr(h, "substitution", None), IntrinsicWeights)
+                     for h in module._forward_pre_hooks.values())}
     assert "lm_head" not in hooked and {"encoder.embed_tokens", "decoder.embed_tokens"} <= hooked

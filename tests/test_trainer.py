@@ -14,6 +14,7 @@ from transformers import Seq2SeqTrainingArguments, Trainer, TrainingArguments
 import surgery
 from conftest import tiny_model
 from surgery.checkpoint import WEIGHTS_FILE
+from surgery.naming import canonical_name
 from surgery.trainer import SurgerySeq2SeqTrainer, SurgeryTrainer
 
 RECIPE = {**surgery.load_recipe("compacter++").source, "options": {**surgery.load_recipe("compacter++").options, "n": 2}}
@@ -47,7 +48,8 @@ def spliced():
 
 
 def trained_state(model):
-    return {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+    """The trained tensors by the names an adapter checkpoint gives them (without the adapter's name)."""
+    return {canonical_name(n, "default"): p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
 
 
 def test_checkpoints_hold_only_the_adapter(tmp_path):
@@ -56,8 +58,8 @@ def test_checkpoints_hold_only_the_adapter(tmp_path):
     checkpoint = tmp_path / "ours" / "checkpoint-4"
     assert not (checkpoint / "model.safetensors").exists()
     tensors = load_file(checkpoint / WEIGHTS_FILE)
-    trainable = {n: p for n, p in model.named_parameters() if p.requires_grad}
-    assert tensors.keys() == trainable.keys()
+    trainable = {canonical_name(n, "default"): p for n, p in model.named_parameters() if p.requires_grad}
+    assert tensors.keys() == trainable.keys()   # the file names tensors without the adapter's name
     for name, parameter in trainable.items():   # the checkpoint holds the trained values
         torch.testing.assert_close(tensors[name], parameter.detach(), rtol=0, atol=0)
     adapter_bytes = 4 * sum(p.numel() for p in trainable.values())

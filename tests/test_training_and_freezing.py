@@ -23,10 +23,13 @@ def test_one_step_changes_exactly_the_trainable_parameters(variant, batch, name)
     report = surgery.report(surgery.apply(model, {**recipe.source, "options": {**recipe.options, **RECIPES[name]}}))
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     assert report.trainable == sum(p.numel() for n, p in model.named_parameters() if n in trainable)
-    # Expected trainable set, derived from names alone: inserted modules, the shared rule, layer norms.
+    # Expected trainable set, derived from names alone: inserted modules, the shared rule, and the
+    # adapter's own copy of every base layer norm (the base layer norms themselves stay frozen).
+    base_norms = {n for n, _ in model.named_parameters() if "layer_norm" in n and not n.startswith("surgery.")}
+    copies = {"surgery.adapters.default.base." + n.replace(".", "-") for n in base_norms}
     expected = {n for n, _ in model.named_parameters()
-                if ".spliced." in n or n.startswith("surgery.shared") or "layer_norm" in n}
-    assert trainable == expected
+                if ".spliced.default." in n or n.startswith("surgery.adapters.default.shared")} | copies
+    assert base_norms and trainable == expected
 
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
@@ -46,7 +49,7 @@ def test_shared_rule_is_one_tensor_used_everywhere(batch):
     assert len(users) == 2 * 2 * (2 + 2)  # down + up, 2 sites, 4 blocks
     assert all(m.rule_module.weight is rule for m in users)
     names = [n for n, _ in model.named_parameters(remove_duplicate=False) if n.endswith("weight") and _ is rule]
-    assert names == ["surgery.shared.weight"]  # registered (and so counted and saved) once
+    assert names == ["surgery.adapters.default.shared.weight"]  # registered (and so counted and saved) once
     model.to(torch.bfloat16)
     assert all(m.rule_module.weight is model.surgery.adapters.default.shared.weight for m in users)
     assert model.surgery.adapters.default.shared.weight.dtype == torch.bfloat16

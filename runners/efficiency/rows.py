@@ -25,6 +25,7 @@ import surgery
 from runners.finetune.depth import fit_skip_first
 from runners.embedded import SPIECE_VOCAB_SIZE, T5_ARCHITECTURE
 from surgery.families import detect_family
+from surgery.naming import DEFAULT_ADAPTER
 from surgery.splice import splice_block
 
 FULL = "full-finetune"
@@ -106,7 +107,7 @@ def trace_every_block_with_nothing_spliced(model: nn.Module) -> None:
     dtype = next(model.parameters()).dtype
     for stack, blocks in family.blocks(model).items():
         for index, block in enumerate(blocks):
-            splice_block(block, family, {}, dtype, f"{stack}.block.{index}", "default")
+            splice_block(block, family, {}, dtype, f"{stack}.block.{index}", DEFAULT_ADAPTER)
 
 
 def count_trainable(model: nn.Module) -> tuple[int, float]:
