@@ -45,7 +45,7 @@ from .errors import CheckpointError, SurgeryError
 from .fingerprint import weights_fingerprint
 from .hub import resolve_folder
 from .model_card import CARD_FILE, render_model_card
-from .naming import DEFAULT_ADAPTER, STATE, canonical_name, check_adapter_name, is_added, live_name
+from .naming import DEFAULT_ADAPTER, STATE, canonical_name, check_adapter_name, is_added
 from .plan import apply, plan
 from .provenance import CONFIG_FIELDS, base_fingerprint, base_origin, check_base, parameter_shapes
 from .sites import SITE_NAMES
@@ -367,7 +367,8 @@ def load_adapter(model: nn.Module, directory: str | Path, revision: str | None =
     if not allow_other_base and not sharded:
         check_base(config, model, directory, trained=set(layout))
     if sharded:
-        load_full(model, {live_name(name, adapter): tensors[name] for name in layout})
+        live_of = _live_names(inner, adapter, legacy)
+        load_full(model, {live_of[name]: tensors[name] for name in layout})
         record = state.record(adapter)
         counts = {group: sum(tensors[canonical_name(n, adapter)].numel() for n in members) for group, members in record.groups.items()}
         base = sum(prod(shape) for name, shape in parameter_shapes(model).items() if not is_added(name))
@@ -377,13 +378,22 @@ def load_adapter(model: nn.Module, directory: str | Path, revision: str | None =
         if the_plan is not None:
             apply(model, the_plan)
         targets = {**dict(inner.named_parameters()), **dict(inner.named_buffers())}
+        live_of = _live_names(inner, adapter, legacy)
         # Convert first (this allocates and may fail), then write; an interrupted write is undone too.
-        converted = {name: tensors[name].to(device=targets[live_name(name, adapter)].device,
-                                            dtype=targets[live_name(name, adapter)].dtype) for name in layout}
+        converted = {name: tensors[name].to(device=targets[live_of[name]].device,
+                                            dtype=targets[live_of[name]].dtype) for name in layout}
         with snapshot.recording_writes(), torch.no_grad():
             for name in layout:
-                targets[live_name(name, adapter)].copy_(converted[name])
+                targets[live_of[name]].copy_(converted[name])
     return report(inner, adapter)
+
+
+def _live_names(inner: nn.Module, adapter: str, legacy: bool) -> dict[str, str]:
+    """checkpoint name → the model's name of that tensor, for what a checkpoint of `adapter` holds (an
+    adapter's copy of a base tensor, or — full fine-tuning, which trains the base itself — the base tensor)."""
+    state = getattr(inner, STATE)
+    return {canonical_name(live, adapter): live
+            for live in checkpoint_names(inner, state, include_frozen_added=not legacy, adapter=adapter)}
 
 
 def _stack_blocks(model: nn.Module) -> dict[str, list[nn.Module]]:

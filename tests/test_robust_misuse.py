@@ -98,7 +98,7 @@ def test_set_active_with_something_else_than_names(names):
 
 def test_full_fine_tuning_cannot_be_a_named_adapter(tmp_path):
     model = tiny_model()
-    with pytest.raises(RecipeError, match="'full' cannot be a named adapter: it trains the base weights themselves"):
+    with pytest.raises(RecipeError, match="'full-finetune' cannot be a named adapter: it trains the base weights themselves"):
         surgery.apply(model, "full-finetune", name="x")
     assert not hasattr(model, "surgery")
     with pytest.raises(RecipeError, match="recipe key 'train': 'all' cannot be a named adapter"):
@@ -122,7 +122,7 @@ def test_full_fine_tuning_cannot_be_a_named_adapter(tmp_path):
 def model_folder(tmp_path) -> Path:
     model = tiny_model()
     surgery.apply(model, LPHM)
-    model.save_pretrained(tmp_path / "model")
+    surgery.save_pretrained(model, tmp_path / "model")   # the model and the adapter files beside it
     return tmp_path / "model"
 
 

@@ -158,3 +158,21 @@ def test_removing_an_adapter_gives_back_the_base_bit_for_bit(adapter):
     expected = base.state_dict()
     assert model.state_dict().keys() == expected.keys()
     assert all(torch.equal(t, expected[n]) for n, t in model.state_dict().items())
+
+
+def test_a_saved_folder_whose_config_names_other_adapters_is_refused(tmp_path):
+    import json
+
+    model = tiny_model()
+    surgery.apply(model, {"method": "adapter", "sites": ["after_ffn"], "options": {"bottleneck": 4}})
+    model.save_pretrained(tmp_path / "saved")
+    config_path = tmp_path / "saved" / "config.json"
+    config = json.loads(config_path.read_text())
+    config["t5_surgery"]["adapters"][0]["recipe"]["options"]["bottleneck"] = 8   # edited by hand: another shape
+    config_path.write_text(json.dumps(config))
+    with pytest.raises(surgery.CheckpointError, match="other shape"):
+        surgery.from_pretrained(tmp_path / "saved")
+    config["t5_surgery"] = {"format": 99}
+    config_path.write_text(json.dumps(config))
+    with pytest.raises(surgery.CheckpointError, match="'t5_surgery' is not a record this version can read"):
+        surgery.from_pretrained(tmp_path / "saved")
