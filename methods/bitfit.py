@@ -49,7 +49,7 @@ from transformers.pytorch_utils import Conv1D
 from surgery.errors import RecipeError
 from surgery.family import ModelDims, ModelFamily
 from surgery.method import SPLICED, ModelMethod, describe_quantization, register_method
-from surgery.scope import AdapterScope
+from surgery.adapter_scope import AdapterScope
 
 BIAS = "surgery_bias"
 

@@ -9,7 +9,7 @@ from torch import nn
 from surgery.errors import RecipeError
 from surgery.family import ModelDims, ModelFamily
 from surgery.method import ModelMethod, describe_quantization, register_method
-from surgery.scope import AdapterScope
+from surgery.adapter_scope import AdapterScope
 
 
 @register_method

@@ -87,7 +87,7 @@ from surgery.errors import RecipeError
 from surgery.family import ModelDims, ModelFamily
 from surgery.method import ModelMethod, describe_quantization, is_added, register_method
 from surgery.options import INT64_MAX, SIZE, Annotated, Range
-from surgery.scope import AdapterScope
+from surgery.adapter_scope import AdapterScope
 from surgery.substitute import SubstituteCache, substitute
 
 from .fastfood import Fastfood

@@ -68,7 +68,7 @@ from surgery.errors import RecipeError
 from surgery.family import ModelDims, ModelFamily
 from surgery.method import ModelMethod, register_method
 from surgery.options import INT64_MAX, SIZE, Annotated, Range, require
-from surgery.scope import AdapterScope
+from surgery.adapter_scope import AdapterScope
 
 from .inits import PROMPT_RANDOM_RANGE
 
@@ -300,7 +300,7 @@ class PromptTuning(ModelMethod):
     def check_family(self, dims: ModelDims, family: ModelFamily) -> None:
         """Refuse models the prompt cannot enter yet: encoders with learned absolute positions (BART, BERT).
 
-        >>> from surgery.families import BERT_FAMILY
+        >>> from surgery.family_registry import BERT_FAMILY
         >>> from surgery.family import ModelDims
         >>> dims = ModelDims(64, 128, 4, 100, {"encoder": 2}, True, 512)
         >>> PromptTuning(PromptTuningOptions()).check_family(dims, BERT_FAMILY)  # doctest: +ELLIPSIS

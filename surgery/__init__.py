@@ -11,14 +11,14 @@ True
 """
 
 from .errors import CheckpointError, RecipeError, SurgeryError, TraceError
-from .plan import Plan, apply, check_can_be_named, plan, report
+from .planner import Plan, apply, check_can_be_named, plan, report
 from .state import plan_of
 from .recipe import Recipe, bundled_recipes, load_recipe
-from .report import Report
+from .trainable_report import Report
 from .sites import SITE_NAMES
 from .adapters import active_adapters, disabled, list_adapters, remove, set_active
 from .checkpoint import load_adapter, save_adapter
-from .fold import fold
+from .folding import fold
 from .inspect import list_sites
 from .mixed import mixed_batch
 from .naming import DEFAULT_ADAPTER

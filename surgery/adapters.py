@@ -34,7 +34,7 @@ from torch import nn
 
 from .distributed import is_sharded, unwrap
 from .errors import SurgeryError
-from .families import detect_family
+from .family_registry import detect_family
 from .groups import freeze_all_but
 from .method import Method, get_method_class
 from .naming import ADAPTERS, ATTACHED_PREFIX, STATE, container_path
@@ -42,7 +42,7 @@ from .options import parse_options
 from .base_copies import install_hooks
 from .config_record import record_adapters
 from .recipe import load_recipe
-from .scope import AdapterScope
+from .adapter_scope import AdapterScope
 from .splice import SplicedBlockMixin, unsplice_adapter
 from .substitute import remove_hooks
 from .state import AdapterRecord, SurgeryState, surgery_state
@@ -170,6 +170,7 @@ def take_out(model: nn.Module, name: str) -> None:
         return
     for parameter_name, parameter in model.named_parameters():
         parameter.requires_grad_(state.base_requires_grad.get(parameter_name, parameter.requires_grad))
+    remove_hooks(state.model_hooks)
     delattr(model, STATE)
 
 

@@ -46,13 +46,13 @@ from .fingerprint import weights_fingerprint
 from .hub import resolve_folder
 from .model_card import CARD_FILE, render_model_card
 from .naming import DEFAULT_ADAPTER, STATE, canonical_name, check_adapter_name, is_added
-from .plan import apply, plan
+from .planner import apply, plan
 from .provenance import CONFIG_FIELDS, base_fingerprint, base_origin, check_base, parameter_shapes
 from .sites import SITE_NAMES
 from .state import resolve_adapter
 from .quantization import logical_shape
-from .report import Report
-from .trained import checkpoint_names, clean_name
+from .trainable_report import Report
+from .checkpoint_tensors import checkpoint_names, clean_name
 from .transaction import all_or_nothing
 from .verify import (INTEGRITY_VERSION, check_config, check_integrity, check_layout, check_manifest, has_values, non_finite,
                      recipe_differences, record_digest, tensor_manifest)
@@ -323,7 +323,7 @@ def load_adapter(model: nn.Module, directory: str | Path, revision: str | None =
     other weights raises a `CheckpointError` and leaves the model exactly as it was. A wrapped model
     (DDP, FSDP) must have had the recipe applied before it was wrapped.
     """
-    from .plan import report
+    from .planner import report
 
     directory = resolve_checkpoint(directory, revision)
     config = read_adapter_config(directory)
@@ -397,6 +397,6 @@ def _live_names(inner: nn.Module, adapter: str, legacy: bool) -> dict[str, str]:
 
 
 def _stack_blocks(model: nn.Module) -> dict[str, list[nn.Module]]:
-    from .families import detect_family
+    from .family_registry import detect_family
 
     return detect_family(model).blocks(model)

@@ -5,9 +5,9 @@ blocks sit, the modules the tracer keeps opaque (leaves), which modules are atte
 feed-forward sublayers, and its layer norms. Sites are then found from the traced dataflow, never
 from attribute names, and stacks are found by class wherever they sit (``model.encoder`` in
 T5ForConditionalGeneration, ``model.transformer.encoder`` in T5ForSequenceClassification,
-``model.model`` in LlamaForCausalLM). The registered families are in `surgery.families`.
+``model.model`` in LlamaForCausalLM). The registered families are in `surgery.family_registry`.
 
-To declare another family, name its classes and append it to `surgery.families.FAMILIES`; here a
+To declare another family, name its classes and append it to `surgery.family_registry.FAMILIES`; here a
 Llama-like model (any transformers class works the same way):
 
 >>> from transformers.models.llama import modeling_llama as llama

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from .families import detect_family
+from .family_registry import detect_family
 from .sites import find_sites
 from .tracing import trace_block
 

@@ -26,12 +26,12 @@ Learning rates and training settings are not a method's business: they live in t
 (`runners.finetune.protocol`).
 
 Several adapters can live in one model (`surgery.apply(..., name=...)`). The engine hands
-`ModelMethod.transform_model` a `surgery.scope.AdapterScope`: where to put model-level modules
+`ModelMethod.transform_model` a `surgery.adapter_scope.AdapterScope`: where to put model-level modules
 (``scope.container``), the names of attached tensors (``scope.attached``), and whether the
 adapter is in effect (``scope.is_active()``) — hooks a method registers act only then, and their
 handles go to ``scope.keep(handle)`` so removing the adapter removes them.
 
-The public surface a method may import from the engine is this module, `surgery.scope`,
+The public surface a method may import from the engine is this module, `surgery.adapter_scope`,
 `surgery.errors`, `surgery.options`, `surgery.family` and `surgery.substitute` (the engine's one
 way to compute a tensor in place of a parameter for one call); a test scans ``methods/`` for any
 other. What a method needs to know of the rest is here: `is_added` (which tensor names other
@@ -67,7 +67,7 @@ from .errors import RecipeError, SurgeryError
 from .family import ModelDims, ModelFamily
 from .naming import SPLICED, is_added
 from .quantization import QuantizedBase, describe_quantization
-from .scope import AdapterScope
+from .adapter_scope import AdapterScope
 
 __all__ = ["METHODS", "PLUGIN_GROUP", "SPLICED", "Method", "ModelMethod", "NoOptions", "QuantizedBase", "SiteContext",
            "SiteMethod", "describe_quantization", "get_method_class", "is_added", "load_method_plugins",

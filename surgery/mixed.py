@@ -26,7 +26,7 @@ from torch import nn
 from .adapters import method_of
 from .distributed import unwrap
 from .errors import SurgeryError
-from .families import detect_family
+from .family_registry import detect_family
 from .naming import is_added
 from .base_copies import owners_are_layer_norms, trained_base_names
 from .state import SurgeryState, surgery_state
@@ -70,3 +70,20 @@ def mixed_batch(model: nn.Module, adapter_names: Sequence[str | None]) -> Iterat
     finally:
         routing.examples = previous
         routing.changed()
+
+
+class RefuseAdapterNamesArgument:
+    """Forward pre-hook on a spliced model: ``model(..., adapter_names=[...])`` (PEFT's spelling, and this
+    library's before `surgery.mixed_batch`) is refused, where the model's ``**kwargs`` would drop it silently."""
+
+    surgery_engine = True
+
+    def __call__(self, module: nn.Module, args: tuple, kwargs: dict) -> None:
+        if "adapter_names" in kwargs:
+            raise SurgeryError("adapter_names= is not an argument of the model: run the batch inside "
+                               "`with surgery.mixed_batch(model, adapter_names):` (forwards and generate alike)")
+
+
+def refuse_adapter_names_argument(model: nn.Module):
+    """Register `RefuseAdapterNamesArgument` on `model`; returns its handle."""
+    return model.register_forward_pre_hook(RefuseAdapterNamesArgument(), with_kwargs=True)

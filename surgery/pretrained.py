@@ -48,7 +48,7 @@ from .config_record import recorded_adapters
 from .distributed import rank
 from .errors import CheckpointError
 from .naming import is_added
-from .plan import apply
+from .planner import apply
 
 logger = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ from .errors import CheckpointError
 from .fingerprint import weight_differences
 from .naming import is_added
 from .quantization import logical_shape
-from .trained import clean_name as _clean
+from .checkpoint_tensors import clean_name as _clean
 
 # The config fields that shape the network or change its forward: sizes, the FFN's activation and
 # gating, the layer norms' epsilon, the relative-position buckets, and whether the decoder's output is

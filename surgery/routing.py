@@ -2,7 +2,7 @@
 
 One `Routing` object per model (``model.surgery.routing``) is read by everything an adapter
 inserts: the site dispatch in every spliced block (`run_site`), the hooks of whole-model methods
-(through `surgery.scope.AdapterScope.is_active`) and the hooks that give each adapter its own
+(through `surgery.adapter_scope.AdapterScope.is_active`) and the hooks that give each adapter its own
 copies of the base tensors it trains (`surgery.base_copies`). Changing it (`surgery.set_active`,
 `surgery.disabled`, `surgery.mixed_batch`) retraces nothing.
 

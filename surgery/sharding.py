@@ -43,7 +43,7 @@ from torch import nn
 
 from .distributed import is_sharded, unwrap
 from .errors import SurgeryError
-from .families import detect_family
+from .family_registry import detect_family
 from .naming import STATE
 
 

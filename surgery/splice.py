@@ -78,7 +78,7 @@ def spliced_class(block_class: type[nn.Module]) -> type[nn.Module]:
 
 def __getattr__(name: str) -> type[nn.Module]:
     """Resolve `surgery.splice.Spliced<Block>` for unpickling in a fresh process."""
-    from .families import FAMILIES
+    from .family_registry import FAMILIES
 
     for family in FAMILIES:
         for block_class in family.block_classes:

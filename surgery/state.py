@@ -22,7 +22,7 @@ from torch import nn
 from .distributed import unwrap
 from .errors import SurgeryError
 from .naming import DEFAULT_ADAPTER, STATE
-from .planned import Plan
+from .plan_record import Plan
 from .routing import Routing
 
 
@@ -49,6 +49,9 @@ class SurgeryState(nn.Module):
         # Handles of the hooks that substitute adapters' copies of base tensors (`surgery.base_copies`); always
         # replaced by a new list, never changed in place (a rollback puts the old list back).
         self.engine_hooks: list = []
+        # Handles of the hooks on the model itself while it has adapters (`surgery.mixed`'s refusal of
+        # an adapter_names= argument), removed with the last adapter.
+        self.model_hooks: list = []
 
     def record(self, name: str) -> AdapterRecord:
         if name not in self.records:

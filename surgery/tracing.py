@@ -242,7 +242,7 @@ def _shim_class(block_class: type[nn.Module]) -> type[nn.Module]:
     forwards in decorators whose code says `(*args, **kwargs)`; the shim lists the named
     arguments and the keyword catch-all explicitly and calls the real forward with them.
 
-    >>> from surgery.families import T5_FAMILY
+    >>> from surgery.family_registry import T5_FAMILY
     >>> str(inspect.signature(_shim_class(T5_FAMILY.block_class).forward)).endswith("cache=None, **kwargs)")
     True
     """
@@ -278,7 +278,7 @@ def trace_block(block: nn.Module, family: ModelFamily, dtype: torch.dtype, where
         The fx graph; its placeholders are the block's named forward arguments.
 
     >>> from transformers import T5Config, T5ForConditionalGeneration
-    >>> from surgery.families import T5_FAMILY
+    >>> from surgery.family_registry import T5_FAMILY
     >>> model = T5ForConditionalGeneration(T5Config(d_model=16, d_kv=4, d_ff=32, num_layers=1, num_heads=2, vocab_size=32))
     >>> graph = trace_block(model.encoder.block[0], T5_FAMILY, torch.float32)
     >>> sum(node.op == "call_module" for node in graph.nodes) > 0

@@ -102,6 +102,9 @@ def test_apply_replaces_no_method_of_the_model_and_remove_leaves_nothing_behind(
         alone = model.generate(input_ids=ids[row:row + 1], max_new_tokens=3, do_sample=False)
         assert torch.equal(both[row:row + 1, : alone.shape[1]], alone)
     assert model.config.t5_surgery["active"] == ["b"]
+    with pytest.raises(surgery.SurgeryError, match="adapter_names= is not an argument of the model: run the batch "
+                                                   "inside `with surgery.mixed_batch"):
+        model(input_ids=ids, decoder_input_ids=ids, adapter_names=["default", "b"])   # never silently ignored
     surgery.remove(model, "b")
     surgery.remove(model, "default")
     assert set(vars(model)) == attributes_before and model.config.to_dict() == config_before

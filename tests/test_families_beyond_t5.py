@@ -19,7 +19,7 @@ from torch import nn
 
 import surgery
 from methods.adapter import BottleneckAdapter
-from surgery.families import detect_family
+from surgery.family_registry import detect_family
 from surgery.sites import find_sites
 from surgery.tracing import trace_block
 
@@ -308,7 +308,7 @@ def test_a_dtype_bart_cannot_be_traced_in_is_refused_with_the_dtypes_that_work()
 @pytest.mark.parametrize("family", ["bart", "bert"])
 def test_prompt_tuning_is_refused_at_plan_time_on_encoders_with_absolute_positions(family, recipe):
     model = make(family, LM_CLASS[family])
-    with pytest.raises(surgery.RecipeError, match=r"recipe key 'method': 'prompt_tuning'.*learned absolute positions"):
+    with pytest.raises(surgery.RecipeError, match=r"recipe key 'method': 'prompt-tuning'.*learned absolute positions"):
         surgery.plan(model, recipe)
 
 

@@ -82,7 +82,7 @@ def graph() -> nx.DiGraph:
 def test_the_import_graph_sees_every_kind_of_import(graph):
     # A resolver that missed relative, `from pkg import module` or in-function imports would let
     # the checks below pass on a graph without those edges.
-    assert graph.has_edge("surgery.plan", "surgery.method")                      # from .method import ...
+    assert graph.has_edge("surgery.planner", "surgery.method")                      # from .method import ...
     assert graph.has_edge("methods.adapter", "surgery.method")                  # absolute
     assert graph.has_edge("methods.adapter", "methods.phm")                     # from .phm import (a package)
     assert graph.has_edge("runners.tasks.formats", "runners.tasks.metrics")     # from . import metrics
@@ -137,3 +137,9 @@ def test_no_function_in_runners_is_longer_than_60_lines():
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno + 1 > 60:
                 long.append(f"{path.relative_to(ROOT)}:{node.name} ({node.end_lineno - node.lineno + 1} lines)")
     assert not long, long
+
+
+def test_no_name_in_the_engine_package_shadows_one_of_its_modules():
+    modules = {path.stem for path in (ROOT / "surgery").glob("*.py") if path.stem != "__init__"}
+    shadowed = sorted(name for name in surgery.__all__ if name in modules)
+    assert not shadowed, f"surgery.{shadowed[0]} names both a function and a module"

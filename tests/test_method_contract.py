@@ -22,7 +22,7 @@ from surgery.options import SIZE, Annotated, Range
 from test_layout import ROOT, imported_modules, project_modules
 
 # What surgery/method.py's docstring promises a method may import from the engine.
-PUBLIC_SURFACE = {"surgery.method", "surgery.scope", "surgery.errors", "surgery.options", "surgery.family",
+PUBLIC_SURFACE = {"surgery.method", "surgery.adapter_scope", "surgery.errors", "surgery.options", "surgery.family",
                   "surgery.substitute"}
 
 

@@ -279,7 +279,7 @@ def test_a_name_in_use_is_refused_and_the_model_unchanged():
 def test_a_failure_while_adding_a_second_adapter_leaves_the_first_as_it_was(monkeypatch, batch):
     import importlib
 
-    plan_module = importlib.import_module("surgery.plan")
+    plan_module = importlib.import_module("surgery.planner")
     model = tiny_model()
     surgery.apply(model, COMPACTER_PP)
     perturb(model, 3)

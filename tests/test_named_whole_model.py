@@ -81,7 +81,8 @@ def test_bitfit_gives_no_bias_to_other_adapters_modules(tmp_path):
 
 def test_bitfit_takes_part_in_a_mixed_batch(tmp_path, batch):
     model, a, b, base = beside_compacter(BITFIT, tmp_path)
-    mixed = logits(model, batch, adapter_names=["other", "default", None])
+    with surgery.mixed_batch(model, ["other", "default", None]):
+        mixed = logits(model, batch)
     for row, reference in enumerate((b, a, base)):
         torch.testing.assert_close(mixed[row], logits(reference, batch)[row], rtol=0, atol=1e-5)
 
@@ -93,7 +94,8 @@ def test_bitfit_takes_part_in_a_mixed_batch(tmp_path, batch):
 def test_prompt_tuning_and_said_are_refused_in_a_mixed_batch_with_the_reason(recipe, reason, tmp_path, batch):
     model, _, b, _ = beside_compacter(recipe, tmp_path)
     with pytest.raises(SurgeryError, match=f"adapter 'other' .* cannot take part in a mixed batch: .*{reason}"):
-        logits(model, batch, adapter_names=["other", "default", None])
+        with surgery.mixed_batch(model, ["other", "default", None]):
+            logits(model, batch)
     assert torch.equal(logits(model, batch), logits(b, batch))      # nothing left behind
 
 
@@ -102,7 +104,8 @@ def test_an_adapter_training_its_own_output_layer_is_refused_in_a_mixed_batch(ba
     surgery.apply(model, COMPACTER_PP)
     surgery.apply(model, {**COMPACTER_PP, "train": ["layer_norms", "output_layer"]}, name="t7")
     with pytest.raises(SurgeryError, match="trains its own shared.weight \\(not a layer norm\\)"):
-        logits(model, batch, adapter_names=["t7", None, None])
+        with surgery.mixed_batch(model, ["t7", None, None]):
+            logits(model, batch)
 
 
 def test_two_prompts_cannot_be_in_effect_together():
@@ -117,7 +120,7 @@ def test_two_prompts_cannot_be_in_effect_together():
 def test_full_fine_tuning_cannot_sit_beside_another_adapter_in_either_order():
     model = tiny_model()
     surgery.apply(model, COMPACTER_PP)
-    with pytest.raises(RecipeError, match="recipe key 'method': 'full' trains every base weight, which the model's "
+    with pytest.raises(RecipeError, match="recipe key 'method': 'full-finetune' trains every base weight, which the model's "
                                           "other adapters \\(default\\) read"):
         surgery.plan(model, "full-finetune", name="ft")
     with pytest.raises(RecipeError, match="recipe key 'train': 'all' trains every base weight"):

@@ -101,7 +101,7 @@ def test_an_interrupted_one_base_invocation_resumes_exactly(tmp_path):
 
 
 @pytest.mark.parametrize("recipe, message", [
-    (("--recipe", "full-finetune"), "recipe 'full-finetune': method 'full' trains the base itself"),
+    (("--recipe", "full-finetune"), "recipe 'full-finetune': method 'full-finetune' trains the base itself"),
     ((*ADAPTER, "--sweep", "lr=3e-3,3e-2"), "--one-base trains one adapter per task into one base; --sweep"),
 ])
 def test_what_one_base_cannot_serve_exits_2_before_training(tmp_path, capsys, recipe, message):

@@ -78,9 +78,9 @@ def test_an_adapter_trained_on_a_quantised_base_loads_into_the_float_base(base_f
 REFUSED = [
     ("bitfit", r"'method': 'bitfit' gives each linear layer of the blocks a bias in the dtype of its weight, but 28 of them "
                r"\(e\.g\. encoder\.block\.0\.layer\.0\.SelfAttention\.q\) are bitsandbytes-quantised"),
-    ("full-finetune", r"'method': 'full' trains every weight, but this is a base quantised by bitsandbytes .* "
+    ("full-finetune", r"'method': 'full-finetune' trains every weight, but this is a base quantised by bitsandbytes .* "
                       r"integer weights have no gradients"),
-    ("intrinsic-said", r"'method': 'intrinsic_said' reparametrises every weight tensor, but it could cover only 19 of the 47"),
+    ("intrinsic-said", r"'method': 'intrinsic-said' reparametrises every weight tensor, but it could cover only 19 of the 47"),
     ({"method": "adapter", "sites": ["after_ffn"], "train": ["all"]},
      r"'train': 'all' would train 28 integer tensors .* quantised weights cannot be trained"),
 ]

@@ -24,7 +24,7 @@ from conftest import tiny_model
 from surgery import CheckpointError
 from surgery.checkpoint import CONFIG_FILE, WEIGHTS_FILE
 
-plan_module = importlib.import_module("surgery.plan")  # `surgery.plan` is the function
+plan_module = importlib.import_module("surgery.planner")  # `surgery.plan` is the function
 checkpoint_module = importlib.import_module("surgery.checkpoint")
 TINY_COMPACTER = {**surgery.load_recipe("compacter").to_dict(), "options": {**surgery.load_recipe("compacter").options, "n": 2}}
 

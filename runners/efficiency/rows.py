@@ -24,7 +24,7 @@ from transformers import T5Config, T5ForConditionalGeneration
 import surgery
 from runners.finetune.depth import fit_skip_first
 from runners.embedded import SPIECE_VOCAB_SIZE, T5_ARCHITECTURE
-from surgery.families import detect_family
+from surgery.family_registry import detect_family
 from surgery.naming import DEFAULT_ADAPTER
 from surgery.splice import splice_block
 

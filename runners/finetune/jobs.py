@@ -32,7 +32,7 @@ from .depth import fit_skip_first
 from .overrides import OverrideError, Override, Setting, parse_sets, parse_sweeps, settings_grid, with_output_layer
 from .protocol import search_grid
 from .invocation import Settings, UsageError
-from .runs import content_hash, labels, safe_name
+from .run_folders import content_hash, labels, safe_name
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,7 @@ from .atomic import write_json
 from .errors import NonFiniteLoss, TrainingSetupError
 from .invocation import DEFAULT_RECIPE, EXIT_INTERRUPTED, Settings, UsageError, prepare_output_dir
 from .jobs import Job, is_sweep, plan_jobs
-from .runs import unique
+from .run_folders import unique
 from .figure import write_figure
 from .results import RESULT_FILE, JsonlLog, RunResult, markdown_table, summarize, write_tables
 from .model import (ModelLoadError, build_model, check_model_folder, embedded_model_dir,

@@ -16,7 +16,7 @@ from .family import ModelDims, ModelFamily
 from .method import Method
 from .naming import DEFAULT_ADAPTER, SPLICED
 from .recipe import Recipe
-from .report import Report
+from .trainable_report import Report
 
 
 @dataclass(frozen=True)

@@ -44,7 +44,7 @@ from .base_copies import write_into_base
 from .config_record import record_adapters
 from .distributed import is_sharded, unwrap
 from .errors import SurgeryError
-from .families import detect_family
+from .family_registry import detect_family
 from .method import SiteMethod
 from .state import surgery_state
 from .transaction import all_or_nothing

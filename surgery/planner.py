@@ -34,7 +34,7 @@ from torch import nn
 from .distributed import is_sharded, unwrap
 from .budget import check_fits, is_allocation_failure
 from .errors import RecipeError, SurgeryError
-from .families import detect_family
+from .family_registry import detect_family
 from .family import ModelDims, ModelFamily
 from .groups import TRAIN_GROUPS, check_train_groups, freeze_all_but
 from .init_check import finite_outputs, refuse_non_finite_init
@@ -44,19 +44,20 @@ from .options import parse_options, size_key
 from .overrides import with_overrides
 from .base_copies import install_hooks, take_copies
 from .config_record import record_adapters
+from .mixed import refuse_adapter_names_argument
 from .substitute import remove_hooks
-from .planned import Plan, PlannedSplice, SiteOccupancy
+from .plan_record import Plan, PlannedSplice, SiteOccupancy
 from .recipe import Recipe, load_recipe, select_layers
-from .report import Report, count_groups
+from .trainable_report import Report, count_groups
 from .routing import adapters_in_block
-from .scope import AdapterScope
+from .adapter_scope import AdapterScope
 from .sites import SITE_NAMES, find_sites
 from .naming import (ADAPTERS, DEFAULT_ADAPTER, STATE, adapter_of, check_adapter_name, container_path, is_added,
                      site_module_path)
 from .splice import splice_block
 from .state import AdapterRecord, SurgeryState, resolve_adapter
 from .tracing import trace_block
-from .trained import adapter_tensors, tensor_layout
+from .checkpoint_tensors import adapter_tensors, tensor_layout
 from .transaction import all_or_nothing
 
 __all__ = ["Plan", "PlannedSplice", "SurgeryState", "apply", "check_can_be_named", "plan", "report"]
@@ -136,6 +137,7 @@ def _scope(model: nn.Module, name: str) -> AdapterScope:
         state = SurgeryState()
         state.base_requires_grad = {n: p.requires_grad for n, p in model.named_parameters()}
         model.add_module(STATE, state)
+        state.model_hooks = [refuse_adapter_names_argument(model)]
     if getattr(state, ADAPTERS, None) is None:
         state.add_module(ADAPTERS, nn.ModuleDict())
     container = nn.Module()

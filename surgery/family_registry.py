@@ -265,5 +265,5 @@ def detect_family(model: nn.Module) -> ModelFamily:
     known = ", ".join(cls.__name__ for family in FAMILIES for cls in family.model_classes)
     raise SurgeryError(
         f"model of class {type(model).__name__} belongs to no registered family; supported: {known} and their "
-        "subclasses (append a surgery.family.ModelFamily to surgery.families.FAMILIES to add one)"
+        "subclasses (append a surgery.family.ModelFamily to surgery.family_registry.FAMILIES to add one)"
     )
