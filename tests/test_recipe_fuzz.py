@@ -141,9 +141,9 @@ VALID = {
     "adapter": {"method": "adapter", "sites": ["after_ffn"], "options": {"bottleneck": 4, "projection": "phm", "n": 2,
                                                                       "factorized": True, "shared_rule": True}},
     "bitfit": {"method": "bitfit"},
-    "full": {"method": "full"},
-    "intrinsic_said": {"method": "intrinsic_said", "options": {"dimension": 500}},
-    "prompt_tuning": {"method": "prompt_tuning", "options": {"length": 3, "max_source_length": 16}},
+    "full-finetune": {"method": "full-finetune"},
+    "intrinsic-said": {"method": "intrinsic-said", "options": {"dimension": 500}},
+    "prompt-tuning": {"method": "prompt-tuning", "options": {"length": 3, "max_source_length": 16}},
 }
 UNKNOWN = st.text(min_size=1, max_size=10).filter(lambda k: k not in RECIPE_KEYS)
 

@@ -66,15 +66,17 @@ def test_save_pretrained_then_from_pretrained_gives_the_same_model(class_name, t
     with torch.no_grad():
         base = outputs(make(class_name), class_name)
     assert any(not torch.allclose(base[k], outputs(again, class_name)[k], atol=1e-4) for k in base)
-    card = (tmp_path / "saved" / "README.md").read_text()
-    assert f'surgery.from_pretrained("{tmp_path / "saved"}")' in card
+    assert not (tmp_path / "saved" / "README.md").exists()   # transformers' own save: no card, no adapter files
+    surgery.save_pretrained(model, tmp_path / "with-card")
+    card = (tmp_path / "with-card" / "README.md").read_text()
+    assert f'surgery.from_pretrained("{tmp_path / "with-card"}")' in card
 
 
 def test_a_reloaded_model_saves_and_reloads_again(tmp_path):
     model = trained(spliced())
     model.save_pretrained(tmp_path / "one")
     again = surgery.from_pretrained(tmp_path / "one", attn_implementation="eager")
-    again.save_pretrained(tmp_path / "two")             # the reloaded model has the hook too
+    again.save_pretrained(tmp_path / "two")             # the reloaded model records its adapters too
     assert_same_outputs(model, surgery.from_pretrained(tmp_path / "two", attn_implementation="eager").eval(),
                         "T5ForConditionalGeneration")
 

@@ -186,7 +186,7 @@ def main(argv: list[str] | None = None) -> dict[str, Path]:
     # The heavy imports before the folder is claimed: Ctrl-C during them leaves nothing behind.
     import torch
 
-    from .trainable_report import report_markdown, write_outputs
+    from .report import report_markdown, write_outputs
 
     try:
         scores, lock = claim_inputs(args)
