@@ -114,6 +114,19 @@ def _as_keywords(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any
     return {**dict(zip(names, args)), **kwargs}
 
 
+def _prepend_to_inputs(stack: nn.Module, kwargs: dict[str, Any], prompt: nn.Module) -> bool:
+    """inputs_embeds ← [prompt; embeddings of the input] in `kwargs` (input_ids dropped); False where the
+    call has neither input_ids nor inputs_embeds."""
+    embeds, input_ids = kwargs.get("inputs_embeds"), kwargs.get("input_ids")
+    if embeds is None:
+        if input_ids is None:
+            return False
+        embeds = stack.get_input_embeddings()(input_ids)
+    kwargs["input_ids"] = None
+    kwargs["inputs_embeds"] = prompt.prepend(embeds)
+    return True
+
+
 class PrependPromptToEncoder:
     """Forward pre-hook of the encoder stack: input embeddings ← [prompt; embeddings], mask ← [1…1; mask]."""
 
@@ -124,13 +137,8 @@ class PrependPromptToEncoder:
         if not self.scope.is_active():
             return None
         kwargs = _as_keywords(stack, args, kwargs)
-        embeds, input_ids = kwargs.get("inputs_embeds"), kwargs.get("input_ids")
-        if embeds is None:
-            if input_ids is None:
-                return None  # let the stack raise its own error about missing inputs
-            embeds = stack.get_input_embeddings()(input_ids)
-        kwargs["input_ids"] = None
-        kwargs["inputs_embeds"] = self.prompt.prepend(embeds)
+        if not _prepend_to_inputs(stack, kwargs, self.prompt):
+            return None  # let the stack raise its own error about missing inputs
         if kwargs.get("attention_mask") is not None:
             kwargs["attention_mask"] = self.prompt.extend_mask(kwargs["attention_mask"])
         return (), kwargs
@@ -194,13 +202,8 @@ class PrependPromptToDecoderOnly:
         cache = kwargs.get("cache", kwargs.get("past_key_values"))
         starts = cache is None or cache.get_seq_length() == 0
         if starts:
-            embeds, input_ids = kwargs.get("inputs_embeds"), kwargs.get("input_ids")
-            if embeds is None:
-                if input_ids is None:
-                    return None  # let the stack raise its own error about missing inputs
-                embeds = stack.get_input_embeddings()(input_ids)
-            kwargs["input_ids"] = None
-            kwargs["inputs_embeds"] = self.prompt.prepend(embeds)
+            if not _prepend_to_inputs(stack, kwargs, self.prompt):
+                return None  # let the stack raise its own error about missing inputs
             if kwargs.get("token_type_ids") is not None:
                 types = kwargs["token_type_ids"]
                 kwargs["token_type_ids"] = torch.cat([types.new_zeros(types.shape[0], length), types], dim=1)
