@@ -33,7 +33,9 @@ from surgery.method import SiteMethod, registered_methods
 from surgery.options import OptionSpec, option_specs
 from surgery.recipe import RECIPE_KEYS
 
-FUZZ = settings(max_examples=40, deadline=5000, suppress_health_check=[HealthCheck.too_slow])
+# No deadline: an example's time says how busy the machine is (one took 18 s next to a pretraining run), not
+# whether the engine is right; speed is measured by benchmarks, never asserted by tests.
+FUZZ = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 torch.manual_seed(0)
 BASE = T5ForConditionalGeneration(T5Config(vocab_size=32, d_model=16, d_kv=4, d_ff=32, num_layers=1, num_heads=2,
@@ -265,7 +267,7 @@ def test_the_fuzzers_valid_recipes_train(method):
     assert trains_to_a_finite_loss(model)
 
 
-@settings(max_examples=25, deadline=5000)
+@settings(max_examples=25, deadline=None)
 @given(st.binary(max_size=64))
 def test_recipe_files_that_are_not_text(tmp_path_factory, content):
     path = tmp_path_factory.mktemp("fuzz") / "recipe.yaml"
@@ -277,7 +279,7 @@ def test_recipe_files_that_are_not_text(tmp_path_factory, content):
     assert unchanged(model)
 
 
-@settings(max_examples=25, deadline=5000)
+@settings(max_examples=25, deadline=None)
 @given(st.text(max_size=80))
 def test_random_text_files(tmp_path_factory, content):
     path = tmp_path_factory.mktemp("fuzz") / "recipe.yaml"
