@@ -197,9 +197,12 @@ class ClassifierKind(ModelKind):
                 "seq2seq or decoder-only model")
 
     def model_arguments(self, task) -> dict[str, Any]:
-        if target_kind(task) == "number":
+        targets = target_kind(task)
+        if targets == "number":
             return {"num_labels": 1, "problem_type": "regression"}
-        return {"num_labels": len(task.labels), "problem_type": "single_label_classification"}
+        if targets == "label":
+            return {"num_labels": len(task.labels), "problem_type": "single_label_classification"}
+        return {}  # free text: `check_task` refuses it
 
     def fit_recipe(self, mapping):
         """The recipe with ``head`` among what it trains: the classification head starts at random."""

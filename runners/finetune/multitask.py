@@ -44,6 +44,7 @@ from .evaluation import evaluate, generation_config
 from .invocation import EXIT_INTERRUPTED, Settings, UsageError, prepare_output_dir
 from .jobs import Job, is_sweep
 from .model import build_model
+from .model_kind import SEQ2SEQ, kind_of_model
 from .results import RESULT_FILE, TASK_TITLES, JsonlLog, RunResult
 from .run_lines import describe_model
 from .run import (claim_run_folder, load_data, preflight, set_cpu_threads, train_config,
@@ -237,6 +238,10 @@ def _run(settings: Settings, say: Say) -> int:
         raise UsageError("--one-base trains one adapter per task into one base; --sweep and --paper-search train "
                          "many settings of one task: run them without --one-base")
     checked = preflight(settings)
+    kind = kind_of_model(checked.architecture)
+    if kind is not SEQ2SEQ:
+        raise UsageError(f"--one-base scores every task by generation on one sequence-to-sequence base; --model "
+                         f"{options.get('model')} is a {kind.name} model: train its tasks without --one-base")
     tasks, tokenizer, overrides, jobs = checked.tasks, checked.tokenizer, checked.overrides, checked.jobs
     for task in tasks:
         adapter_name(task.name)
