@@ -42,6 +42,7 @@ import torch.nn.functional as F
 
 from .batches import IGNORE_INDEX, EncodedExample, collate, encode_pairs, encode_sources, pad
 from .errors import TrainingSetupError
+from .generation import generate_predictions, generation_config
 
 PROMPT_SEPARATOR = "answer:"  # ends a causal model's prompt; the target follows it
 
@@ -107,8 +108,6 @@ class ModelKind:
     def predict(self, model, tokenizer, task, inputs: Sequence[Sequence[int]], batch_size: int, max_new_tokens: int,
                 device: torch.device, autocast: Autocast = nullcontext, progress=None) -> list[str]:
         """Decoded predictions for the encoded `inputs`, in their order."""
-        from .evaluation import generate_predictions
-
         return generate_predictions(model, tokenizer, inputs, batch_size, max_new_tokens, device, autocast, progress)
 
 
@@ -161,8 +160,6 @@ class CausalKind(ModelKind):
     def predict(self, model, tokenizer, task, inputs, batch_size, max_new_tokens, device, autocast=nullcontext,
                 progress=None):
         """Greedy continuations of the prompts, padded on the left so that every prompt ends where generation starts."""
-        from .evaluation import generation_config
-
         was_training = model.training
         model.eval()
         config = generation_config(tokenizer, max_new_tokens, model)

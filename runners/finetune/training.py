@@ -167,7 +167,8 @@ def train(model: nn.Module, tokenizer, task, splits: dict[str, list[dict]], conf
           accelerator=None, log: JsonlLog | None = None) -> TrainOutcome:
     """Train the model's trainable parameters on `task`; returns test scores of the best checkpoint.
 
-    `model` is a seq2seq model surgery was applied to; `splits` maps train/validation/test to rows
+    `model` is a model surgery was applied to, of any kind (`runners.finetune.model_kind`: seq2seq,
+    causal LM, sequence classifier); `splits` maps train/validation/test to rows
     (as from `runners.tasks.data.load_task_splits`). Writes `best/` (adapter of the best validation
     epoch) and `last/` (resumable) into `config.output_dir`.
 

@@ -69,7 +69,7 @@ def predict(adapter: Path, record: dict[str, Any], task, rows: list[dict], colum
 
     import surgery
     from runners.finetune.atomic import write_text
-    from runners.finetune.evaluation import generate_predictions
+    from runners.finetune.generation import generate_predictions
     from runners.finetune.model_kind import SEQ2SEQ, kind_of_model
     from runners.finetune.task_data import jsonl, prediction_rows
 
