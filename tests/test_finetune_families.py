@@ -16,7 +16,7 @@ import transformers as tf
 from safetensors.torch import load_file
 
 import surgery
-from runners import finetune
+from runners import finetune, predict
 from runners.finetune.model import build_model
 from runners.finetune.model_kind import CAUSAL, CLASSIFIER, SEQ2SEQ, kind_of_model
 from runners.finetune.results import RunResult, read_jsonl
@@ -143,12 +143,23 @@ def test_a_llama_folder_trains_end_to_end_on_an_embedded_task(folders, tmp_path,
     assert result.test["accuracy"] == pytest.approx(accuracy)
 
 
+def predictions_of_predict_agree_with_the_run(run_dir: Path, columns: tuple[str, ...], tmp_path: Path) -> None:
+    """runners.predict on the run's best adapter repeats the run's own test predictions (first 24 rows)."""
+    lines = read_jsonl(run_dir / "test_predictions.jsonl")[:24]
+    source, output = tmp_path / "input.jsonl", tmp_path / "predicted.jsonl"
+    source.write_text("".join(json.dumps({column: line[column] for column in columns}) + "\n" for line in lines))
+    assert predict.main([str(run_dir / "best"), "--input", str(source), "--output", str(output), "--no-progress"]) == 0
+    assert [line["prediction"] for line in read_jsonl(output)] == [line["prediction"] for line in lines]
+
+
 def test_gpt2_with_its_conv1d_layers_trains_compacter(folders, tmp_path):
     out = tmp_path / "out"
     assert run(folders["gpt2"], out, "--recipe", "compacter++", "--epochs", "1", "--max-train", "32",
                "--lr", "3e-3") == 0
-    result = RunResult.load(out / "embedded-sst2" / "compacter++" / "seed-42" / "result.json")
+    run_dir = out / "embedded-sst2" / "compacter++" / "seed-42"
+    result = RunResult.load(run_dir / "result.json")
     assert set(result.test) == {"accuracy"} and 0 < result.trainable_parameters < 5000
+    predictions_of_predict_agree_with_the_run(run_dir, ("sentence",), tmp_path)
 
 
 @pytest.mark.parametrize("task, metric", [("embedded-mnli", "accuracy"), ("embedded-stsb", "pearson")])
@@ -177,6 +188,7 @@ def test_bert_trains_its_head_and_the_recipe_and_nothing_else(folders, tmp_path,
         assert all(isinstance(float(p), float) for p in predictions)
     else:
         assert set(predictions) <= set(get_task(task).labels)
+        predictions_of_predict_agree_with_the_run(run_dir, ("hypothesis", "premise"), tmp_path)
 
 
 # ---- refusals ----------------------------------------------------------------------------------------------------
