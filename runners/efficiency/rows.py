@@ -22,7 +22,7 @@ from torch import nn
 from transformers import LlamaConfig, LlamaForCausalLM, PretrainedConfig, T5Config, T5ForConditionalGeneration
 
 import surgery
-from runners.finetune.depth import fit_skip_first
+from runners.finetune.depth import fit_skip_first, stack_depths
 from runners.embedded import SPIECE_VOCAB_SIZE, T5_ARCHITECTURE
 from surgery.family_registry import detect_family
 from surgery.naming import DEFAULT_ADAPTER
@@ -189,7 +189,7 @@ def prepare_candidate(name: str, base: nn.Module, learning_rate: float) -> Candi
             parsed, notes = surgery.load_recipe(name), []
             recipe = {"name": parsed.name, **parsed.source}
             if name in surgery.bundled_recipes():  # as the finetune runner: a recipe file of one's own is as written
-                recipe = fit_skip_first(recipe, model.config, notes)
+                recipe = fit_skip_first(recipe, stack_depths(model), notes)
             candidate.notes = notes
             start = time.perf_counter()
             report = surgery.report(surgery.apply(model, recipe))
