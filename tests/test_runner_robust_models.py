@@ -31,7 +31,8 @@ TINY = ["d_model=32", "d_kv=8", "d_ff=64", "num_layers=1", "num_heads=4"]
 def models(tmp_path_factory) -> dict[str, Path]:
     """Copies of the embedded model: intact, and broken in one way each."""
     root = tmp_path_factory.mktemp("models")
-    folders = {name: root / name for name in ("intact", "no-tokenizer", "no-weights", "truncated", "other-type")}
+    folders = {name: root / name for name in ("intact", "no-tokenizer", "no-weights", "truncated", "other-type",
+                                              "undeclared-type")}
     for folder in folders.values():
         shutil.copytree(MODEL_DIR, folder)
     (folders["no-tokenizer"] / "tokenizer.json").unlink()
@@ -39,7 +40,8 @@ def models(tmp_path_factory) -> dict[str, Path]:
     weights = folders["truncated"] / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
     config = json.loads((folders["other-type"] / "config.json").read_text())
-    (folders["other-type"] / "config.json").write_text(json.dumps({**config, "model_type": "bert"}))
+    (folders["other-type"] / "config.json").write_text(json.dumps({**config, "model_type": "bert"}))  # not seq2seq
+    (folders["undeclared-type"] / "config.json").write_text(json.dumps({**config, "model_type": "xlnet"}))  # no family
     folders["missing"] = root / "does-not-exist"
     return folders
 
@@ -79,7 +81,7 @@ def finetune_args(out: Path, *extra: str) -> list[str]:
     ("missing", ["the path does not exist"]),
     ("no-weights", ["no model weights", "model.safetensors", "--random-init"]),
     ("truncated", ["model.safetensors is damaged", "truncated"]),
-    ("other-type", ["model_type 'bert'", "not a sequence-to-sequence model"]),
+    ("undeclared-type", ["model_type 'xlnet'", "no declared family", "t5, mt5"]),
     ("no-tokenizer", ["cannot encode the training data", "100% of the words", "'<unk>'", "tokenizer.json"]),
 ])
 def test_finetune_refuses_a_model_folder_it_cannot_use(models, case, needles, tmp_path, capsys, no_work):
@@ -99,6 +101,8 @@ def test_random_init_needs_no_weights_but_still_a_config(models):
     check_model_folder(str(models["no-weights"]), weights=False)
     with pytest.raises(ModelLoadError, match="model_type 'bert'"):
         check_model_folder(str(models["other-type"]), weights=False)
+    with pytest.raises(ModelLoadError, match="model_type 'xlnet', which no declared family covers"):
+        check_model_folder(str(models["undeclared-type"]), weights=False, any_family=True)
 
 
 def test_truncation_is_what_safetensors_itself_cannot_read(models):

@@ -4,6 +4,7 @@ Run from the repository root::
 
     python -m runners.efficiency                       # T5-small shapes, batch 8 × 128, CPU, fp32
     python -m runners.efficiency --config t5-base --device cuda --dtype bf16 --scores results.csv
+    python -m runners.efficiency --config llama-small --recipes compacter++   # a decoder-only Llama of T5-small's size
 
 The call tree::
 
@@ -85,7 +86,8 @@ _EXPORTS = {
     "memory": ("MemoryMeasurement", "measure_peak_memory", "peak_of_allocation_events"),
     "ratios": ("Row", "add_ratios", "paired_ratio", "per_round_medians", "to_row"),
     "report": ("CSV_COLUMNS", "report_markdown", "write_outputs"),
-    "rows": ("CONFIGS", "DTYPES", "FLOOR", "FULL", "REFERENCE_ROWS", "TRACED", "Candidate", "build_base_model",
+    "rows": ("CONFIGS", "DTYPES", "FLOOR", "FULL", "LLAMA_CONFIGS", "REFERENCE_ROWS", "TRACED", "Candidate",
+             "build_base_model", "describe_shape", "is_decoder_only", "model_config",
              "forward_pass", "make_batch", "prepare_candidate", "row_names", "t5_config", "training_step"),
     "tables": ("MIB",),
     "targets": ("Target", "collect_targets"),
@@ -103,8 +105,9 @@ def __getattr__(name: str):
 
 
 __all__ = [
-    "CLOCKS", "CONFIGS", "CSV_COLUMNS", "DTYPES", "FLOOR", "FULL", "MIB", "REFERENCE_ROWS", "TRACED",
+    "CLOCKS", "CONFIGS", "CSV_COLUMNS", "DTYPES", "FLOOR", "FULL", "LLAMA_CONFIGS", "MIB", "REFERENCE_ROWS", "TRACED",
     "Candidate", "MemoryMeasurement", "Row", "Target", "add_ratios", "build_base_model", "collect_targets",
+    "describe_shape", "is_decoder_only", "model_config",
     "forward_pass", "main", "make_batch", "measure", "measure_peak_memory", "paired_ratio", "parse_args",
     "peak_of_allocation_events", "per_round_medians", "prepare_candidate", "report_markdown", "row_names",
     "t5_config", "time_interleaved", "time_large_apply", "time_once", "to_row", "training_step", "write_outputs",

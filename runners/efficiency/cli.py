@@ -54,8 +54,11 @@ def machine_description(device: torch.device) -> str:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m runners.efficiency", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--config", choices=("tiny", "t5-small", "t5-base", "embedded"), default="t5-small",
-                        help="random-init model shapes (default t5-small; embedded: the shipped embedded T5's)")
+    parser.add_argument("--config", choices=("tiny", "t5-small", "t5-base", "embedded", "llama-tiny", "llama-small"),
+                        default="t5-small",
+                        help="random-init model shapes (default t5-small; embedded: the shipped embedded T5's; "
+                             "llama-small: a decoder-only Llama of T5-small's size, d_model 512, 12 layers, "
+                             "intermediate 1408; llama-tiny for smoke runs)")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--source-length", type=int, default=128)
     parser.add_argument("--target-length", type=int, default=8,
@@ -130,12 +133,13 @@ def measure(args: argparse.Namespace) -> tuple[list[Row], dict[str, dict[str, li
     from .memory import MemoryMeasurement, measure_peak_memory
     from .ratios import add_ratios, to_row
     from .rows import DTYPES, REFERENCE_ROWS, build_base_model, forward_pass, make_batch, prepare_candidate
-    from .rows import row_names, training_step
+    from .rows import is_decoder_only, row_names, training_step
     from .timing import resolve_clock, time_interleaved, time_large_apply
 
     device, dtype = torch.device(args.device), DTYPES[args.dtype]
     base = build_base_model(args.config, device, dtype, args.seed)
-    batch = make_batch(base.config.vocab_size, args.batch_size, args.source_length, args.target_length, device, args.seed + 1)
+    batch = make_batch(base.config.vocab_size, args.batch_size, args.source_length, args.target_length, device,
+                       args.seed + 1, decoder_only=is_decoder_only(args.config))
 
     candidates = []
     for name in row_names(args.recipes):

@@ -15,7 +15,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from .ratios import Row
-from .rows import CONFIGS
+from .rows import describe_shape, is_decoder_only
 from .tables import MIB, efficiency_table, paper_comparison_table, tracing_table
 from .targets import collect_targets, targets_table
 from .timing import ApplyTimes, resolve_clock
@@ -75,7 +75,6 @@ CLOCK_WORDS = {"cpu": "CPU time of the process (time.process_time)", "wall": "wa
 
 def report_markdown(args: argparse.Namespace, argv: list[str] | None, rows: list[Row],
                     large_apply: ApplyTimes, started: str, seconds: float, machine: str) -> str:
-    config = CONFIGS[args.config]
     lines = [
         f"## Efficiency, {args.config} config (random init), batch {args.batch_size} × {args.source_length} source / "
         f"{args.target_length} target tokens, {args.device}, {args.dtype}",
@@ -83,8 +82,8 @@ def report_markdown(args: argparse.Namespace, argv: list[str] | None, rows: list
         f"- command: `{command_line(argv)}`",
         f"- date: {started}; wall time {seconds / 60:.1f} min",
         f"- machine: {machine}",
-        f"- model: d_model {config['d_model']}, d_ff {config['d_ff']}, {config['num_layers']}+{config['num_decoder_layers']} "
-        f"layers, {config['num_heads']} heads, vocab {config['vocab_size']}; dropout 0.1, train mode",
+        f"- model: {describe_shape(args.config)}, train mode"
+        + ("; source and target as one sequence, the loss on the target" if is_decoder_only(args.config) else ""),
         f"- time: median of {args.repeats} interleaved rounds × {args.steps} steps (forward + backward + AdamW step) "
         f"after {args.warmup} warm-up step(s), {CLOCK_WORDS[resolve_clock(args)]}; spread = interquartile range ÷ median; "
         "time ratios = median over rounds of the ratio within each round",

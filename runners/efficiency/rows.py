@@ -1,6 +1,6 @@
 """The rows of the efficiency table: one per recipe, plus the two reference rows.
 
-    build_base_model / make_batch       one random-init model and one batch, seeded
+    build_base_model / make_batch       one random-init model (T5 or Llama shapes) and one batch, seeded
     prepare_candidate(name, base)       a deep copy of the base made into the row:
       ├─ a recipe                       surgery.apply(model, name)
       ├─ "floor"                        the untouched model, only its layer norms trained
@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 
 import torch
 from torch import nn
-from transformers import T5Config, T5ForConditionalGeneration
+from transformers import LlamaConfig, LlamaForCausalLM, PretrainedConfig, T5Config, T5ForConditionalGeneration
 
 import surgery
-from runners.finetune.depth import fit_skip_first
+from runners.finetune.depth import fit_skip_first, stack_depths
 from runners.embedded import SPIECE_VOCAB_SIZE, T5_ARCHITECTURE
 from surgery.family_registry import detect_family
 from surgery.naming import DEFAULT_ADAPTER
@@ -44,6 +44,18 @@ CONFIGS: dict[str, dict[str, int]] = {
     "embedded": dict({k: v for k, v in T5_ARCHITECTURE.items() if isinstance(v, int) and not isinstance(v, bool)},
                      vocab_size=SPIECE_VOCAB_SIZE + 100),
 }
+# Decoder-only shapes (Llama). "llama-small" is T5-small's size: d_model 512 and 8 heads of 64, its
+# 12 blocks (6 encoder + 6 decoder) as 12 decoder blocks, so Compacter++ inserts the same 12 adapters;
+# the gated MLP's three 512 × 1408 matrices hold about what T5-small's two 512 × 2048 do (2.16M vs
+# 2.10M; 1408 = 11 · 128 is the nearest multiple of 128 to 2 · 2048 / 3); full multi-head attention
+# (8 key/value heads) as T5's; vocab 32128; Llama's own untied output layer and no dropout.
+# "llama-tiny" is for tests and smoke runs.
+LLAMA_CONFIGS: dict[str, dict[str, int]] = {
+    "llama-tiny": dict(hidden_size=128, intermediate_size=256, num_hidden_layers=2, num_attention_heads=4,
+                       num_key_value_heads=4, vocab_size=128),
+    "llama-small": dict(hidden_size=512, intermediate_size=1408, num_hidden_layers=12, num_attention_heads=8,
+                        num_key_value_heads=8, vocab_size=32128),
+}
 DTYPES: dict[str, torch.dtype] = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
 
@@ -54,19 +66,57 @@ def t5_config(name: str) -> T5Config:
     return T5Config(**CONFIGS[name], decoder_start_token_id=0, pad_token_id=0, eos_token_id=1, attn_implementation="eager")
 
 
-def build_base_model(config_name: str, device: torch.device, dtype: torch.dtype, seed: int) -> T5ForConditionalGeneration:
+def model_config(name: str) -> PretrainedConfig:
+    """The config of shape `name`: a T5 of `CONFIGS` or a Llama of `LLAMA_CONFIGS`."""
+    if name in LLAMA_CONFIGS:
+        return LlamaConfig(**LLAMA_CONFIGS[name], pad_token_id=0, bos_token_id=None, eos_token_id=1)
+    return t5_config(name)
+
+
+def is_decoder_only(name: str) -> bool:
+    return name in LLAMA_CONFIGS
+
+
+def describe_shape(name: str) -> str:
+    """One line for the report: the sizes of shape `name`.
+
+    >>> describe_shape("llama-small")
+    'Llama (decoder only), d_model 512, intermediate 1408 (gated), 12 layers, 8 heads, vocab 32128; no dropout'
+    """
+    if is_decoder_only(name):
+        c = LLAMA_CONFIGS[name]
+        return (f"Llama (decoder only), d_model {c['hidden_size']}, intermediate {c['intermediate_size']} (gated), "
+                f"{c['num_hidden_layers']} layers, {c['num_attention_heads']} heads, vocab {c['vocab_size']}; no dropout")
+    c = CONFIGS[name]
+    return (f"T5, d_model {c['d_model']}, d_ff {c['d_ff']}, {c['num_layers']}+{c['num_decoder_layers']} layers, "
+            f"{c['num_heads']} heads, vocab {c['vocab_size']}; dropout 0.1")
+
+
+def build_base_model(config_name: str, device: torch.device, dtype: torch.dtype, seed: int) -> nn.Module:
     """The random-init model every row starts from (each row gets a deep copy)."""
     torch.manual_seed(seed)
-    model = T5ForConditionalGeneration(t5_config(config_name))
+    model_class = LlamaForCausalLM if is_decoder_only(config_name) else T5ForConditionalGeneration
+    model = model_class(model_config(config_name))
     return model.to(device=device, dtype=dtype).train()
 
 
 def make_batch(vocab_size: int, batch_size: int, source_length: int, target_length: int,
-               device: torch.device, seed: int) -> dict[str, torch.Tensor]:
-    """Random token ids, no padding: every row sees exactly the same batch."""
+               device: torch.device, seed: int, decoder_only: bool = False) -> dict[str, torch.Tensor]:
+    """Random token ids, no padding: every row sees exactly the same batch.
+
+    A decoder-only model reads the source and the target as one sequence and is scored on the
+    target alone (labels -100 on the source), as the finetune runner trains it.
+
+    >>> batch = make_batch(50, 2, 5, 3, torch.device("cpu"), seed=0, decoder_only=True)
+    >>> batch["input_ids"].shape, (batch["labels"] == -100).sum(dim=1).tolist()
+    (torch.Size([2, 8]), [5, 5])
+    """
     generator = torch.Generator().manual_seed(seed)
     input_ids = torch.randint(2, vocab_size, (batch_size, source_length), generator=generator)
     labels = torch.randint(2, vocab_size, (batch_size, target_length), generator=generator)
+    if decoder_only:
+        input_ids = torch.cat([input_ids, labels], dim=1)
+        labels = torch.cat([torch.full((batch_size, source_length), -100), labels], dim=1)
     batch = {"input_ids": input_ids, "attention_mask": torch.ones_like(input_ids), "labels": labels}
     return {key: value.to(device) for key, value in batch.items()}
 
@@ -139,7 +189,7 @@ def prepare_candidate(name: str, base: nn.Module, learning_rate: float) -> Candi
             parsed, notes = surgery.load_recipe(name), []
             recipe = {"name": parsed.name, **parsed.source}
             if name in surgery.bundled_recipes():  # as the finetune runner: a recipe file of one's own is as written
-                recipe = fit_skip_first(recipe, model.config, notes)
+                recipe = fit_skip_first(recipe, stack_depths(model), notes)
             candidate.notes = notes
             start = time.perf_counter()
             report = surgery.report(surgery.apply(model, recipe))

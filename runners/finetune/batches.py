@@ -36,10 +36,12 @@ IGNORE_INDEX = -100  # label positions the loss skips (padding)
 
 @dataclass
 class EncodedExample:
-    """Token ids of one (source, target) pair; the target ends with EOS."""
+    """Token ids of one (source, target) pair; the target ends with EOS. A classifier's example has
+    no target tokens but a `label`: the class index, or the number for regression."""
 
     source_ids: list[int]
     target_ids: list[int]
+    label: int | float | None = None
 
 
 def encode_pairs(tokenizer, pairs: Sequence[tuple[str, str]], max_source_length: int,

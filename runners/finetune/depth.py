@@ -7,15 +7,15 @@ the recipe's *share* instead: it skips round(5 · depth / 12) blocks, and says s
 the bundled recipes are fitted, as they are written: a recipe file of one's own and a ``--set
 layers.skip_first=N`` are checked by the engine as given.
 
->>> from types import SimpleNamespace
->>> config = SimpleNamespace(num_layers=3, num_decoder_layers=3)
 >>> notes = []
->>> fit_skip_first({"name": "adapterdrop", "layers": {"skip_first": 5}}, config, notes)["layers"]
+>>> fit_skip_first({"name": "adapterdrop", "layers": {"skip_first": 5}}, {"encoder": 3, "decoder": 3}, notes)["layers"]
 {'encoder': {'skip_first': 1}, 'decoder': {'skip_first': 1}}
 >>> print(notes[0])
 recipe 'adapterdrop': layers skip_first 5 leaves no block of the model's 3 (encoder), 3 (decoder); skipping the first 1 instead (5/12 of each stack, as on T5-base's 12 blocks, rounded)
->>> fit_skip_first({"layers": {"skip_first": 5}}, SimpleNamespace(num_layers=6, num_decoder_layers=6), [])["layers"]
+>>> fit_skip_first({"layers": {"skip_first": 5}}, {"encoder": 6, "decoder": 6}, [])["layers"]
 {'skip_first': 5}
+>>> fit_skip_first({"layers": {"skip_first": 5}}, {"decoder": 4}, [])["layers"]   # a decoder-only model
+{'decoder': {'skip_first': 2}}
 """
 
 from __future__ import annotations
@@ -26,18 +26,19 @@ from typing import Any
 PAPER_DEPTH = 12  # T5-base, the model the paper's AdapterDrop selection (skip the first 5) was written for
 
 
-def _depths(config: Any) -> dict[str, int]:
-    encoder = getattr(config, "num_layers", 0)
-    decoder = getattr(config, "num_decoder_layers", None)
-    return {"encoder": encoder, "decoder": encoder if decoder is None else decoder}
+def stack_depths(model: Any) -> dict[str, int]:
+    """Blocks per stack of `model` as its family declaration finds them: {"encoder": 6, "decoder": 6}."""
+    from surgery.family_registry import detect_family
+
+    return {stack: len(blocks) for stack, blocks in detect_family(model).blocks(model).items()}
 
 
-def fit_skip_first(mapping: dict[str, Any], config: Any, notes: list[str]) -> dict[str, Any]:
-    """`mapping` with every ``skip_first`` that leaves no block of its stack scaled to the model's depth."""
+def fit_skip_first(mapping: dict[str, Any], depths: dict[str, int], notes: list[str]) -> dict[str, Any]:
+    """`mapping` with every ``skip_first`` that leaves no block of its stack scaled to the stack's depth
+    (`depths`: blocks per stack, as `stack_depths` reads them)."""
     layers = mapping.get("layers")
     if not isinstance(layers, dict):
         return mapping
-    depths = _depths(config)
     one_selection = "skip_first" in layers
     per_stack = {stack: layers for stack in depths} if one_selection else dict(layers)
     fitted: dict[str, Any] = {}

@@ -28,7 +28,8 @@ from typing import Any
 import surgery
 from surgery.recipe import RECIPE_KEYS
 
-from .depth import fit_skip_first
+from .depth import fit_skip_first, stack_depths
+from .model_kind import kind_of_model
 from .overrides import OverrideError, Override, Setting, parse_sets, parse_sweeps, settings_grid, with_output_layer
 from .protocol import search_grid
 from .invocation import Settings, UsageError
@@ -135,8 +136,10 @@ def plan_jobs(settings: Settings, tasks: list[Any], architecture: Any, default_r
     recipes = task_recipes(settings, tasks, default_recipes, options, notes)
     fitting: list[str] = []  # the bundled recipes' skip_first fitted to a shallow model; a file of one's own is as written
     bundled = set(surgery.bundled_recipes())
-    recipes = {task: [(given, fit_skip_first(base, architecture.config, fitting) if given in bundled else base)
-                      for given, base in pairs] for task, pairs in recipes.items()}
+    kind = kind_of_model(architecture)  # a classifier's recipes also train its head
+    depths = stack_depths(architecture)
+    recipes = {task: [(given, kind.fit_recipe(fit_skip_first(base, depths, fitting) if given in bundled
+                                              else base)) for given, base in pairs] for task, pairs in recipes.items()}
     notes += [note for note in dict.fromkeys(fitting) if note not in notes]
     every = {_digest(base, given): (given, surgery.load_recipe(base)) for pairs in recipes.values() for given, base in pairs}
     label_of = labels(list(every.values()), notes)

@@ -27,6 +27,10 @@ import torch
 from transformers import T5Config, T5ForConditionalGeneration
 
 from runners.hub import prepare_hub
+from surgery.errors import SurgeryError
+
+from .errors import TrainingSetupError
+from .model_kind import ModelKind, family_and_kind
 
 # The base of --init-config (small random-init models, e.g. for tests): 0.69M parameters; d_model
 # 128 keeps Compacter applicable (n = 4 divides d_model / 32 = 4).
@@ -183,12 +187,14 @@ def safetensors_problem(path: Path) -> str | None:
     return None
 
 
-def check_model_folder(name: str | None, *, weights: bool = True, option: str = "--model") -> None:
-    """A local `name` is a loadable save_pretrained folder of a sequence-to-sequence model; else ModelLoadError.
+def check_model_folder(name: str | None, *, weights: bool = True, option: str = "--model",
+                       any_family: bool = False) -> None:
+    """A local `name` is a loadable save_pretrained folder of a model the caller trains; else ModelLoadError.
 
     Checks, without loading any weights: the folder exists, its config.json is readable and
-    names a sequence-to-sequence model type, and (with `weights`) its weight files are present
-    and, for safetensors, whole. Hub names and None (the embedded model) are left to the loader.
+    names a sequence-to-sequence model type (with `any_family`: the type of any declared family,
+    `runners.finetune.model_kind`), and (with `weights`) its weight files are present and, for
+    safetensors, whole. Hub names and None (the embedded model) are left to the loader.
     """
     folder = None if name is None else _local_folder(name, option)
     if folder is None:
@@ -203,7 +209,9 @@ def check_model_folder(name: str | None, *, weights: bool = True, option: str = 
         raise ModelLoadError(f"{option} {name}: config.json is not readable JSON ({error})") from None
     from transformers.models.auto.modeling_auto import MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES as SEQ2SEQ
 
-    if model_type not in SEQ2SEQ:
+    if any_family:
+        family_and_kind_of(load_config(name, option), f"{option} {name}")
+    elif model_type not in SEQ2SEQ:
         raise ModelLoadError(f"{option} {name}: config.json has model_type {model_type!r}, not a sequence-to-sequence "
                              "model; give a T5 (t5, mt5, umt5, ...) folder")
     if not weights:
@@ -284,13 +292,44 @@ def load_tokenizer(model_name: str | None, option: str = "--model"):
                              "(needs network access) or a local folder saved with save_pretrained") from None
 
 
+def load_config(path: str, option: str = "--model"):
+    """The config of the model at `path` (a folder or a Hub name); ModelLoadError if it cannot be read."""
+    from transformers import AutoConfig
+
+    prepare_hub(path)  # an unreachable Hub: offline at once, with one note
+    try:
+        return AutoConfig.from_pretrained(path)
+    except (OSError, ValueError, KeyError) as error:
+        raise ModelLoadError(f"{option} {path}: could not load its config ({' '.join(str(error).split())})") from None
+
+
+def family_and_kind_of(config, origin: str) -> tuple[str, ModelKind]:
+    """(family, kind) of a model of `config`; a model type no family declares is a one-line ModelLoadError."""
+    from surgery.family_registry import FAMILIES
+
+    try:
+        return family_and_kind(config)
+    except (SurgeryError, TrainingSetupError, ValueError) as error:
+        declared = ", ".join(family.name for family in FAMILIES)
+        raise ModelLoadError(f"{origin}: config.json has model_type {config.model_type!r}, which no declared family "
+                             f"covers (declared: {declared}; {' '.join(str(error).split())[:200]})") from None
+
+
+def configured_for(config, kind: ModelKind, task) -> Any:
+    """`config` with what `kind` needs for `task` (a classifier's label count); None `task`: as it is."""
+    for key, value in (kind.model_arguments(task) if task is not None else {}).items():
+        setattr(config, key, value)
+    return config
+
+
 def build_model(model_name: str | None, tokenizer, init_overrides: dict[str, Any] | None = None,
-                seed: int | None = None, random_init: bool = False) -> torch.nn.Module:
+                seed: int | None = None, random_init: bool = False, task=None) -> torch.nn.Module:
     """The model of a run, seeded with `seed` where weights are drawn.
 
     * `init_overrides` given: a small random-init T5 (``INIT_CONFIG_BASE`` updated by them);
     * `model_name` None: the shipped embedded pretrained T5;
-    * otherwise the named pretrained seq2seq model;
+    * otherwise the named pretrained model, in the class of its kind (`runners.finetune.model_kind`:
+      seq2seq, causal LM, or sequence classifier sized for `task`'s labels);
     * `random_init`: the same architecture with weights drawn at random instead of loaded.
     """
     if seed is not None:
@@ -302,14 +341,17 @@ def build_model(model_name: str | None, tokenizer, init_overrides: dict[str, Any
             raise ModelLoadError("--init-config sizes a random-init model; it cannot be combined with --model or "
                                  "--random-init")
         return T5ForConditionalGeneration(tiny_t5_config(tokenizer, init_overrides))
-    from transformers import AutoConfig, AutoModelForSeq2SeqLM
+    import transformers
 
     path = model_name if model_name is not None else embedded_model_dir()
-    prepare_hub(path)  # an unreachable Hub: offline at once, with one note
+    config = load_config(path)
+    _, kind = family_and_kind_of(config, f"--model {path}")
+    auto_class = getattr(transformers, kind.auto_class)
+    config = configured_for(config, kind, task)
     try:
         if random_init:
-            return AutoModelForSeq2SeqLM.from_config(AutoConfig.from_pretrained(path))
-        return AutoModelForSeq2SeqLM.from_pretrained(path)
+            return auto_class.from_config(config)
+        return auto_class.from_pretrained(path, config=config)
     except (OSError, ValueError) as error:
         raise ModelLoadError(f"--model {path!r}: could not load the model ({error}). Give a Hub name "
                              "(needs network access) or a local folder saved with save_pretrained") from None

@@ -40,10 +40,12 @@ from surgery.sites import SITE_NAMES
 
 from .atomic import write_text
 from .batches import collate_sources
-from .evaluation import evaluate, generation_config
+from .evaluation import evaluate
+from .generation import generation_config
 from .invocation import EXIT_INTERRUPTED, Settings, UsageError, prepare_output_dir
 from .jobs import Job, is_sweep
 from .model import build_model
+from .model_kind import SEQ2SEQ, kind_of_model
 from .results import RESULT_FILE, TASK_TITLES, JsonlLog, RunResult
 from .run_lines import describe_model
 from .run import (claim_run_folder, load_data, preflight, set_cpu_threads, train_config,
@@ -231,12 +233,23 @@ def run_one_base(settings: Settings, say: Say) -> int:
             settings.lock.release()
 
 
-def _run(settings: Settings, say: Say) -> int:
+def checked_preflight(settings: Settings):
+    """The finetune runner's preflight, and what --one-base needs besides: no sweep, a seq2seq base."""
     options = settings.options
     if is_sweep(options):
         raise UsageError("--one-base trains one adapter per task into one base; --sweep and --paper-search train "
                          "many settings of one task: run them without --one-base")
     checked = preflight(settings)
+    kind = kind_of_model(checked.architecture)
+    if kind is not SEQ2SEQ:
+        raise UsageError(f"--one-base scores every task by generation on one sequence-to-sequence base; --model "
+                         f"{options.get('model')} is a {kind.name} model: train its tasks without --one-base")
+    return checked
+
+
+def _run(settings: Settings, say: Say) -> int:
+    options = settings.options
+    checked = checked_preflight(settings)
     tasks, tokenizer, overrides, jobs = checked.tasks, checked.tokenizer, checked.overrides, checked.jobs
     for task in tasks:
         adapter_name(task.name)

@@ -150,10 +150,14 @@ def model_size(config: Any) -> tuple[str, str | None]:
     ('t5-base', None)
     >>> model_size(T5Config(d_model=128, num_layers=2))[1]
     "note: the model (d_model 128, 2 layers) is neither T5-base (768, 12) nor T5-small (512, 6): using T5-base's protocol"
+    >>> from transformers import LlamaConfig
+    >>> model_size(LlamaConfig(hidden_size=512, num_hidden_layers=12))[1][:52]
+    'note: the model (d_model 512, 12 layers) is neither '
     """
     if config is None:
         return "t5-base", None
-    shape = (getattr(config, "d_model", None), getattr(config, "num_layers", None))
+    # The names every config answers (T5's d_model / num_layers, GPT-2's n_embd / n_layer are mapped to them).
+    shape = (getattr(config, "hidden_size", None), getattr(config, "num_hidden_layers", None))
     for size, expected in MODEL_SIZES.items():
         if shape == expected:
             return size, None

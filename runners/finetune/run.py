@@ -30,6 +30,7 @@ from typing import Any
 import torch
 
 import surgery
+from surgery.family_registry import detect_family
 from runners.threads import choose_threads
 
 from .atomic import write_json
@@ -39,8 +40,9 @@ from .jobs import Job, is_sweep, plan_jobs
 from .run_folders import unique
 from .figure import write_figure
 from .results import RESULT_FILE, JsonlLog, RunResult, markdown_table, summarize, write_tables
-from .model import (ModelLoadError, build_model, check_model_folder, embedded_model_dir,
-                    load_tokenizer, parse_init_overrides, tiny_t5_config)
+from .model_kind import kind_of_model
+from .model import (ModelLoadError, build_model, check_model_folder, configured_for, embedded_model_dir,
+                    family_and_kind_of, load_config, load_tokenizer, parse_init_overrides, tiny_t5_config)
 from .protocol import SMALL_MODEL_CPU_THREADS, paper_defaults
 from .run_lines import describe_model, describe_training
 from .state import resume_point
@@ -89,25 +91,23 @@ def check_model_fits(architecture: torch.nn.Module, device: torch.device, model_
                          f"free on {device}")
 
 
-def meta_model(model_name: str | None, tokenizer, overrides: dict[str, Any]) -> torch.nn.Module:
-    """The model's architecture without weights (for checking recipes before any training)."""
+def meta_model(model_name: str | None, tokenizer, overrides: dict[str, Any], task=None) -> torch.nn.Module:
+    """The model's architecture without weights (for checking recipes before any training), in the class of
+    its kind (a classifier sized for `task`'s labels)."""
+    import transformers
+
     with usage_errors():
         if overrides:
-            from transformers import T5ForConditionalGeneration
-
             config = tiny_t5_config(tokenizer, overrides)
-            with torch.device("meta"):
-                model = T5ForConditionalGeneration(config)
+            auto_class = transformers.T5ForConditionalGeneration
         else:
-            from transformers import AutoConfig, AutoModelForSeq2SeqLM
-
             path = model_name if model_name is not None else embedded_model_dir()
-            try:
-                config = AutoConfig.from_pretrained(path)
-            except (OSError, ValueError) as error:
-                raise ModelLoadError(f"--model {path!r}: could not load its config ({error})") from None
-            with torch.device("meta"):
-                model = AutoModelForSeq2SeqLM.from_config(config)
+            config = load_config(path)
+            _, kind = family_and_kind_of(config, f"--model {path}")
+            auto_class = getattr(transformers, kind.auto_class)
+            config = configured_for(config, kind, task)
+        with torch.device("meta"):
+            model = auto_class(config) if overrides else auto_class.from_config(config)
     model.tie_weights()  # transformers 5.0 leaves a model built on the meta device untied (the real one is tied)
     return model
 
@@ -193,7 +193,7 @@ def run_one(task, job: Job, base_splits: dict[str, list[dict]], tokenizer, setti
         with usage_errors():
             splits["train"] = subsample(base_splits["train"], train_examples, seed)
     model = build_model(options.get("model"), tokenizer, parse_init_overrides(options.get("init_config")), seed=seed,
-                        random_init=bool(options.get("random_init")))
+                        random_init=bool(options.get("random_init")), task=task)
     with usage_errors(f"recipe {recipe_name!r}: "):
         report = surgery.report(surgery.apply(model, recipe))
     applied = surgery.plan_of(model)
@@ -286,11 +286,14 @@ def preflight(settings: Settings) -> Preflight:
                             notes=notes)
     with usage_errors():
         tokenizer = load_tokenizer(options.get("model"))
-        check_model_folder(options.get("model"), weights=not options.get("random_init"))
+        check_model_folder(options.get("model"), weights=not options.get("random_init"), any_family=True)
         overrides = parse_init_overrides(options.get("init_config"))
     if overrides and (options.get("model") is not None or options.get("random_init")):
         raise UsageError("--init-config sizes a random-init model; it cannot be combined with --model or --random-init")
-    architecture = meta_model(options.get("model"), tokenizer, overrides)
+    architecture = meta_model(options.get("model"), tokenizer, overrides, task=tasks[0] if tasks else None)
+    with usage_errors(f"--model {options.get('model')}: "):
+        for task in tasks:  # a task the model's kind cannot learn (free text for a classifier)
+            kind_of_model(architecture).check_task(task, detect_family(architecture).name)
     device = training_device(options)
     check_model_fits(architecture, device, options.get("model"))
     jobs = plan_jobs(settings, tasks, architecture, {task.name: recipe_names(settings, task) for task in tasks},

@@ -6,9 +6,10 @@ from typing import Any
 
 import torch
 
+from surgery.family_registry import detect_family
+
 
 def describe_model(model: torch.nn.Module, options: dict[str, Any]) -> str:
-    config = model.config
     size = sum(p.numel() for p in model.parameters())
     if options.get("init_config"):
         origin = "random-init T5 (--init-config)"
@@ -16,8 +17,11 @@ def describe_model(model: torch.nn.Module, options: dict[str, Any]) -> str:
         origin = options.get("model") or "the embedded pretrained T5 (runners/embedded/model)"
         if options.get("random_init"):
             origin += ", weights drawn at random (--random-init)"
-    return (f"model: {origin} (d_model {config.d_model}, {config.num_layers}+{config.num_decoder_layers} blocks, "
-            f"vocab {config.vocab_size:,}), {size:,} parameters")
+    family = detect_family(model)
+    dims = family.dims(model)
+    blocks = "+".join(str(depth) for depth in dims.stack_depths.values())
+    return (f"model: {origin} ({family.name}, d_model {dims.hidden_size}, {blocks} blocks, "
+            f"vocab {dims.vocab_size:,}), {size:,} parameters")
 
 
 def describe_training(config, lr_source: str, accelerator) -> str:

@@ -7,10 +7,11 @@
       ├─ resume: adapter, optimizer, scheduler, RNG, position          runners.finetune.resume
       └─ per epoch                                     _FinetuneLoop.run_epoch
            ├─ per global batch (same on every process; each takes its shard)        _FinetuneLoop.step
-           │    ├─ micro-batches: forward → summed token loss → backward_token_loss   (runners.training)
+           │    ├─ micro-batches: forward → summed token loss → backward_token_loss   (runners.training;
+           │    │  the batch and the loss as the model's kind makes them: runners.finetune.model_kind)
            │    └─ finish_step: all-reduce, clip 1.0, non-finite check, step, schedule
            │       stop here on --stop-after-steps or SIGINT/SIGTERM
-           ├─ greedy generate() on validation → task metrics → best checkpoint      _FinetuneLoop.end_epoch
+           ├─ predict on validation (greedy generate(); a classifier's argmax) → task metrics → best checkpoint
            └─ resumable checkpoint `last/`                  runners.training.CheckpointFolder
       then: load `best/`, score the test split              _FinetuneLoop.test
 
@@ -22,14 +23,12 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
@@ -41,8 +40,8 @@ from runners.training.step import NonFiniteLoss, StepResult, backward_token_loss
 from .errors import TrainingSetupError
 from .results import JsonlLog
 from .resume import restore
-from .batches import (IGNORE_INDEX, EncodedExample, collate, encode_pairs, encode_sources, epoch_permutation,
-                      global_batches, length_grouped_batches, shard)
+from .batches import EncodedExample, epoch_permutation, global_batches, length_grouped_batches, shard
+from .model_kind import SEQ2SEQ, ModelKind, kind_of_model, pad_id
 from .evaluation import evaluate
 from .state import Progress, frozen_checksum, save_adapter_atomically, save_checkpoint
 
@@ -106,28 +105,24 @@ class _Data:
     generation_max_length: int
 
 
-def _tokenize(tokenizer, task, splits: dict[str, list[dict]], config: TrainConfig) -> _Data:
+def _tokenize(tokenizer, task, splits: dict[str, list[dict]], config: TrainConfig, kind: ModelKind = SEQ2SEQ) -> _Data:
     pairs = [pair for row in splits["train"] for pair in task.to_training_texts(row)]
     if not pairs:
         raise TrainingSetupError(f"task {task.name!r}: the training split is empty")
-    train = encode_pairs(tokenizer, pairs, config.max_source_length, config.max_target_length)
+    train = kind.encode_training(tokenizer, task, pairs, config.max_source_length, config.max_target_length)
     longest = max(len(example.target_ids) for example in train)
     generation = config.generation_max_length or min(config.max_target_length, longest + 2)
 
     def sources(rows: list[dict]) -> list[list[int]]:
-        return encode_sources(tokenizer, [task.to_text(row)[0] for row in rows], config.max_source_length)
+        return kind.encode_inputs(tokenizer, [task.to_text(row)[0] for row in rows], config.max_source_length)
 
     return _Data(train, splits["validation"], sources(splits["validation"]), splits["test"], sources(splits["test"]),
                  generation)
 
 
-def _token_loss_sum(model, batch: dict[str, torch.Tensor], decoder_inputs: Callable) -> torch.Tensor:
-    """Summed cross-entropy over the non-padding target tokens of a batch."""
-    labels = batch["labels"]
-    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                   decoder_input_ids=decoder_inputs(labels=labels)).logits
-    return F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), labels.reshape(-1),
-                           ignore_index=IGNORE_INDEX, reduction="sum")
+def _token_loss_sum(model, batch: dict[str, torch.Tensor], kind: ModelKind, unwrapped: nn.Module) -> torch.Tensor:
+    """Summed loss over the batch's target tokens (a classifier's: its examples), as the model's kind computes it."""
+    return kind.loss_sum(model, batch, unwrapped)
 
 
 def _non_finite_message(loss: float, grad_norm: float, progress: Progress, epoch: int, last_dir: Path) -> str:
@@ -172,7 +167,8 @@ def train(model: nn.Module, tokenizer, task, splits: dict[str, list[dict]], conf
           accelerator=None, log: JsonlLog | None = None) -> TrainOutcome:
     """Train the model's trainable parameters on `task`; returns test scores of the best checkpoint.
 
-    `model` is a seq2seq model surgery was applied to; `splits` maps train/validation/test to rows
+    `model` is a model surgery was applied to, of any kind (`runners.finetune.model_kind`: seq2seq,
+    causal LM, sequence classifier); `splits` maps train/validation/test to rows
     (as from `runners.tasks.data.load_task_splits`). Writes `best/` (adapter of the best validation
     epoch) and `last/` (resumable) into `config.output_dir`.
 
@@ -222,7 +218,8 @@ class _FinetuneLoop:
         if config.batch_size < self.parts:
             raise TrainingSetupError(f"--batch-size {config.batch_size} is the global batch; it must be at least "
                                      f"processes × --grad-accum = {self.world} × {config.grad_accum} = {self.parts}")
-        self.data = _tokenize(tokenizer, task, splits, config)
+        self.kind = kind_of_model(model)  # seq2seq, causal or classifier: batches, loss and scoring follow it
+        self.data = _tokenize(tokenizer, task, splits, config, self.kind)
         self.eval_batch_size = config.eval_batch_size or math.ceil(config.batch_size / self.parts)
         steps_per_epoch = len(global_batches(range(len(self.data.train)), config.batch_size, self.parts))
         if steps_per_epoch == 0:
@@ -238,7 +235,7 @@ class _FinetuneLoop:
         self.unwrapped = accelerator.unwrap_model(self.wrapped)
         self.device = accelerator.device
         self.progress = self._start()
-        self.target_lengths = [len(example.target_ids) for example in self.data.train]
+        self.target_lengths = [self.kind.loss_terms(example) for example in self.data.train]
         self.source_lengths = [len(example.source_ids) for example in self.data.train]
 
     def _start(self) -> Progress:
@@ -299,14 +296,13 @@ class _FinetuneLoop:
         """One optimizer step on the global batch `indices` (this process takes its shard)."""
         tokens_in_batch, accelerator = self._tokens(indices), self.accelerator
         micro_batches = shard(indices, self.world, self.rank, self.config.grad_accum)
-        decoder_inputs = self.unwrapped.prepare_decoder_input_ids_from_labels
         loss_sum = torch.zeros((), device=self.device, dtype=torch.float64)
         for position, micro in enumerate(micro_batches):
-            batch = {k: v.to(self.device) for k, v in collate([self.data.train[i] for i in micro],
-                                                               self.tokenizer.pad_token_id).items()}
+            batch = {k: v.to(self.device) for k, v in self.kind.collate([self.data.train[i] for i in micro],
+                                                                         pad_id(self.tokenizer)).items()}
             with nullcontext() if position == len(micro_batches) - 1 else accelerator.no_sync(self.wrapped):
                 with accelerator.autocast():
-                    token_loss = _token_loss_sum(self.wrapped, batch, decoder_inputs)
+                    token_loss = _token_loss_sum(self.wrapped, batch, self.kind, self.unwrapped)
                 backward_token_loss(accelerator, token_loss, tokens_in_batch)
             loss_sum += token_loss.detach().double()
         progress, epoch = self.progress, self.progress.epoch
@@ -359,6 +355,7 @@ class _FinetuneLoop:
         bar = tqdm(total=len(rows), desc=split, leave=False, dynamic_ncols=True, disable=self.bars_off)
         try:
             return evaluate(self.unwrapped, self.tokenizer, self.task, rows, sources, batch_size=self.eval_batch_size,
+                            kind=self.kind,
                             max_new_tokens=self.data.generation_max_length, device=self.device,
                             world_size=self.world, rank=self.rank, autocast=self.accelerator.autocast, progress=bar)
         finally:

@@ -6,7 +6,8 @@
       ├─ build_model        the recorded base: the embedded model, a local folder or a Hub id
       │                     (a random-init run's base rebuilt from its seed), or --model
       ├─ surgery.load_adapter   refuses a base whose architecture or weights differ from the adapter's
-      └─ generate_predictions   batches sorted by length, under a tqdm progress bar
+      └─ generate_predictions   batches sorted by length, under a tqdm progress bar (a decoder-only or
+                                classifier base: its kind's predict, runners.finetune.model_kind)
 """
 
 from __future__ import annotations
@@ -30,19 +31,20 @@ def sources(task, rows: Sequence[dict], columns: dict[str, str]) -> list[str]:
     return texts
 
 
-def load_base(record: dict[str, Any], model_name: str | None):
-    """``(model, tokenizer)``: --model if given, else the base recorded in the task record."""
+def load_base(record: dict[str, Any], model_name: str | None, task=None):
+    """``(model, tokenizer)``: --model if given, else the base recorded in the task record (a classifier
+    sized for `task`'s labels)."""
     from runners.finetune.model import ModelLoadError, build_model, load_tokenizer, parse_init_overrides
 
     base = record.get("base") or {}
     try:
         if model_name is not None:
             tokenizer = load_tokenizer(model_name)
-            return build_model(model_name, tokenizer), tokenizer
+            return build_model(model_name, tokenizer, task=task), tokenizer
         tokenizer = load_tokenizer(base.get("model"))
         overrides = parse_init_overrides(base.get("init_config") or None)
         model = build_model(base.get("model"), tokenizer, overrides, seed=base.get("seed"),
-                            random_init=bool(base.get("random_init")))
+                            random_init=bool(base.get("random_init")), task=task)
         return model, tokenizer
     except ModelLoadError as error:
         raise UsageError(f"the adapter's base model: {error}; or give the base with --model") from None
@@ -67,21 +69,29 @@ def predict(adapter: Path, record: dict[str, Any], task, rows: list[dict], colum
 
     import surgery
     from runners.finetune.atomic import write_text
-    from runners.finetune.batches import encode_sources
-    from runners.finetune.evaluation import generate_predictions
+    from runners.finetune.generation import generate_predictions
+    from runners.finetune.model_kind import SEQ2SEQ, kind_of_model
     from runners.finetune.task_data import jsonl, prediction_rows
 
-    model, tokenizer = load_base(record, model_name)
+    model, tokenizer = load_base(record, model_name, task)
+    kind = kind_of_model(model)  # seq2seq, causal or classifier (runners.finetune.model_kind)
+    if num_beams > 1 and kind is not SEQ2SEQ:
+        raise UsageError(f"--num-beams {num_beams}: beam search is for sequence-to-sequence models; this base is "
+                         f"a {kind.name} model (give --num-beams 1)")
     try:
         surgery.load_adapter(model, adapter)
     except surgery.SurgeryError as error:
         raise UsageError(f"the base model does not fit the adapter: {error}") from None
     device = torch.device("cuda" if torch.cuda.is_available() and not cpu else "cpu")
     model.to(device)
-    encoded = encode_sources(tokenizer, texts, int(record.get("max_source_length") or 512))
+    encoded = kind.encode_inputs(tokenizer, texts, int(record.get("max_source_length") or 512))
     bar = tqdm(total=len(encoded), desc="predict", dynamic_ncols=True, disable=None if progress else True)
-    predictions = generate_predictions(model, tokenizer, encoded, batch_size, max_new_tokens(tokenizer, record),
-                                       device, progress=bar, num_beams=num_beams)
+    if kind is SEQ2SEQ:
+        predictions = generate_predictions(model, tokenizer, encoded, batch_size, max_new_tokens(tokenizer, record),
+                                           device, progress=bar, num_beams=num_beams)
+    else:
+        predictions = kind.predict(model, tokenizer, task, encoded, batch_size, max_new_tokens(tokenizer, record),
+                                   device, progress=bar)
     bar.close()
     output.parent.mkdir(parents=True, exist_ok=True)
     write_text(output, jsonl(prediction_rows(task, rows, predictions, with_gold=False)))
