@@ -87,6 +87,9 @@ def test_the_readmes_python_blocks_run_and_the_quickstart_trains_and_saves_what_
     assert surgery.report(model).trainable == trainable == 13_720  # the count the README's comment gives
     losses = [float(text) for text in re.findall(r"^\d+ ([\d.]+)$", capsys.readouterr().out, flags=re.M)]
     assert len(losses) == 8 and losses[-1] < losses[0] - 2  # it learns (README: about 6.8 → about 1.9)
+    llama = namespace["llama"]  # Beyond T5: the Llama example trains only what compacter++ trains
+    assert surgery.report(llama).trainable == sum(p.numel() for p in llama.parameters() if p.requires_grad) > 0
+    assert not any(p.requires_grad for n, p in llama.named_parameters() if n.startswith("model.layers.0.mlp."))
     # the saved adapter is the trained one: loaded into a fresh copy of the base, it computes the same
     fresh = type(model).from_pretrained(namespace["MODEL_DIR"])
     surgery.load_adapter(fresh, tmp_path / "my-adapter")
