@@ -33,11 +33,13 @@ the projection is made — ~9·(N/L + L) bytes per tensor, against version 1's 9
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 
-from .walsh_hadamard import block_seed, fwht
+from .walsh_hadamard import block_seed, fwht, fwht_scaled_add
 
 
 @dataclass
@@ -49,6 +51,12 @@ class RoundDraws:
     permutation: torch.Tensor  # (L,) int32 — π
     multiplier: int            # a (odd, or 0 when L = 1)
     offset: int                # c
+
+    @functools.cached_property
+    def long_permutation(self) -> torch.Tensor:
+        """π as int64, made once per `RoundDraws` (one per round and projection call): the index of every
+        block's gather and scatter is π XOR k_t, and torch indexes with int64 fastest."""
+        return self.permutation.long()
 
 
 def draw_round(seed: int, round_index: int, length: int) -> RoundDraws:
@@ -72,13 +80,40 @@ def walsh_indices(draws: RoundDraws, first: int, last: int) -> torch.Tensor:
 
 def gather_index(draws: RoundDraws, first: int, last: int, device: torch.device) -> torch.Tensor:
     """(last − first, L) int64: row t holds π(i) XOR k_t, the entry of u that lands at i."""
-    keys = walsh_indices(draws, first, last).to(device)
-    return (draws.permutation.to(device).unsqueeze(0) ^ keys.unsqueeze(1)).long()
+    keys = walsh_indices(draws, first, last).to(device, torch.int64)
+    return draws.long_permutation.to(device).unsqueeze(0) ^ keys.unsqueeze(1)
+
+
+class ProjectionRounds:
+    """What one call of a version-3 projection (or of its transpose) reuses across its chunks: each round's
+    draws, made once (their int64 π too), and, given z, u_r = H·(B_r ⊙ z), computed when first needed."""
+
+    def __init__(self, make_draws: Callable[[int], RoundDraws], padded_z: torch.Tensor | None = None):
+        self.make_draws, self.padded_z = make_draws, padded_z
+        self.made: dict[int, RoundDraws] = {}
+        self.inputs: dict[int, torch.Tensor] = {}
+
+    def draws(self, round_index: int) -> RoundDraws:
+        if round_index not in self.made:
+            self.made[round_index] = self.make_draws(round_index)
+        return self.made[round_index]
+
+    def input(self, round_index: int) -> torch.Tensor:
+        if round_index not in self.inputs:
+            assert self.padded_z is not None, "a transpose has no z"
+            self.inputs[round_index] = signed_input_transform(self.draws(round_index), self.padded_z)
+        return self.inputs[round_index]
 
 
 def signed_input_transform(draws: RoundDraws, padded_z: torch.Tensor) -> torch.Tensor:
     """u = H·(B ⊙ z): shared by every block of the round, float32 (L,)."""
     return fwht(draws.signs.to(padded_z.device, torch.float32) * padded_z)
+
+
+def mixed_input(draws: RoundDraws, u: torch.Tensor, first: int, last: int) -> torch.Tensor:
+    """x_t = G ⊙ u[π(·) XOR k_t] for blocks first … last − 1 of the round, (k, L) float32: block t is H·x_t."""
+    index = gather_index(draws, first, last, u.device)
+    return u.index_select(0, index.view(-1)).view(index.shape).mul_(draws.gaussian.to(u.device))
 
 
 def project(draws: RoundDraws, u: torch.Tensor, first: int, last: int) -> torch.Tensor:
@@ -87,9 +122,14 @@ def project(draws: RoundDraws, u: torch.Tensor, first: int, last: int) -> torch.
     The transform is left unnormalised (√L times too large) so that the caller folds 1/√L into the
     one scalar it multiplies by anyway (λ·c), saving a pass over the block.
     """
-    index = gather_index(draws, first, last, u.device)
-    mixed = u.expand(index.shape[0], -1).gather(1, index) * draws.gaussian.to(u.device)
-    return fwht(mixed, normalized=False)
+    return fwht(mixed_input(draws, u, first, last), normalized=False)
+
+
+def project_add(draws: RoundDraws, u: torch.Tensor, first: int, last: int, scale: torch.Tensor,
+                base: torch.Tensor, out: torch.Tensor) -> None:
+    """out = base + scale·√L·M_t·z for whole blocks first … last − 1 (base, out: (last − first)·L float32):
+    the scaling and the addition ride on the transform's last pass (`fwht_scaled_add`)."""
+    fwht_scaled_add(mixed_input(draws, u, first, last), scale, base, out)
 
 
 def accumulate_transpose(draws: RoundDraws, accumulator: torch.Tensor, grad: torch.Tensor, first: int, last: int) -> None:
@@ -99,8 +139,8 @@ def accumulate_transpose(draws: RoundDraws, accumulator: torch.Tensor, grad: tor
     is unnormalised, as in `project`).
     """
     index = gather_index(draws, first, last, grad.device)
-    scattered = fwht(grad, normalized=False) * draws.gaussian.to(grad.device)
-    accumulator.scatter_add_(0, index.reshape(-1), scattered.reshape(-1))
+    scattered = fwht(grad, normalized=False).mul_(draws.gaussian.to(grad.device))
+    accumulator.scatter_add_(0, index.view(-1), scattered.view(-1))
 
 
 def finish_transpose(draws: RoundDraws, accumulator: torch.Tensor) -> torch.Tensor:
