@@ -332,14 +332,16 @@ class FastfoodUpdate(torch.autograd.Function):
                 chunk = flat[start:stop].float() if missing == 0 else F.pad(flat[start:stop].float(), (0, missing))
                 projection.transpose_chunk(accumulator, chunk.view(last - first, length), first, last)
         h = projection.finish_transpose(accumulator)[: projection.in_features]
-        grad_z = grad_scale = grad_base = None
-        if ctx.needs_input_grad[0]:
-            grad_z = (h * scale.float() if scale is not None else h).to(z.dtype)
-        if ctx.needs_input_grad[1]:
-            grad_scale = (h.double() @ z.double()).to(scale.dtype)
-        if ctx.needs_input_grad[2]:
-            grad_base = grad
-        return grad_z, grad_scale, grad_base, None
+        grad_z, grad_scale = gradients_from_transpose(h, z, scale, ctx.needs_input_grad[0], ctx.needs_input_grad[1])
+        return grad_z, grad_scale, grad if ctx.needs_input_grad[2] else None, None
+
+
+def gradients_from_transpose(h: torch.Tensor | None, z: torch.Tensor, scale: torch.Tensor | None,
+                             for_z: bool, for_scale: bool) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """∂L/∂z = scale·h and ∂L/∂scale = ⟨h, z⟩ from h = Pᵀ·(∂L/∂θ) (as asked; scale None means 1)."""
+    grad_z = (h * scale.float() if scale is not None else h).to(z.dtype) if for_z else None
+    grad_scale = (h.double() @ z.double()).to(scale.dtype) if for_scale else None
+    return grad_z, grad_scale
 
 
 def update(z: torch.Tensor, scale: torch.Tensor | None, base: torch.Tensor | None, projection: Fastfood) -> torch.Tensor:

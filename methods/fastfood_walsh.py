@@ -73,15 +73,24 @@ def draw_round(seed: int, round_index: int, length: int) -> RoundDraws:
 
 def walsh_indices(draws: RoundDraws, first: int, last: int) -> torch.Tensor:
     """k_t = ((a·t) mod L) XOR c for blocks t = first … last − 1 of the round, int32 (last − first,)."""
+    return walsh_keys_at(draws, torch.arange(first, last, dtype=torch.int64)).to(torch.int32)
+
+
+def walsh_keys_at(draws: RoundDraws, positions: torch.Tensor) -> torch.Tensor:
+    """k_t for the blocks at `positions` (int64, any device) of the round: int64, on that device."""
     mask = draws.gaussian.numel() - 1
-    t = torch.arange(first, last, dtype=torch.int64)
-    return (((t * draws.multiplier) & mask) ^ draws.offset).to(torch.int32)
+    return ((positions * draws.multiplier) & mask) ^ draws.offset
 
 
 def gather_index(draws: RoundDraws, first: int, last: int, device: torch.device) -> torch.Tensor:
     """(last − first, L) int64: row t holds π(i) XOR k_t, the entry of u that lands at i."""
-    keys = walsh_indices(draws, first, last).to(device, torch.int64)
-    return draws.long_permutation.to(device).unsqueeze(0) ^ keys.unsqueeze(1)
+    return gather_index_at(draws, torch.arange(first, last, dtype=torch.int64, device=device))
+
+
+def gather_index_at(draws: RoundDraws, positions: torch.Tensor) -> torch.Tensor:
+    """`gather_index` for the blocks at `positions` (int64) of the round, on their device."""
+    keys = walsh_keys_at(draws, positions)
+    return draws.long_permutation.to(positions.device).unsqueeze(0) ^ keys.unsqueeze(1)
 
 
 class ProjectionRounds:
@@ -112,7 +121,12 @@ def signed_input_transform(draws: RoundDraws, padded_z: torch.Tensor) -> torch.T
 
 def mixed_input(draws: RoundDraws, u: torch.Tensor, first: int, last: int) -> torch.Tensor:
     """x_t = G ⊙ u[π(·) XOR k_t] for blocks first … last − 1 of the round, (k, L) float32: block t is H·x_t."""
-    index = gather_index(draws, first, last, u.device)
+    return mixed_input_at(draws, u, torch.arange(first, last, dtype=torch.int64, device=u.device))
+
+
+def mixed_input_at(draws: RoundDraws, u: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    """`mixed_input` for the blocks at `positions` (int64, on u's device) of the round."""
+    index = gather_index_at(draws, positions)
     return u.index_select(0, index.view(-1)).view(index.shape).mul_(draws.gaussian.to(u.device))
 
 
@@ -138,9 +152,16 @@ def accumulate_transpose(draws: RoundDraws, accumulator: torch.Tensor, grad: tor
     `finish_transpose` turns the sum into √L·Σ_t M_tᵀ g_t with one transform (the transform per block
     is unnormalised, as in `project`).
     """
-    index = gather_index(draws, first, last, grad.device)
-    scattered = fwht(grad, normalized=False).mul_(draws.gaussian.to(grad.device))
-    accumulator.scatter_add_(0, index.view(-1), scattered.view(-1))
+    positions = torch.arange(first, last, dtype=torch.int64, device=grad.device)
+    accumulate_transformed(draws, accumulator, fwht(grad, normalized=False), positions)
+
+
+def accumulate_transformed(draws: RoundDraws, accumulator: torch.Tensor, transformed: torch.Tensor,
+                           positions: torch.Tensor) -> None:
+    """`accumulate_transpose` given the rows' transforms √L·H·g_t (k, L) for the blocks at `positions` (int64);
+    `transformed` is overwritten."""
+    index = gather_index_at(draws, positions)
+    accumulator.scatter_add_(0, index.view(-1), transformed.mul_(draws.gaussian.to(transformed.device)).view(-1))
 
 
 def finish_transpose(draws: RoundDraws, accumulator: torch.Tensor) -> torch.Tensor:
