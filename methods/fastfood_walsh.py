@@ -34,12 +34,13 @@ the projection is made — ~9·(N/L + L) bytes per tensor, against version 1's 9
 from __future__ import annotations
 
 import functools
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 
-from .walsh_hadamard import block_seed, fwht, fwht_scaled_add
+from .walsh_hadamard import block_seed, fwht, fwht_scaled_add, fwht_unnormalized_into
 
 
 @dataclass
@@ -87,10 +88,29 @@ def gather_index(draws: RoundDraws, first: int, last: int, device: torch.device)
     return gather_index_at(draws, torch.arange(first, last, dtype=torch.int64, device=device))
 
 
-def gather_index_at(draws: RoundDraws, positions: torch.Tensor) -> torch.Tensor:
-    """`gather_index` for the blocks at `positions` (int64) of the round, on their device."""
+def gather_index_at(draws: RoundDraws, positions: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+    """`gather_index` for the blocks at `positions` (int64) of the round, on their device (into `out`'s start)."""
     keys = walsh_keys_at(draws, positions)
-    return draws.long_permutation.to(positions.device).unsqueeze(0) ^ keys.unsqueeze(1)
+    shape = (positions.numel(), draws.gaussian.numel())
+    target = None if out is None else out[: shape[0] * shape[1]].view(shape)
+    return torch.bitwise_xor(draws.long_permutation.to(positions.device).unsqueeze(0), keys.unsqueeze(1), out=target)
+
+
+_WORKSPACES = threading.local()
+
+
+def workspace(numel: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(int64, float32, float32) flat buffers of ≥ numel entries, kept per thread and device and reused by every
+    chunk of every projection: on CPU a fresh multi-MiB tensor per chunk costs its page faults again
+    (measured ~30 % of a projection's time). ~16 bytes per entry of the largest chunk (4 MiB at 2¹⁸)."""
+    held = getattr(_WORKSPACES, "buffers", None)
+    if held is None:
+        held = _WORKSPACES.buffers = {}
+    buffers = held.get(device)
+    if buffers is None or buffers[1].numel() < numel:
+        buffers = held[device] = (torch.empty(numel, dtype=torch.int64, device=device),
+                                  torch.empty(numel, device=device), torch.empty(numel, device=device))
+    return buffers
 
 
 class ProjectionRounds:
@@ -124,10 +144,13 @@ def mixed_input(draws: RoundDraws, u: torch.Tensor, first: int, last: int) -> to
     return mixed_input_at(draws, u, torch.arange(first, last, dtype=torch.int64, device=u.device))
 
 
-def mixed_input_at(draws: RoundDraws, u: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
-    """`mixed_input` for the blocks at `positions` (int64, on u's device) of the round."""
-    index = gather_index_at(draws, positions)
-    return u.index_select(0, index.view(-1)).view(index.shape).mul_(draws.gaussian.to(u.device))
+def mixed_input_at(draws: RoundDraws, u: torch.Tensor, positions: torch.Tensor, out: torch.Tensor | None = None,
+                   index_buffer: torch.Tensor | None = None) -> torch.Tensor:
+    """`mixed_input` for the blocks at `positions` (int64, on u's device) of the round (into the starts of
+    `out` and `index_buffer` when given)."""
+    index = gather_index_at(draws, positions, index_buffer)
+    target = None if out is None else out[: index.numel()]
+    return torch.index_select(u, 0, index.view(-1), out=target).view(index.shape).mul_(draws.gaussian.to(u.device))
 
 
 def project(draws: RoundDraws, u: torch.Tensor, first: int, last: int) -> torch.Tensor:
@@ -142,25 +165,32 @@ def project(draws: RoundDraws, u: torch.Tensor, first: int, last: int) -> torch.
 def project_add(draws: RoundDraws, u: torch.Tensor, first: int, last: int, scale: torch.Tensor,
                 base: torch.Tensor, out: torch.Tensor) -> None:
     """out = base + scale·√L·M_t·z for whole blocks first … last − 1 (base, out: (last − first)·L float32):
-    the scaling and the addition ride on the transform's last pass (`fwht_scaled_add`)."""
-    fwht_scaled_add(mixed_input(draws, u, first, last), scale, base, out)
+    the scaling and the addition ride on the transform's last pass (`fwht_scaled_add`); the temporaries
+    live in the `workspace`."""
+    with torch.no_grad():
+        index, mixed, spare = workspace(out.numel(), u.device)
+        positions = torch.arange(first, last, dtype=torch.int64, device=u.device)
+        fwht_scaled_add(mixed_input_at(draws, u, positions, mixed, index), scale, base, out, spare)
 
 
 def accumulate_transpose(draws: RoundDraws, accumulator: torch.Tensor, grad: torch.Tensor, first: int, last: int) -> None:
     """accumulator += √L·Σ_t q_t for grad rows g_t (k, L), where D_t·H·q_t = M_tᵀ g_t: q_t[π(i) XOR k_t] = (G ⊙ H g_t)ᵢ.
 
     `finish_transpose` turns the sum into √L·Σ_t M_tᵀ g_t with one transform (the transform per block
-    is unnormalised, as in `project`).
+    is unnormalised, as in `project`). The temporaries live in the `workspace`; grad is not written.
     """
-    positions = torch.arange(first, last, dtype=torch.int64, device=grad.device)
-    accumulate_transformed(draws, accumulator, fwht(grad, normalized=False), positions)
+    with torch.no_grad():
+        index, first_buffer, second_buffer = workspace(grad.numel(), grad.device)
+        positions = torch.arange(first, last, dtype=torch.int64, device=grad.device)
+        transformed = fwht_unnormalized_into(grad, (first_buffer, second_buffer))
+        accumulate_transformed(draws, accumulator, transformed, positions, index)
 
 
 def accumulate_transformed(draws: RoundDraws, accumulator: torch.Tensor, transformed: torch.Tensor,
-                           positions: torch.Tensor) -> None:
+                           positions: torch.Tensor, index_buffer: torch.Tensor | None = None) -> None:
     """`accumulate_transpose` given the rows' transforms √L·H·g_t (k, L) for the blocks at `positions` (int64);
     `transformed` is overwritten."""
-    index = gather_index_at(draws, positions)
+    index = gather_index_at(draws, positions, index_buffer)
     accumulator.scatter_add_(0, index.view(-1), transformed.mul_(draws.gaussian.to(transformed.device)).view(-1))
 
 
