@@ -54,6 +54,11 @@ during the module's call a saved-tensor hook (`RecomputeInBackward`) stores a re
 the backward recomputes θ from z and λ (tensors of at least one Fastfood block; a layer norm's θ is
 smaller than the block that would remake it and is kept). So between forward and backward no θ of
 the model is held — at the cost of one more projection per reparametrised tensor in the backward.
+An embedding lookup (a plain nn.Embedding, `lookup_rows`) reads only the rows of its ids, so in
+training it gets θ₀ + λ·P·z at those rows only and θ₀ elsewhere (`methods.fastfood_rows`, version 3):
+the values it reads and the gradient it sends are those of the whole θ, at a fraction of the cost
+(T5-small's shared embedding is 27 % of the model's entries). The eval-mode cache and `fold` compute
+the whole θ.
 
 The random projections are drawn on the CPU from `seed` and the tensor's index, so the adapter
 checkpoint holds only z and λ and `load_adapter` regenerates the same projections on any device.
