@@ -214,48 +214,58 @@ class Fastfood(nn.Module):
         return (fwht(unpermuted) * signs).sum(0)                                          # B·H, summed over blocks
 
     def begin_projection(self, z: torch.Tensor) -> Any:
-        """What every chunk of one projection of z shares: z zero-padded to L (float32); in version 3, also
-        u_r = H·(B_r ⊙ z) per round, computed when a chunk of the round first needs it."""
+        """What every chunk of one projection of z shares: z zero-padded to L (float32); in version 3, the
+        rounds' draws and u_r = H·(B_r ⊙ z) per round, computed when a chunk of the round first needs it."""
         padded = F.pad(z.float(), (0, self.padded_size - self.in_features))
-        return padded if self.version != 3 else (padded, {})
+        return padded if self.version != 3 else walsh.ProjectionRounds(self.round_draws, padded)
 
     def chunk_factor(self) -> float:
         """Version 3: what `project_chunk(…, scaled=False)` leaves to multiply by, c/√L."""
         return (self.output_scale if self.norm_preserving else 1.0) / math.sqrt(self.padded_size)
+
+    def _in_round(self, first: int) -> tuple[int, int]:
+        """Version 3: (round, position of block `first` in it)."""
+        return divmod(first, self.padded_size)
 
     def project_chunk(self, state: Any, first: int, last: int, scaled: bool = True) -> torch.Tensor:
         """c·(M_b z) for blocks first … last−1 of a chunk, (k, L) float32 (state: `begin_projection`);
         when not `scaled` (version 3 only), times `1 / chunk_factor()`."""
         if self.version != 3:
             return self.project_blocks(state, first, last)
-        padded, inputs = state
-        round_index, length = divmod(first, self.padded_size)[0], self.padded_size
-        draws = self.round_draws(round_index)
-        if round_index not in inputs:
-            inputs[round_index] = walsh.signed_input_transform(draws, padded)
-        start = first - round_index * length
-        v = walsh.project(draws, inputs[round_index], start, start + last - first)  # √L·M_t z
+        round_index, start = self._in_round(first)
+        v = walsh.project(state.draws(round_index), state.input(round_index), start, start + last - first)  # √L·M_t z
         return v * self.chunk_factor() if scaled else v
 
-    def begin_transpose(self, device: torch.device) -> Any:
-        """The accumulator of Σ_b c·M_bᵀ g_b: (L,) in versions 1 and 2, (rounds, L) in version 3."""
-        rows = () if self.version != 3 else (self.gaussian.shape[0],)
-        return torch.zeros(*rows, self.padded_size, dtype=torch.float32, device=device)
+    def project_chunk_add(self, state: Any, first: int, last: int, factor: torch.Tensor,
+                          base: torch.Tensor, out: torch.Tensor) -> None:
+        """Version 3, whole blocks: out = base + factor·(M_b z)/`chunk_factor()` for blocks first … last−1
+        (base, out: flat float32 of (last − first)·L entries), the scaling and the sum in the transform's last pass."""
+        round_index, start = self._in_round(first)
+        walsh.project_add(state.draws(round_index), state.input(round_index), start, start + last - first, factor, base, out)
 
-    def transpose_chunk(self, accumulator: torch.Tensor, grad: torch.Tensor, first: int, last: int) -> None:
+    def begin_transpose(self, device: torch.device) -> Any:
+        """The accumulator of Σ_b c·M_bᵀ g_b: (L,) in versions 1 and 2; in version 3 (rounds, L) and the
+        rounds' draws (made once for all chunks)."""
+        if self.version != 3:
+            return torch.zeros(self.padded_size, dtype=torch.float32, device=device)
+        return (torch.zeros(self.gaussian.shape[0], self.padded_size, dtype=torch.float32, device=device),
+                walsh.ProjectionRounds(self.round_draws))
+
+    def transpose_chunk(self, accumulator: Any, grad: torch.Tensor, first: int, last: int) -> None:
         """accumulator += the chunk's share of Σ_b c·M_bᵀ g_b, for grad rows g (k, L) float32."""
         if self.version != 3:
             accumulator += self.transpose_blocks(grad, first, last)
             return
-        round_index = first // self.padded_size
-        start = first - round_index * self.padded_size
-        walsh.accumulate_transpose(self.round_draws(round_index), accumulator[round_index], grad, start, start + last - first)
+        sums, rounds = accumulator
+        round_index, start = self._in_round(first)
+        walsh.accumulate_transpose(rounds.draws(round_index), sums[round_index], grad, start, start + last - first)
 
-    def finish_transpose(self, accumulator: torch.Tensor) -> torch.Tensor:
+    def finish_transpose(self, accumulator: Any) -> torch.Tensor:
         """Σ_b c·M_bᵀ g_b, (L,) float32, from `begin_transpose`'s accumulator."""
         if self.version != 3:
             return accumulator
-        h = sum(walsh.finish_transpose(self.round_draws(r), row) for r, row in enumerate(accumulator))
+        sums, rounds = accumulator
+        h = sum(walsh.finish_transpose(rounds.draws(r), row) for r, row in enumerate(sums))
         return h * self.chunk_factor()  # c/√L applied once, to the sum (linear)
 
     def forward(self, z: torch.Tensor, scale: torch.Tensor | None = None, base: torch.Tensor | None = None) -> torch.Tensor:
@@ -296,6 +306,9 @@ class FastfoodUpdate(torch.autograd.Function):
         factor = scale.float() * projection.chunk_factor() if fused else None
         for first, last in projection.chunks():
             start, stop = first * length, min(last * length, total)
+            if fused and stop - start == (last - first) * length:
+                projection.project_chunk_add(state, first, last, factor, base_flat[start:stop], flat[start:stop])
+                continue
             delta = projection.project_chunk(state, first, last, scaled=not fused).view(-1)[: stop - start]
             if fused:
                 torch.add(base_flat[start:stop], delta.mul_(factor), out=flat[start:stop])
@@ -319,14 +332,16 @@ class FastfoodUpdate(torch.autograd.Function):
                 chunk = flat[start:stop].float() if missing == 0 else F.pad(flat[start:stop].float(), (0, missing))
                 projection.transpose_chunk(accumulator, chunk.view(last - first, length), first, last)
         h = projection.finish_transpose(accumulator)[: projection.in_features]
-        grad_z = grad_scale = grad_base = None
-        if ctx.needs_input_grad[0]:
-            grad_z = (h * scale.float() if scale is not None else h).to(z.dtype)
-        if ctx.needs_input_grad[1]:
-            grad_scale = (h.double() @ z.double()).to(scale.dtype)
-        if ctx.needs_input_grad[2]:
-            grad_base = grad
-        return grad_z, grad_scale, grad_base, None
+        grad_z, grad_scale = gradients_from_transpose(h, z, scale, ctx.needs_input_grad[0], ctx.needs_input_grad[1])
+        return grad_z, grad_scale, grad if ctx.needs_input_grad[2] else None, None
+
+
+def gradients_from_transpose(h: torch.Tensor | None, z: torch.Tensor, scale: torch.Tensor | None,
+                             for_z: bool, for_scale: bool) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """∂L/∂z = scale·h and ∂L/∂scale = ⟨h, z⟩ from h = Pᵀ·(∂L/∂θ) (as asked; scale None means 1)."""
+    grad_z = (h * scale.float() if scale is not None else h).to(z.dtype) if for_z else None
+    grad_scale = (h.double() @ z.double()).to(scale.dtype) if for_scale else None
+    return grad_z, grad_scale
 
 
 def update(z: torch.Tensor, scale: torch.Tensor | None, base: torch.Tensor | None, projection: Fastfood) -> torch.Tensor:

@@ -33,11 +33,14 @@ the projection is made — ~9·(N/L + L) bytes per tensor, against version 1's 9
 
 from __future__ import annotations
 
+import functools
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 
-from .walsh_hadamard import block_seed, fwht
+from .walsh_hadamard import block_seed, fwht, fwht_scaled_add, fwht_unnormalized_into
 
 
 @dataclass
@@ -49,6 +52,12 @@ class RoundDraws:
     permutation: torch.Tensor  # (L,) int32 — π
     multiplier: int            # a (odd, or 0 when L = 1)
     offset: int                # c
+
+    @functools.cached_property
+    def long_permutation(self) -> torch.Tensor:
+        """π as int64, made once per `RoundDraws` (one per round and projection call): the index of every
+        block's gather and scatter is π XOR k_t, and torch indexes with int64 fastest."""
+        return self.permutation.long()
 
 
 def draw_round(seed: int, round_index: int, length: int) -> RoundDraws:
@@ -65,20 +74,83 @@ def draw_round(seed: int, round_index: int, length: int) -> RoundDraws:
 
 def walsh_indices(draws: RoundDraws, first: int, last: int) -> torch.Tensor:
     """k_t = ((a·t) mod L) XOR c for blocks t = first … last − 1 of the round, int32 (last − first,)."""
+    return walsh_keys_at(draws, torch.arange(first, last, dtype=torch.int64)).to(torch.int32)
+
+
+def walsh_keys_at(draws: RoundDraws, positions: torch.Tensor) -> torch.Tensor:
+    """k_t for the blocks at `positions` (int64, any device) of the round: int64, on that device."""
     mask = draws.gaussian.numel() - 1
-    t = torch.arange(first, last, dtype=torch.int64)
-    return (((t * draws.multiplier) & mask) ^ draws.offset).to(torch.int32)
+    return ((positions * draws.multiplier) & mask) ^ draws.offset
 
 
 def gather_index(draws: RoundDraws, first: int, last: int, device: torch.device) -> torch.Tensor:
     """(last − first, L) int64: row t holds π(i) XOR k_t, the entry of u that lands at i."""
-    keys = walsh_indices(draws, first, last).to(device)
-    return (draws.permutation.to(device).unsqueeze(0) ^ keys.unsqueeze(1)).long()
+    return gather_index_at(draws, torch.arange(first, last, dtype=torch.int64, device=device))
+
+
+def gather_index_at(draws: RoundDraws, positions: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+    """`gather_index` for the blocks at `positions` (int64) of the round, on their device (into `out`'s start)."""
+    keys = walsh_keys_at(draws, positions)
+    shape = (positions.numel(), draws.gaussian.numel())
+    target = None if out is None else out[: shape[0] * shape[1]].view(shape)
+    return torch.bitwise_xor(draws.long_permutation.to(positions.device).unsqueeze(0), keys.unsqueeze(1), out=target)
+
+
+_WORKSPACES = threading.local()
+
+
+def workspace(numel: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(int64, float32, float32) flat buffers of ≥ numel entries, kept per thread and device and reused by every
+    chunk of every projection: on CPU a fresh multi-MiB tensor per chunk costs its page faults again
+    (measured ~30 % of a projection's time). ~16 bytes per entry of the largest chunk (4 MiB at 2¹⁸)."""
+    held = getattr(_WORKSPACES, "buffers", None)
+    if held is None:
+        held = _WORKSPACES.buffers = {}
+    buffers = held.get(device)
+    if buffers is None or buffers[1].numel() < numel:
+        buffers = held[device] = (torch.empty(numel, dtype=torch.int64, device=device),
+                                  torch.empty(numel, device=device), torch.empty(numel, device=device))
+    return buffers
+
+
+class ProjectionRounds:
+    """What one call of a version-3 projection (or of its transpose) reuses across its chunks: each round's
+    draws, made once (their int64 π too), and, given z, u_r = H·(B_r ⊙ z), computed when first needed."""
+
+    def __init__(self, make_draws: Callable[[int], RoundDraws], padded_z: torch.Tensor | None = None):
+        self.make_draws, self.padded_z = make_draws, padded_z
+        self.made: dict[int, RoundDraws] = {}
+        self.inputs: dict[int, torch.Tensor] = {}
+
+    def draws(self, round_index: int) -> RoundDraws:
+        if round_index not in self.made:
+            self.made[round_index] = self.make_draws(round_index)
+        return self.made[round_index]
+
+    def input(self, round_index: int) -> torch.Tensor:
+        if round_index not in self.inputs:
+            assert self.padded_z is not None, "a transpose has no z"
+            self.inputs[round_index] = signed_input_transform(self.draws(round_index), self.padded_z)
+        return self.inputs[round_index]
 
 
 def signed_input_transform(draws: RoundDraws, padded_z: torch.Tensor) -> torch.Tensor:
     """u = H·(B ⊙ z): shared by every block of the round, float32 (L,)."""
     return fwht(draws.signs.to(padded_z.device, torch.float32) * padded_z)
+
+
+def mixed_input(draws: RoundDraws, u: torch.Tensor, first: int, last: int) -> torch.Tensor:
+    """x_t = G ⊙ u[π(·) XOR k_t] for blocks first … last − 1 of the round, (k, L) float32: block t is H·x_t."""
+    return mixed_input_at(draws, u, torch.arange(first, last, dtype=torch.int64, device=u.device))
+
+
+def mixed_input_at(draws: RoundDraws, u: torch.Tensor, positions: torch.Tensor, out: torch.Tensor | None = None,
+                   index_buffer: torch.Tensor | None = None) -> torch.Tensor:
+    """`mixed_input` for the blocks at `positions` (int64, on u's device) of the round (into the starts of
+    `out` and `index_buffer` when given)."""
+    index = gather_index_at(draws, positions, index_buffer)
+    target = None if out is None else out[: index.numel()]
+    return torch.index_select(u, 0, index.view(-1), out=target).view(index.shape).mul_(draws.gaussian.to(u.device))
 
 
 def project(draws: RoundDraws, u: torch.Tensor, first: int, last: int) -> torch.Tensor:
@@ -87,20 +159,39 @@ def project(draws: RoundDraws, u: torch.Tensor, first: int, last: int) -> torch.
     The transform is left unnormalised (√L times too large) so that the caller folds 1/√L into the
     one scalar it multiplies by anyway (λ·c), saving a pass over the block.
     """
-    index = gather_index(draws, first, last, u.device)
-    mixed = u.expand(index.shape[0], -1).gather(1, index) * draws.gaussian.to(u.device)
-    return fwht(mixed, normalized=False)
+    return fwht(mixed_input(draws, u, first, last), normalized=False)
+
+
+def project_add(draws: RoundDraws, u: torch.Tensor, first: int, last: int, scale: torch.Tensor,
+                base: torch.Tensor, out: torch.Tensor) -> None:
+    """out = base + scale·√L·M_t·z for whole blocks first … last − 1 (base, out: (last − first)·L float32):
+    the scaling and the addition ride on the transform's last pass (`fwht_scaled_add`); the temporaries
+    live in the `workspace`."""
+    with torch.no_grad():
+        index, mixed, spare = workspace(out.numel(), u.device)
+        positions = torch.arange(first, last, dtype=torch.int64, device=u.device)
+        fwht_scaled_add(mixed_input_at(draws, u, positions, mixed, index), scale, base, out, spare)
 
 
 def accumulate_transpose(draws: RoundDraws, accumulator: torch.Tensor, grad: torch.Tensor, first: int, last: int) -> None:
     """accumulator += √L·Σ_t q_t for grad rows g_t (k, L), where D_t·H·q_t = M_tᵀ g_t: q_t[π(i) XOR k_t] = (G ⊙ H g_t)ᵢ.
 
     `finish_transpose` turns the sum into √L·Σ_t M_tᵀ g_t with one transform (the transform per block
-    is unnormalised, as in `project`).
+    is unnormalised, as in `project`). The temporaries live in the `workspace`; grad is not written.
     """
-    index = gather_index(draws, first, last, grad.device)
-    scattered = fwht(grad, normalized=False) * draws.gaussian.to(grad.device)
-    accumulator.scatter_add_(0, index.reshape(-1), scattered.reshape(-1))
+    with torch.no_grad():
+        index, first_buffer, second_buffer = workspace(grad.numel(), grad.device)
+        positions = torch.arange(first, last, dtype=torch.int64, device=grad.device)
+        transformed = fwht_unnormalized_into(grad, (first_buffer, second_buffer))
+        accumulate_transformed(draws, accumulator, transformed, positions, index)
+
+
+def accumulate_transformed(draws: RoundDraws, accumulator: torch.Tensor, transformed: torch.Tensor,
+                           positions: torch.Tensor, index_buffer: torch.Tensor | None = None) -> None:
+    """`accumulate_transpose` given the rows' transforms √L·H·g_t (k, L) for the blocks at `positions` (int64);
+    `transformed` is overwritten."""
+    index = gather_index_at(draws, positions, index_buffer)
+    accumulator.scatter_add_(0, index.view(-1), transformed.mul_(draws.gaussian.to(transformed.device)).view(-1))
 
 
 def finish_transpose(draws: RoundDraws, accumulator: torch.Tensor) -> torch.Tensor:

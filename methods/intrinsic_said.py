@@ -54,6 +54,11 @@ during the module's call a saved-tensor hook (`RecomputeInBackward`) stores a re
 the backward recomputes θ from z and λ (tensors of at least one Fastfood block; a layer norm's θ is
 smaller than the block that would remake it and is kept). So between forward and backward no θ of
 the model is held — at the cost of one more projection per reparametrised tensor in the backward.
+An embedding lookup (a plain nn.Embedding, `lookup_rows`) reads only the rows of its ids, so in
+training it gets θ₀ + λ·P·z at those rows only and θ₀ elsewhere (`methods.fastfood_rows`, version 3):
+the values it reads and the gradient it sends are those of the whole θ, at a fraction of the cost
+(T5-small's shared embedding is 27 % of the model's entries). The eval-mode cache and `fold` compute
+the whole θ.
 
 The random projections are drawn on the CPU from `seed` and the tensor's index, so the adapter
 checkpoint holds only z and λ and `load_adapter` regenerates the same projections on any device.
@@ -91,6 +96,7 @@ from surgery.adapter_scope import AdapterScope
 from surgery.substitute import SubstituteCache, substitute
 
 from .fastfood import Fastfood
+from .fastfood_rows import supports_rows, update_rows
 from .said_recompute import recompute_in_backward
 
 PROJECTIONS = "surgery_fastfood"  # model attribute holding the per-tensor projections (not checkpointed)
@@ -115,8 +121,23 @@ class IntrinsicSubspace(nn.Module):
         block by block; its backward keeps no Δ)."""
         return projection(self.z, self.scales[index], base)
 
+    def weight_rows(self, index: int, base: torch.Tensor, projection: Fastfood, rows: torch.Tensor) -> torch.Tensor:
+        """θ for a lookup of `rows` (`methods.fastfood_rows.update_rows`): those rows θ₀ + λ·P·z, the others θ₀."""
+        return update_rows(self.z, self.scales[index], base, projection, rows)
+
     def extra_repr(self) -> str:
         return f"dimension={self.z.numel() + self.scales.numel()}, z={self.z.numel()}, tensors={self.scales.numel()}"
+
+
+def lookup_rows(module: nn.Module, attribute: str, args: tuple[Any, ...]) -> torch.Tensor | None:
+    """The rows of `attribute` this call reads, when that is all it reads: the ids given to an nn.Embedding
+    whose forward is nn.Embedding's own (a lookup; no max_norm, which would rewrite the weight); else None."""
+    if attribute != "weight" or not isinstance(module, nn.Embedding) or type(module).forward is not nn.Embedding.forward:
+        return None
+    ids = args[0] if args else None
+    if module.max_norm is not None or not isinstance(ids, torch.Tensor) or ids.is_floating_point() or ids.is_complex():
+        return None
+    return ids
 
 
 class IntrinsicWeights:
@@ -145,9 +166,13 @@ class IntrinsicWeights:
         if not self.scope.is_active():
             return None
         index = self.index[attribute]
-        compute = lambda: self.subspace.weight(index, current, self.projections[index])  # noqa: E731
+        projection = self.projections[index]
+        compute = lambda: self.subspace.weight(index, current, projection)  # noqa: E731
         if not self.cacheable():
             self.cache.clear()
+            rows = lookup_rows(module, attribute, args)
+            if rows is not None and supports_rows(projection, current):  # an embedding: only its batch's rows
+                return self.subspace.weight_rows(index, current, projection, rows)
             return compute()
         return self.cache.value(index, (self.subspace.z, self.subspace.scales, current), compute)
 
