@@ -30,6 +30,12 @@ from surgery.errors import SurgeryError
 from surgery.family import ModelFamily
 
 
+def _native_bias(module: nn.Module) -> nn.Parameter | None:
+    """The module's own bias (a linear layer's, GPT-2's Conv1D's, a layer norm's shift), if it has one."""
+    bias = module._parameters.get("bias")
+    return bias if isinstance(bias, nn.Parameter) else None
+
+
 def _readers(model: nn.Module, norm_name: str, family: ModelFamily) -> list[nn.Linear]:
     """The linear layers that read the output of the layer norm `norm_name` (see the module docstring)."""
     parent_name, _, own = norm_name.rpartition(".")
@@ -67,8 +73,8 @@ def fold_biases(model: nn.Module, family: ModelFamily, attribute: str) -> Callab
             bias = module._parameters.get(attribute)
             if bias is None:
                 continue
-            if isinstance(module, (nn.Linear, Conv1D)):
-                add(module, bias.detach())
+            if isinstance(module, (nn.Linear, Conv1D)) or _native_bias(module) is not None:
+                add(module, bias.detach())  # the module's own bias (created for a linear layer without one)
             elif isinstance(module, family.layer_norm_classes):
                 for reader in _readers(model, name, family):
                     add(reader, reader.weight.detach().double() @ bias.detach().double())
@@ -76,12 +82,18 @@ def fold_biases(model: nn.Module, family: ModelFamily, attribute: str) -> Callab
                 raise SurgeryError(f"BitFit's bias of {name} ({type(module).__name__}) cannot be folded into a weight")
         values = [(layer, total.to(layer.weight.dtype)) for layer, total in added.values()]
     names = {id(m): n for n, m in model.named_modules()}
-    folded = [f"{names[id(layer)]}.bias" for layer, _ in values]
+    # only the biases the base's classes have no place for (a native bias is saved and loaded as ever)
+    folded = [f"{names[id(layer)]}.bias" for layer, _ in values if _native_bias(layer) is None]
 
     def commit() -> None:
         for layer, value in values:
-            layer.bias = nn.Parameter(value, requires_grad=layer.weight.requires_grad)
-        if hasattr(type(model), "save_pretrained"):
+            native = _native_bias(layer)
+            if native is not None:
+                with torch.no_grad():
+                    native.copy_(value)  # in place: a bias tied to another tensor (BERT's MLM head) stays tied
+            else:
+                layer.bias = nn.Parameter(value, requires_grad=layer.weight.requires_grad)
+        if folded and hasattr(type(model), "save_pretrained"):
             model.save_pretrained = PlainCheckpointOfFoldedBiases(model, folded)
 
     return commit
