@@ -24,9 +24,8 @@ from torch.utils.data import Dataset
 import surgery
 from test_families_beyond_t5 import CONFIGS, LM_CLASS, inputs, logits, make, tiny_recipe
 
-MAIN = ["llama", "gpt2", "bart", "bert"]
-FAMILIES = sorted(CONFIGS)  # the cheap ones too: every tiny config runs in well under a second
-GENERATIVE_FAMILIES = [f for f in FAMILIES if f not in ("bert", "roberta")]
+MAIN = ["llama", "gpt2", "bart", "bert"]  # one of each kind of block; the slower tests run on these only
+FAMILIES = sorted(CONFIGS)  # Qwen2, Mistral, mBART and RoBERTa too where a test is cheap
 COMPACTER_PP = tiny_recipe("compacter++")
 
 
@@ -143,7 +142,7 @@ def test_named_adapters_switch_and_mix_in_one_batch_as_each_alone(family, tmp_pa
     torch.testing.assert_close(mixed[1], expected["b"][1], rtol=0, atol=1e-5)
 
 
-@pytest.mark.parametrize("family", GENERATIVE_FAMILIES)
+@pytest.mark.parametrize("family", ["llama", "gpt2", "bart"])
 def test_greedy_generate_in_a_mixed_batch_equals_each_adapter_alone(family, tmp_path):
     model, alone, base = two_adapters(family, tmp_path)
     batch = inputs(base)
@@ -159,8 +158,7 @@ def test_greedy_generate_in_a_mixed_batch_equals_each_adapter_alone(family, tmp_
 
 # 3. save_pretrained / from_pretrained, and the fingerprint
 
-@pytest.mark.parametrize("save", ["transformers", "surgery"])
-@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("family,save", [(f, "transformers") for f in FAMILIES] + [(f, "surgery") for f in MAIN])
 def test_save_pretrained_then_from_pretrained_gives_the_same_logits(family, save, tmp_path):
     model = make(family, LM_CLASS[family])
     surgery.apply(model, COMPACTER_PP)
@@ -211,7 +209,7 @@ def trainer_arguments(out: Path) -> tf.TrainingArguments:
                                 dataloader_num_workers=0, seed=0, data_seed=0)
 
 
-@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("family", MAIN)
 def test_the_trainer_moves_only_the_recipes_tensors_and_its_checkpoint_reloads(family, tmp_path):
     model = make(family, LM_CLASS[family])
     surgery.apply(model, COMPACTER_PP)
