@@ -245,11 +245,14 @@ class IntrinsicSAID(ModelMethod):
         frozen_head = frozen_output_layer(model) if self.options.output_layer == "frozen" else None
         owners = parameter_owners(model)
         # named_parameters() lists a shared tensor once: tied weights get one index, one λ. A tensor
-        # only the frozen output layer reads (an untied head) is left out; a tied one stays for the embedding.
+        # only the frozen output layer holds (an untied head) is left out, as is one tied only to a module
+        # containing it (BERT's and RoBERTa's MLM heads hold the output layer's bias once more); one tied
+        # to the embedding stays for the embedding.
         # Tensors other adapters added are theirs, not the base's: they are not reparametrised.
+        head_and_holders = {id(m) for m in model.modules() if any(sub is frozen_head for sub in m.modules())}
         tensors = [(name, p) for name, p in model.named_parameters()
                    if not is_added(name) and p.is_floating_point()
-                   and not (frozen_head is not None and all(m is frozen_head for m in owners[id(p)]))]
+                   and not (frozen_head is not None and all(id(m) in head_and_holders for m in owners[id(p)]))]
         m = len(tensors)
         if d < m + 1:
             raise RecipeError("options.dimension", d, valid=f"an integer ≥ {m + 1}",

@@ -10,7 +10,9 @@ A substitution (`surgery.substitute`) on every module that holds such a tensor m
 read the copy of the adapter in effect for one call; where several active adapters train one
 tensor, the last one in the active list wins; where none does, the base tensor. In a mixed batch
 a layer norm's weight becomes one row per example, ``(rows, 1, d)``, which ``weight *
-hidden_states`` broadcasts over (rows, tokens, d). The copies are found by name at each call (no
+hidden_states`` broadcasts over (rows, tokens, d); ``nn.LayerNorm`` (BART, BERT, GPT-2), whose
+``F.layer_norm`` takes no such weight, runs with the base tensors and a forward hook redoes it with
+each row's weight and bias. The copies are found by name at each call (no
 Parameter is held), and these substitutions run before any method's, so Intrinsic-SAID adds its
 λ·P·z on top of the value in effect.
 
@@ -94,8 +96,24 @@ class AdapterCopies:
     def value(self, module: nn.Module, attribute: str, current: torch.Tensor, args: tuple[Any, ...]) -> torch.Tensor | None:
         routing = self.state.routing
         if routing.mixed:
+            if isinstance(module, nn.LayerNorm):
+                return None  # F.layer_norm takes no per-row affine: `mixed_layer_norm` redoes it after the call
             return self._rows(attribute, current, args[0].shape[0])
         return self._copy(routing.in_effect(), attribute)
+
+    def mixed_layer_norm(self, module: nn.Module, args: tuple[Any, ...], output: torch.Tensor) -> torch.Tensor | None:
+        """Forward hook of an ``nn.LayerNorm`` in a mixed batch: x̂ times each row's weight plus its bias."""
+        if not self.state.routing.mixed:
+            return None
+        hidden = args[0]
+        rows = {attribute: self._rows(attribute, getattr(module, attribute), hidden.shape[0]) for attribute in self.attributes}
+        if all(value is None for value in rows.values()):
+            return None
+        normalised = nn.functional.layer_norm(hidden, module.normalized_shape, None, None, module.eps)
+        weight = rows.get("weight") if rows.get("weight") is not None else module.weight
+        bias = rows.get("bias") if rows.get("bias") is not None else module.bias
+        result = normalised if weight is None else normalised * weight
+        return result if bias is None else result + bias
 
     def _copy(self, adapters: tuple[str, ...], attribute: str) -> torch.Tensor | None:
         key = self.keys[attribute]
@@ -129,7 +147,10 @@ def install_hooks(model: nn.Module, state: nn.Module) -> list[RemovableHandle]:
         keys = {attribute: copy_key(name_of[id(p)]) for attribute, p in module.named_parameters(recurse=False)
                 if name_of.get(id(p)) in owned}
         if keys:
-            handles += substitute(module, AdapterCopies(state, keys), first=True)
+            copies = AdapterCopies(state, keys)
+            handles += substitute(module, copies, first=True)
+            if isinstance(module, nn.LayerNorm):
+                handles.append(module.register_forward_hook(copies.mixed_layer_norm))
     return handles
 
 

@@ -103,6 +103,9 @@ class ModelFamily:
         traceable_dtypes: dtypes the blocks can be traced in (None: any); others are refused.
         placement: how the family's sites differ from the paper's (T5: none), for people reading a plan.
         refused_classes: (model class, reason) pairs the family matches but surgery does not support.
+        norm_readers: for a block's layer norm without a bias of its own (RMSNorm), its attribute name
+            in the block → the block-relative paths of the linear layers that read its output, where
+            folding BitFit moves the norm's bias (T5's are found from its one-sublayer containers).
     """
 
     name: str
@@ -122,6 +125,7 @@ class ModelFamily:
     traceable_dtypes: tuple[torch.dtype, ...] | None = None
     placement: str = "as in the paper: on each sublayer's output, before its dropout and residual add"
     refused_classes: tuple[tuple[type[nn.Module], str], ...] = ()
+    norm_readers: dict[str, tuple[str, ...]] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property

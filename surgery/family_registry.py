@@ -112,7 +112,9 @@ LONGT5_FAMILY = ModelFamily(
 # Llama and the families built like it (Qwen2, Mistral): one decoder stack, pre-norm blocks
 # `h + attn(norm(h))`, `h + mlp(norm(h))`; no dropout on the residual branch, so a site is the
 # sublayer's output itself.
-_LLAMA_LIKE = dict(ffn_size_attribute="intermediate_size", max_positions_attribute="max_position_embeddings")
+_LLAMA_LIKE = dict(ffn_size_attribute="intermediate_size", max_positions_attribute="max_position_embeddings",
+                   norm_readers={"input_layernorm": ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"),
+                                 "post_attention_layernorm": ("mlp.gate_proj", "mlp.up_proj")})
 
 LLAMA_FAMILY = ModelFamily(
     name="llama",

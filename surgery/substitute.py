@@ -38,6 +38,7 @@ from typing import Any, Protocol
 
 import torch
 from torch import nn
+from torch.optim.optimizer import register_optimizer_step_post_hook
 from torch.utils.hooks import RemovableHandle
 
 
@@ -118,9 +119,33 @@ def remove_hooks(handles: Sequence[RemovableHandle]) -> None:
         handle.remove()
 
 
+_optimizer_steps = [0]
+
+
+def _count_optimizer_step(optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
+    _optimizer_steps[0] += 1
+
+
+# A fused optimizer (torch's AdamW(fused=True), transformers' default `adamw_torch_fused`) writes the
+# parameters without bumping their version counters: every optimizer step counts as a write of all.
+register_optimizer_step_post_hook(_count_optimizer_step)
+
+
+def optimizer_steps() -> int:
+    """How many optimizer steps (of any torch optimizer) this process has taken: part of every cache key.
+
+    >>> before = optimizer_steps()
+    >>> p = nn.Parameter(torch.ones(1)); p.grad = torch.ones(1)
+    >>> torch.optim.SGD([p], lr=0.1).step(); optimizer_steps() - before
+    1
+    """
+    return _optimizer_steps[0]
+
+
 class SubstituteCache(dict):
     """slot → (key, value): a value computed where nothing needs its gradient, kept until one of its
-    inputs changes (its version counter, storage, device or dtype). Copies and pickles start empty.
+    inputs changes (its version counter, storage, device or dtype) or any optimizer takes a step
+    (`optimizer_steps`: fused optimizers leave version counters alone). Copies and pickles start empty.
 
     >>> cache, x = SubstituteCache(), torch.ones(2)
     >>> cache.value(0, (x,), lambda: x * 2) is cache.value(0, (x,), lambda: x * 3)   # kept
@@ -133,7 +158,7 @@ class SubstituteCache(dict):
         return (SubstituteCache, ())
 
     def value(self, slot: Any, inputs: Sequence[torch.Tensor], compute: Callable[[], torch.Tensor]) -> torch.Tensor:
-        key = tuple((t._version, t.data_ptr(), t.device, t.dtype) for t in inputs)
+        key = (optimizer_steps(), *((t._version, t.data_ptr(), t.device, t.dtype) for t in inputs))
         held = self.get(slot)
         if held is None or held[0] != key:
             held = self[slot] = (key, compute())

@@ -281,8 +281,9 @@ def test_no_cache_in_training_mode_or_while_autograd_records(monkeypatch):
     [
         lambda params: torch.optim.SGD(params, lr=0.1, foreach=False),
         lambda params: torch.optim.AdamW(params, lr=0.1, foreach=True),
+        lambda params: torch.optim.AdamW(params, lr=0.1, fused=True),  # writes without bumping _version
     ],
-    ids=["sgd-for-loop", "adamw-foreach"],
+    ids=["sgd-for-loop", "adamw-foreach", "adamw-fused"],
 )
 @pytest.mark.parametrize("compute", ["auto", "factored"])
 def test_eval_cache_invalidated_by_optimizer_step(monkeypatch, make_optimizer, compute):

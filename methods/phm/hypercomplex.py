@@ -17,6 +17,8 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
+from surgery.substitute import optimizer_steps
+
 from .compute import COMPUTE_PATHS, ComputePath, choose_compute_path, kron_sum, valid_phm_n
 from .rule import PHMRule
 
@@ -45,9 +47,10 @@ def _fingerprint(tensors: tuple[Tensor, ...]) -> tuple:
     """What changes when a parameter is updated or replaced: used as the eval-cache key.
 
     ``_version`` counts in-place writes (optimizer steps, ``load_state_dict``, ``.copy_`` under
-    ``no_grad``); data_ptr/dtype/device/shape catch ``.to()``, ``.data = ...`` and the like.
+    ``no_grad``); data_ptr/dtype/device/shape catch ``.to()``, ``.data = ...`` and the like; the count of
+    optimizer steps catches fused optimizers, which write without bumping ``_version``.
     """
-    return tuple((t.data_ptr(), t._version, t.dtype, t.device, tuple(t.shape)) for t in tensors)
+    return (optimizer_steps(), *((t.data_ptr(), t._version, t.dtype, t.device, tuple(t.shape)) for t in tensors))
 
 
 class _HypercomplexLinear(nn.Module):
