@@ -95,6 +95,33 @@ def one_thread():
 WORDS = "the lamp was good . the kettle is awful . mia loved the phone . the sofa felt dull . this chair was great".split()
 
 
+def one_line_exit_2(code: int, capsys, *needles: str) -> str:
+    """A runner's refusal: exit code 2 and one stderr line `error: ...` holding every needle, no traceback."""
+    error = capsys.readouterr().err.strip()
+    assert code == 2, error
+    assert len(error.splitlines()) == 1 and error.startswith("error: ") and "Traceback" not in error, error
+    for needle in needles:
+        assert needle in error, (needle, error)
+    return error
+
+
+def run_efficiency(argv: list[str]) -> dict[str, Path]:
+    """`python -m runners.efficiency ARGV` in this process, the torch thread count restored after it."""
+    from runners import efficiency
+
+    threads = torch.get_num_threads()
+    try:
+        return efficiency.main(argv)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def efficiency_records(csv_path: Path) -> dict[str, dict[str, str]]:
+    """The rows of an efficiency.csv by recipe."""
+    with csv_path.open(newline="") as handle:
+        return {record["recipe"]: record for record in csv.DictReader(handle)}
+
+
 def rte_rows(count: int, offset: int = 0, varied_lengths: bool = False) -> list[dict]:
     """RTE-format rows (sentence1, sentence2, label); `varied_lengths`: rows of different lengths."""
     rows = []

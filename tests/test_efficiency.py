@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import math
 from pathlib import Path
 
@@ -10,6 +9,7 @@ import pytest
 import torch
 
 import surgery
+from conftest import efficiency_records, run_efficiency
 from runners import efficiency, plot
 
 RECIPES = ["full-finetune", "compacter++"]
@@ -24,17 +24,12 @@ def run(tmp_path_factory) -> dict[str, Path]:
     argv = ["--config", "tiny", "--batch-size", "2", "--source-length", "16", "--target-length", "4",
             "--recipes", *RECIPES, "no-such-recipe", "--steps", "1", "--repeats", "2", "--warmup", "1",
             "--large-apply", "none", "--scores", str(scores), "--output-dir", str(out)]
-    threads = torch.get_num_threads()
-    try:
-        return efficiency.main(argv)
-    finally:
-        torch.set_num_threads(threads)
+    return run_efficiency(argv)
 
 
 @pytest.fixture(scope="module")
 def records(run) -> dict[str, dict[str, str]]:
-    with run["csv"].open(newline="") as handle:
-        return {record["recipe"]: record for record in csv.DictReader(handle)}
+    return efficiency_records(run["csv"])
 
 
 def test_csv_has_every_row_and_column(records):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import pytest
@@ -10,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 import surgery
+from conftest import efficiency_records, run_efficiency
 from runners import efficiency
 
 
@@ -19,17 +19,12 @@ def run(tmp_path_factory) -> dict[str, Path]:
     argv = ["--config", "llama-tiny", "--batch-size", "2", "--source-length", "12", "--target-length", "4",
             "--recipes", "full-finetune", "compacter++", "--steps", "1", "--repeats", "1", "--warmup", "1",
             "--large-apply", "none", "--output-dir", str(out)]
-    threads = torch.get_num_threads()
-    try:
-        return efficiency.main(argv)
-    finally:
-        torch.set_num_threads(threads)
+    return run_efficiency(argv)
 
 
 @pytest.fixture(scope="module")
 def records(run) -> dict[str, dict[str, str]]:
-    with run["csv"].open(newline="") as handle:
-        return {record["recipe"]: record for record in csv.DictReader(handle)}
+    return efficiency_records(run["csv"])
 
 
 def test_every_row_is_measured_on_the_llama_shape(run, records):

@@ -16,6 +16,7 @@ import transformers as tf
 from safetensors.torch import load_file
 
 import surgery
+from conftest import one_line_exit_2
 from runners import finetune, predict
 from runners.finetune.model import build_model
 from runners.finetune.model_kind import CAUSAL, CLASSIFIER, SEQ2SEQ, kind_of_model
@@ -59,15 +60,6 @@ def run(folder: Path, out: Path, *extra: str, task: str = "embedded-sst2") -> in
     return finetune.main(["--model", str(folder), "--task", task, "--batch-size", "16", "--warmup-steps", "0",
                           "--eval-batch-size", "100",
                           "--output-dir", str(out), "--no-progress", "--threads", "1", *extra])
-
-
-def one_line_exit_2(code: int, capsys, *needles: str) -> str:
-    error = capsys.readouterr().err.strip()
-    assert code == 2, error
-    assert len(error.splitlines()) == 1 and error.startswith("error: ") and "Traceback" not in error, error
-    for needle in needles:
-        assert needle in error, (needle, error)
-    return error
 
 
 # ---- the kind is read off the family --------------------------------------------------------------------------

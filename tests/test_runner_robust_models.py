@@ -17,6 +17,8 @@ import pytest
 import safetensors
 from safetensors.torch import load_file
 
+from conftest import one_line_exit_2
+
 import runners.finetune.multitask
 import runners.finetune.run
 from runners import finetune, pretrain
@@ -61,15 +63,6 @@ def no_work(monkeypatch) -> list[str]:
     monkeypatch.setattr(runners.finetune.run, "train", forbidden("train"))
     monkeypatch.setattr(runners.finetune.multitask, "train", forbidden("train"))
     return started
-
-
-def one_line_exit_2(code: int, capsys, *needles: str) -> str:
-    error = capsys.readouterr().err.strip()
-    assert code == 2, error
-    assert len(error.splitlines()) == 1 and error.startswith("error: ") and "Traceback" not in error, error
-    for needle in needles:
-        assert needle in error, (needle, error)
-    return error
 
 
 def finetune_args(out: Path, *extra: str) -> list[str]:
