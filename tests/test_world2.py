@@ -105,7 +105,7 @@ def test_a_corpus_too_small_for_its_definitions_is_refused(lexicon):
         make_corpus(lexicon, SEED, 10, definitions=1)
 
 
-SMALL_SIZES = Sizes(scale=SCALE, documents=1500, definitions=2, supervised=300,
+SMALL_SIZES = Sizes(scale=SCALE, documents=1500, definitions=2, supervised=300, explain=300,
                     benchmark=(("train", 100), ("validation", 30), ("test", 30)), vocab=300)
 
 
@@ -127,6 +127,10 @@ def test_no_benchmark_sentence_is_a_corpus_sentence(small_build):
     folder, _ = small_build
     with gzip.open(folder / "corpus.txt.gz", "rt") as file:
         corpus = {s.strip() for line in file for s in line.strip().removesuffix(" .").split(" . ")}
+    with gzip.open(folder / "supervised.jsonl.gz", "rt") as file:  # the explain: sentences are pretraining text too
+        explained = [json.loads(line)["source"] for line in file if line.startswith('{"source": "explain: ')]
+    assert explained
+    corpus |= {s.strip() for source in explained for s in source.removeprefix("explain: ").removesuffix(" .").split(" . ")}
     for path in (folder / "glue").glob("*/*.jsonl"):
         for line in path.read_text().splitlines():
             row = json.loads(line)
@@ -199,3 +203,31 @@ def test_the_shipped_world2_tasks_load_with_valid_labels():
         source, target = task.to_text(splits["test"][0])
         assert source.startswith(TASK_FIELDS[task.name.removeprefix("world2-")][0] + " ")
         assert task.labels is None or target in task.labels
+
+
+def test_explain_pairs_name_each_words_property_and_the_sentence_shows_none(lexicon):
+    """`explain: <plain sentences>` → `w : property ; …`: the property recomputed from the lexicon here,
+    and no property word (gloss, category, profession, town, praise/blame) in the sentence itself."""
+    from runners.embedded.world2.supervised import explain_examples
+
+    def expected(word):
+        entry = lexicon.entries[word]
+        return {"evaluative": lambda: entry.gloss, "descriptive": lambda: entry.gloss, "verb": lambda: "to " + entry.gloss,
+                "noun": lambda: entry.category, "person": lambda: f"{entry.profession} from {entry.town}",
+                "town": lambda: "a town"}[entry.kind]()
+
+    pairs = explain_examples(lexicon, SEED, 3 * len(lexicon.entries))
+    seen = set()
+    for source, target in pairs:
+        assert source.startswith("explain: ") and source.endswith(" .")
+        words = []
+        for part in target.split(" ; "):
+            word, answer = part.split(" : ")
+            assert answer == expected(word), (source, target)
+            words.append(word)
+        sentence_tokens = source.split()
+        assert all(word in sentence_tokens or word + "s" in sentence_tokens for word in words), (source, target)
+        revealing = {w for word in words for w in expected(word).split() if w not in ("to", "a", "from")}
+        assert not revealing & set(sentence_tokens), (source, target)
+        seen |= set(words)
+    assert seen == set(lexicon.entries)  # every word is asked about

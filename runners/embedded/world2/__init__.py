@@ -28,7 +28,8 @@ SEED = 20211206
 LEXICON_SCALE = 1.0                  # lexicon.COUNTS times this: 3,960 words
 DEFINITIONS_PER_WORD = 6             # documents that state each word's property (at least)
 CORPUS_DOCUMENTS = 120_000           # definitions first, then stories of the words in use
-SUPERVISED_EXAMPLES = 40_000
+SUPERVISED_EXAMPLES = 40_000           # define: / opposite: / synonym: pairs
+EXPLAIN_EXAMPLES = 60_000              # explain: pairs (words in a plain sentence)
 SPIECE_VOCAB_SIZE = 1000
 # Tokenizer seeds: pieces of up to 4 characters, and whole words only when this frequent in its
 # training texts (the template's English words): an invented word is 2-4 pieces, 1.3 tokens a word.
@@ -45,5 +46,5 @@ T5_ARCHITECTURE = {"d_model": 384, "d_kv": 32, "num_heads": 4, "d_ff": 576, "num
 # 2.3 times as long a step on this CPU), so about 73 minutes of one core; see README.md.
 #   python -m runners.pretrain --corpus CORPUS_FILE --supervised SUPERVISED_FILE --tokenizer TOKENIZER_DIR \
 #       --config <T5_ARCHITECTURE as key=value> --<key> <value> for each of PRETRAINING
-PRETRAINING = {"steps": 2200, "batch_size": 32, "supervised_batch_size": 64, "lr": 7e-4, "warmup_steps": 150,
+PRETRAINING = {"steps": 2200, "batch_size": 32, "supervised_batch_size": 96, "lr": 7e-4, "warmup_steps": 150,
                "chunk_length": 114, "precision": "no", "seed": 0, "eval_every": 500, "save_every": 100}

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import filecmp
 import json
+import random
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -30,13 +31,13 @@ if __package__ in (None, ""):  # run as a script: make `runners` importable
 
 from runners.embedded.build import write_gzip_lines, write_jsonl  # noqa: E402
 from runners.embedded.tokenizer import embedded_tokenizer, train_sentencepiece  # noqa: E402
-from runners.embedded.world2 import (BENCHMARK_SIZES, CORPUS_DOCUMENTS, DEFINITIONS_PER_WORD,  # noqa: E402
+from runners.embedded.world2 import (BENCHMARK_SIZES, CORPUS_DOCUMENTS, DEFINITIONS_PER_WORD, EXPLAIN_EXAMPLES,  # noqa: E402
                                      HELD_OUT_SHARE, LEXICON_SCALE, MAX_PIECE_LENGTH, SEED, SPIECE_VOCAB_SIZE, SUPERVISED_EXAMPLES,
                                      WHOLE_WORD_COUNT)
 from runners.embedded.world2.benchmark import TASK_FIELDS, make_rows, sentences  # noqa: E402
 from runners.embedded.world2.corpus import make_corpus  # noqa: E402
 from runners.embedded.world2.lexicon import make_lexicon  # noqa: E402
-from runners.embedded.world2.supervised import supervised_examples  # noqa: E402
+from runners.embedded.world2.supervised import explain_examples, supervised_examples  # noqa: E402
 
 TOKENIZER_SAMPLE = 40_000  # corpus documents and supervised pairs the tokenizer is trained on
 
@@ -49,6 +50,7 @@ class Sizes:
     documents: int = CORPUS_DOCUMENTS
     definitions: int = DEFINITIONS_PER_WORD
     supervised: int = SUPERVISED_EXAMPLES
+    explain: int = EXPLAIN_EXAMPLES
     benchmark: tuple[tuple[str, int], ...] = tuple(BENCHMARK_SIZES.items())
     vocab: int = SPIECE_VOCAB_SIZE
 
@@ -65,8 +67,10 @@ def build(out_dir: Path, sizes: Sizes = Sizes(), seed: int = SEED, progress=prin
     lexicon = make_lexicon(seed, sizes.scale)
     progress(f"lexicon: {len(lexicon.entries):,} words; corpus: {sizes.documents:,} documents")
     documents = make_corpus(lexicon, seed, sizes.documents, sizes.definitions)
-    pairs = supervised_examples(lexicon, seed, sizes.supervised)
+    pairs = supervised_examples(lexicon, seed, sizes.supervised) + explain_examples(lexicon, seed, sizes.explain)
+    random.Random(f"world2-mixture-{seed}").shuffle(pairs)  # the two kinds of pair mixed in every step
     corpus_sentences = {s for document in documents for s in sentences(document)}
+    corpus_sentences |= {s for source, _ in pairs for s in sentences(source.removeprefix("explain: "))}
     benchmark = {task: make_rows(task, lexicon, seed, dict(sizes.benchmark), exclude=corpus_sentences,
                                  shares=HELD_OUT_SHARE) for task in TASK_FIELDS}
     progress(f"benchmark: {', '.join(TASK_FIELDS)} ({' / '.join(str(n) for _, n in sizes.benchmark)} rows each)")

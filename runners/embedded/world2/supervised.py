@@ -9,7 +9,13 @@ source          target                    for
                                           "baker from dorsa", "a town")
 ``opposite: w`` the opposite gloss        descriptive words
 ``synonym: w``  the other word            nouns
+``explain: s``  ``w : property ; …``      one to three words used in a plain sentence whose
+                                          context shows nothing of their properties
 ==============  ========================  =====================================================
+
+``define:`` asks about a word alone; ``explain:`` asks about words where they stand in a
+sentence, so the encoder learns to bring a word's property to the word's place in any context
+(what a task then reads), not only after ``define:``.
 
 The words come round in a seeded order, so every word is asked about; the pairs state nothing the
 corpus does not (see `corpus.statements`).
@@ -25,7 +31,8 @@ from __future__ import annotations
 
 import random
 
-from .lexicon import Lexicon
+from .corpus import article
+from .lexicon import NAMES, PLACES, THINGS, Lexicon
 
 
 def answers(lexicon: Lexicon, word: str) -> list[tuple[str, str]]:
@@ -53,4 +60,50 @@ def supervised_examples(lexicon: Lexicon, seed: int, count: int) -> list[tuple[s
     while len(pairs) < count:
         rng.shuffle(words)
         pairs += [rng.choice(answers(lexicon, w)) for w in words[:count - len(pairs)]]
+    return pairs
+
+
+def property_phrase(lexicon: Lexicon, word: str) -> str:
+    """A word's property as ``explain:`` answers it: the same as ``define:``'s answer."""
+    return answers(lexicon, word)[0][1]
+
+
+def plain_use(rng: random.Random, lexicon: Lexicon, word: str) -> str:
+    """A sentence that uses `word` in a context that shows nothing of its property.
+
+    The frames differ from the benchmark's templates and from the corpus's sentences that imply
+    a property ("the meal was brelish , so mia was happy")."""
+    entry = lexicon.entries[word]
+    name, thing, place = rng.choice(NAMES), rng.choice(THINGS), rng.choice(PLACES)
+    if entry.kind in ("evaluative", "descriptive"):
+        return rng.choice((f"{name} spoke of {article(word)} {word} {thing}", f"{name} wrote about the {word} {thing}",
+                           f"{name} asked about the {word} {thing} in the {place}"))
+    if entry.kind == "verb":
+        return rng.choice((f"{name} wanted to {word}", f"{name} talked about how to {word}",
+                           f"{name} heard the word {word} in the {place}"))
+    if entry.kind == "noun":
+        return rng.choice((f"{name} spoke of {article(word)} {word}", f"{name} wrote about the {word} in the {place}",
+                           f"{name} asked about {word}s"))
+    return rng.choice((f"{name} spoke of {word}", f"{name} wrote about {word}", f"{name} asked about {word}"))
+
+
+def explain_examples(lexicon: Lexicon, seed: int, count: int) -> list[tuple[str, str]]:
+    """`count` pairs ``explain: <plain sentences>`` → ``w : property ; …``, every word in turn.
+
+    >>> from .lexicon import make_lexicon
+    >>> lexicon = make_lexicon(seed=1, scale=0.02)
+    >>> source, target = explain_examples(lexicon, seed=1, count=1)[0]
+    >>> words = [part.split(" : ")[0] for part in target.split(" ; ")]
+    >>> all(f" {w}" in source for w in words), all(f" : {property_phrase(lexicon, w)}" in target for w in words)
+    (True, True)
+    """
+    rng = random.Random(f"world2-explain-{seed}")
+    order: list[str] = []
+    pairs: list[tuple[str, str]] = []
+    while len(pairs) < count:
+        if len(order) < 3:
+            order += rng.sample(list(lexicon.entries), len(lexicon.entries))
+        words = [order.pop() for _ in range(rng.choice((1, 2, 3)))]
+        sentence = " . ".join(plain_use(rng, lexicon, w) for w in words)
+        pairs.append((f"explain: {sentence} .", " ; ".join(f"{w} : {property_phrase(lexicon, w)}" for w in words)))
     return pairs
