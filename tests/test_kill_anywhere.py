@@ -82,8 +82,10 @@ def without_timings(path: Path) -> list[dict]:
     return [{k: v for k, v in r.items() if "seconds" not in k} for r in read_jsonl(path)]
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def runs():
+    # One helper for the module: it imports torch and the runner once (~6 s) and forks a fresh
+    # process per run, so runs of different tests share nothing but those imports.
     server = Runs()
     yield server
     server.close()
