@@ -166,3 +166,31 @@ def batch():
     input_ids[1, 6:] = 0
     labels = torch.randint(2, 96, (3, 5), generator=generator)
     return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
+
+
+@pytest.fixture
+def jobs_workers_share_imports(monkeypatch):
+    """`--jobs` workers forked from one forkserver that imported the runner once for the session.
+
+    The runner starts its workers with "spawn": each one imports torch, transformers and the runner
+    afresh (~7 s). A forkserver's workers are also fresh processes that inherit nothing from this
+    one (the server is its own interpreter; calls and results are pickled), but its preloaded
+    imports are paid once. In-process tests of --jobs results use it; the parent-death test (a
+    runner subprocess) and the doctest of runners.finetune.parallel start the runner's own "spawn"
+    workers."""
+    import multiprocessing
+    import types
+
+    import runners.finetune.parallel as parallel
+
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["runners.finetune.run", "runners.finetune.parallel"])
+    asked = []
+
+    def get_context(method=None):
+        asked.append(method)
+        return context
+
+    monkeypatch.setattr(parallel, "multiprocessing", types.SimpleNamespace(get_context=get_context))
+    yield context
+    assert asked == ["spawn"] * len(asked) and asked, asked  # the runner asked for its spawn pool

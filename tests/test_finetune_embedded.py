@@ -67,7 +67,7 @@ def test_random_init_with_init_config_is_refused(tmp_path, capsys):
     assert code == 2 and "--init-config" in capsys.readouterr().err
 
 
-def test_jobs_side_by_side_equal_jobs_one_after_another(tmp_path):
+def test_jobs_side_by_side_equal_jobs_one_after_another(tmp_path, jobs_workers_share_imports):
     data_dir = write_rte(tmp_path / "rte")
     common = ["--task", "rte", "--data-dir", str(data_dir), "--init-config", *TINY, "--recipe", "adapter,bitfit",
               "--epochs", "2", "--batch-size", "8", "--lr", "3e-3", "--warmup-steps", "2", "--seeds", "1",
