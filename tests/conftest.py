@@ -53,6 +53,24 @@ def t5_base_on_meta() -> T5ForConditionalGeneration:
     return model
 
 
+_T5_BASE_PLANS: dict = {}
+
+
+def t5_base_plan(recipe):
+    """`surgery.plan(t5_base_on_meta(), recipe)`, memoised for the session: a plan on the meta model
+    is a pure function of the recipe (~0.4-2.4 s each on T5-base), and the Table 1 and Table 7
+    count tests plan the same recipes (the same name, or the same dict) several times. Only for
+    tests that read a plan's counts and report; tests of planning itself call surgery.plan."""
+    import surgery
+
+    key = recipe if isinstance(recipe, str) else json.dumps(recipe, sort_keys=True)
+    if key not in _T5_BASE_PLANS:
+        if "model" not in _T5_BASE_PLANS:
+            _T5_BASE_PLANS["model"] = t5_base_on_meta()
+        _T5_BASE_PLANS[key] = surgery.plan(_T5_BASE_PLANS["model"], recipe)
+    return _T5_BASE_PLANS[key]
+
+
 def zero_up_projections(model: torch.nn.Module) -> None:
     """Make every inserted bottleneck adapter the identity by zeroing its up-projection's own tensors."""
     touched = 0
@@ -166,3 +184,31 @@ def batch():
     input_ids[1, 6:] = 0
     labels = torch.randint(2, 96, (3, 5), generator=generator)
     return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
+
+
+@pytest.fixture
+def jobs_workers_share_imports(monkeypatch):
+    """`--jobs` workers forked from one forkserver that imported the runner once for the session.
+
+    The runner starts its workers with "spawn": each one imports torch, transformers and the runner
+    afresh (~7 s). A forkserver's workers are also fresh processes that inherit nothing from this
+    one (the server is its own interpreter; calls and results are pickled), but its preloaded
+    imports are paid once. In-process tests of --jobs results use it; the parent-death test (a
+    runner subprocess) and the doctest of runners.finetune.parallel start the runner's own "spawn"
+    workers."""
+    import multiprocessing
+    import types
+
+    import runners.finetune.parallel as parallel
+
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["runners.finetune.run", "runners.finetune.parallel"])
+    asked = []
+
+    def get_context(method=None):
+        asked.append(method)
+        return context
+
+    monkeypatch.setattr(parallel, "multiprocessing", types.SimpleNamespace(get_context=get_context))
+    yield context
+    assert asked == ["spawn"] * len(asked) and asked, asked  # the runner asked for its spawn pool

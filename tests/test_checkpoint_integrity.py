@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -24,14 +25,20 @@ from surgery.naming import live_name
 from surgery.verify import record_digest, tensor_manifest
 
 
-@pytest.fixture
-def saved(tmp_path) -> Path:
+@pytest.fixture(scope="module")
+def saved_once(tmp_path_factory) -> Path:
     model = tiny_model(seed=3)
     surgery.apply(model, "adapter")
     with torch.no_grad():
         for parameter in (p for p in model.parameters() if p.requires_grad):
             parameter.add_(torch.randn_like(parameter) * 0.01)
-    return surgery.save_adapter(model, tmp_path / "ckpt")
+    return surgery.save_adapter(model, tmp_path_factory.mktemp("saved") / "ckpt")
+
+
+@pytest.fixture
+def saved(saved_once, tmp_path) -> Path:
+    """A fresh copy per test (tests edit it) of the checkpoint saved once for the module."""
+    return Path(shutil.copytree(saved_once, tmp_path / "ckpt"))
 
 
 def refused(folder: Path, match: str, model=None, **kwargs) -> CheckpointError:

@@ -47,15 +47,25 @@ def alone(recipe, seed: int) -> torch.nn.Module:
     return model.eval()
 
 
-@pytest.fixture
-def two(tmp_path):
-    """(model with 'default' = compacter++ and 'rte' = dense adapter, alone_a, alone_b, untouched base)."""
+@pytest.fixture(scope="module")
+def built_two(tmp_path_factory):
+    """The four models of `two`, built (applied, saved, loaded) once for the module."""
+    folder = tmp_path_factory.mktemp("two")
     base = tiny_model()
     a, b = alone(COMPACTER_PP, 1), alone(DENSE, 2)
     model = copy.deepcopy(base)
-    surgery.load_adapter(model, surgery.save_adapter(a, tmp_path / "a"))
-    surgery.load_adapter(model, surgery.save_adapter(b, tmp_path / "b"), name="rte")
+    surgery.load_adapter(model, surgery.save_adapter(a, folder / "a"))
+    surgery.load_adapter(model, surgery.save_adapter(b, folder / "b"), name="rte")
     return model.eval(), a, b, base
+
+
+@pytest.fixture
+def two(built_two):
+    """(model with 'default' = compacter++ and 'rte' = dense adapter, alone_a, alone_b, untouched base).
+
+    A deep copy per test of the models built once (tests switch, train and remove adapters); a
+    deep copy of a model with adapters is independent and complete (tests/test_stale_references.py)."""
+    return copy.deepcopy(built_two)
 
 
 def test_switching_reproduces_each_adapter_alone_exactly(two, batch):

@@ -66,7 +66,9 @@ def score(adapter_folder: Path, task_name: str, data: Path) -> dict[str, float]:
 
 def test_two_tasks_into_one_base_and_the_table_says_which_adapter_scored_what(tmp_path, capsys):
     data, out = write_pairs(tmp_path / "data"), tmp_path / "out"
-    assert finetune.main(one_base(data, out)) == 0
+    # 12 epochs (48 steps a task): measured 2026-12-02, the label words are learned from 8 epochs
+    # on (6: every score 0); 12 and 25 give the same scores (RTE 37.5, MRPC accuracy 62.5).
+    assert finetune.main(one_base(data, out, epochs=12)) == 0
     printed = capsys.readouterr().out
     assert "adapters on the base: rte, mrpc (training 'mrpc' only)" in printed
     rows = list(csv.DictReader((out / "results.csv").open()))

@@ -207,7 +207,7 @@ def test_builtin_task_runs_write_test_predictions_too(tmp_path):
     assert json.loads((run / "task.json").read_text())["input_template"] == "rte sentence1: {sentence1} sentence2: {sentence2}"
 
 
-def test_recipes_seeds_sweeps_jobs_and_one_base_with_own_data(own_files, tmp_path):
+def test_recipes_seeds_sweeps_jobs_and_one_base_with_own_data(own_files, tmp_path, jobs_workers_share_imports):
     common = own_args(own_files, *TINY, "--epochs", "1", "--batch-size", "16")
     assert finetune.main([*common, "--recipe", "adapter,bitfit", "--seeds", "1", "2", "--jobs", "2",
                           "--output-dir", str(tmp_path / "jobs")]) == 0

@@ -53,9 +53,15 @@ def edit_record(folder: Path, edit) -> None:
     (folder / CONFIG_FILE).write_text(json.dumps(config))
 
 
+@pytest.fixture(scope="module")
+def saved_once(tmp_path_factory) -> Path:
+    return saved_from(tiny_model(seed=3), tmp_path_factory.mktemp("saved") / "ckpt")
+
+
 @pytest.fixture
-def saved(tmp_path) -> Path:
-    return saved_from(tiny_model(seed=3), tmp_path / "ckpt")
+def saved(saved_once, tmp_path) -> Path:
+    """A fresh copy per test (tests edit it) of the checkpoint saved once for the module."""
+    return Path(shutil.copytree(saved_once, tmp_path / "ckpt"))
 
 
 def test_an_edited_option_is_refused(saved):

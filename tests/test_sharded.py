@@ -95,7 +95,10 @@ def _worker(rank: int, world: int, init_file: str, out: str) -> None:
 
 @pytest.mark.slow  # about 20 s: two processes start, train and save three times
 def test_sharded_and_data_parallel_training_save_and_load(tmp_path):
-    mp.spawn(_worker, args=(2, str(tmp_path / "init"), str(tmp_path)), nprocs=2, join=True)
+    # fork, not spawn: the workers inherit the imported torch, transformers and surgery (a spawned
+    # worker re-imports them, ~7 s each); they are still two processes in a gloo group.
+    mp.start_processes(_worker, args=(2, str(tmp_path / "init"), str(tmp_path)), nprocs=2, join=True,
+                       start_method="fork")
 
     reference = train(fresh_model(), slice(0, 4))       # one process, the whole batch
     # by the names an adapter checkpoint gives them (without the adapter's name)

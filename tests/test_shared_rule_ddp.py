@@ -51,7 +51,10 @@ def _worker(rank: int, world: int, init_file: str, out_dir: str) -> None:
 
 
 def test_shared_rule_under_ddp_matches_single_process(tmp_path):
-    mp.spawn(_worker, args=(2, str(tmp_path / "init"), str(tmp_path)), nprocs=2, join=True)
+    # fork, not spawn: the workers inherit the imported torch, transformers and surgery (a spawned
+    # worker re-imports them, ~7 s each); they are still two processes in a gloo group.
+    mp.start_processes(_worker, args=(2, str(tmp_path / "init"), str(tmp_path)), nprocs=2, join=True,
+                       start_method="fork")
     ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in range(2)]
     assert all(r["tied"] for r in ranks)
     torch.testing.assert_close(ranks[0]["rule"], ranks[1]["rule"], rtol=0, atol=0)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 import surgery
-from conftest import t5_base_on_meta
+from conftest import t5_base_on_meta, t5_base_plan
 
 T5_BASE_PARAMETERS = 222_903_552
 K, D, BLOCKS = 768, 24, 24          # hidden size, bottleneck (768 / 32), 12 encoder + 12 decoder blocks
@@ -55,7 +55,7 @@ CASES = [
 def test_trainable_percent_matches_table(base_model, name, overrides, expected, printed):
     recipe = surgery.load_recipe(name)
     recipe_dict = {**recipe.source, "options": {**recipe.options, **overrides}}
-    plan = surgery.plan(base_model, recipe_dict)
+    plan = t5_base_plan(recipe_dict)
     assert plan.trainable_parameters == expected
     assert f"{percent(plan.trainable_parameters):.3f}" == printed
     assert plan.report.percent == pytest.approx(percent(expected))
@@ -65,7 +65,7 @@ def test_trainable_percent_matches_table(base_model, name, overrides, expected, 
 @pytest.mark.parametrize("name,adapters_per_block", [("compacter", 2), ("compacter++", 1), ("phm-adapter", 2)])
 def test_hypercomplex_counts_for_each_n(base_model, name, adapters_per_block, n):
     recipe = surgery.load_recipe(name)
-    plan = surgery.plan(base_model, {**recipe.source, "options": {**recipe.options, "n": n}})
+    plan = t5_base_plan({**recipe.source, "options": {**recipe.options, "n": n}})
     adapters = adapters_per_block * BLOCKS
     if name == "phm-adapter":
         expected = adapters * phm_adapter(n)
@@ -75,14 +75,14 @@ def test_hypercomplex_counts_for_each_n(base_model, name, adapters_per_block, n)
 
 
 def test_full_finetuning_trains_everything(base_model):
-    plan = surgery.plan(base_model, "full-finetune")
+    plan = t5_base_plan("full-finetune")
     assert plan.trainable_parameters == T5_BASE_PARAMETERS
     assert plan.report.percent == pytest.approx(100.0)
 
 
 @pytest.mark.parametrize("name", ["adapter", "adapter-lowrank", "phm-adapter", "compacter", "compacter++"])
 def test_report_closed_forms_add_up_to_the_measured_groups(base_model, name):
-    plan = surgery.plan(base_model, name)
+    plan = t5_base_plan(name)
     closed = {label: value for label, _, value in plan.closed_form}
     inserted = sum(v for label, v in closed.items() if "shared" not in label)
     assert inserted + closed.get("shared rule {Aᵢ}", 0) == plan.groups["inserted modules"] + plan.groups.get("shared", 0)
@@ -92,7 +92,7 @@ def test_report_closed_forms_add_up_to_the_measured_groups(base_model, name):
 
 
 def test_compacter_report_shows_the_paper_formula(base_model):
-    plan = surgery.plan(base_model, "compacter")
+    plan = t5_base_plan("compacter")
     closed = {label: (formula, value) for label, formula, value in plan.closed_form}
     assert closed["LPHM factors sᵢ, tᵢ"][1] == 4 * BLOCKS * (K + D)      # 4L(k+d), L = 24 blocks
     assert closed["shared rule {Aᵢ}"] == ("n³; n=4", 64)

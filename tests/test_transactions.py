@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import importlib
 import json
+import shutil
 
 import pytest
 import torch
@@ -141,14 +142,21 @@ def test_a_users_hook_handle_still_works_after_a_rollback(monkeypatch, batch):
     assert seen == [1]  # and its handle still removes it
 
 
-def _saved(tmp_path, recipe="adapter", seed=0):
-    model = tiny_model(seed=seed)
-    surgery.apply(model, recipe)
+@pytest.fixture(scope="module")
+def saved_once(tmp_path_factory):
+    model = tiny_model(seed=0)
+    surgery.apply(model, "adapter")
     with torch.no_grad():
         for name, parameter in model.named_parameters():
             if parameter.requires_grad:
                 parameter.add_(0.01)  # trained, so loading changes something
-    return surgery.save_adapter(model, tmp_path / "ckpt")
+    return surgery.save_adapter(model, tmp_path_factory.mktemp("saved") / "ckpt")
+
+
+@pytest.fixture
+def saved(saved_once, tmp_path):
+    """A fresh copy per test (tests edit it) of the adapter checkpoint saved once for the module."""
+    return shutil.copytree(saved_once, tmp_path / "ckpt")
 
 
 def _edit_config(folder, edit):
@@ -193,9 +201,9 @@ LOAD_FAILURES = {
 
 
 @pytest.mark.parametrize("case", LOAD_FAILURES)
-def test_a_bad_checkpoint_is_refused_before_the_model_changes(tmp_path, batch, case):
+def test_a_bad_checkpoint_is_refused_before_the_model_changes(saved, batch, case):
     edit, message = LOAD_FAILURES[case]
-    folder = _saved(tmp_path)
+    folder = saved
     edit(folder)
     model = tiny_model()
     before = snapshot(model, batch)
@@ -206,8 +214,8 @@ def test_a_bad_checkpoint_is_refused_before_the_model_changes(tmp_path, batch, c
     assert_later_apply_works(model, "adapter", batch)
 
 
-def test_a_failure_while_loading_tensors_undoes_the_applied_recipe(tmp_path, monkeypatch, batch):
-    folder = _saved(tmp_path)
+def test_a_failure_while_loading_tensors_undoes_the_applied_recipe(saved, monkeypatch, batch):
+    folder = saved
     model = tiny_model()
     before = snapshot(model, batch)
     real_apply = checkpoint_module.apply
@@ -225,8 +233,8 @@ def test_a_failure_while_loading_tensors_undoes_the_applied_recipe(tmp_path, mon
     assert hasattr(model, "surgery")
 
 
-def test_loading_into_a_model_with_the_recipe_applied_keeps_it_on_failure(tmp_path, batch):
-    folder = _saved(tmp_path)
+def test_loading_into_a_model_with_the_recipe_applied_keeps_it_on_failure(saved, batch):
+    folder = saved
     _edit_tensors(folder, lambda tensors: tensors.update({name: torch.zeros(1) for name in sorted(tensors)[-1:]}))
     model = tiny_model()
     surgery.apply(model, "adapter")
