@@ -62,5 +62,16 @@ def test_gradient_checkpointing_trains_the_same_adapter(tmp_path, monkeypatch):
     run = Path("rte") / "compacter++" / "seed-42" / "last" / WEIGHTS_FILE
     plain, checkpointed = load_file(tmp_path / "plain" / run), load_file(tmp_path / "checkpointed" / run)
     assert plain.keys() == checkpointed.keys()
+    # Checkpointing recomputes the same forward (the loss is bit-equal) but its backward's gradients differ
+    # from the plain ones by float32 rounding (≤3e-8, ~1e-7 of each tensor's largest gradient). Adam divides
+    # each gradient by its own magnitude, so that rounding moves an element by lr·δ/|g|: negligible in
+    # general, but up to a few 1e-6 for the odd element whose gradient is itself tiny (a down.s entry with
+    # |g| ~ 3e-7 moved 4e-6 on an AMD EPYC AVX2 CPU). Hence: all but a handful of the 1,752 trained numbers
+    # agree to 1e-6, and every one to 1 % of one step (lr 3e-3, the recipe's, 2 steps). Checkpointing that
+    # lost or changed a gradient moves elements by whole steps (~lr), far outside both.
+    lr = 3e-3
+    total = sum(t.numel() for t in plain.values())
+    off = sum(int(((checkpointed[n] - plain[n]).abs() > 1e-6).sum()) for n in plain)
+    assert off <= total // 100, f"{off} of {total} trained numbers differ by more than 1e-6"
     for name in plain:
-        torch.testing.assert_close(checkpointed[name], plain[name], rtol=0, atol=1e-6, msg=name)
+        torch.testing.assert_close(checkpointed[name], plain[name], rtol=0, atol=0.01 * lr, msg=name)
