@@ -4,19 +4,24 @@
 answer's part for the row's designated word is compared with the lexicon (sst2: the gloss's
 polarity; cola: the verb's gloss, which decides its transitivity).
 
-    python benchmarks/results/world2-2026-12-02/explain_probe.py CHECKPOINT_DIR [ROWS]
+    python benchmarks/results/world2-2026-12-02/explain_probe.py CHECKPOINT_DIR [ROWS [GLUE_DIR SCALE]]
+
+(GLUE_DIR and SCALE: a world built with `python -m runners.embedded.world2.build --out DIR --scale SCALE`;
+the checkpoint folder must hold that world's tokenizer files.)
 """
 import json, sys, torch
+from pathlib import Path
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[3]))
 from transformers import T5ForConditionalGeneration, AutoTokenizer
-from runners.embedded.world2 import BENCHMARK_DIR, LEXICON_SCALE, SEED, TOKENIZER_DIR
+from runners.embedded.world2 import BENCHMARK_DIR, LEXICON_SCALE, SEED
 from runners.embedded.world2.lexicon import INTRANSITIVE, NEGATIVE, POSITIVE, TRANSITIVE, make_lexicon
 
 torch.set_num_threads(1)
 checkpoint, rows_wanted = sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else 200
-tok = AutoTokenizer.from_pretrained(str(TOKENIZER_DIR))
+tok = AutoTokenizer.from_pretrained(checkpoint)
 model = T5ForConditionalGeneration.from_pretrained(checkpoint).eval()
-lexicon = make_lexicon(SEED, LEXICON_SCALE)
+glue = Path(sys.argv[3]) if len(sys.argv) > 3 else BENCHMARK_DIR
+lexicon = make_lexicon(SEED, float(sys.argv[4]) if len(sys.argv) > 4 else LEXICON_SCALE)
 
 
 def answers(sentences):
@@ -37,7 +42,7 @@ def part_for(answer, word):
 
 
 for task in ("sst2", "cola"):
-    rows = [json.loads(line) for line in (BENCHMARK_DIR / task / "test.jsonl").read_text().splitlines()][:rows_wanted]
+    rows = [json.loads(line) for line in (glue / task / "test.jsonl").read_text().splitlines()][:rows_wanted]
     invented = [[w for w in r["sentence"].removesuffix(" .").split() if w in lexicon.entries
                  or w.removesuffix("ed") in lexicon.entries] for r in rows]
     got = answers([r["sentence"] for r in rows])

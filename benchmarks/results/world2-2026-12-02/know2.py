@@ -7,7 +7,7 @@ from runners.embedded.world2.lexicon import make_lexicon, POSITIVE, NEGATIVE
 torch.set_num_threads(1)
 ck = sys.argv[1]
 tok = AutoTokenizer.from_pretrained(ck); m = T5ForConditionalGeneration.from_pretrained(ck).eval()
-lex = make_lexicon(SEED, LEXICON_SCALE)
+lex = make_lexicon(SEED, float(sys.argv[2]) if len(sys.argv) > 2 else LEXICON_SCALE)  # argv[2]: a --scale world
 rng = random.Random(0)
 def ask(words):
     enc = tok([f"define: {w}" for w in words], return_tensors="pt", padding=True)
