@@ -295,6 +295,13 @@ def trace_block(block: nn.Module, family: ModelFamily, dtype: torch.dtype, where
         concrete_args = {name: None for name in family.decoder_only_arguments if name in accepted}
     tracer = BlockTracer(family, dtype)
     block.__class__ = _shim_class(base_class)
+    # Activation checkpointing wraps the block's call (transformers' GradientCheckpointingLayer), not
+    # its forward: the graph is the forward alone, as when the block is traced before checkpointing is
+    # switched on. Switched off while tracing, since a retrace (after deepcopy, pickling or a dtype
+    # change) may come when it is on, and its check would meet traced values.
+    checkpointing = block.__dict__.get("gradient_checkpointing")
+    if checkpointing:
+        block.gradient_checkpointing = False
     try:
         graph = tracer.trace(block, concrete_args=concrete_args)
     except Exception as error:  # any tracing failure becomes one clear message
@@ -305,4 +312,6 @@ def trace_block(block: nn.Module, family: ModelFamily, dtype: torch.dtype, where
         ) from error
     finally:
         block.__class__ = original_class
+        if checkpointing:
+            block.gradient_checkpointing = checkpointing
     return graph
