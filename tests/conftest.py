@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import csv
+import functools
 import json
 import os
 from pathlib import Path
@@ -65,10 +66,14 @@ def t5_base_plan(recipe):
 
     key = recipe if isinstance(recipe, str) else json.dumps(recipe, sort_keys=True)
     if key not in _T5_BASE_PLANS:
-        if "model" not in _T5_BASE_PLANS:
-            _T5_BASE_PLANS["model"] = t5_base_on_meta()
-        _T5_BASE_PLANS[key] = surgery.plan(_T5_BASE_PLANS["model"], recipe)
+        _T5_BASE_PLANS[key] = surgery.plan(_shared_t5_base_on_meta(), recipe)
     return _T5_BASE_PLANS[key]
+
+
+@functools.cache
+def _shared_t5_base_on_meta() -> T5ForConditionalGeneration:
+    """One meta T5-base for the memoised plans (planning leaves the model as it was)."""
+    return t5_base_on_meta()
 
 
 def zero_up_projections(model: torch.nn.Module) -> None:

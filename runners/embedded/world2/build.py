@@ -37,7 +37,7 @@ from runners.embedded.world2 import (BENCHMARK_SIZES, CORPUS_DOCUMENTS, DEFINITI
 from runners.embedded.world2.benchmark import TASK_FIELDS, make_rows, sentences  # noqa: E402
 from runners.embedded.world2.corpus import make_corpus  # noqa: E402
 from runners.embedded.world2.lexicon import make_lexicon  # noqa: E402
-from runners.embedded.world2.supervised import explain_examples, supervised_examples  # noqa: E402
+from runners.embedded.world2.supervised import explain_examples, explained_sentences, supervised_examples  # noqa: E402
 
 TOKENIZER_SAMPLE = 40_000  # corpus documents and supervised pairs the tokenizer is trained on
 
@@ -69,9 +69,8 @@ def build(out_dir: Path, sizes: Sizes = Sizes(), seed: int = SEED, progress=prin
     documents = make_corpus(lexicon, seed, sizes.documents, sizes.definitions)
     pairs = supervised_examples(lexicon, seed, sizes.supervised) + explain_examples(lexicon, seed, sizes.explain)
     random.Random(f"world2-mixture-{seed}").shuffle(pairs)  # the two kinds of pair mixed in every step
-    corpus_sentences = {s for document in documents for s in sentences(document)}
-    corpus_sentences |= {s for source, _ in pairs for s in sentences(source.removeprefix("explain: "))}
-    benchmark = {task: make_rows(task, lexicon, seed, dict(sizes.benchmark), exclude=corpus_sentences,
+    pretraining_sentences = {s for document in documents for s in sentences(document)} | explained_sentences(pairs)
+    benchmark = {task: make_rows(task, lexicon, seed, dict(sizes.benchmark), exclude=pretraining_sentences,
                                  shares=HELD_OUT_SHARE) for task in TASK_FIELDS}
     progress(f"benchmark: {', '.join(TASK_FIELDS)} ({' / '.join(str(n) for _, n in sizes.benchmark)} rows each)")
     texts = documents[:TOKENIZER_SAMPLE] + [text for pair in pairs[:TOKENIZER_SAMPLE] for text in pair]

@@ -107,3 +107,11 @@ def explain_examples(lexicon: Lexicon, seed: int, count: int) -> list[tuple[str,
         sentence = " . ".join(plain_use(rng, lexicon, w) for w in words)
         pairs.append((f"explain: {sentence} .", " ; ".join(f"{w} : {property_phrase(lexicon, w)}" for w in words)))
     return pairs
+
+
+def explained_sentences(pairs: list[tuple[str, str]]) -> set[str]:
+    """The sentences of the ``explain:`` sources among `pairs`: pretraining text, like the corpus's."""
+    from .benchmark import sentences
+
+    return {s for source, _ in pairs if source.startswith("explain: ")
+            for s in sentences(source.removeprefix("explain: "))}
