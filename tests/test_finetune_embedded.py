@@ -112,6 +112,7 @@ def test_jobs_workers_stop_when_their_parent_is_killed(tmp_path):
     # A parent killed outright (SIGKILL: no handler runs) must not leave its --jobs workers training.
     import os
     import signal
+    import subprocess
     import time
     from pathlib import Path
 
@@ -133,40 +134,24 @@ def test_jobs_workers_stop_when_their_parent_is_killed(tmp_path):
         return state != "Z"
 
     data_dir = write_rte(tmp_path / "rte", train=40, validation=8)
-    # The parent: a fork of this process running the runner (its imports inherited: a fresh
-    # `python -m runners.finetune` paid ~7 s for them); its --jobs workers are the runner's own
-    # spawned processes, whose parent it is.
-    parent = os.fork()
-    if parent == 0:
-        code = 1
-        try:
-            quiet = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(quiet, 1)
-            os.dup2(quiet, 2)
-            code = finetune.main(["--task", "rte", "--data-dir", str(data_dir), "--init-config", *TINY,
-                                  "--recipe", "adapter,bitfit", "--epochs", "500", "--jobs", "2", "--no-progress",
-                                  "--output-dir", str(tmp_path / "out")])
-        finally:
-            os._exit(code)
-
-    def running() -> bool:
-        return os.waitpid(parent, os.WNOHANG) == (0, 0)
-
+    parent = subprocess.Popen(
+        [sys.executable, "-m", "runners.finetune", "--task", "rte", "--data-dir", str(data_dir), "--init-config", *TINY,
+         "--recipe", "adapter,bitfit", "--epochs", "500", "--jobs", "2", "--no-progress",
+         "--output-dir", str(tmp_path / "out")],
+        cwd=Path(__file__).resolve().parents[1], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 120
         while len(list((tmp_path / "out" / "console").glob("run-*.log")) if (tmp_path / "out" / "console").is_dir() else []) < 2:
-            assert time.monotonic() < deadline and running(), "the runs did not start"
+            assert time.monotonic() < deadline and parent.poll() is None, "the runs did not start"
             time.sleep(0.5)
-        workers = children(parent)
+        workers = children(parent.pid)
         assert workers, "no worker processes found"
-        os.kill(parent, signal.SIGKILL)
-        os.waitpid(parent, 0)
-        parent = None
+        os.kill(parent.pid, signal.SIGKILL)
+        parent.wait()
         deadline = time.monotonic() + 60
         while any(alive(pid) for pid in workers) and time.monotonic() < deadline:
             time.sleep(0.5)
         assert not any(alive(pid) for pid in workers), "workers outlived their parent"
     finally:
-        if parent is not None:
-            os.kill(parent, signal.SIGKILL)
-            os.waitpid(parent, 0)
+        if parent.poll() is None:
+            parent.kill()

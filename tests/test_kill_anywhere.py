@@ -7,9 +7,8 @@ written), the best adapter's swap, a log record, an optimizer step, and a random
 process (start-up included). A process killed before it wrote `arguments.json` has nothing to
 resume, so the original command is run again, as a user would.
 
-The runs are real processes forked by one helper (tests/kill_helper.py's serve(), in a fork of
-the test process, so torch and the runner are imported already), so a dozen interrupted runs take
-seconds, not a minute.
+The runs are real processes forked by one helper that imported torch once (tests/kill_helper.py
+--serve), so a dozen interrupted runs take seconds, not a minute.
 """
 
 from __future__ import annotations
@@ -18,9 +17,9 @@ import json
 import os
 import random
 import signal
+import subprocess
 import sys
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 import torch
@@ -31,6 +30,7 @@ from runners.finetune.results import RunResult, read_jsonl
 from surgery.checkpoint import WEIGHTS_FILE
 
 ROOT = Path(__file__).resolve().parents[1]
+HELPER = Path(__file__).with_name("kill_helper.py")
 TINY = ["d_model=32", "d_kv=8", "d_ff=64", "num_layers=1", "num_heads=4", "dropout_rate=0.1"]
 RUN = Path("rte") / "adapter" / "seed-7"
 # Chosen windows, in the order the chain meets them (counts are per process: each resume starts afresh).
@@ -51,36 +51,12 @@ def arguments(data_dir: Path, out: Path) -> list[str]:
 
 
 class Runs:
-    """A kill_helper --serve process: it forks one real process per run (imports paid once).
-
-    The server is a fork of this process (torch and the runner already imported: a fresh
-    `python kill_helper.py --serve` paid ~5 s for them) that runs kill_helper.serve() on pipes."""
+    """A kill_helper --serve process: it forks one real process per run (imports paid once)."""
 
     def __init__(self):
-        import kill_helper
-
-        requests, answers, errors = os.pipe(), os.pipe(), os.pipe()
-        pid = os.fork()
-        if pid == 0:  # the server: stdin/stdout/stderr are the pipes; it never returns into pytest
-            code = 1
-            try:
-                for fd, (read, write) in ((0, requests), (1, answers), (2, errors)):
-                    os.dup2(read if fd == 0 else write, fd)
-                    os.close(read)
-                    os.close(write)
-                sys.stdin, sys.stdout, sys.stderr = open(0, "r"), open(1, "w"), open(2, "w")
-                os.chdir(ROOT)
-                os.environ["OMP_NUM_THREADS"] = "1"
-                torch.set_num_threads(1)
-                kill_helper.serve()
-                code = 0
-            finally:
-                os._exit(code)
-        for kept, closed in ((requests[1], requests[0]), (answers[0], answers[1]), (errors[0], errors[1])):
-            os.close(closed)
-        self.server = SimpleNamespace(stdin=open(requests[1], "w"), stdout=open(answers[0], "r"),
-                                      stderr=open(errors[0], "r"))
-        self.pid = pid
+        environment = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+        self.server = subprocess.Popen([sys.executable, str(HELPER), "--serve"], cwd=ROOT, env=environment,
+                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
     def run(self, spec: str, argv: list[str], kill_after: float = 0.0) -> int:
         self.server.stdin.write(f"{spec} {kill_after} {json.dumps(argv)}\n")
@@ -93,9 +69,7 @@ class Runs:
 
     def close(self) -> None:
         self.server.stdin.close()
-        os.waitpid(self.pid, 0)
-        self.server.stdout.close()
-        self.server.stderr.close()
+        self.server.wait(timeout=60)
 
 
 def next_command(data_dir: Path, out: Path) -> list[str]:
