@@ -201,13 +201,13 @@ def jobs_workers_share_imports(monkeypatch):
     imports are paid once. In-process tests of --jobs results use it; the parent-death test (a
     runner subprocess) and the doctest of runners.finetune.parallel start the runner's own "spawn"
     workers."""
-    import multiprocessing
     import types
 
     import runners.finetune.parallel as parallel
 
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["runners.finetune.run", "runners.finetune.parallel"])
+    from processes import forkserver_context
+
+    context = forkserver_context()
     asked = []
 
     def get_context(method=None):

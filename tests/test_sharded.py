@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
 from safetensors.torch import load_file
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -21,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import surgery  # noqa: E402
 from surgery.checkpoint import CONFIG_FILE, WEIGHTS_FILE  # noqa: E402
 from surgery.naming import canonical_name  # noqa: E402
+from processes import run_workers  # noqa: E402
 
 RECIPE = {**surgery.load_recipe("compacter++").source,
           "options": {**surgery.load_recipe("compacter++").options, "n": 2, "rule_init_std": 0.1}}
@@ -95,10 +95,7 @@ def _worker(rank: int, world: int, init_file: str, out: str) -> None:
 
 @pytest.mark.slow  # about 20 s: two processes start, train and save three times
 def test_sharded_and_data_parallel_training_save_and_load(tmp_path):
-    # fork, not spawn: the workers inherit the imported torch, transformers and surgery (a spawned
-    # worker re-imports them, ~7 s each); they are still two processes in a gloo group.
-    mp.start_processes(_worker, args=(2, str(tmp_path / "init"), str(tmp_path)), nprocs=2, join=True,
-                       start_method="fork")
+    run_workers(_worker, (2, str(tmp_path / "init"), str(tmp_path)))  # tests/processes.py
 
     reference = train(fresh_model(), slice(0, 4))       # one process, the whole batch
     # by the names an adapter checkpoint gives them (without the adapter's name)

@@ -9,9 +9,10 @@ from pathlib import Path
 
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
 
 sys.path.insert(0, str(Path(__file__).parent))
+
+from processes import run_workers  # noqa: E402
 
 RECIPE = {"method": "adapter", "sites": ["after_self_attention", "after_ffn"], "train": ["layer_norms"],
           "options": {"projection": "phm", "factorized": True, "shared_rule": True, "n": 2, "rule_init_std": 0.1}}
@@ -51,10 +52,7 @@ def _worker(rank: int, world: int, init_file: str, out_dir: str) -> None:
 
 
 def test_shared_rule_under_ddp_matches_single_process(tmp_path):
-    # fork, not spawn: the workers inherit the imported torch, transformers and surgery (a spawned
-    # worker re-imports them, ~7 s each); they are still two processes in a gloo group.
-    mp.start_processes(_worker, args=(2, str(tmp_path / "init"), str(tmp_path)), nprocs=2, join=True,
-                       start_method="fork")
+    run_workers(_worker, (2, str(tmp_path / "init"), str(tmp_path)))  # tests/processes.py
     ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in range(2)]
     assert all(r["tied"] for r in ranks)
     torch.testing.assert_close(ranks[0]["rule"], ranks[1]["rule"], rtol=0, atol=0)
