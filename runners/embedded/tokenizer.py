@@ -26,7 +26,7 @@ T5_SPECIAL_IDS = {"<pad>": 0, "</s>": 1, "<unk>": 2}
 SENTINELS = 100
 
 
-def seed_pieces(texts: list[str], max_length: int = 16, whole_word_count: int | None = None) -> list[tuple[str, int]]:
+def seed_pieces(texts: list[str], max_length: int = 16) -> list[tuple[str, int]]:
     """Every substring (2..``max_length`` chars) of every ``▁word``, with its corpus frequency.
 
     sentencepiece 0.2's suffix-array seed search misses most whole words of a corpus this small
@@ -36,13 +36,6 @@ def seed_pieces(texts: list[str], max_length: int = 16, whole_word_count: int | 
 
     >>> seed_pieces(["ab ab"])
     [('ab', 2), ('▁a', 2), ('▁ab', 2)]
-
-    A language of thousands of invented words (world 2) wants those spelled in pieces and only its
-    frequent words whole: short pieces (``max_length``) plus every word seen ``whole_word_count``
-    times or more.
-
-    >>> seed_pieces(["the abcde the"], max_length=2, whole_word_count=2)
-    [('ab', 1), ('bc', 1), ('cd', 1), ('de', 1), ('he', 2), ('th', 2), ('▁a', 1), ('▁t', 2), ('▁the', 2)]
     """
     word_counts: dict[str, int] = {}
     for text in texts:
@@ -54,14 +47,38 @@ def seed_pieces(texts: list[str], max_length: int = 16, whole_word_count: int | 
             for end in range(start + 2, min(len(word), start + max_length) + 1):
                 piece = word[start:end]
                 piece_counts[piece] = piece_counts.get(piece, 0) + count
-        if whole_word_count is not None and count >= whole_word_count and len(word) > max_length:
-            piece_counts[word] = piece_counts.get(word, 0) + count
     return sorted(piece_counts.items())
 
 
-def train_sentencepiece(texts: list[str], vocab_size: int = SPIECE_VOCAB_SIZE, max_piece_length: int = 16,
-                        whole_word_count: int | None = None) -> bytes:
-    """A serialized unigram sentencepiece model with T5's special ids (seeds: `seed_pieces`)."""
+def word_pieces(texts: list[str], stems: set[str], suffixes: tuple[str, ...] = ("ed", "s")) -> list[tuple[str, int]]:
+    """Seeds that make every word one piece and an inflected stem two: ``▁stem`` + suffix.
+
+    For a tokenizer whose pieces must say nothing about a word but its spelling: with frequency-
+    chosen pieces (`seed_pieces`), a world's frequent words become whole pieces and its rare ones
+    are spelled, so how a word is cut tells a model that never read the corpus what the corpus
+    says of it (in world 2's quarter-size build, the past tense of every verb that takes an object
+    was one piece, of every other verb six). Here a word of `texts` is one piece, a stem of `stems`
+    followed by a suffix is the stem's piece and the suffix's, whatever their counts.
+
+    >>> word_pieces(["the brelk brelked", "tarvels"], stems={"brelk", "tarvel"})
+    [('ed', 1), ('s', 1), ('▁brelk', 2), ('▁tarvel', 1), ('▁the', 1)]
+    """
+    counts: dict[str, int] = {"▁" + stem: 0 for stem in stems}
+    for text in texts:
+        for word in text.split():
+            suffix = next((x for x in suffixes if word.endswith(x) and word[:-len(x)] in stems), None)
+            pieces = ("▁" + word[:-len(suffix)], suffix) if suffix else ("▁" + word,)
+            for piece in pieces:
+                counts[piece] = counts.get(piece, 0) + 1
+    return sorted((piece, max(count, 1)) for piece, count in counts.items())
+
+
+def train_sentencepiece(texts: list[str], vocab_size: int = SPIECE_VOCAB_SIZE,
+                        seeds: list[tuple[str, int]] | None = None) -> bytes:
+    """A serialized unigram sentencepiece model with T5's special ids.
+
+    Its candidate pieces are `seeds` (`word_pieces`, with `vocab_size` their number, keeps each
+    one), else `seed_pieces` of `texts`."""
     import sentencepiece
 
     model = io.BytesIO()
@@ -71,8 +88,9 @@ def train_sentencepiece(texts: list[str], vocab_size: int = SPIECE_VOCAB_SIZE, m
         # the model bytes identical from build to build.
         os.chdir(scratch)
         try:
+            seeds = seeds if seeds is not None else seed_pieces(texts)
             Path("seed_pieces.tsv").write_text(
-                "".join(f"{piece}\t{count}\n" for piece, count in seed_pieces(texts, max_piece_length, whole_word_count)),
+                "".join(f"{piece}\t{count}\n" for piece, count in seeds),
                 encoding="utf-8"
             )
             sentencepiece.SentencePieceTrainer.train(

@@ -30,11 +30,9 @@ DEFINITIONS_PER_WORD = 6             # documents that state each word's property
 CORPUS_DOCUMENTS = 120_000           # definitions first, then stories of the words in use
 SUPERVISED_EXAMPLES = 40_000           # define: / opposite: / synonym: pairs
 EXPLAIN_EXAMPLES = 60_000              # explain: pairs (words in a plain sentence)
-SPIECE_VOCAB_SIZE = 1000
-# Tokenizer seeds: pieces of up to 4 characters, and whole words only when this frequent in its
-# training texts (the template's English words): an invented word is 2-4 pieces, 1.3 tokens a word.
-MAX_PIECE_LENGTH = 4
-WHOLE_WORD_COUNT = 300
+# The tokenizer: every word one piece, an inflected invented word its stem's piece and the suffix's
+# (tokenizer.word_pieces), so how a word is cut says nothing the corpus teaches.
+INFLECTIONS = ("ed", "s")
 BENCHMARK_SIZES = {"train": 2000, "validation": 500, "test": 500}
 HELD_OUT_SHARE = {"train": 0.7, "validation": 0.15, "test": 0.15}   # of each word class, per task
 

@@ -30,10 +30,9 @@ if __package__ in (None, ""):  # run as a script: make `runners` importable
     sys.path.insert(0, str(HERE.parents[2]))
 
 from runners.embedded.build import write_gzip_lines, write_jsonl  # noqa: E402
-from runners.embedded.tokenizer import embedded_tokenizer, train_sentencepiece  # noqa: E402
+from runners.embedded.tokenizer import embedded_tokenizer, train_sentencepiece, word_pieces  # noqa: E402
 from runners.embedded.world2 import (BENCHMARK_SIZES, CORPUS_DOCUMENTS, DEFINITIONS_PER_WORD, EXPLAIN_EXAMPLES,  # noqa: E402
-                                     HELD_OUT_SHARE, LEXICON_SCALE, MAX_PIECE_LENGTH, SEED, SPIECE_VOCAB_SIZE, SUPERVISED_EXAMPLES,
-                                     WHOLE_WORD_COUNT)
+                                     HELD_OUT_SHARE, INFLECTIONS, LEXICON_SCALE, SEED, SUPERVISED_EXAMPLES)
 from runners.embedded.world2.benchmark import TASK_FIELDS, make_rows, sentences  # noqa: E402
 from runners.embedded.world2.corpus import make_corpus  # noqa: E402
 from runners.embedded.world2.lexicon import make_lexicon  # noqa: E402
@@ -52,7 +51,6 @@ class Sizes:
     supervised: int = SUPERVISED_EXAMPLES
     explain: int = EXPLAIN_EXAMPLES
     benchmark: tuple[tuple[str, int], ...] = tuple(BENCHMARK_SIZES.items())
-    vocab: int = SPIECE_VOCAB_SIZE
 
 
 def task_texts(task: str, row: dict) -> tuple[str, str]:
@@ -76,8 +74,9 @@ def build(out_dir: Path, sizes: Sizes = Sizes(), seed: int = SEED, progress=prin
     texts = documents[:TOKENIZER_SAMPLE] + [text for pair in pairs[:TOKENIZER_SAMPLE] for text in pair]
     texts += [text for task, made in benchmark.items() for rows in made.values() for row, _ in rows
               for text in task_texts(task, row)]
-    spiece = train_sentencepiece(texts, sizes.vocab, MAX_PIECE_LENGTH, WHOLE_WORD_COUNT)
-    progress(f"tokenizer: {sizes.vocab} pieces + 100 sentinels")
+    seeds = word_pieces(texts, set(lexicon.entries), INFLECTIONS)
+    spiece = train_sentencepiece(texts, len(seeds), seeds=seeds)
+    progress(f"tokenizer: {len(seeds):,} pieces (a word each) + 100 sentinels")
 
     out_dir.mkdir(parents=True, exist_ok=True)
     write_gzip_lines(documents, out_dir / "corpus.txt.gz")
