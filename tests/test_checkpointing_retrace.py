@@ -38,7 +38,10 @@ def test_a_copy_with_checkpointing_on_retraces_and_gives_the_plain_gradients(cop
     recomputed = []
     original = modeling_utils.checkpoint       # what enabling binds into every block's call
     monkeypatch.setattr(modeling_utils, "checkpoint", lambda f, *a, **k: recomputed.append(1) or original(f, *a, **k))
-    copied.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    if hasattr(copied, "activation_checkpointing_enable"):   # transformers >= 5.24's name for it
+        copied.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+    else:
+        copied.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     checkpointed = trained_gradients(copied)
     assert len(recomputed) == 4                      # every block of both stacks ran under checkpointing
     assert all(block.gradient_checkpointing for block in copied.encoder.block)   # and it is still on
