@@ -10,28 +10,28 @@ from __future__ import annotations
 import builtins
 import csv
 import importlib.metadata
+import importlib.util
 import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-peft = pytest.importorskip("peft", reason="the compare extra: pip install -e '.[compare]'")
+from safetensors.torch import load_file
 
-from safetensors.torch import load_file  # noqa: E402
+from conftest import one_line_exit_2, t5_base_on_meta, t5_base_plan, write_rte
+from runners import finetune
+from runners.finetune import arguments, run
+from runners.finetune.library_baselines import DEFAULT_LORA_RANK, PEFT_WEIGHTS, apply_baseline, baseline_mapping
+from runners.finetune.model import build_model, parse_init_overrides
+from runners.finetune.results import RunResult, read_jsonl
+from runners.finetune.training import TrainConfig, train
+from runners.tasks import get_task
+from runners.tasks.data import embedded_tokenizer, load_embedded
 
-from conftest import one_line_exit_2, t5_base_on_meta, t5_base_plan, write_rte  # noqa: E402
-from runners import finetune  # noqa: E402
-from runners.finetune import arguments, run  # noqa: E402
-from runners.finetune.library_baselines import (DEFAULT_LORA_RANK, PEFT_WEIGHTS, apply_baseline,  # noqa: E402
-                                                baseline_mapping)
-from runners.finetune.model import build_model, parse_init_overrides  # noqa: E402
-from runners.finetune.results import RunResult, read_jsonl  # noqa: E402
-from runners.finetune.training import TrainConfig, train  # noqa: E402
-from runners.tasks import get_task  # noqa: E402
-from runners.tasks.data import embedded_tokenizer, load_embedded  # noqa: E402
-
-VERSION = importlib.metadata.version("peft")
+HAS_PEFT = importlib.util.find_spec("peft") is not None
+needs_peft = pytest.mark.skipif(not HAS_PEFT, reason="the compare extra: pip install -e '.[compare]' (setup.sh does)")
+VERSION = importlib.metadata.version("peft") if HAS_PEFT else None
 # d_model 32 and heads·d_kv 4·6 = 24 differ, and a decoder block has two attentions to the encoder's one, so a
 # count that mixed up the sizes or the stacks would not match.
 TINY = ["d_model=32", "d_kv=6", "d_ff=64", "num_layers=1", "num_heads=4"]
@@ -56,6 +56,7 @@ def tiny_base(seed: int = 0):
     return build_model(None, embedded_tokenizer(), parse_init_overrides(TINY), seed=seed)
 
 
+@needs_peft
 @pytest.mark.parametrize("rank", [1, 3])
 def test_trained_parameters_are_the_closed_form(rank):
     model = tiny_base()
@@ -69,6 +70,7 @@ def test_trained_parameters_are_the_closed_form(rank):
     assert {name.split(".lora_")[0].rsplit(".", 1)[-1] for name in trained} == {"q", "v"}
 
 
+@needs_peft
 def test_the_default_rank_is_about_compacter_plus_plus_on_t5_base():
     model = t5_base_on_meta()
     expected = lora_closed_form(model.config, DEFAULT_LORA_RANK)
@@ -78,6 +80,7 @@ def test_the_default_rank_is_about_compacter_plus_plus_on_t5_base():
     assert compacter == 104_704 and abs(report.trainable - compacter) / compacter < 0.06
 
 
+@needs_peft
 @pytest.mark.filterwarnings("ignore:.*is_gradient_checkpointing:FutureWarning")  # PEFT 0.21 on transformers 5.2x
 def test_training_moves_lora_only_and_the_saved_files_are_peft_s(tmp_path):
     model = tiny_base(seed=3)
@@ -101,6 +104,8 @@ def test_training_moves_lora_only_and_the_saved_files_are_peft_s(tmp_path):
     # best/ is PEFT's own format: PeftModel.from_pretrained on a fresh base gets the same tensors.
     saved = load_file(tmp_path / "best" / PEFT_WEIGHTS)
     assert len(saved) == len(lora_before)
+    import peft
+
     reloaded = peft.PeftModel.from_pretrained(tiny_base(seed=3), tmp_path / "best")
     reloaded_lora = {name.removeprefix("base_model.model.").replace(".default", ""): p
                      for name, p in reloaded.named_parameters() if ".lora_" in name}
@@ -124,6 +129,7 @@ def uninterrupted(tmp_path_factory) -> tuple[Path, Path]:
     return data_dir, root / "out"
 
 
+@needs_peft
 def test_the_runner_gives_peft_lora_a_row_like_a_recipe_s(uninterrupted, capsys):
     _, out = uninterrupted
     label = f"peft-lora (PEFT {VERSION}, r=2)"
@@ -141,6 +147,7 @@ def test_the_runner_gives_peft_lora_a_row_like_a_recipe_s(uninterrupted, capsys)
     assert (run_dir / "best" / "adapter_config.json").is_file() and (run_dir / "test_predictions.jsonl").is_file()
 
 
+@needs_peft
 def test_peft_lora_stopped_mid_epoch_resumes_exactly(uninterrupted, tmp_path, capsys):
     data_dir, reference = uninterrupted
     out, run_dir = tmp_path / "out", Path("rte") / "peft-lora" / "seed-7"
@@ -168,6 +175,7 @@ def test_missing_peft_is_one_line_before_any_data(tmp_path, monkeypatch, capsys)
     assert not (tmp_path / "out").exists(), error
 
 
+@needs_peft
 def test_peft_that_cannot_be_imported_is_one_line_before_any_data(tmp_path, monkeypatch, capsys):
     real_import = builtins.__import__
 
@@ -201,9 +209,13 @@ def test_a_rank_that_is_no_number_on_the_command_line_exits_2(capsys):
     assert exit_info.value.code == 2 and "--lora-rank: invalid int value: '1.5'" in capsys.readouterr().err
 
 
-def test_lora_rank_without_peft_lora_and_engine_only_flags_are_refused(capsys):
+def test_lora_rank_without_peft_lora_is_refused(capsys):
     one_line_exit_2(finetune.main(["--recipe", "compacter++", "--lora-rank", "4"]), capsys,
                     "--lora-rank 4", "add peft-lora to --recipe")
+
+
+@needs_peft
+def test_engine_only_flags_with_peft_lora_are_refused(capsys):
     one_line_exit_2(finetune.main(["--recipe", "peft-lora", "--set", "options.n=8"]), capsys,
                     "--set options.n=8", "--lora-rank")
     one_line_exit_2(finetune.main(["--recipe", "peft-lora", "--train-output-layer"]), capsys, "--train-output-layer")
