@@ -21,11 +21,13 @@ from safetensors.torch import load_file
 
 from conftest import one_line_exit_2, t5_base_on_meta, t5_base_plan, write_rte
 from runners import finetune
+from runners.errors import UsageError
 from runners.finetune import arguments, run
 from runners.finetune.library_baselines import DEFAULT_LORA_RANK, PEFT_WEIGHTS, apply_baseline, baseline_mapping
 from runners.finetune.model import build_model, parse_init_overrides
 from runners.finetune.results import RunResult, read_jsonl
 from runners.finetune.training import TrainConfig, train
+from runners.predict.cli import find_adapter
 from runners.tasks import get_task
 from runners.tasks.data import embedded_tokenizer, load_embedded
 
@@ -146,6 +148,9 @@ def test_the_runner_gives_peft_lora_a_row_like_a_recipe_s(uninterrupted, capsys)
     assert [r["epoch"] for r in read_jsonl(run_dir / "log.jsonl") if r["event"] == "eval"] == [1, 2]
     assert (run_dir / "best" / "adapter_config.json").is_file() and (run_dir / "test_predictions.jsonl").is_file()
 
+    with pytest.raises(UsageError, match="PeftModel.from_pretrained"):  # runners.predict loads our adapters only
+        find_adapter(run_dir)
+
 
 @needs_peft
 def test_peft_lora_stopped_mid_epoch_resumes_exactly(uninterrupted, tmp_path, capsys):
@@ -199,7 +204,7 @@ def test_a_rank_out_of_range_is_one_line_naming_the_flag(rank, capsys):
 @pytest.mark.parametrize("rank", [1.5, "2", True])
 def test_a_rank_that_is_no_whole_number_is_refused(rank):
     # A resumed invocation's arguments.json is checked like the command line (it may have been edited).
-    with pytest.raises(arguments.UsageError, match=f"--lora-rank {rank}: give a whole number"):
+    with pytest.raises(UsageError, match=f"--lora-rank {rank}: give a whole number"):
         arguments.check_options({"lora_rank": rank})
 
 
