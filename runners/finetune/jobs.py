@@ -34,7 +34,8 @@ from .model_kind import kind_of_model
 from .overrides import OverrideError, Override, Setting, parse_sets, parse_sweeps, settings_grid, with_output_layer
 from .protocol import search_grid
 from .invocation import Settings, UsageError
-from .library_baselines import baseline_mapping, check_baseline, digest, is_library_baseline, row_label
+from .library_baselines import (BaselineRecord, baseline_mapping, check_baseline, is_library_baseline, row_label,
+                                digest as baseline_digest)
 from .run_folders import content_hash, labels, safe_name
 
 
@@ -70,16 +71,6 @@ class Job:
         """What the run folder's run.json records, so a folder never receives another run."""
         recipe = json.loads(json.dumps(load_job_recipe(self.recipe).to_dict(), default=str))
         return {"task": self.task_name, "recipe": recipe, "setting": self.setting.label, "seed": self.seed}
-
-
-class BaselineRecord:
-    """A library baseline's record where the runner reads a recipe: its name and its content."""
-
-    def __init__(self, mapping: dict[str, Any]):
-        self.name, self.mapping = str(mapping["name"]), mapping
-
-    def to_dict(self) -> dict[str, Any]:
-        return dict(self.mapping)
 
 
 def load_job_recipe(mapping: dict[str, Any]) -> surgery.Recipe | BaselineRecord:
@@ -146,7 +137,7 @@ def task_recipes(settings: Settings, tasks: list[Any], default_recipes: dict[str
 
 def _digest(mapping: dict[str, Any], given_as: str) -> str:
     if is_library_baseline(mapping):
-        return digest(mapping)
+        return baseline_digest(mapping)
     try:
         return content_hash(surgery.load_recipe(mapping))
     except surgery.SurgeryError as error:
