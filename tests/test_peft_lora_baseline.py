@@ -224,3 +224,5 @@ def test_engine_only_flags_with_peft_lora_are_refused(capsys):
     one_line_exit_2(finetune.main(["--recipe", "peft-lora", "--set", "options.n=8"]), capsys,
                     "--set options.n=8", "--lora-rank")
     one_line_exit_2(finetune.main(["--recipe", "peft-lora", "--train-output-layer"]), capsys, "--train-output-layer")
+    one_line_exit_2(finetune.main(["--recipe", "peft-lora,compacter++", "--one-base", "--task", "rte,cola"]), capsys,
+                    "--one-base")
