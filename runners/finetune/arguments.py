@@ -28,7 +28,7 @@ from .errors import UsageError
 INT_LIMIT = 2**31 - 1
 POSITIVE = ("epochs", "batch_size", "grad_accum", "max_source_length", "max_target_length", "eval_every",
             "eval_batch_size", "log_every", "stop_after_steps", "save_every_steps", "max_train",
-            "generation_max_length", "low_resource")
+            "generation_max_length", "low_resource", "lora_rank")
 MAX_THREADS = 4096
 SEEDS = ("seed", "split_seed")
 FLAGS = ("cpu", "overwrite", "no_progress", "gradient_checkpointing", "paper_search", "train_output_layer", "one_base",

@@ -11,6 +11,7 @@
     python -m runners.finetune --train-file train.csv --validation-file dev.csv --text-column review --label-column sentiment
     python -m runners.finetune --model t5-base --task rte --recipe compacter --sweep lr=3e-4,3e-3 options.n=4,8,12
     python -m runners.finetune --model t5-base --task rte --recipe compacter --set options.n=8 --train-output-layer
+    python -m runners.finetune --task embedded-glue --recipe compacter++,peft-lora --seeds 1 2 3   # PEFT's LoRA beside it
 
 Every distinct run (task × recipe × seed) gets a folder ``OUT/<task>/<recipe>/seed-<seed>/``
 holding ``log.jsonl``, ``best/`` (adapter of the best validation epoch), ``last/`` (resumable
@@ -33,6 +34,7 @@ from runners.command import interrupted
 
 # Light imports only: --help and every usage error come back in well under a second. torch,
 # transformers, datasets and the engine are imported in `run`, once the options are known good.
+from .library_baselines import DEFAULT_LORA_RANK, INSTALL_HINT, PEFT_LORA
 from .invocation import (DEFAULT_RECIPE, EXIT_OUT_OF_MEMORY, EXIT_USAGE, Settings, UsageError, is_main_process,
                          resolve_settings, say)
 
@@ -64,6 +66,11 @@ def add_what_to_train(parser: argparse.ArgumentParser) -> None:
                                      "(default: embedded-sst2)")
     what.add_argument("--recipe", help="bundled recipe name or YAML path, or several comma-separated, or 'all' "
                                        f"(every bundled recipe; default: {DEFAULT_RECIPE})")
+    what.add_argument("--lora-rank", type=int, metavar="R",
+                      help=f"the rank of --recipe {PEFT_LORA}: Hugging Face PEFT's own LoRA, trained side by side with the "
+                           "recipes (PEFT's default targets, on T5 every attention's q and v; alpha 2·R; default "
+                           f"{DEFAULT_LORA_RANK}: 110,592 parameters on T5-base, Compacter++ 104,704). Needs PEFT: "
+                           f"{INSTALL_HINT}")
     what.add_argument("--model", help="Hugging Face model name or local folder (default: the embedded pretrained T5 "
                                       "in runners/embedded/model)")
     what.add_argument("--random-init", action="store_true", default=None,

@@ -130,6 +130,9 @@ def resolve_settings(args: argparse.Namespace) -> Settings:
         import surgery
 
         recipes = [name for recipe in recipes for name in (surgery.bundled_recipes() if recipe == "all" else [recipe])]
+    from .library_baselines import check_baseline_options
+
+    check_baseline_options(recipes, options)  # PEFT missing: said here, before any data or model is read
     return Settings(tasks, recipes, list(seeds), output_dir, options)
 
 

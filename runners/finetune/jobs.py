@@ -8,6 +8,7 @@
       ├─ per recipe: its settings — the --sweep grid (and the paper's, --paper-search), --set in each
       ├─ each (recipe, setting): the recipe with the values written in, checked by surgery.plan on
       │            the model's architecture: a bad value gets the recipe file's error, before training
+      │            (a library baseline, --recipe peft-lora: its record, checked by runners.finetune.library_baselines)
       └─ per seed: one Job, with its run folder OUT/<task>/<label>[/<setting>]/seed-<seed>
 
 >>> from runners.finetune.overrides import Setting, parse_sets
@@ -33,6 +34,8 @@ from .model_kind import kind_of_model
 from .overrides import OverrideError, Override, Setting, parse_sets, parse_sweeps, settings_grid, with_output_layer
 from .protocol import search_grid
 from .invocation import Settings, UsageError
+from .library_baselines import (BaselineRecord, baseline_mapping, check_baseline, is_library_baseline, row_label,
+                                digest as baseline_digest)
 from .run_folders import content_hash, labels, safe_name
 
 
@@ -55,14 +58,24 @@ class Job:
     def recipe_label(self) -> str:
         return self.label or safe_name(self.recipe_name)
 
+    @property
+    def row_label(self) -> str:
+        """The run's row in the results table: its folder's label; a library baseline's also names the library."""
+        return row_label(self.recipe, self.recipe_label) if is_library_baseline(self.recipe) else self.recipe_label
+
     def run_dir(self, output_dir: Path) -> Path:
         base = Path(output_dir) / self.task_name / self.recipe_label
         return (base / self.folder if self.folder else base) / f"seed-{self.seed}"
 
     def identity(self) -> dict[str, Any]:
         """What the run folder's run.json records, so a folder never receives another run."""
-        recipe = json.loads(json.dumps(surgery.load_recipe(self.recipe).to_dict(), default=str))
+        recipe = json.loads(json.dumps(load_job_recipe(self.recipe).to_dict(), default=str))
         return {"task": self.task_name, "recipe": recipe, "setting": self.setting.label, "seed": self.seed}
+
+
+def load_job_recipe(mapping: dict[str, Any]) -> surgery.Recipe | BaselineRecord:
+    """A job's mapping as the engine reads it, or a library baseline's record (`runners.finetune.library_baselines`)."""
+    return BaselineRecord(mapping) if is_library_baseline(mapping) else surgery.load_recipe(mapping)
 
 
 def recipe_mapping(recipe: str) -> dict[str, Any]:
@@ -101,12 +114,15 @@ def task_recipes(settings: Settings, tasks: list[Any], default_recipes: dict[str
         seen: dict[str, str] = {}
         chosen[task.name] = []
         for recipe in settings.recipes or default_recipes[task.name]:
-            try:
-                base = recipe_mapping(recipe)
-            except surgery.SurgeryError as error:
-                raise UsageError(f"recipe {recipe!r}: {error}") from None
-            if options.get("train_output_layer"):
-                base = with_output_layer(base)
+            if is_library_baseline(recipe):  # another library's method: its record, as it is
+                base = baseline_mapping(recipe, options)
+            else:
+                try:
+                    base = recipe_mapping(recipe)
+                except surgery.SurgeryError as error:
+                    raise UsageError(f"recipe {recipe!r}: {error}") from None
+                if options.get("train_output_layer"):
+                    base = with_output_layer(base)
             digest = _digest(base, recipe)
             if digest in seen:
                 note = (f"--recipe {seen[digest]!r} and {recipe!r} are the same recipe; running it once"
@@ -120,6 +136,8 @@ def task_recipes(settings: Settings, tasks: list[Any], default_recipes: dict[str
 
 
 def _digest(mapping: dict[str, Any], given_as: str) -> str:
+    if is_library_baseline(mapping):
+        return baseline_digest(mapping)
     try:
         return content_hash(surgery.load_recipe(mapping))
     except surgery.SurgeryError as error:
@@ -138,10 +156,11 @@ def plan_jobs(settings: Settings, tasks: list[Any], architecture: Any, default_r
     bundled = set(surgery.bundled_recipes())
     kind = kind_of_model(architecture)  # a classifier's recipes also train its head
     depths = stack_depths(architecture)
-    recipes = {task: [(given, kind.fit_recipe(fit_skip_first(base, depths, fitting) if given in bundled
-                                              else base)) for given, base in pairs] for task, pairs in recipes.items()}
+    recipes = {task: [(given, base if is_library_baseline(base) else
+                       kind.fit_recipe(fit_skip_first(base, depths, fitting) if given in bundled else base))
+                      for given, base in pairs] for task, pairs in recipes.items()}
     notes += [note for note in dict.fromkeys(fitting) if note not in notes]
-    every = {_digest(base, given): (given, surgery.load_recipe(base)) for pairs in recipes.values() for given, base in pairs}
+    every = {_digest(base, given): (given, load_job_recipe(base)) for pairs in recipes.values() for given, base in pairs}
     label_of = labels(list(every.values()), notes)
     checked: set[str] = set()
     jobs: list[Job] = []
@@ -155,15 +174,10 @@ def plan_jobs(settings: Settings, tasks: list[Any], architecture: Any, default_r
                 key = json.dumps(mapping, sort_keys=True, default=str)
                 if key not in checked:
                     context = f"recipe {recipe!r}" + (f" [{setting.label}]" if setting.label else "")
-                    try:
-                        surgery.plan(architecture, mapping, device=device)
-                    except surgery.RecipeError as error:
-                        hint = ("" if error.key.split(".")[0] in RECIPE_KEYS else
-                                "; --set and --sweep take recipe keys and lr (other training settings have "
-                                "their own options, e.g. --epochs)")
-                        raise UsageError(f"{context}: {error}{hint}") from None
-                    except surgery.SurgeryError as error:
-                        raise UsageError(f"{context}: {error}") from None
+                    if is_library_baseline(mapping):
+                        check_baseline(mapping, architecture)
+                    else:
+                        check_plan(context, architecture, mapping, device)
                     checked.add(key)
                 folder = setting.folder
                 while folder in folders:  # two labels that differ only in characters a folder name replaces
@@ -171,6 +185,19 @@ def plan_jobs(settings: Settings, tasks: list[Any], architecture: Any, default_r
                 folders.add(folder)
                 jobs += [Job(task.name, mapping, setting, seed, folder, label) for seed in settings.seeds]
     return jobs
+
+
+def check_plan(context: str, architecture: Any, mapping: dict[str, Any], device: Any) -> None:
+    """`surgery.plan` of the recipe on the model's architecture: a bad value gets the recipe file's error."""
+    try:
+        surgery.plan(architecture, mapping, device=device)
+    except surgery.RecipeError as error:
+        hint = ("" if error.key.split(".")[0] in RECIPE_KEYS else
+                "; --set and --sweep take recipe keys and lr (other training settings have "
+                "their own options, e.g. --epochs)")
+        raise UsageError(f"{context}: {error}{hint}") from None
+    except surgery.SurgeryError as error:
+        raise UsageError(f"{context}: {error}") from None
 
 
 def is_sweep(options: dict[str, Any]) -> bool:

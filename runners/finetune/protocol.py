@@ -64,11 +64,14 @@ import surgery
 from surgery.method import get_method_class
 from surgery.options import parse_options
 
+from .library_baselines import is_library_baseline
+
 # The rows of the appendix's learning-rate tables (the paper's method names).
 T5 = "T5 (full fine-tuning)"
 ADAPTER, PFEIFFER, ADAPTERDROP, LOWRANK = "Adapter", "Pfeiffer-Adapter", "AdapterDrop", "Adapter-LowRank"
 PROMPT_R, PROMPT_T, SAID, BITFIT = "Prompt tuning-R", "Prompt tuning-T", "Intrinsic-SAID", "BitFit"
 PHM, COMPACTER, COMPACTER_PP = "PHM-Adapter", "Compacter", "Compacter++"
+LORA_PEFT = "LoRA (PEFT)"  # a library baseline (--recipe peft-lora): no table of the paper has it
 
 # Every learning rate a run gets by default: a column per source (RATE_SOURCES), a row per method.
 _BASE_GLUE = {T5: 3e-4, ADAPTER: 3e-4, PFEIFFER: 3e-4, ADAPTERDROP: 3e-4, LOWRANK: 3e-3, PROMPT_R: 3e-2,
@@ -84,9 +87,10 @@ LEARNING_RATES: dict[str, dict[str, float]] = {
     # validation score, here on embedded-sst2 (seed 1, 3 epochs; the search and its scores are in
     # runners/embedded/README.md). The paper's own T5-small rates (Table 10, 3e-3 for Compacter++)
     # left the Compacters at chance here. Prompt tuning's search was cut short (-R ran 3e-4 and 3e-3
-    # only, both failed): 3e-2 for both.
+    # only, both failed): 3e-2 for both. PEFT's LoRA (r = 1) was searched the same way with the embedded
+    # protocol of today (dropout 0, batches grouped by length): 3e-3.
     "embedded": {T5: 3e-4, ADAPTER: 3e-3, PFEIFFER: 3e-3, ADAPTERDROP: 3e-3, LOWRANK: 3e-3, PHM: 3e-3, BITFIT: 3e-3,
-                 SAID: 3e-3, COMPACTER: 3e-2, COMPACTER_PP: 3e-2, PROMPT_R: 3e-2, PROMPT_T: 3e-2},
+                 SAID: 3e-3, COMPACTER: 3e-2, COMPACTER_PP: 3e-2, PROMPT_R: 3e-2, PROMPT_T: 3e-2, LORA_PEFT: 3e-3},
 }
 RATE_SOURCES = {"Table 4": "appendix Table 4 (T5-base, GLUE)",
                 "Table 5": "appendix Table 5 (T5-base, GLUE, output layer trained)",
@@ -199,6 +203,18 @@ def paper_method(recipe: str | dict | surgery.Recipe) -> str | None:
     return PFEIFFER if sites == {"after_self_attention"} else ADAPTER
 
 
+def learning_rate_row(recipe: str | dict | surgery.Recipe) -> tuple[str, str | None, bool]:
+    """(name, row of LEARNING_RATES or None, whether the output layer trains) of a recipe or a library baseline.
+
+    >>> learning_rate_row("compacter++"), learning_rate_row({"name": "peft-lora", "library": "peft"})
+    (('compacter++', 'Compacter++', False), ('peft-lora', 'LoRA (PEFT)', False))
+    """
+    if isinstance(recipe, dict) and is_library_baseline(recipe):
+        return str(recipe["name"]), LORA_PEFT, False
+    parsed = surgery.load_recipe(recipe)
+    return parsed.name, paper_method(parsed), trains_output_layer(parsed)
+
+
 def trains_output_layer(recipe: surgery.Recipe) -> bool:
     """Whether the recipe trains the output layer besides its method (paper Table 7)."""
     return recipe.method != "full-finetune" and bool({"output_layer", "all"} & set(recipe.train))
@@ -264,14 +280,13 @@ def paper_protocol(task: Any, recipe: str | dict | surgery.Recipe | None = None,
         sources["warmup_steps"] += "; §5.6 states none, the benchmark's is kept"
 
     if recipe is not None:
-        parsed = surgery.load_recipe(recipe)
-        method = paper_method(parsed)
-        if method is None:
-            notes.append(f"note: recipe {parsed.name!r} is none of the paper's methods: no table gives its learning rate; "
+        name, method, output_layer = learning_rate_row(recipe)
+        if method not in LEARNING_RATES["Table 4"]:  # Table 4 has every method of the paper
+            notes.append(f"note: recipe {name!r} is none of the paper's methods: no table gives its learning rate; "
                          f"using {DEFAULT_LEARNING_RATE:g}")
             values["learning_rate"], sources["learning_rate"] = DEFAULT_LEARNING_RATE, DEFAULT_RATE_SOURCE
         else:
-            rate, source, lr_notes = learning_rate(method, size, benchmark, trains_output_layer(parsed))
+            rate, source, lr_notes = learning_rate(method, size, benchmark, output_layer)
             values["learning_rate"], sources["learning_rate"] = rate, source
             notes += lr_notes
     return Protocol(values, sources, notes)
@@ -286,9 +301,11 @@ def search_grid(recipe: str | dict | surgery.Recipe, model_config: Any = None) -
     >>> search_grid("bitfit")
     {'lr': [3e-05, 0.0003, 0.003, 0.03, 0.3]}
     """
-    parsed = surgery.load_recipe(recipe)
     size, _ = model_size(model_config)
     grid: dict[str, list[Any]] = {"lr": list(SEARCH_LEARNING_RATES)}
+    if isinstance(recipe, dict) and is_library_baseline(recipe):  # its rank is --lora-rank, not a recipe key
+        return grid
+    parsed = surgery.load_recipe(recipe)
     if parsed.method == "adapter":
         grid["options.bottleneck"] = list(SEARCH_BOTTLENECKS[size])
         if _options(parsed).projection == "phm":
@@ -330,14 +347,12 @@ def embedded_defaults(recipe=None, low_resource: int | None = None) -> dict[str,
         values["epochs"] = EMBEDDED_LOW_RESOURCE_EPOCHS.get(low_resource, values["epochs"])
         values["eval_every"] = EMBEDDED_LOW_RESOURCE_EVAL_EVERY.get(low_resource, 1)
     if recipe is not None:
-        parsed = surgery.load_recipe(recipe)
-        method = paper_method(parsed)
-        if method in LEARNING_RATES["embedded"] and not trains_output_layer(parsed):
+        _, method, output_layer = learning_rate_row(recipe)
+        if method in LEARNING_RATES["embedded"] and not output_layer:
             values["learning_rate"] = LEARNING_RATES["embedded"][method]
             sources["learning_rate"] = RATE_SOURCES["embedded"]
-        elif method is not None:  # with the output layer trained: the paper's T5-small rate
-            values["learning_rate"], sources["learning_rate"], _ = learning_rate(method, "t5-small", "glue",
-                                                                                 trains_output_layer(parsed))
+        elif method in LEARNING_RATES["Table 4"]:  # with the output layer trained: the paper's T5-small rate
+            values["learning_rate"], sources["learning_rate"], _ = learning_rate(method, "t5-small", "glue", output_layer)
         else:
             values["learning_rate"], sources["learning_rate"] = DEFAULT_LEARNING_RATE, DEFAULT_RATE_SOURCE
     return {**values, "sources": sources, "notes": []}

@@ -2,7 +2,7 @@
 
     restore(folder, ...)
       ├─ training_state.pt      read and checked: same frozen base, same number of steps
-      ├─ surgery.load_adapter   the trained tensors (the checkpoint is verified first)
+      ├─ load_trained           the trained tensors (surgery.load_adapter, verified first; or PEFT's)
       ├─ optimizer, scheduler, grad scaler, Progress
       ├─ RNG states of this process
       └─ log.jsonl              cut back to what the checkpoint had seen (no step logged twice)
@@ -16,11 +16,9 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-import surgery
-
 from .errors import TrainingSetupError
 from .results import JsonlLog
-from .state import Progress, load_rng_states, load_training_state, restore_rng_states
+from .state import Progress, load_rng_states, load_trained, load_training_state, restore_rng_states
 
 
 def restore(folder: Path, model: torch.nn.Module, optimizer, scheduler, scaler, *, rank: int, seed: int,
@@ -38,7 +36,7 @@ def restore(folder: Path, model: torch.nn.Module, optimizer, scheduler, scaler, 
     if saved_steps != total_steps:
         raise TrainingSetupError(f"{folder}: the interrupted run planned {saved_steps} steps, this one "
                                  f"{total_steps} (another --epochs, --batch-size or training set?)")
-    surgery.load_adapter(model, folder)
+    load_trained(model, folder)
     try:
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])

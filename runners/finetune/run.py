@@ -8,7 +8,7 @@
       │    ├─ run.json        which run the folder holds: never another
       │    ├─ finished earlier (result.json)?  reuse it      (an invocation resumed with --resume)
       │    ├─ recover last/ and best/ from an interrupted write, if any (and say so)
-      │    ├─ build the model with the seed, surgery.apply(recipe)
+      │    ├─ build the model with the seed, surgery.apply(recipe)   (adapt; --recipe peft-lora: PEFT's LoRA)
       │    ├─ training.train(...)  — resumed from last/ when there is one
       │    └─ result.json
       └─ results.md / results.csv, printed
@@ -37,6 +37,7 @@ from .atomic import write_json
 from .errors import NonFiniteLoss, TrainingSetupError
 from .invocation import DEFAULT_RECIPE, EXIT_INTERRUPTED, Settings, UsageError, prepare_output_dir
 from .jobs import Job, is_sweep, plan_jobs
+from .library_baselines import apply_baseline, is_library_baseline
 from .run_folders import unique
 from .figure import write_figure
 from .results import RESULT_FILE, JsonlLog, RunResult, markdown_table, summarize, write_tables
@@ -195,10 +196,9 @@ def run_one(task, job: Job, base_splits: dict[str, list[dict]], tokenizer, setti
     model = build_model(options.get("model"), tokenizer, parse_init_overrides(options.get("init_config")), seed=seed,
                         random_init=bool(options.get("random_init")), task=task)
     with usage_errors(f"recipe {recipe_name!r}: "):
-        report = surgery.report(surgery.apply(model, recipe))
-    applied = surgery.plan_of(model)
+        model, report, protocol_recipe = adapt(model, recipe, options)
     config, lr_source = train_config(options, task, run_dir, seed, resume_from,
-                                     recipe=applied.recipe,
+                                     recipe=protocol_recipe,
                                      model_config=model.config, setting_lr=setting.learning_rate, say=say)
     with_setting = f" [{setting.label}]" if setting.label else ""
     say(f"\n=== {label}: task {task.name} · recipe {recipe_name}{with_setting} · seed {seed} ===")
@@ -221,6 +221,19 @@ def run_one(task, job: Job, base_splits: dict[str, list[dict]], tokenizer, setti
     return finish_run(task, job, splits, config, report, outcome, run_dir, accelerator, say), None
 
 
+def adapt(model: torch.nn.Module, recipe: dict[str, Any], options: dict[str, Any]) -> tuple[torch.nn.Module, Any, Any]:
+    """The job's recipe applied to `model`: (the model to train, its trainable-parameter report, what the
+    protocol reads the learning rate from). A library baseline (--recipe peft-lora) is another library's
+    adaptation, built by `runners.finetune.library_baselines`; every other recipe is the engine's."""
+    if is_library_baseline(recipe):
+        dropout = options.get("dropout")
+        own = getattr(model.config, "dropout_rate", 0.0)  # LoRA's dropout is the protocol's, as set_dropout sets it
+        trained, report = apply_baseline(model, recipe, own if dropout is None else dropout)
+        return trained, report, recipe
+    report = surgery.report(surgery.apply(model, recipe))
+    return model, report, surgery.plan_of(model).recipe
+
+
 def finish_run(task, job: Job, splits: dict[str, list[dict]], config: TrainConfig, report, outcome, run_dir: Path,
                accelerator, say: Say) -> RunResult:
     """Say the test score, write the test predictions and then result.json (which marks the run complete)."""
@@ -229,7 +242,7 @@ def finish_run(task, job: Job, splits: dict[str, list[dict]], config: TrainConfi
     say(f"test {' '.join(f'{k} {v:.1f}' for k, v in outcome.test.items())} "
         f"(checkpoint of epoch {best.best_epoch}, validation "
         f"{' '.join(f'{k} {v:.1f}' for k, v in (best.best_validation or {}).items())}) — {outcome.seconds:.1f} s")
-    result = RunResult(task=task.name, recipe=job.recipe_label, seed=job.seed, test=outcome.test,
+    result = RunResult(task=task.name, recipe=job.row_label, seed=job.seed, test=outcome.test,
                        validation=best.best_validation or {}, best_epoch=best.best_epoch, epochs=config.epochs,
                        train_examples=len(splits["train"]), trainable_parameters=report.trainable,
                        trainable_percent=report.percent, seconds=round(outcome.seconds, 3), output_dir=str(run_dir),
@@ -416,7 +429,7 @@ def run_side_by_side(jobs: list[Job], settings: Settings, workers: int, say: Say
         result, stop_reason = outcome
         scores = (" ".join(f"{k} {v:.1f}" for k, v in result.test.items()) + f" ({result.seconds:.0f} s)"
                   if result is not None else f"stopped: {stop_reason}")
-        say(f"[{finished[0]}/{len(jobs)}] {job.task_name} · {job.recipe_label} · seed {job.seed}: {scores}")
+        say(f"[{finished[0]}/{len(jobs)}] {job.task_name} · {job.row_label} · seed {job.seed}: {scores}")
 
     portable = replace(settings, lock=None)  # the lock stays with this process, which holds it
     calls = [(number, len(jobs), job, portable) for number, job in enumerate(jobs, start=1)]

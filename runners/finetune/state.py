@@ -6,6 +6,8 @@ A resumable checkpoint is a folder::
       t5_surgery_adapter.safetensors  the trained tensors      (surgery.save_adapter)
       t5_surgery_adapter.json         recipe + base fingerprint
       README.md                       model card
+                                  (a library baseline's run, --recipe peft-lora: PEFT's adapter_model.safetensors
+                                  and adapter_config.json instead; `save_trained`, runners.finetune.library_baselines)
       training_state.pt           optimizer, scheduler, grad scaler, Progress, base checksum
       rng_state_rank0.pt          python / numpy / torch (CPU and CUDA) RNG states of process 0
       rng_state_rank1.pt          ... one per process
@@ -41,10 +43,13 @@ from runners.training.checkpoint import (STATE_FILE, CheckpointFolder, load_rng_
                                          restore_rng_states, rng_states, sibling, swap_in)
 from surgery.checkpoint import CONFIG_FILE
 
+from . import library_baselines
+
 FORMAT = "t5-surgery-training-state/1"
-__all__ = ["FORMAT", "STATE_FILE", "Progress", "checkpoint_folder", "frozen_checksum", "is_complete", "load_rng_states",
-           "load_training_state", "recover_adapter", "recover_checkpoint", "restore_rng_states", "resume_folder",
-           "rng_states", "save_adapter_atomically", "save_checkpoint", "sibling", "swap_in"]
+__all__ = ["FORMAT", "STATE_FILE", "Progress", "checkpoint_folder", "frozen_checksum", "holds_trained", "is_complete",
+           "load_rng_states", "load_trained", "load_training_state", "recover_adapter", "recover_checkpoint", "restore_rng_states", "resume_folder",
+           "rng_states", "save_adapter_atomically", "save_checkpoint", "save_trained", "sibling",
+           "swap_in"]
 
 
 @dataclass
@@ -90,9 +95,31 @@ def resume_folder(path: str | Path) -> Path:
     raise FileNotFoundError(f"{path} holds no resumable checkpoint (looked for {STATE_FILE} in it and in {path / 'last'})")
 
 
+def save_trained(model: nn.Module, folder: Path) -> None:
+    """The trained tensors of `model` into `folder`: the engine's adapter (surgery.save_adapter), or a
+    library baseline's own files (`runners.finetune.library_baselines`: PEFT's)."""
+    if library_baselines.uses_peft(model):
+        library_baselines.save_trained(model, folder)
+    else:
+        surgery.save_adapter(model, folder)
+
+
+def load_trained(model: nn.Module, folder: Path) -> None:
+    """What `save_trained` wrote, back into `model` (surgery.CheckpointError where it does not fit)."""
+    if library_baselines.uses_peft(model):
+        library_baselines.load_trained(model, folder)
+    else:
+        surgery.load_adapter(model, folder)
+
+
+def holds_trained(folder: Path) -> bool:
+    """Whether `folder` holds a complete `save_trained` (its record, written last, is there)."""
+    return (folder / CONFIG_FILE).is_file() or library_baselines.holds_trained(folder)
+
+
 def checkpoint_folder(folder: Path) -> CheckpointFolder:
     """The resumable checkpoint `folder` of a fine-tuning run: an adapter plus the training state."""
-    return CheckpointFolder(folder, FORMAT, payload_complete=lambda path: (path / CONFIG_FILE).is_file())
+    return CheckpointFolder(folder, FORMAT, payload_complete=holds_trained)
 
 
 def is_complete(folder: Path) -> bool:
@@ -112,17 +139,24 @@ def recover_checkpoint(folder: Path) -> str | None:
 def recover_adapter(folder: Path) -> str | None:
     """The same for an adapter folder (`best/`) written by surgery.save_adapter (staging, then a swap)."""
     staged = sorted(folder.parent.glob(f".{folder.name}.saving-*")) + sorted(folder.parent.glob(f".{folder.name}.replaced-*"))
-    return recover_folder(folder, lambda path: (path / CONFIG_FILE).is_file(), staged)
+    return recover_folder(folder, holds_trained, staged)
 
 
 def save_adapter_atomically(model: nn.Module, folder: Path, task_record: dict[str, Any] | None = None) -> None:
-    """surgery.save_adapter into `folder`: it writes a new folder and swaps it in (never half-written).
+    """`save_trained` into `folder`, as a new folder swapped in (never half-written).
 
     With `task_record` (runners.tasks.task_record) the folder also gets ``task.json`` and its model
     card says how to predict with it (``python -m runners.predict``). These two are written after
     the swap; were a run killed in between, `runners.predict` reads the run folder's ``task.json``.
     """
-    surgery.save_adapter(model, folder)
+    if library_baselines.uses_peft(model):
+        library_baselines.save_trained_atomically(model, folder)
+        if task_record is not None:  # PEFT's files have no card of ours; task.json says how the run read its data
+            from .task_data import write_task_record
+
+            write_task_record(folder, task_record)
+        return
+    surgery.save_adapter(model, folder)  # stages a new folder and swaps it in
     if task_record is not None:
         from surgery.model_card import CARD_FILE, render_model_card
 
@@ -141,7 +175,7 @@ def save_checkpoint(folder: Path, model: nn.Module, training_state: dict[str, An
     `model` is the unwrapped model; `barrier()` waits for all processes (a shared file system
     is assumed when training on several nodes).
     """
-    checkpoint_folder(folder).write(lambda partial: surgery.save_adapter(model, partial), training_state, rank=rank,
+    checkpoint_folder(folder).write(lambda partial: save_trained(model, partial), training_state, rank=rank,
                                     is_main=is_main, barrier=barrier)
 
 

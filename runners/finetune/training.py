@@ -32,7 +32,6 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-import surgery
 from runners.training.optim import ADAM_BETAS, ADAM_EPSILON, make_accelerator, make_optimizer, make_scheduler, resolve_precision
 from runners.training.signals import StopSignal
 from runners.training.step import NonFiniteLoss, StepResult, backward_token_loss, finish_step
@@ -43,7 +42,7 @@ from .resume import restore
 from .batches import EncodedExample, epoch_permutation, global_batches, length_grouped_batches, shard
 from .model_kind import SEQ2SEQ, ModelKind, kind_of_model, pad_id
 from .evaluation import evaluate
-from .state import Progress, frozen_checksum, save_adapter_atomically, save_checkpoint
+from .state import Progress, frozen_checksum, load_trained, save_adapter_atomically, save_checkpoint
 
 __all__ = ["ADAM_BETAS", "ADAM_EPSILON", "NonFiniteLoss", "StopSignal", "TrainConfig", "TrainOutcome",
            "TrainingSetupError", "make_accelerator", "make_optimizer", "make_scheduler", "resolve_precision",
@@ -374,7 +373,7 @@ class _FinetuneLoop:
         """Test scores and predictions of the best validation checkpoint (the paper's protocol)."""
         self.accelerator.wait_for_everyone()
         if self.best_dir.exists():
-            surgery.load_adapter(self.unwrapped, self.best_dir)
+            load_trained(self.unwrapped, self.best_dir)
         test = self._evaluate("test", self.data.test_rows, self.data.test_sources)
         self.log.write({"event": "test", "step": self.progress.global_step, "best_epoch": self.progress.best_epoch,
                         "test": test.scores})

@@ -73,14 +73,15 @@ def used_arguments(settings, jobs: list, tasks_by_name: dict[str, Any], architec
     """arguments.json for this invocation: every option with the value its runs use."""
     import surgery
 
+    from .library_baselines import DEFAULT_LORA_RANK, is_library_baseline
     from .model import embedded_model_dir
 
     options = settings.options
     configs = {}
     for job in jobs:
-        plan = surgery.plan(architecture, job.recipe)
+        recipe = job.recipe if is_library_baseline(job.recipe) else surgery.plan(architecture, job.recipe).recipe
         config, _ = train_config(options, tasks_by_name[job.task_name], Path("."), job.seed, None,
-                                 recipe=plan.recipe, model_config=architecture.config,
+                                 recipe=recipe, model_config=architecture.config,
                                  setting_lr=job.setting.learning_rate)
         configs[job.run_dir(Path(".")).parent.as_posix()] = config
     used = run_values(configs, getattr(architecture.config, "dropout_rate", None)) if configs else {}
@@ -92,6 +93,8 @@ def used_arguments(settings, jobs: list, tasks_by_name: dict[str, Any], architec
     used["recipe"] = ",".join(dict.fromkeys(job.recipe_name for job in jobs))
     used["seeds"] = list(settings.seeds)
     used["split_seed"] = 42
+    if any(is_library_baseline(job.recipe) for job in jobs):
+        used["lora_rank"] = DEFAULT_LORA_RANK
     used["model"] = ("none: a random-init T5 sized by --init-config" if options.get("init_config")
                      else embedded_model_dir())
     used["precision"] = "auto"

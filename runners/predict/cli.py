@@ -70,6 +70,11 @@ def find_adapter(folder: Path) -> Path:
     if found:
         shown = ", ".join(str(path.parent) for path in found[:3]) + (", ..." if len(found) > 3 else "")
         raise UsageError(f"{folder} holds {len(found)} runs ({shown}); give one of them")
+    from runners.finetune.library_baselines import PEFT_CONFIG
+
+    if any((candidate / PEFT_CONFIG).is_file() for candidate in (folder, folder / "best")):
+        raise UsageError(f"{folder}: a run of --recipe peft-lora holds Hugging Face PEFT's LoRA, not an adapter of ours; "
+                         "load its best/ with peft.PeftModel.from_pretrained(base_model, 'RUN/best')")
     raise UsageError(f"{folder}: no adapter ({ADAPTER_FILE}) in it, in its best/ or in a run below it; give a run "
                      "folder of runners.finetune or its best/ folder")
 
