@@ -128,3 +128,34 @@ def test_fine_tuning_stops_before_the_first_update(tmp_path, monkeypatch):
         runners.finetune.training.train(model, tokenizer, get_task("embedded-sst2"), splits, config)
     assert all(torch.equal(p.detach(), before[name]) for name, p in model.named_parameters())
     assert not (tmp_path / "last").exists()
+
+
+@pytest.mark.parametrize("warmup, total", [(0, 7), (3, 10), (5, 5), (4, 100)])
+def test_the_schedule_is_transformers_linear_schedule_and_resumes_from_its_state(warmup, total):
+    # make_scheduler is written out (importing transformers.optimization pulls in PEFT and
+    # bitsandbytes where installed); transformers' own schedule is the reference, step by step,
+    # and a state saved from transformers' scheduler (checkpoints of earlier versions) resumes ours.
+    from transformers import get_linear_schedule_with_warmup
+
+    def pair():
+        weight = nn.Parameter(torch.zeros(1))
+        return make_optimizer([weight], 0.1), weight
+
+    ours_optimizer, _ = pair()
+    theirs_optimizer, _ = pair()
+    ours = make_scheduler(ours_optimizer, warmup, total)
+    theirs = get_linear_schedule_with_warmup(theirs_optimizer, warmup, total)
+    for step in range(total + 2):
+        assert ours.get_last_lr() == pytest.approx(theirs.get_last_lr(), abs=1e-15), step
+        ours_optimizer.step(), theirs_optimizer.step()
+        ours.step(), theirs.step()
+        if step == total // 2:
+            resumed_optimizer, _ = pair()
+            resumed = make_scheduler(resumed_optimizer, warmup, total)
+            resumed.load_state_dict(theirs.state_dict())
+            assert resumed.last_epoch == theirs.last_epoch
+            assert resumed.get_last_lr() == pytest.approx(theirs.get_last_lr(), abs=1e-15)
+            resumed_optimizer.step()
+            resumed.step()   # and it goes on with transformers' factor for the next step
+            assert resumed.get_last_lr()[0] == pytest.approx(
+                0.1 * theirs.lr_lambdas[0](theirs.last_epoch + 1), abs=1e-15)

@@ -9,9 +9,10 @@
 
 from __future__ import annotations
 
+import functools
+
 import torch
 from torch import nn
-from transformers import get_linear_schedule_with_warmup
 
 ADAM_BETAS = (0.9, 0.999)
 ADAM_EPSILON = 1e-8
@@ -30,10 +31,21 @@ def make_scheduler(optimizer: torch.optim.Optimizer, warmup_steps: int,
                    total_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
     """The paper's schedule: the factor rises 0 → 1 over `warmup_steps`, then falls to 0 at `total_steps`.
 
-    This is `transformers.get_linear_schedule_with_warmup`; its LambdaLR's state_dict (saved in a
-    checkpoint) restores the position exactly on resume.
+    The schedule of `transformers.get_linear_schedule_with_warmup` (tests/test_training_core.py
+    compares the two), written here because importing transformers' optimization module imports
+    its Trainer's utilities, and through them PEFT and bitsandbytes where installed: seconds
+    more at every start, and warnings. Its LambdaLR's state_dict (saved in a checkpoint) restores
+    the position exactly on resume, checkpoints written with transformers' schedule included.
     """
-    return get_linear_schedule_with_warmup(optimizer, warmup_steps, total_steps)
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, functools.partial(linear_warmup_decay, warmup_steps=warmup_steps,
+                                                                          total_steps=total_steps))
+
+
+def linear_warmup_decay(step: int, warmup_steps: int, total_steps: int) -> float:
+    """The learning-rate factor at `step`: linear warm-up from 0, then linear decay to 0."""
+    if step < warmup_steps:
+        return step / max(1, warmup_steps)
+    return max(0.0, (total_steps - step) / max(1, total_steps - warmup_steps))
 
 
 def resolve_precision(precision: str, cpu: bool) -> str:
