@@ -47,3 +47,21 @@ def test_importing_the_packages_prints_nothing():
                           cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"},
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0 and done.stdout == "" and done.stderr == "", done.stderr
+
+
+def test_seeding_and_building_a_run_model_import_neither_peft_nor_bitsandbytes():
+    # transformers.set_seed and transformers.optimization import the Trainer's utilities, and with
+    # them PEFT and bitsandbytes where installed (the compare and quantization extras): 17 s at the
+    # start of every run here. A run seeds, builds its model and its schedule without them.
+    code = ("import sys, torch\n"
+            "from runners.embedded.tokenizer import embedded_tokenizer\n"
+            "from runners.finetune.model import build_model\n"
+            "from runners.training.optim import make_optimizer, make_scheduler\n"
+            "model = build_model(None, embedded_tokenizer(), {'d_model': 32, 'd_kv': 8, 'd_ff': 64, 'num_layers': 1,"
+            " 'num_heads': 4}, seed=3)\n"
+            "make_scheduler(make_optimizer(list(model.parameters()), 0.1), 2, 10)\n"
+            "print(sorted({'peft', 'bitsandbytes', 'transformers.trainer_utils'} & set(sys.modules)))\n")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]", done.stdout

@@ -159,3 +159,25 @@ def test_the_schedule_is_transformers_linear_schedule_and_resumes_from_its_state
             resumed.step()   # and it goes on with transformers' factor for the next step
             assert resumed.get_last_lr()[0] == pytest.approx(
                 0.1 * theirs.lr_lambdas[0](theirs.last_epoch + 1), abs=1e-15)
+
+
+def test_set_seed_seeds_what_transformers_set_seed_seeds():
+    # runners.training.seeding.set_seed stands in for transformers.set_seed (whose import pulls in
+    # PEFT and bitsandbytes where installed): after either, every generator draws the same numbers.
+    import random
+
+    import numpy as np
+    from transformers import set_seed as transformers_set_seed
+
+    from runners.training.seeding import set_seed
+
+    def draws():
+        return random.random(), float(np.random.rand()), torch.rand(3).tolist(), torch.randint(0, 10**6, (2,)).tolist()
+
+    for seed in (0, 42, 2**31 - 1):
+        transformers_set_seed(seed)
+        expected = draws()
+        set_seed(seed)
+        assert draws() == expected
+        set_seed(seed + 1)
+        assert draws() != expected

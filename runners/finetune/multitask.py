@@ -31,12 +31,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import set_seed
 
 import surgery
 from surgery.method import get_method_class
 from surgery.naming import check_adapter_name
 from surgery.sites import SITE_NAMES
+
+from runners.training.seeding import set_seed
 
 from .atomic import write_text
 from .batches import collate_sources
