@@ -162,14 +162,14 @@ def test_the_schedule_is_transformers_linear_schedule_and_resumes_from_its_state
 
 
 def test_set_seed_seeds_what_transformers_set_seed_seeds():
-    # runners.training.seeding.set_seed stands in for transformers.set_seed (whose import pulls in
-    # PEFT and bitsandbytes where installed): after either, every generator draws the same numbers.
+    # Runs seed with accelerate's set_seed, not transformers' (whose import pulls in PEFT and
+    # bitsandbytes where installed): after either, every generator draws the same numbers.
     import random
 
     import numpy as np
     from transformers import set_seed as transformers_set_seed
 
-    from runners.training.seeding import set_seed
+    from accelerate.utils import set_seed
 
     def draws():
         return random.random(), float(np.random.rand()), torch.rand(3).tolist(), torch.randint(0, 10**6, (2,)).tolist()

@@ -333,7 +333,7 @@ def build_model(model_name: str | None, tokenizer, init_overrides: dict[str, Any
     * `random_init`: the same architecture with weights drawn at random instead of loaded.
     """
     if seed is not None:
-        from runners.training.seeding import set_seed
+        from accelerate.utils import set_seed  # not transformers.set_seed: its import pulls in PEFT and bitsandbytes
 
         set_seed(seed)
     if init_overrides:

@@ -31,13 +31,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from accelerate.utils import set_seed  # not transformers.set_seed: its import pulls in PEFT and bitsandbytes
 
 import surgery
 from surgery.method import get_method_class
 from surgery.naming import check_adapter_name
 from surgery.sites import SITE_NAMES
-
-from runners.training.seeding import set_seed
 
 from .atomic import write_text
 from .batches import collate_sources
