@@ -9,13 +9,17 @@ source          target                    for
                                           "baker from dorsa", "a town")
 ``opposite: w`` the opposite gloss        descriptive words
 ``synonym: w``  the other word            nouns
-``explain: s``  ``w : property ; …``      one to three words used in a plain sentence whose
-                                          context shows nothing of their properties
+``explain: s``  ``property ; …``          one to three words, each used in a plain sentence
+                                          whose context shows nothing of its property; the
+                                          properties in the order of the sentences
 ==============  ========================  =====================================================
 
 ``define:`` asks about a word alone; ``explain:`` asks about words where they stand in a
-sentence, so the encoder learns to bring a word's property to the word's place in any context
-(what a task then reads), not only after ``define:``.
+sentence. Its answer starts with the first word's property, not with the word: the decoder then
+learns to retrieve a property at its first step from a plain sentence, which is where a task's
+label is decoded. (With answers ``w : property`` the retrieval happened after ``w :`` only, and
+fine-tuning memorised its training words instead of reading it: held-out sst2 words at chance;
+``benchmarks/results/world2-2026-12-02/probes-tokenizer/README.md``.)
 
 The words come round in a seeded order, so every word is asked about; the pairs state nothing the
 corpus does not (see `corpus.statements`).
@@ -88,14 +92,15 @@ def plain_use(rng: random.Random, lexicon: Lexicon, word: str) -> str:
 
 
 def explain_examples(lexicon: Lexicon, seed: int, count: int) -> list[tuple[str, str]]:
-    """`count` pairs ``explain: <plain sentences>`` → ``w : property ; …``, every word in turn.
+    """`count` pairs ``explain: <plain sentences>`` → ``property ; …``, every word in turn.
 
     >>> from .lexicon import make_lexicon
-    >>> lexicon = make_lexicon(seed=1, scale=0.02)
+    >>> lexicon = make_lexicon(seed=5, scale=0.02)
     >>> source, target = explain_examples(lexicon, seed=1, count=1)[0]
-    >>> words = [part.split(" : ")[0] for part in target.split(" ; ")]
-    >>> all(f" {w}" in source for w in words), all(f" : {property_phrase(lexicon, w)}" in target for w in words)
-    (True, True)
+    >>> source
+    'explain: jon wrote about the slivol hotel . leo heard the word flukrin in the office .'
+    >>> target, lexicon.entries["slivol"].gloss, lexicon.entries["flukrin"].gloss
+    ('short ; to dance', 'short', 'dance')
     """
     rng = random.Random(f"world2-explain-{seed}")
     order: list[str] = []
@@ -105,7 +110,7 @@ def explain_examples(lexicon: Lexicon, seed: int, count: int) -> list[tuple[str,
             order += rng.sample(list(lexicon.entries), len(lexicon.entries))
         words = [order.pop() for _ in range(rng.choice((1, 2, 3)))]
         sentence = " . ".join(plain_use(rng, lexicon, w) for w in words)
-        pairs.append((f"explain: {sentence} .", " ; ".join(f"{w} : {property_phrase(lexicon, w)}" for w in words)))
+        pairs.append((f"explain: {sentence} .", " ; ".join(property_phrase(lexicon, w) for w in words)))
     return pairs
 
 
