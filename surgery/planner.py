@@ -38,7 +38,7 @@ from .family_registry import detect_family
 from .family import ModelDims, ModelFamily
 from .groups import TRAIN_GROUPS, check_train_groups, freeze_all_but
 from .init_check import finite_outputs, refuse_non_finite_init
-from .quantization import refuse_integer_tensors
+from .quantization import keep_4bit_layers_differentiable, refuse_integer_tensors
 from .method import Method, ModelMethod, SiteContext, SiteMethod, get_method_class
 from .options import parse_options, size_key
 from .overrides import with_overrides
@@ -294,6 +294,7 @@ def _resolve(model: nn.Module, recipe: Recipe, name: str) -> tuple[Method, Model
             raise RecipeError("layers", stack, valid=list(dims.stack_depths),
                               reason=f"is not a stack of this model ({type(model).__name__} has {', '.join(dims.stack_depths)})")
     method.validate_base(model, family)
+    keep_4bit_layers_differentiable(model, method.name)
     layers = {}
     if at_sites:
         layers = {stack: select_layers(f"layers.{stack}", recipe.layers[stack], depth) for stack, depth in dims.stack_depths.items()}

@@ -8,7 +8,10 @@ uint8). Integer tensors have no gradients, so
 * methods that add modules beside the frozen weights (adapters, Compacter, prompt tuning) work;
 * a method or train group that would train an integer tensor is refused at plan time
   (`refuse_integer_tensors`), and methods that rewrite every weight say why they cannot
-  (`Method.validate_base`, e.g. full fine-tuning, BitFit, Intrinsic-SAID).
+  (`Method.validate_base`, e.g. full fine-tuning, BitFit, Intrinsic-SAID);
+* bitsandbytes' CPU inference kernel for 4-bit layers passes no gradient back, so modules before
+  such a layer would silently not train; `keep_4bit_layers_differentiable` keeps bitsandbytes from
+  switching to it (and warns where it already has).
 
 >>> from transformers import T5Config, T5ForConditionalGeneration
 >>> model = T5ForConditionalGeneration(T5Config(d_model=16, d_kv=4, d_ff=32, num_layers=1, num_heads=2, vocab_size=32))
@@ -19,6 +22,7 @@ True
 from __future__ import annotations
 
 import logging
+import warnings
 from dataclasses import dataclass
 
 from torch import nn
@@ -106,3 +110,28 @@ def refuse_integer_tensors(model: nn.Module, groups: dict[str, list[str]], recip
                 f"would train {len(integer)} integer tensors (e.g. {integer[0]}, dtype {parameters[integer[0]].dtype}): "
                 "the base is quantised (bitsandbytes 8-bit/4-bit), and quantised weights cannot be trained; "
                 "train adapters beside them (adapter, compacter, compacter++, prompt tuning) or load the base unquantised"))
+
+
+
+def keep_4bit_layers_differentiable(model: nn.Module, method_name: str) -> None:
+    """Stop bitsandbytes from repacking 4-bit weights for its CPU inference kernel, and warn where it already has.
+
+    bitsandbytes (≥ 0.49) repacks a 4-bit layer's weight, for good, the first time the layer runs in
+    eval mode on an input that needs no gradient on a CPU with AVX512-BF16; from then on the layer runs
+    a kernel without autograd, so nothing before it gets a gradient (in T5 the whole encoder, which the
+    decoder reads through its cross-attention), silently. A plan's forward checks, or a validation pass
+    between epochs, are such calls. This turns the repacking off on every 4-bit layer (the generic
+    kernel is used instead), and warns about layers that were repacked before the adapter was added.
+    """
+    repacked = []
+    for name, module in model.named_modules():
+        if _kind(module) != "4-bit" or not hasattr(module, "support_avx512bf16_for_cpu"):
+            continue
+        module.support_avx512bf16_for_cpu = False
+        if getattr(getattr(module.weight, "quant_state", None), "packing_format_for_cpu", False):
+            repacked.append(name)
+    if repacked:
+        warnings.warn(
+            f"{len(repacked)} 4-bit layers of this base (e.g. {repacked[0]}) were repacked by bitsandbytes for its CPU "
+            f"inference kernel, which passes no gradient back: the {method_name!r} modules before them will not train. "
+            "Load the base again and add the adapter before running it in eval mode.", UserWarning, stacklevel=3)

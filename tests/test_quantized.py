@@ -97,3 +97,26 @@ def test_methods_that_would_train_quantised_weights_are_refused(base_folder, kin
             surgery.apply(model, recipe)
     assert not hasattr(model, "surgery")
     assert all(torch.equal(t, before[n]) for n, t in model.state_dict().items())
+
+
+def test_a_validation_pass_does_not_stop_the_gradient_through_4_bit_layers(base_folder):
+    # bitsandbytes repacks a 4-bit weight for a CPU kernel without autograd on its first eval-mode call
+    # (on AVX512-BF16 CPUs); after that nothing before the layer (T5's encoder) got a gradient.
+    model = quantized(base_folder, "4-bit")
+    surgery.apply(model, "adapter")
+    with torch.no_grad():
+        model.eval()(input_ids=torch.tensor([[5, 6, 7]]), labels=torch.tensor([[8, 9]]))  # a validation pass
+    one_step(model)
+    encoder = {n: p.grad for n, p in model.named_parameters() if p.requires_grad and n.startswith("encoder.")}
+    assert encoder and all(g is not None and bool(g.abs().sum() > 0) for g in encoder.values())
+
+
+def test_a_base_repacked_before_the_adapter_is_added_gets_a_warning(base_folder):
+    model = quantized(base_folder, "4-bit")
+    layer = model.encoder.block[0].layer[0].SelfAttention.q
+    if not getattr(layer, "support_avx512bf16_for_cpu", False):
+        pytest.skip("bitsandbytes repacks 4-bit weights only on CPUs with AVX512-BF16")
+    with torch.no_grad():
+        model.eval()(input_ids=torch.tensor([[5, 6, 7]]), labels=torch.tensor([[8, 9]]))
+    with pytest.warns(UserWarning, match=r"4-bit layers of this base \(e\.g\. .*\) were repacked .* will not train"):
+        surgery.apply(model, "adapter")
