@@ -112,7 +112,6 @@ def refuse_integer_tensors(model: nn.Module, groups: dict[str, list[str]], recip
                 "train adapters beside them (adapter, compacter, compacter++, prompt tuning) or load the base unquantised"))
 
 
-
 def keep_4bit_layers_differentiable(model: nn.Module, method_name: str) -> None:
     """Stop bitsandbytes from repacking 4-bit weights for its CPU inference kernel, and warn where it already has.
 

@@ -39,11 +39,11 @@ BENCHMARK_SIZES = {"train": 2000, "validation": 500, "test": 500}
 HELD_OUT_SHARE = {"train": 0.7, "validation": 0.15, "test": 0.15}   # of each word class, per task
 
 # The embedded T5 for world 2 (item 2 of issue 29): world 1's shapes with d_ff 576 so that the
-# larger vocabulary (1,407 ids) still fits in 20 MB: 4,970,752 parameters, 19.9 MB of fp32.
+# larger vocabulary (1,406 ids) still fits in 20 MB: 4,970,368 parameters, 19.9 MB of fp32.
 T5_ARCHITECTURE = {"d_model": 384, "d_kv": 32, "num_heads": 4, "d_ff": 576, "num_layers": 3,
                    "num_decoder_layers": 3, "feed_forward_proj": "relu", "dropout_rate": 0.0}
-# Its pretraining: measured 2.2-2.6 seconds a step in fp32 with one thread (bf16 autocast took 2.3 times
-# as long a step on this CPU), so under an hour of one core; see README.md.
+# Its pretraining: measured 1.4 seconds a step in fp32 with one thread alone, about 2 with a fine-tuning run on
+# the other core (bf16 autocast took 2.3 times as long a step on this CPU): 40 minutes of one core; see README.md.
 #   python -m runners.pretrain --corpus CORPUS_FILE --supervised SUPERVISED_FILE --tokenizer TOKENIZER_DIR \
 #       --config <T5_ARCHITECTURE as key=value> --<key> <value> for each of PRETRAINING
 PRETRAINING = {"steps": 1500, "batch_size": 16, "supervised_batch_size": 96, "lr": 7e-4, "warmup_steps": 100,
