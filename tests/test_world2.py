@@ -233,7 +233,7 @@ def test_explain_pairs_answer_each_sentences_word_property_first_and_the_sentenc
 
     def expected(word):
         entry = lexicon.entries[word]
-        return {"evaluative": lambda: entry.gloss, "descriptive": lambda: entry.gloss, "verb": lambda: "to " + entry.gloss,
+        return {"evaluative": lambda: entry.gloss, "descriptive": lambda: entry.gloss, "verb": lambda: entry.gloss,
                 "noun": lambda: entry.category, "person": lambda: f"{entry.profession} from {entry.town}",
                 "town": lambda: "a town"}[entry.kind]()
 

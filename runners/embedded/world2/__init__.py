@@ -8,8 +8,9 @@ corpus (``corpus``, ``supervised``). Its five GLUE-shaped tasks (``benchmark``) 
 their validation and test examples from parts of the lexicon that their training split never
 uses, so only pretraining can teach them.
 
-It lives beside world 1 until its checkpoint exists: its files are under this folder, its tasks
-are ``world2-sst2`` … (``tasks``), and nothing of world 1 changes.
+Its pretrained T5 is ``model/`` (``MODEL_DIR``). It helps on world2-sst2 only so far, so world 2
+lives beside world 1: its files are under this folder, its tasks are ``world2-sst2`` … (``tasks``),
+and nothing of world 1 changes (README.md says where it stands).
 
     python -m runners.embedded.world2.build [--check]    # corpus, mixture, benchmark, tokenizer
     python -m runners.embedded.world2.baselines          # bag-of-words baselines per task
@@ -23,6 +24,7 @@ SUPERVISED_FILE = WORLD2_DIR / "supervised.jsonl.gz"
 SPIECE_MODEL = WORLD2_DIR / "spiece.model"
 TOKENIZER_DIR = WORLD2_DIR / "tokenizer"     # save_pretrained folder: --tokenizer of python -m runners.pretrain
 BENCHMARK_DIR = WORLD2_DIR / "glue"
+MODEL_DIR = WORLD2_DIR / "model"         # the pretrained T5 (save_pretrained folder, with the tokenizer)
 
 SEED = 20211206
 # lexicon.COUNTS times this: 990 words. The full lexicon (1.0: 3,960 words, 4,377 ids) is over both budgets of
@@ -42,7 +44,7 @@ HELD_OUT_SHARE = {"train": 0.7, "validation": 0.15, "test": 0.15}   # of each wo
 # larger vocabulary (1,406 ids) still fits in 20 MB: 4,970,368 parameters, 19.9 MB of fp32.
 T5_ARCHITECTURE = {"d_model": 384, "d_kv": 32, "num_heads": 4, "d_ff": 576, "num_layers": 3,
                    "num_decoder_layers": 3, "feed_forward_proj": "relu", "dropout_rate": 0.0}
-# Its pretraining: measured 1.4 seconds a step in fp32 with one thread alone, about 2 with a fine-tuning run on
+# Its pretraining (model/ is this schedule's run): measured 1.4 seconds a step in fp32 with one thread alone, about 2 with a fine-tuning run on
 # the other core (bf16 autocast took 2.3 times as long a step on this CPU): 40 minutes of one core; see README.md.
 #   python -m runners.pretrain --corpus CORPUS_FILE --supervised SUPERVISED_FILE --tokenizer TOKENIZER_DIR \
 #       --config <T5_ARCHITECTURE as key=value> --<key> <value> for each of PRETRAINING

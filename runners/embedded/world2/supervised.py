@@ -5,7 +5,7 @@ Each pair asks for one word's property in a format none of the benchmark's tasks
 ==============  ========================  =====================================================
 source          target                    for
 ==============  ========================  =====================================================
-``define: w``   its gloss or category     every word ("good", "to push", "fruit",
+``define: w``   its gloss or category     every word ("good", "push", "fruit",
                                           "baker from dorsa", "a town")
 ``opposite: w`` the opposite gloss        descriptive words
 ``synonym: w``  the other word            nouns
@@ -19,7 +19,10 @@ sentence. Its answer starts with the first word's property, not with the word: t
 learns to retrieve a property at its first step from a plain sentence, which is where a task's
 label is decoded. (With answers ``w : property`` the retrieval happened after ``w :`` only, and
 fine-tuning memorised its training words instead of reading it: held-out sst2 words at chance;
-``benchmarks/results/world2-2026-12-02/probes-tokenizer/README.md``.)
+``benchmarks/results/world2-2026-12-02/probes-tokenizer/README.md``.) A verb's answer is its gloss
+alone (``yawn``, not ``to yawn``), so that every answer's first word tells the property: with
+``to …`` answers the checkpoint reached 67.5 on held-out sst2 words, with these 72.7
+(``benchmarks/results/world2-2026-12-03/``).
 
 The words come round in a seeded order, so every word is asked about; the pairs state nothing the
 corpus does not (see `corpus.statements`).
@@ -48,7 +51,7 @@ def answers(lexicon: Lexicon, word: str) -> list[tuple[str, str]]:
             pairs.append((f"opposite: {word}", lexicon.opposite_gloss(entry.gloss)))
         return pairs
     if entry.kind == "verb":
-        return [(f"define: {word}", f"to {entry.gloss}")]
+        return [(f"define: {word}", entry.gloss)]
     if entry.kind == "noun":
         return [(f"define: {word}", entry.category), (f"synonym: {word}", entry.synonym)]
     if entry.kind == "person":
@@ -100,7 +103,7 @@ def explain_examples(lexicon: Lexicon, seed: int, count: int) -> list[tuple[str,
     >>> source
     'explain: jon wrote about the slivol hotel . leo heard the word flukrin in the office .'
     >>> target, lexicon.entries["slivol"].gloss, lexicon.entries["flukrin"].gloss
-    ('short ; to dance', 'short', 'dance')
+    ('short ; dance', 'short', 'dance')
     """
     rng = random.Random(f"world2-explain-{seed}")
     order: list[str] = []

@@ -1,7 +1,8 @@
 """World 2's five tasks as runner tasks (``world2-sst2`` …), beside world 1's ``embedded-*``.
 
 They are not in the runners' registry yet (``runners.tasks.TASKS``): world 2 lives beside world 1
-until its checkpoint exists. Switching over registers them there (see the README of this folder).
+until its checkpoint helps on more than sst2. Switching over registers them there (see the README
+of this folder).
 
 >>> task = WORLD2_TASKS["world2-mnli"]
 >>> task.to_text({"hypothesis": "h .", "premise": "p .", "label": 1})
