@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -17,7 +18,9 @@ from runners import finetune
 from runners.finetune.cli import build_parser
 from runners.finetune.invocation import resolve_settings
 from runners.finetune.model import build_model
-from runners.finetune.protocol import embedded_defaults
+from runners.embedded.world2 import BENCHMARK_DIR as WORLD2_BENCHMARK_DIR
+from runners.embedded.world2 import MODEL_DIR as WORLD2_MODEL_DIR
+from runners.finetune.protocol import embedded_defaults, paper_defaults
 from runners.tasks import TASK_GROUPS, get_task
 from runners.tasks.data import embedded_tokenizer
 
@@ -28,10 +31,50 @@ def resolved(argv: list[str]):
     return resolve_settings(build_parser().parse_args(argv))
 
 
-def test_defaults_are_compacter_on_the_embedded_sentiment_task(tmp_path):
+def test_defaults_are_compacter_on_world2_sentiment_with_world2_model(tmp_path):
     settings = resolved(["--output-dir", str(tmp_path / "o")])
-    assert settings.tasks == ["embedded-sst2"] and settings.recipes is None
-    assert settings.options.get("model") is None  # the shipped embedded model
+    assert settings.tasks == ["world2-sst2"] and settings.recipes is None
+    assert Path(settings.options["model"]) == WORLD2_MODEL_DIR  # the model whose corpus explains its test words
+
+
+def test_a_task_trains_the_shipped_model_it_is_written_for(tmp_path):
+    world1 = resolved(["--task", "embedded-glue", "--output-dir", str(tmp_path / "a")])
+    assert world1.options.get("model") is None  # the runner's default: world 1's embedded T5
+    world2 = resolved(["--task", "world2-glue", "--random-init", "--output-dir", str(tmp_path / "b")])
+    assert world2.tasks == list(TASK_GROUPS["world2-glue"]) and Path(world2.options["model"]) == WORLD2_MODEL_DIR
+    given = resolved(["--task", "world2-sst2", "--model", "t5-small", "--output-dir", str(tmp_path / "c")])
+    assert given.options["model"] == "t5-small"  # --model wins
+    tiny = resolved(["--task", "world2-sst2", "--init-config", *TINY, "--output-dir", str(tmp_path / "d")])
+    assert tiny.options.get("model") is None  # --init-config sizes a random-init model: no folder to load
+    # ... that reads world 2's words with world 2's tokenizer (every word one piece), not world 1's
+    from runners.finetune.model import load_tokenizer, tokenizer_folder
+    tokenizer = load_tokenizer(tokenizer_folder(tiny.options, [get_task("world2-sst2").model_dir]))
+    assert len(tokenizer) == 1406 and len(tokenizer.tokenize("snipaim")) < len(embedded_tokenizer().tokenize("snipaim"))
+
+
+def test_tasks_of_two_shipped_models_in_one_invocation_are_refused(tmp_path, capsys):
+    code = finetune.main(["--task", "world2-sst2,embedded-sst2", "--output-dir", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert code == 2 and "world2-sst2: runners/embedded/world2/model" in err and "give --model" in err
+    assert not (tmp_path / "o").exists()  # refused before anything was written
+
+
+def test_the_main_job_trains_world2_model_on_world2_sst2(tmp_path):
+    out = tmp_path / "o"
+    assert finetune.main(["--stop-after-steps", "1", "--no-progress", "--output-dir", str(out)]) == 0
+    saved = json.loads((out / "arguments.json").read_text())
+    assert Path(saved["model"]) == WORLD2_MODEL_DIR and saved["task"] == "world2-sst2" and saved["lr"] == 3e-2
+    assert (out / "world2-sst2" / "compacter++" / "seed-42" / "last").is_dir()
+    # --resume gives the same model back without --model (the saved folder, not a default looked up again)
+    assert finetune.main(["--resume", str(out), "--stop-after-steps", "2", "--no-progress"]) == 0
+
+
+def test_world2_tasks_follow_the_embedded_protocol_and_their_files():
+    for name in TASK_GROUPS["world2-glue"]:
+        task = get_task(name)
+        assert task.benchmark == "embedded" and task.local_dir.parent == WORLD2_BENCHMARK_DIR
+        assert task.model_dir == WORLD2_MODEL_DIR and task.metric_names == get_task(name.replace("world2", "embedded")).metric_names
+    assert embedded_defaults("compacter++")["learning_rate"] == paper_defaults(get_task("world2-sst2"), "compacter++")["learning_rate"]
 
 
 def test_groups_and_all_expand(tmp_path):

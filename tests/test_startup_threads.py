@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from runners import threads
+from runners.embedded.world2 import MODEL_DIR as WORLD2_MODEL_DIR
 from runners.finetune.run import set_cpu_threads
 from runners.finetune.protocol import SMALL_MODEL_CPU_THREADS
 
@@ -56,11 +57,20 @@ def test_without_proc_stat_the_load_average_decides(monkeypatch, tmp_path):
 
 
 @pytest.mark.parametrize("free, expected", [(2.0, 2), (1.8, 2), (1.6, 1), (1.0, 1), (0.0, 1)])
-def test_the_embedded_model_gets_one_thread_per_free_core(monkeypatch, free, expected):
+@pytest.mark.parametrize("model", [None, str(WORLD2_MODEL_DIR)])  # world 1's embedded T5, world 2's
+def test_the_embedded_models_get_one_thread_per_free_core(monkeypatch, free, expected, model):
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.setattr(threads, "free_cores", lambda: free)
-    set_cpu_threads({"model": None}, torch.device("cpu"))
+    set_cpu_threads({"model": model}, torch.device("cpu"))
     assert torch.get_num_threads() == min(expected, SMALL_MODEL_CPU_THREADS)
+
+
+def test_another_model_keeps_torchs_threads(monkeypatch, tmp_path):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(threads, "free_cores", lambda: pytest.fail("measured for a model of the user's"))
+    torch.set_num_threads(3)
+    set_cpu_threads({"model": str(tmp_path / "my-t5")}, torch.device("cpu"))
+    assert torch.get_num_threads() == 3
 
 
 def test_threads_and_omp_num_threads_come_first(monkeypatch):

@@ -205,7 +205,7 @@ def test_record_scores_take_the_best_gold_answer():
 def test_registry_holds_the_papers_tasks_with_their_split_rule():
     glue = {"cola", "sst2", "mrpc", "qqp", "stsb", "mnli", "qnli", "rte"}
     superglue = {"boolq", "cb", "copa", "multirc", "record", "wic"}
-    embedded = {"embedded-sst2", "embedded-cola", "embedded-mrpc", "embedded-mnli", "embedded-stsb"}
+    embedded = {f"{world}-{task}" for world in ("embedded", "world2") for task in ("sst2", "cola", "mrpc", "mnli", "stsb")}
     assert set(TASKS) == glue | superglue | embedded
     assert {name for name, task in TASKS.items() if task.size == "large"} == {"qqp", "qnli", "sst2", "mnli", "record"}
     assert all(TASKS[name].hub == ("nyu-mll/glue", name) and TASKS[name].benchmark == "glue" for name in glue)
@@ -314,6 +314,28 @@ EXAMPLES = {
     "embedded-stsb": (
         {"sentence1": "the red lamp belongs to mia .", "sentence2": "mia owns the red lamp .", "label": 4.4},
         ("stsb sentence1: the red lamp belongs to mia . sentence2: mia owns the red lamp .", "4.4"),
+    ),
+    "world2-sst2": (
+        {"sentence": "the gift that ben chose was not snipaim .", "label": 1},
+        ("sst2 sentence: the gift that ben chose was not snipaim .", "positive"),
+    ),
+    "world2-cola": (
+        {"sentence": "tim snupoed in the kitchen .", "label": 0},
+        ("cola sentence: tim snupoed in the kitchen .", "no"),
+    ),
+    "world2-mrpc": (
+        {"sentence1": "kim rosnuflisked the doudi slislaisko .", "sentence2": "kim pliloed the doudi slislaisko .",
+         "label": 1},
+        ("mrpc sentence1: kim rosnuflisked the doudi slislaisko . sentence2: kim pliloed the doudi slislaisko .", "yes"),
+    ),
+    "world2-mnli": (
+        {"premise": "the thing in ava 's box is a devi .", "hypothesis": "the thing in ava 's box is a fruit .",
+         "label": 2},
+        ("mnli hypothesis: the thing in ava 's box is a fruit . premise: the thing in ava 's box is a devi .", "no"),
+    ),
+    "world2-stsb": (
+        {"sentence1": "mia washed the sigou lamp .", "sentence2": "mia slaflasked the bofi lamp .", "label": 3.0},
+        ("stsb sentence1: mia washed the sigou lamp . sentence2: mia slaflasked the bofi lamp .", "3.0"),
     ),
 }
 

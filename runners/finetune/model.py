@@ -5,7 +5,8 @@ Without ``--model`` a run trains the embedded pretrained T5 shipped in ``runners
 on a CPU. With ``--model NAME_OR_PATH`` the tokenizer and weights come from the Hugging Face Hub
 or a local folder, as ``transformers`` loads them. ``--random-init`` keeps the architecture and
 draws the weights at random (the baseline that shows what pretraining is worth);
-``--init-config KEY=VALUE ...`` sizes a small random-init T5 with the embedded tokenizer.
+``--init-config KEY=VALUE ...`` sizes a small random-init T5 with the embedded tokenizer (world 2's for
+world 2's tasks: ``tokenizer_folder``).
 
 >>> from runners.tasks.data import embedded_tokenizer
 >>> tokenizer = embedded_tokenizer()
@@ -273,6 +274,20 @@ def check_task_tokenizer(tokenizer, task, rows: list[dict], model_name: str | No
     texts = [text for row in rows[:SAMPLE_TEXTS] for pair in task.to_training_texts(row) for text in pair]
     origin = f"--model {model_name}" if model_name else "the embedded tokenizer (runners/embedded)"
     check_tokenizer_covers(tokenizer, texts, f"{origin}, task {task.name}")
+
+
+def tokenizer_folder(options: dict[str, Any], task_models: list[Path | None]) -> str | None:
+    """Whose tokenizer a run uses: --model's; with --init-config, that of the shipped model the tasks
+    are written for (`Task.model_dir`, one for all; world 2's for world2-*), so a random-init T5
+    reads their words as that model does; None: the embedded language's (world 1).
+
+    >>> tokenizer_folder({"model": "t5-small"}, [None]), tokenizer_folder({"init_config": ["d_model=8"]}, [None])
+    ('t5-small', None)
+    """
+    if options.get("model") is not None or not options.get("init_config"):
+        return options.get("model")
+    shipped = set(task_models)
+    return str(shipped.pop()) if len(shipped) == 1 and None not in shipped else None
 
 
 def load_tokenizer(model_name: str | None, option: str = "--model"):

@@ -43,7 +43,8 @@ from .figure import write_figure
 from .results import RESULT_FILE, JsonlLog, RunResult, markdown_table, summarize, write_tables
 from .model_kind import kind_of_model
 from .model import (ModelLoadError, build_model, check_model_folder, configured_for, embedded_model_dir,
-                    family_and_kind_of, load_config, load_tokenizer, parse_init_overrides, tiny_t5_config)
+                    family_and_kind_of, load_config, load_tokenizer, parse_init_overrides, tiny_t5_config,
+                    tokenizer_folder)
 from .protocol import SMALL_MODEL_CPU_THREADS, paper_defaults
 from .run_lines import describe_model, describe_training
 from .state import resume_point
@@ -254,12 +255,22 @@ def finish_run(task, job: Job, splits: dict[str, list[dict]], config: TrainConfi
     return result
 
 
+def shipped_or_tiny(options: dict[str, Any]) -> bool:
+    """Whether the run's model is one of the small ones this project ships (or an --init-config one)."""
+    from runners.tasks import TASKS
+
+    model = options.get("model")
+    shipped = {task.model_dir.resolve() for task in TASKS.values() if task.model_dir is not None}
+    return model is None or Path(model).resolve() in shipped
+
+
 def set_cpu_threads(options: dict[str, Any], device: torch.device) -> int:
     """--threads, or on CPU (unless OMP_NUM_THREADS is set): 1 for the tiny --init-config models, for the
-    embedded model one per core free now, at most SMALL_MODEL_CPU_THREADS (`runners.threads`).
+    shipped embedded models (world 1's, world 2's) one per core free now, at most SMALL_MODEL_CPU_THREADS
+    (`runners.threads`).
     Returns the number of intra-op threads in effect."""
     threads = options.get("threads")
-    if threads is None and options.get("model") is None and device.type == "cpu" and "OMP_NUM_THREADS" not in os.environ:
+    if threads is None and shipped_or_tiny(options) and device.type == "cpu" and "OMP_NUM_THREADS" not in os.environ:
         threads = 1 if options.get("init_config") else choose_threads(SMALL_MODEL_CPU_THREADS)
     if threads is not None:
         torch.set_num_threads(threads)
@@ -298,7 +309,7 @@ def preflight(settings: Settings) -> Preflight:
     settings.seeds = unique([(str(seed), seed) for seed in settings.seeds], key=lambda seed: seed, what="--seeds",
                             notes=notes)
     with usage_errors():
-        tokenizer = load_tokenizer(options.get("model"))
+        tokenizer = load_tokenizer(tokenizer_folder(options, [task.model_dir for task in tasks]))
         check_model_folder(options.get("model"), weights=not options.get("random_init"), any_family=True)
         overrides = parse_init_overrides(options.get("init_config"))
     if overrides and (options.get("model") is not None or options.get("random_init")):
@@ -397,7 +408,7 @@ def run_job(number: int, total: int, job: Job, settings: Settings) -> tuple[RunR
     task = task_named(job.task_name, options)
     if "tokenizer" not in _WORKER_STATE:
         with usage_errors():
-            _WORKER_STATE["tokenizer"] = load_tokenizer(options.get("model"))
+            _WORKER_STATE["tokenizer"] = load_tokenizer(tokenizer_folder(options, [task.model_dir]))
         _WORKER_STATE["accelerator"] = make_accelerator(options.get("precision") or "auto", bool(options.get("cpu")))
     if task.name not in _WORKER_STATE:
         _WORKER_STATE[task.name] = load_data([task], options)[task.name]

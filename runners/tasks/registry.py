@@ -28,7 +28,11 @@ wic         ``wic sentence1: … sentence2: … word: …``              False /
 The five ``embedded-*`` tasks (``embedded-sst2``, ``-cola``, ``-mrpc``, ``-mnli``, ``-stsb``; the
 group ``embedded-glue``) are the embedded benchmark shipped in ``runners/embedded/glue/``, in
 the shape of the GLUE task each is named after and written in its format (``"sst2 sentence: …"``);
-their labels are words the embedded corpus uses (see runners/embedded/README.md).
+their labels are words the embedded corpus uses (see runners/embedded/README.md). The five
+``world2-*`` tasks (group ``world2-glue``) are world 2's (``runners/embedded/world2/``): their
+test words are held out of their training splits and known only from world 2's corpus, so they
+are written for world 2's own pretrained T5 (``Task.model_dir``), which a run trains when
+``--model`` is left out.
 
 Rows use the Hugging Face column names. A label may be given as its index (``0``, ``"1"``,
 ``True``) or as its name (``"entailment"``); the label order is the Hub's. Special cases:
@@ -67,6 +71,10 @@ from pathlib import Path
 from runners.embedded import BENCHMARK_DIR
 from runners.embedded.language.benchmark import LABELS as EMBEDDED_LABELS
 from runners.embedded.language.benchmark import TASK_FIELDS as EMBEDDED_FIELDS
+from runners.embedded.world2 import BENCHMARK_DIR as WORLD2_BENCHMARK_DIR
+from runners.embedded.world2 import MODEL_DIR as WORLD2_MODEL_DIR
+from runners.embedded.world2.benchmark import LABELS as WORLD2_LABELS
+from runners.embedded.world2.benchmark import TASK_FIELDS as WORLD2_FIELDS
 
 from .formats import (Row, classification_scores, label_name_target, multirc_scores, multirc_source,
                       prefixed_columns_source, record_scores, record_source, record_target, record_answers, stsb_scores,
@@ -81,7 +89,7 @@ class Task:
 
     Attributes:
         name: registry key and T5 prefix, e.g. ``"rte"``.
-        benchmark: ``"glue"``, ``"superglue"`` or ``"embedded"``.
+        benchmark: ``"glue"``, ``"superglue"`` or ``"embedded"`` (both embedded worlds: their protocol).
         hub: ``(path, config)`` for ``datasets.load_dataset``; ``None`` when not on the Hub.
         columns: original column names a local data file must have.
         labels: valid target strings of a classification task, index = Hub label id;
@@ -96,6 +104,9 @@ class Task:
         prefix: the source's first word when it is not ``name`` (the embedded tasks use the
             GLUE task they are shaped like: ``embedded-sst2`` writes ``"sst2 sentence: …"``).
         local_dir: where a presplit task's files ship (the embedded benchmark).
+        model_dir: the shipped pretrained model whose corpus the task's words come from, trained
+            when ``--model`` is left out (world 2's tasks); ``None``: the runner's default, world
+            1's embedded T5 (``runners/embedded/model``).
     """
 
     name: str
@@ -110,6 +121,7 @@ class Task:
     structured_columns: tuple[str, ...] = ()
     prefix: str | None = None  # the source's first word, when it is not the task's name
     local_dir: Path | None = field(default=None, compare=False)  # shipped split files (presplit tasks)
+    model_dir: Path | None = field(default=None, compare=False)  # the shipped model the task is written for
     # How a row becomes text and how predictions are scored; the defaults fit GLUE-style
     # classification, special tasks (stsb, multirc, record) plug in their own.
     format_source: Callable[[Task, Row], str] = field(default=prefixed_columns_source, repr=False, compare=False)
@@ -223,6 +235,22 @@ def _superglue(name: str, *args, **kwargs) -> Task:
     return _hub_task("superglue", name, *args, **kwargs)
 
 
+# The embedded worlds' five tasks, each in the shape of the GLUE task it is named after.
+EMBEDDED_METRICS = {"sst2": ("accuracy",), "cola": ("matthews_corrcoef",), "mrpc": ("f1", "accuracy"),
+                    "mnli": ("accuracy",), "stsb": ("pearson", "spearman")}
+
+
+def _embedded_task(world: str, short: str, fields: Mapping, labels: Mapping, benchmark_dir: Path,
+                   model_dir: Path | None) -> Task:
+    """``<world>-<short>``: a task of an embedded world's benchmark (files in `benchmark_dir`), in the
+    embedded protocol (benchmark ``"embedded"``), written for the shipped model in `model_dir`."""
+    prefix, columns = fields[short]
+    return Task(name=f"{world}-{short}", benchmark="embedded", hub=None, columns=columns + ("label",),
+                labels=labels[short], metric_names=EMBEDDED_METRICS[short], size="presplit", test_split="test",
+                source_columns=columns, prefix=prefix, local_dir=benchmark_dir / short, model_dir=model_dir,
+                **({"format_target": stsb_target, "scorer": stsb_scores} if short == "stsb" else {}))
+
+
 _ALL_TASKS = (
     _glue("cola", ("sentence",), ("unacceptable", "acceptable"), ("matthews_corrcoef",)),
     _glue("sst2", ("sentence",), ("negative", "positive"), size="large"),
@@ -271,34 +299,16 @@ _ALL_TASKS = (
         scorer=record_scores,
     ),
     _superglue("wic", ("sentence1", "sentence2", "word"), FALSE_TRUE),
-    *(
-        Task(
-            name=f"embedded-{short}",
-            benchmark="embedded",
-            hub=None,
-            columns=columns + ("label",),
-            labels=EMBEDDED_LABELS[short],
-            metric_names=metric_names,
-            size="presplit",
-            test_split="test",
-            source_columns=columns,
-            prefix=prefix,
-            local_dir=BENCHMARK_DIR / short,
-            **({"format_target": stsb_target, "scorer": stsb_scores} if short == "stsb" else {}),
-        )
-        for short, (prefix, columns), metric_names in (
-            (short, EMBEDDED_FIELDS[short], metrics)
-            for short, metrics in (("sst2", ("accuracy",)), ("cola", ("matthews_corrcoef",)),
-                                   ("mrpc", ("f1", "accuracy")), ("mnli", ("accuracy",)),
-                                   ("stsb", ("pearson", "spearman")))
-        )
-    ),
+    *(_embedded_task("embedded", short, EMBEDDED_FIELDS, EMBEDDED_LABELS, BENCHMARK_DIR, None)
+      for short in EMBEDDED_METRICS),
+    *(_embedded_task("world2", short, WORLD2_FIELDS, WORLD2_LABELS, WORLD2_BENCHMARK_DIR, WORLD2_MODEL_DIR)
+      for short in EMBEDDED_METRICS),
 )
 
 TASKS: dict[str, Task] = {task.name: task for task in _ALL_TASKS}
 # Names that stand for several tasks on the command line.
 TASK_GROUPS: dict[str, tuple[str, ...]] = {
-    "embedded-glue": tuple(name for name, task in TASKS.items() if task.benchmark == "embedded"),
+    f"{world}-glue": tuple(name for name in TASKS if name.startswith(f"{world}-")) for world in ("embedded", "world2")
 }
 
 
@@ -317,7 +327,7 @@ def get_task(name: str) -> Task:
     >>> get_task("rtee")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    ValueError: unknown task 'rtee' (did you mean 'rte'?); valid tasks: boolq, cb, cola, copa, ..., wic; groups: embedded-glue
+    ValueError: unknown task 'rtee' (did you mean 'rte'?); valid tasks: boolq, cb, cola, copa, ..., world2-stsb; groups: embedded-glue, world2-glue
     """
     key = _key(name)
     if key in _BY_KEY:
