@@ -69,6 +69,18 @@ def test_the_main_job_trains_world2_model_on_world2_sst2(tmp_path):
     assert finetune.main(["--resume", str(out), "--stop-after-steps", "2", "--no-progress"]) == 0
 
 
+def test_a_missing_shipped_model_is_one_line_naming_its_folder(tmp_path, monkeypatch, capsys):
+    import dataclasses
+
+    from runners.tasks import registry
+    moved = dataclasses.replace(get_task("world2-sst2"), model_dir=tmp_path / "model")  # no config.json there
+    monkeypatch.setitem(registry._BY_KEY, registry._key("world2-sst2"), moved)
+    code = finetune.main(["--task", "world2-sst2", "--output-dir", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert code == 2 and "holds no model" in err and str(tmp_path / "model") in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "o").exists()
+
+
 def test_world2_tasks_follow_the_embedded_protocol_and_their_files():
     for name in TASK_GROUPS["world2-glue"]:
         task = get_task(name)

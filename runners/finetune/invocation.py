@@ -165,7 +165,13 @@ def shipped_model(tasks: list[str]) -> str | None:
         raise UsageError(f"--task {','.join(tasks)}: one invocation trains one model, and these tasks are written "
                          f"for different ones ({which}); run them separately, or give --model")
     folder = next(iter(folders.values()), None)
-    return None if folder is None else str(folder)
+    if folder is None:
+        return None
+    if not (folder / "config.json").is_file():
+        raise UsageError(f"--task {','.join(tasks)} trains the pretrained T5 shipped in {_relative(folder)} when --model "
+                         f"is left out, and that folder holds no model (no config.json); restore it (git checkout -- "
+                         f"{_relative(folder)}) or remake it as the README beside it says, or give --model")
+    return str(folder)
 
 
 def _relative(folder: Path) -> str:
