@@ -1,8 +1,10 @@
 """The model and tokenizer a run trains: a pretrained checkpoint, or a T5 initialised at random.
 
-Without ``--model`` a run trains the embedded pretrained T5 shipped in ``runners/embedded/model/``
-(pretrained here by ``python -m runners.pretrain``) with its tokenizer: nothing to download, fast
-on a CPU. With ``--model NAME_OR_PATH`` the tokenizer and weights come from the Hugging Face Hub
+Without ``--model`` a run trains the pretrained T5 its tasks are written for, shipped with this
+project: world 2's ``runners/embedded/world2/model/`` for ``world2-*`` (the invocation passes it as
+the model folder: ``runners.finetune.invocation.shipped_model``), otherwise world 1's
+``runners/embedded/model/`` (pretrained here by ``python -m runners.pretrain``) with its tokenizer:
+nothing to download, fast on a CPU. With ``--model NAME_OR_PATH`` the tokenizer and weights come from the Hugging Face Hub
 or a local folder, as ``transformers`` loads them. ``--random-init`` keeps the architecture and
 draws the weights at random (the baseline that shows what pretraining is worth);
 ``--init-config KEY=VALUE ...`` sizes a small random-init T5 with the embedded tokenizer (world 2's for
