@@ -57,6 +57,9 @@ def test_tasks_of_two_shipped_models_in_one_invocation_are_refused(tmp_path, cap
     err = capsys.readouterr().err
     assert code == 2 and "world2-sst2: runners/embedded/world2/model" in err and "give --model" in err
     assert not (tmp_path / "o").exists()  # refused before anything was written
+    # a random-init model too: its one tokenizer cannot be both worlds'
+    code = finetune.main(["--task", "world2-sst2,embedded-sst2", "--init-config", *TINY, "--output-dir", str(tmp_path / "t")])
+    assert code == 2 and "give --model" in capsys.readouterr().err and not (tmp_path / "t").exists()
 
 
 def test_the_main_job_trains_world2_model_on_world2_sst2(tmp_path):

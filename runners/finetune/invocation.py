@@ -128,8 +128,10 @@ def resolve_settings(args: argparse.Namespace) -> Settings:
                 get_task(name)  # an unknown name is refused here, before torch is imported
         except ValueError as error:  # get_task's message names the closest task
             raise UsageError(str(error)) from None
-    if options.get("model") is None and not options.get("init_config") and options.get("train_file") is None:
-        options["model"] = shipped_model(tasks)
+    if options.get("model") is None and options.get("train_file") is None:
+        shipped = shipped_model(tasks)  # tasks of two shipped models refused, with --init-config too (one tokenizer)
+        if not options.get("init_config"):
+            options["model"] = shipped
     recipes = comma_list("--recipe", options["recipe"]) if options.get("recipe") is not None else None
     if recipes is not None and "all" in recipes:  # every bundled recipe, in name order
         import surgery
