@@ -11,8 +11,12 @@ Compacter and Compacter++ are the recipes' n = 4 rows. compacter++-drop is not i
 """
 import csv
 import statistics
+import sys
 from collections import defaultdict
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
+from runners.tasks.metrics import _average_ranks, spearman  # STS-B's Spearman: Pearson on average ranks
 
 TABLE_9 = {"full-finetune": 82.71, "adapter": 81.06, "adapterdrop": 79.71, "pfeiffer-adapter": 80.36,
            "adapter-lowrank": 80.41, "prompt-tuning-r": 72.48, "prompt-tuning-t": 72.78, "bitfit": 78.90,
@@ -21,24 +25,8 @@ PHM_ADAPTER = {4: 80.94, 8: 80.16, 16: 79.70}
 
 
 def ranks(values: list[float]) -> list[float]:
-    """1 for the largest; ties share the mean of their places."""
-    order = sorted(range(len(values)), key=lambda i: -values[i])
-    result = [0.0] * len(values)
-    i = 0
-    while i < len(order):
-        j = i
-        while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
-            j += 1
-        for k in range(i, j + 1):
-            result[order[k]] = (i + j) / 2 + 1
-        i = j + 1
-    return result
-
-
-def pearson(x: list[float], y: list[float]) -> float:
-    mx, my = statistics.fmean(x), statistics.fmean(y)
-    sxy = sum((a - mx) * (b - my) for a, b in zip(x, y))
-    return sxy / (sum((a - mx) ** 2 for a in x) * sum((b - my) ** 2 for b in y)) ** 0.5
+    """1 for the largest; ties share the mean of their places (the metrics' ranking, reversed)."""
+    return _average_ranks([-value for value in values])
 
 
 def kendall(x: list[float], y: list[float]) -> float:
@@ -58,7 +46,7 @@ for n, phm in PHM_ADAPTER.items():
     paper = {**TABLE_9, "phm-adapter": phm}
     names = sorted(paper)
     ours, theirs = [miniature[name] for name in names], [paper[name] for name in names]
-    rho = pearson(ranks(ours), ranks(theirs))
+    rho = spearman(ours, theirs) / 100
     print(f"PHM-Adapter at n = {n:2d}: Spearman's rho {rho:.3f}, Kendall's tau {kendall(ours, theirs):.3f} "
           f"over {len(names)} methods")
 paper = {**TABLE_9, "phm-adapter": PHM_ADAPTER[4]}
