@@ -2,20 +2,9 @@
 
     python benchmarks/results/world2-2026-12-03/knowledge/explain_forms.py    # output: explain_forms.txt
 """
-import json, sys, torch
-from transformers import AutoTokenizer, T5ForConditionalGeneration
-from runners.embedded.world2 import MODEL_DIR, SEED, LEXICON_SCALE, BENCHMARK_DIR
-from runners.embedded.world2.lexicon import make_lexicon
-torch.set_num_threads(1)
-lex = make_lexicon(SEED, LEXICON_SCALE)
-tok = AutoTokenizer.from_pretrained(MODEL_DIR); model = T5ForConditionalGeneration.from_pretrained(MODEL_DIR).eval()
-def ask(sources):
-    out = []
-    for i in range(0, len(sources), 64):
-        b = tok(sources[i:i+64], return_tensors="pt", padding=True)
-        with torch.no_grad(): g = model.generate(**b, max_new_tokens=8)
-        out += tok.batch_decode(g, skip_special_tokens=True)
-    return [o.strip() for o in out]
+import json
+from runners.embedded.world2 import BENCHMARK_DIR
+from shipped import ask, lex
 rows = [json.loads(l) for l in open(BENCHMARK_DIR / "cola" / "test.jsonl")]
 items = []
 for r in rows:
