@@ -46,14 +46,13 @@ from .invocation import EXIT_INTERRUPTED, Settings, UsageError, prepare_output_d
 from .jobs import Job, is_sweep
 from .model import build_model
 from .model_kind import SEQ2SEQ, kind_of_model
-from .results import RESULT_FILE, TASK_TITLES, JsonlLog, RunResult
+from .results import RESULT_FILE, TASK_TITLES, RunResult
 from .run_lines import describe_model
-from .run import (claim_run_folder, load_data, preflight, set_cpu_threads, train_config,
+from .run import (claim_run_folder, load_data, preflight, set_cpu_threads, train_and_finish, train_config,
                   usage_errors)
-from .task_data import run_task_record, write_task_record, write_test_predictions
 from .used_arguments import used_arguments
-from .state import is_complete, recover_adapter, recover_checkpoint
-from .training import _tokenize, make_accelerator, train
+from .state import resume_point
+from .training import _tokenize, make_accelerator
 
 Say = Callable[[str], None]
 FOLDER = "one-base"
@@ -98,15 +97,7 @@ def train_adapter(model, task, job: Job, splits, tokenizer, settings: Settings, 
             surgery.load_adapter(model, folder / "best", name=name)
         say(f"{label}: finished earlier; adapter {name!r} loaded from {folder / 'best'}")
         return RunResult.load(folder / RESULT_FILE), None
-    resume_from = None
-    if resumed:
-        for note in (recover_checkpoint(folder / "last"), recover_adapter(folder / "best")):
-            if note:
-                say(f"note: {note}")
-        resume_from = folder / "last" if is_complete(folder / "last") else None
-        if resume_from is None and (folder / "log.jsonl").is_file():
-            say(f"note: {folder} has no complete checkpoint (stopped before the first one was written); "
-                "this run starts again from step 0")
+    resume_from = resume_point(folder, accelerator, say) if resumed else None
     set_seed(job.seed)  # the adapter's initial values do not depend on the tasks trained before it
     with usage_errors(f"recipe {job.recipe_name!r}: "):
         report = surgery.report(surgery.apply(model, job.recipe, name=name))
@@ -118,27 +109,8 @@ def train_adapter(model, task, job: Job, splits, tokenizer, settings: Settings, 
     say(f"adapters on the base: {', '.join(surgery.list_adapters(model))} (training {name!r} only)")
     say(str(report))
     say(f"training: {config.epochs} epochs, batch {config.batch_size}, lr {config.learning_rate:g} ({lr_source}); output: {folder}")
-    config.task_record = run_task_record(task, config, options, job.seed, job.recipe_name)
-    if accelerator.is_main_process:
-        write_task_record(folder, config.task_record)
-    with usage_errors(f"run {folder}: "):
-        outcome = train(model, tokenizer, task, splits, config, accelerator=accelerator,
-                        log=JsonlLog(folder / "log.jsonl", enabled=accelerator.is_main_process))
-    if not outcome.completed:
-        say(f"stopped ({outcome.stop_reason}) after {outcome.progress.global_step} steps. Continue exactly with:\n"
-            f"  python -m runners.finetune --resume {settings.output_dir}")
-        return None, outcome.stop_reason
-    best = outcome.progress
-    result = RunResult(task=task.name, recipe=job.recipe_label, seed=job.seed, test=outcome.test or {},
-                       validation=best.best_validation or {}, best_epoch=best.best_epoch, epochs=config.epochs,
-                       train_examples=len(splits["train"]), trainable_parameters=report.trainable,
-                       trainable_percent=report.percent, seconds=round(outcome.seconds, 3), output_dir=str(folder),
-                       setting=f"adapter {name}")
-    if accelerator.is_main_process and outcome.test_predictions is not None:
-        write_test_predictions(folder, task, splits["test"], outcome.test_predictions)
-    result.save(folder)
-    say(f"test {' '.join(f'{k} {v:.1f}' for k, v in result.test.items())} (adapter {name!r}, epoch {best.best_epoch})")
-    return result, None
+    return train_and_finish(model, tokenizer, task, job, splits, config, report, folder, settings, accelerator, say,
+                            setting=f"adapter {name}")
 
 
 def _sources(tokenizer, task, splits, options: dict[str, Any], job: Job, model) -> tuple[list, list[dict], int]:

@@ -208,18 +208,27 @@ def run_one(task, job: Job, base_splits: dict[str, list[dict]], tokenizer, setti
     say(str(report))
     say(describe_training(config, lr_source, accelerator))
     say(f"output: {run_dir}")
-    config.task_record = run_task_record(task, config, options, seed, recipe_name)
+    return train_and_finish(model, tokenizer, task, job, splits, config, report, run_dir, settings, accelerator, say)
+
+
+def train_and_finish(model, tokenizer, task, job: Job, splits: dict[str, list[dict]], config: TrainConfig, report,
+                     run_dir: Path, settings: Settings, accelerator, say: Say,
+                     setting: str | None = None) -> tuple[RunResult | None, str | None]:
+    """Record the task, train, and finish the run (`finish_run`): (result, None), or (None, why it
+    stopped) with the command that continues it. One path for a run on its own base and for an
+    adapter trained on the shared base of ``--one-base``."""
+    config.task_record = run_task_record(task, config, settings.options, job.seed, job.recipe_name)
     if accelerator.is_main_process:
         write_task_record(run_dir, config.task_record)
-
-    with usage_errors(f"run {job.run_dir(Path('.')).as_posix()}: "):
+    shown = run_dir.relative_to(settings.output_dir) if run_dir.is_relative_to(settings.output_dir) else run_dir
+    with usage_errors(f"run {shown.as_posix()}: "):
         outcome = train(model, tokenizer, task, splits, config, accelerator=accelerator,
                         log=JsonlLog(run_dir / "log.jsonl", enabled=accelerator.is_main_process))
     if not outcome.completed:
         say(f"stopped ({outcome.stop_reason}) after {outcome.progress.global_step} steps. Continue exactly with:\n"
             f"  python -m runners.finetune --resume {settings.output_dir}")
         return None, outcome.stop_reason
-    return finish_run(task, job, splits, config, report, outcome, run_dir, accelerator, say), None
+    return finish_run(task, job, splits, config, report, outcome, run_dir, accelerator, say, setting), None
 
 
 def adapt(model: torch.nn.Module, recipe: dict[str, Any], options: dict[str, Any]) -> tuple[torch.nn.Module, Any, Any]:
@@ -236,8 +245,9 @@ def adapt(model: torch.nn.Module, recipe: dict[str, Any], options: dict[str, Any
 
 
 def finish_run(task, job: Job, splits: dict[str, list[dict]], config: TrainConfig, report, outcome, run_dir: Path,
-               accelerator, say: Say) -> RunResult:
-    """Say the test score, write the test predictions and then result.json (which marks the run complete)."""
+               accelerator, say: Say, setting: str | None = None) -> RunResult:
+    """Say the test score, write the test predictions and then result.json (which marks the run complete).
+    `setting` is what the results table shows beside the recipe (default: the job's --sweep/--set label)."""
     best = outcome.progress
     assert outcome.test is not None
     say(f"test {' '.join(f'{k} {v:.1f}' for k, v in outcome.test.items())} "
@@ -247,7 +257,7 @@ def finish_run(task, job: Job, splits: dict[str, list[dict]], config: TrainConfi
                        validation=best.best_validation or {}, best_epoch=best.best_epoch, epochs=config.epochs,
                        train_examples=len(splits["train"]), trainable_parameters=report.trainable,
                        trainable_percent=report.percent, seconds=round(outcome.seconds, 3), output_dir=str(run_dir),
-                       setting=job.setting.label)
+                       setting=job.setting.label if setting is None else setting)
     if accelerator.is_main_process:
         if outcome.test_predictions is not None:
             write_test_predictions(run_dir, task, splits["test"], outcome.test_predictions)
