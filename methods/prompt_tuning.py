@@ -127,11 +127,15 @@ def _prepend_to_inputs(stack: nn.Module, kwargs: dict[str, Any], prompt: nn.Modu
     return True
 
 
-class PrependPromptToEncoder:
-    """Forward pre-hook of the encoder stack: input embeddings ← [prompt; embeddings], mask ← [1…1; mask]."""
+class PromptHook:
+    """A hook of one soft prompt on a stack: it acts only while the prompt's adapter is active (`scope`)."""
 
     def __init__(self, prompt: SoftPrompt, scope: AdapterScope):
         self.prompt, self.scope = prompt, scope
+
+
+class PrependPromptToEncoder(PromptHook):
+    """Forward pre-hook of the encoder stack: input embeddings ← [prompt; embeddings], mask ← [1…1; mask]."""
 
     def __call__(self, stack: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]):
         if not self.scope.is_active():
@@ -144,11 +148,8 @@ class PrependPromptToEncoder:
         return (), kwargs
 
 
-class ExtendCrossAttentionMask:
+class ExtendCrossAttentionMask(PromptHook):
     """Forward pre-hook of the decoder stack: encoder_attention_mask ← [1…1; mask] when it misses the prompt."""
-
-    def __init__(self, prompt: SoftPrompt, scope: AdapterScope):
-        self.prompt, self.scope = prompt, scope
 
     def __call__(self, stack: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]):
         if not self.scope.is_active():
@@ -166,12 +167,9 @@ class ExtendCrossAttentionMask:
         return (), kwargs
 
 
-class DropPromptStates:
+class DropPromptStates(PromptHook):
     """Forward hook of an encoder-only model's stack: its output states lose the prompt's positions
     (they attended to the prompt; the outputs line up with the input tokens again)."""
-
-    def __init__(self, prompt: SoftPrompt, scope: AdapterScope):
-        self.prompt, self.scope = prompt, scope
 
     def __call__(self, stack: nn.Module, args: tuple[Any, ...], output: Any) -> Any:
         if not self.scope.is_active():
@@ -182,7 +180,7 @@ class DropPromptStates:
         return output
 
 
-class PrependPromptToDecoderOnly:
+class PrependPromptToDecoderOnly(PromptHook):
     """Forward pre-hook of a decoder-only model's stack (Llama, GPT-2, ...): the prompt goes before the
     input embeddings on the call that starts a sequence (no cache yet); on every call the caller's
     attention mask gains the prompt's ones in front and explicit positions move up by its length
@@ -190,7 +188,7 @@ class PrependPromptToDecoderOnly:
     """
 
     def __init__(self, prompt: SoftPrompt, scope: AdapterScope):
-        self.prompt, self.scope = prompt, scope
+        super().__init__(prompt, scope)
         self.prepended = False  # read by DropPromptStatesOnce after the same call
 
     def __call__(self, stack: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]):
