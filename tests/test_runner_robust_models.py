@@ -19,7 +19,6 @@ from safetensors.torch import load_file
 
 from conftest import one_line_exit_2
 
-import runners.finetune.multitask
 import runners.finetune.run
 from runners import finetune, pretrain
 from runners.embedded import MODEL_DIR
@@ -60,8 +59,7 @@ def no_work(monkeypatch) -> list[str]:
         return record
 
     monkeypatch.setattr(runners.finetune.run, "build_model", forbidden("build_model"))
-    monkeypatch.setattr(runners.finetune.run, "train", forbidden("train"))
-    monkeypatch.setattr(runners.finetune.multitask, "train", forbidden("train"))
+    monkeypatch.setattr(runners.finetune.run, "train", forbidden("train"))  # --one-base trains through it too
     return started
 
 

@@ -50,9 +50,9 @@ from .run_lines import describe_model, describe_training
 from .state import resume_point
 from .sweep import sweep_markdown, write_sweep_tables
 from .used_arguments import used_arguments
-from .task_data import (load_data, resolve_tasks, run_task_record, task_named, write_task_record,
-                        write_test_predictions)
+from .task_data import load_data, resolve_tasks, run_task_record, task_named, write_task_record
 from .training import TrainConfig, make_accelerator, train
+from .finish import finish_run
 
 RUN_FILE = "run.json"
 
@@ -242,27 +242,6 @@ def adapt(model: torch.nn.Module, recipe: dict[str, Any], options: dict[str, Any
         return trained, report, recipe
     report = surgery.report(surgery.apply(model, recipe))
     return model, report, surgery.plan_of(model).recipe
-
-
-def finish_run(task, job: Job, splits: dict[str, list[dict]], config: TrainConfig, report, outcome, run_dir: Path,
-               accelerator, say: Say, setting: str | None = None) -> RunResult:
-    """Say the test score, write the test predictions and then result.json (which marks the run complete).
-    `setting` is what the results table shows beside the recipe (default: the job's --sweep/--set label)."""
-    best = outcome.progress
-    assert outcome.test is not None
-    say(f"test {' '.join(f'{k} {v:.1f}' for k, v in outcome.test.items())} "
-        f"(checkpoint of epoch {best.best_epoch}, validation "
-        f"{' '.join(f'{k} {v:.1f}' for k, v in (best.best_validation or {}).items())}) — {outcome.seconds:.1f} s")
-    result = RunResult(task=task.name, recipe=job.row_label, seed=job.seed, test=outcome.test,
-                       validation=best.best_validation or {}, best_epoch=best.best_epoch, epochs=config.epochs,
-                       train_examples=len(splits["train"]), trainable_parameters=report.trainable,
-                       trainable_percent=report.percent, seconds=round(outcome.seconds, 3), output_dir=str(run_dir),
-                       setting=job.setting.label if setting is None else setting)
-    if accelerator.is_main_process:
-        if outcome.test_predictions is not None:
-            write_test_predictions(run_dir, task, splits["test"], outcome.test_predictions)
-        result.save(run_dir)  # last: a run with result.json is complete
-    return result
 
 
 def shipped_or_tiny(options: dict[str, Any]) -> bool:
