@@ -75,6 +75,9 @@ def test_two_tasks_into_one_base_and_the_table_says_which_adapter_scored_what(tm
     assert [(r["adapter"], r["task"], r["metric"]) for r in rows] == [("rte", "rte", "accuracy"), ("mrpc", "mrpc", "f1"),
                                                                       ("mrpc", "mrpc", "accuracy")]
     assert "| rte | RTE (accuracy) | adapter |" in (out / "results.md").read_text()
+    for name in ("rte", "mrpc"):  # each run's record names its adapter (what results tables of several folders show)
+        record = json.loads((out / "one-base" / "adapter" / "seed-42" / name / "result.json").read_text())
+        assert (record["task"], record["recipe"], record["setting"]) == (name, "adapter", f"adapter {name}")
     folders = {r["adapter"]: Path(r["adapter_folder"]) for r in rows}
     for row in rows:
         # The same model scores each adapter switched on, and in mixed batches: the same numbers.
