@@ -220,8 +220,7 @@ def train_and_finish(model, tokenizer, task, job: Job, splits: dict[str, list[di
     config.task_record = run_task_record(task, config, settings.options, job.seed, job.recipe_name)
     if accelerator.is_main_process:
         write_task_record(run_dir, config.task_record)
-    shown = run_dir.relative_to(settings.output_dir) if run_dir.is_relative_to(settings.output_dir) else run_dir
-    with usage_errors(f"run {shown.as_posix()}: "):
+    with usage_errors(f"run {run_dir.relative_to(settings.output_dir).as_posix()}: "):
         outcome = train(model, tokenizer, task, splits, config, accelerator=accelerator,
                         log=JsonlLog(run_dir / "log.jsonl", enabled=accelerator.is_main_process))
     if not outcome.completed:
@@ -245,7 +244,9 @@ def adapt(model: torch.nn.Module, recipe: dict[str, Any], options: dict[str, Any
 
 
 def shipped_or_tiny(options: dict[str, Any]) -> bool:
-    """Whether the run's model is one of the small ones this project ships (or an --init-config one)."""
+    """Whether the run trains a small model of this project's: the default (world 1's embedded T5, no
+    --model), a shipped model some task is written for (world 2's), or an --init-config one. An
+    explicit --model naming world 1's folder counts as a user's model."""
     from runners.tasks import TASKS
 
     model = options.get("model")
