@@ -189,7 +189,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run(settings: Settings) -> int:
-    """The invocation's runs (the heavy imports happen here); out of GPU memory is exit 3 with advice."""
+    """The invocation's runs (the heavy imports happen here); out of GPU memory is exit 3 with advice.
+    The output folder's lock is released however they end."""
     import torch
 
     try:
@@ -207,3 +208,5 @@ def run(settings: Settings) -> int:
               f"--eval-batch-size (now: --batch-size {options.get('batch_size') or 'default'}, "
               f"--grad-accum {options.get('grad_accum') or 1})", file=sys.stderr)
         return EXIT_OUT_OF_MEMORY
+    finally:
+        settings.release_lock()

@@ -57,6 +57,11 @@ class Settings:
     options: dict[str, Any]        # the parsed namespace, after merging a resumed run's
     lock: OutputLock | None = None  # held by the main process from prepare_output_dir on
 
+    def release_lock(self) -> None:
+        """Let another invocation write into the output folder (when this one has finished with it)."""
+        if self.lock is not None:
+            self.lock.release()
+
 
 def is_main_process() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
@@ -230,8 +235,8 @@ def prepare_output_dir(settings: Settings, barrier: Callable[[], None] = lambda:
             verdict = str(error)
         except OSError as error:
             verdict = f"--output-dir {folder}: cannot write there ({error.strerror or error})"
-        if verdict is not None and settings.lock is not None:
-            settings.lock.release()
+        if verdict is not None:
+            settings.release_lock()
     verdict = share(verdict)
     barrier()
     if verdict is not None:

@@ -196,15 +196,6 @@ def tables(entries: list[dict[str, Any]]) -> tuple[str, str]:
     return "\n".join(lines), out.getvalue()
 
 
-def run_one_base(settings: Settings, say: Say) -> int:
-    """Every task of the invocation into one base per (recipe, seed); returns the exit code."""
-    try:
-        return _run(settings, say)
-    finally:
-        if settings.lock is not None:
-            settings.lock.release()
-
-
 def checked_preflight(settings: Settings):
     """The finetune runner's preflight, and what --one-base needs besides: no sweep, a seq2seq base."""
     options = settings.options
@@ -219,7 +210,8 @@ def checked_preflight(settings: Settings):
     return checked
 
 
-def _run(settings: Settings, say: Say) -> int:
+def run_one_base(settings: Settings, say: Say) -> int:
+    """Every task of the invocation into one base per (recipe, seed); returns the exit code."""
     options = settings.options
     checked = checked_preflight(settings)
     tasks, tokenizer, overrides, jobs = checked.tasks, checked.tokenizer, checked.overrides, checked.jobs

@@ -267,15 +267,6 @@ def set_cpu_threads(options: dict[str, Any], device: torch.device) -> int:
     return torch.get_num_threads()
 
 
-def run_all(settings: Settings, say: Say) -> int:
-    """Every run of the invocation; returns the exit code."""
-    try:
-        return _run_all(settings, say)
-    finally:
-        if settings.lock is not None:
-            settings.lock.release()
-
-
 @dataclass
 class Preflight:
     """What every invocation checks before anything is written: its tasks, tokenizer, the model's
@@ -315,7 +306,8 @@ def preflight(settings: Settings) -> Preflight:
     return Preflight(tasks, tokenizer, overrides, architecture, device, jobs, notes)
 
 
-def _run_all(settings: Settings, say: Say) -> int:
+def run_all(settings: Settings, say: Say) -> int:
+    """Every run of the invocation; returns the exit code."""
     options = settings.options
     checked = preflight(settings)
     tasks, tokenizer, jobs = checked.tasks, checked.tokenizer, checked.jobs
