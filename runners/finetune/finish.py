@@ -5,15 +5,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
+from .invocation import Say
 from .jobs import Job
 from .results import RunResult
 from .task_data import write_test_predictions
 from .training import TrainConfig
-
-Say = Callable[[str], None]
 
 
 def finish_run(task, job: Job, splits: dict[str, list[dict]], config: TrainConfig, report, outcome, run_dir: Path,

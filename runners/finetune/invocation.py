@@ -67,6 +67,9 @@ def is_main_process() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
 
+Say = Callable[[str], None]  # how a run reports a line: `say`, or a test's collector
+
+
 def say(message: str = "") -> None:
     if is_main_process():
         print(message, flush=True)

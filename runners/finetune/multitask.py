@@ -26,7 +26,6 @@ import copy
 import csv
 import io
 import statistics
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +41,7 @@ from .atomic import write_text
 from .batches import collate_sources
 from .evaluation import evaluate
 from .generation import generation_config
-from .invocation import EXIT_INTERRUPTED, Settings, UsageError, prepare_output_dir
+from .invocation import EXIT_INTERRUPTED, Say, Settings, UsageError, prepare_output_dir
 from .jobs import Job, is_sweep
 from .model import build_model
 from .model_kind import SEQ2SEQ, kind_of_model
@@ -54,7 +53,6 @@ from .used_arguments import used_arguments
 from .state import resume_point
 from .training import _tokenize, make_accelerator
 
-Say = Callable[[str], None]
 FOLDER = "one-base"
 
 

@@ -21,7 +21,6 @@ be loaded, a damaged checkpoint, a loss that became NaN) become `UsageError`, wh
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from dataclasses import dataclass
 from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from pathlib import Path
@@ -35,7 +34,7 @@ from runners.threads import choose_threads
 
 from .atomic import write_json
 from .errors import NonFiniteLoss, TrainingSetupError
-from .invocation import DEFAULT_RECIPE, EXIT_INTERRUPTED, Settings, UsageError, prepare_output_dir
+from .invocation import DEFAULT_RECIPE, EXIT_INTERRUPTED, Say, Settings, UsageError, prepare_output_dir
 from .jobs import Job, is_sweep, plan_jobs
 from .library_baselines import apply_baseline, is_library_baseline
 from .run_folders import unique
@@ -56,7 +55,6 @@ from .finish import finish_run
 
 RUN_FILE = "run.json"
 
-Say = Callable[[str], None]
 
 
 @contextmanager
