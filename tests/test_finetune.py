@@ -153,6 +153,36 @@ def test_out_of_gpu_memory_gives_a_hint(monkeypatch, capsys):
     assert "out of GPU memory" in error and "--grad-accum" in error and "--batch-size" in error
 
 
+@pytest.mark.parametrize("ending", ["returns", "out of GPU memory", "raises"])
+def test_the_output_folder_lock_is_released_however_the_runs_end(ending, monkeypatch, tmp_path):
+    """While the invocation's Settings still exist, another process may write into the folder again."""
+    import runners.finetune.run
+    from runners.finetune.cli import run
+    from runners.finetune.invocation import Settings
+    from runners.finetune.lock import OutputLock
+
+    def runs(settings, say):
+        if ending == "out of GPU memory":
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory")
+        if ending == "raises":
+            raise RuntimeError("a run failed")
+        return 0
+
+    monkeypatch.setattr(runners.finetune.run, "run_all", runs)
+    lock = OutputLock(tmp_path)
+    lock.acquire()
+    settings = Settings(tasks=["rte"], recipes=None, seeds=[42], output_dir=tmp_path, options={}, lock=lock)
+    if ending == "raises":
+        with pytest.raises(RuntimeError):
+            run(settings)
+    else:
+        assert run(settings) == (0 if ending == "returns" else 3)
+    other = OutputLock(tmp_path)
+    other.acquire()  # raises UsageError ("in use by another ... process") while the first lock is held
+    other.release()
+    assert settings.lock is lock
+
+
 @pytest.mark.parametrize("arguments, message", [
     (["--seed", "1", "--seeds", "1", "2"], "not both"),
     (["--low-resource", "300"], "--epochs"),
