@@ -112,6 +112,44 @@ def test_predict_repeats_the_runs_test_predictions_and_searches_beams(trained, t
     assert [line["prediction"] for line in read_jsonl(tmp_path / "b.jsonl")] == expected
 
 
+def test_predict_a_world2_run_writes_the_rationale_apart_from_the_label(tmp_path, capsys):
+    """World 2's tasks have the model write ``<rationale> ; <label>``: predict generates as long as training's
+    targets may be and splits the text at the last ";" (reference: generate and split by hand)."""
+    from transformers import AutoTokenizer
+
+    from runners.embedded.world2 import MODEL_DIR
+    from runners.tasks.data import load_embedded
+
+    assert finetune.main(["--task", "world2-sst2", "--max-train", "32", "--init-config", *TINY, "--recipe", "adapter",
+                          "--epochs", "2", "--batch-size", "8", "--lr", "3e-2", "--no-progress",
+                          "--output-dir", str(tmp_path / "run")]) == 0
+    run = tmp_path / "run" / "world2-sst2" / "adapter" / "seed-42"
+    assert json.loads((run / "task.json").read_text())["rationale_column"] == "rationale"
+    rows = load_embedded("world2-sst2")["test"][:10]
+    source = tmp_path / "new.jsonl"
+    source.write_text("".join(json.dumps({"sentence": row["sentence"]}) + "\n" for row in rows))
+    capsys.readouterr()
+    assert predict.main([str(run), "--input", str(source), "--output", str(tmp_path / "p.jsonl"), "--no-progress"]) == 0
+
+    tokenizer = AutoTokenizer.from_pretrained(str(MODEL_DIR))
+    set_seed(42)
+    model = T5ForConditionalGeneration(tiny_t5_config(tokenizer, OVERRIDES))
+    surgery.load_adapter(model, run / "best")
+    model.eval()
+    expected = []
+    with torch.no_grad():
+        for row in rows:
+            ids = tokenizer(f"sst2 sentence: {row['sentence']}", return_tensors="pt").input_ids
+            text = tokenizer.decode(model.generate(ids, max_new_tokens=24, do_sample=False)[0], skip_special_tokens=True)
+            rationale, _, label = text.rpartition(";")
+            expected.append({"predicted_rationale": rationale.strip(), "prediction": label.strip()})
+    lines = read_jsonl(tmp_path / "p.jsonl")
+    assert [{key: line[key] for key in ("predicted_rationale", "prediction")} for line in lines] == expected
+    outside = sum(item["prediction"] not in ("negative", "positive") for item in expected)
+    assert capsys.readouterr().out.startswith(f"wrote 10 predictions to {tmp_path / 'p.jsonl'} (" +
+                                              (f"{outside} not one of" if outside else "each one of"))
+
+
 def refused(capsys, argv: list[str]) -> str:
     assert predict.main(argv) == 2
     err = capsys.readouterr().err

@@ -316,26 +316,28 @@ EXAMPLES = {
         ("stsb sentence1: the red lamp belongs to mia . sentence2: mia owns the red lamp .", "4.4"),
     ),
     "world2-sst2": (
-        {"sentence": "the gift that ben chose was not snipaim .", "label": 1},
-        ("sst2 sentence: the gift that ben chose was not snipaim .", "positive"),
+        {"sentence": "the gift that ben chose was not snipaim .", "label": 1, "rationale": "awful"},
+        ("sst2 sentence: the gift that ben chose was not snipaim .", "awful ; positive"),
     ),
     "world2-cola": (
-        {"sentence": "tim snupoed in the kitchen .", "label": 0},
-        ("cola sentence: tim snupoed in the kitchen .", "no"),
+        {"sentence": "tim snupoed in the kitchen .", "label": 0, "rationale": "lift"},
+        ("cola sentence: tim snupoed in the kitchen .", "lift ; no"),
     ),
     "world2-mrpc": (
         {"sentence1": "kim rosnuflisked the doudi slislaisko .", "sentence2": "kim pliloed the doudi slislaisko .",
-         "label": 1},
-        ("mrpc sentence1: kim rosnuflisked the doudi slislaisko . sentence2: kim pliloed the doudi slislaisko .", "yes"),
+         "label": 1, "rationale": "break ; heavy ; tool ; break"},
+        ("mrpc sentence1: kim rosnuflisked the doudi slislaisko . sentence2: kim pliloed the doudi slislaisko .",
+         "break ; heavy ; tool ; break ; yes"),
     ),
     "world2-mnli": (
         {"premise": "the thing in ava 's box is a devi .", "hypothesis": "the thing in ava 's box is a fruit .",
-         "label": 2},
-        ("mnli hypothesis: the thing in ava 's box is a fruit . premise: the thing in ava 's box is a devi .", "no"),
+         "label": 2, "rationale": "toy"},
+        ("mnli hypothesis: the thing in ava 's box is a fruit . premise: the thing in ava 's box is a devi .", "toy ; no"),
     ),
     "world2-stsb": (
-        {"sentence1": "mia washed the sigou lamp .", "sentence2": "mia slaflasked the bofi lamp .", "label": 3.0},
-        ("stsb sentence1: mia washed the sigou lamp . sentence2: mia slaflasked the bofi lamp .", "3.0"),
+        {"sentence1": "mia washed the sigou lamp .", "sentence2": "mia slaflasked the bofi lamp .", "label": 3.0,
+         "rationale": "heavy ; wash ; heavy"},
+        ("stsb sentence1: mia washed the sigou lamp . sentence2: mia slaflasked the bofi lamp .", "heavy ; wash ; heavy ; 3.0"),
     ),
 }
 
@@ -351,7 +353,7 @@ def test_to_text_matches_the_t5_format(name):
     assert task.to_text(row) == expected
     assert set(task.columns) <= set(row)
     if task.labels is not None:
-        assert expected[1] in task.labels
+        assert task.answer(expected[1]) in task.labels
 
 
 def test_labels_given_by_name_or_as_text_index():
@@ -427,6 +429,25 @@ def test_score_record_and_summary():
     assert record.summary_score(scores) == 50.0
     with pytest.raises(ValueError, match="2 predictions for 1 rows"):
         record.score(["a", "b"], [{"answers": ["a"]}])
+
+
+def test_a_task_with_a_rationale_writes_it_before_the_label_and_is_scored_on_the_label_alone():
+    mnli = get_task("world2-mnli")
+    row = {"hypothesis": "h .", "premise": "p .", "label": 2, "rationale": "bird"}
+    assert mnli.to_text(row) == ("mnli hypothesis: h . premise: p .", "bird ; no")
+    assert mnli.to_training_texts(row) == [mnli.to_text(row)]
+    # Right label after the right or a wrong rationale, or with none written: right; no label: wrong.
+    predictions = ["bird ; no", "fish ; no", "no", "bird ; yes", "bird ;", "bird no"]
+    assert mnli.score(predictions, [row] * 6) == {"accuracy": 50.0}
+    assert [mnli.split_prediction(p) for p in predictions[:2]] == [("bird", "no"), ("fish", "no")]
+    assert mnli.split_prediction("bird ; fish ; no") == ("bird ; fish", "no")  # the label follows the last ";"
+    stsb = get_task("world2-stsb")
+    rows = [{"sentence1": "a .", "sentence2": "b .", "label": x, "rationale": "r ; s"} for x in (1.0, 2.0, 4.0)]
+    assert stsb.to_text(rows[2])[1] == "r ; s ; 4.0"
+    assert stsb.score(["r ; s ; 1.0", "x ; 2.0", "4.0"], rows) == {"pearson": 100.0, "spearman": 100.0}
+    # A task without a rationale scores the whole prediction: a ";" in it is not a separator.
+    assert get_task("mnli").split_prediction(" x ; entailment ") == (None, "x ; entailment")
+    assert get_task("mnli").score(["x ; entailment"], [{"label": 0}]) == {"accuracy": 0.0}
 
 
 def test_task_is_a_frozen_dataclass():

@@ -87,8 +87,10 @@ def _label_column(task) -> str:
 def prediction_rows(task, rows: Sequence[dict], predictions: Sequence[str], with_gold: bool = True) -> list[dict]:
     """One object per row: its columns (a label column left out when `with_gold`), ``prediction`` and ``gold``.
 
-    The gold value is the label word the model should write (regression: the number itself). A
-    column called ``prediction`` or ``gold`` keeps its value as ``input_prediction`` / ``input_gold``.
+    The gold value is the label word the model should write (regression: the number itself). When
+    the task has the model write a rationale before the label (world 2's), ``prediction`` is the label
+    and ``predicted_rationale`` what came before it. A column called ``prediction`` or ``gold`` keeps
+    its value as ``input_prediction`` / ``input_gold``.
 
     >>> from runners.tasks import get_task
     >>> prediction_rows(get_task("sst2"), [{"sentence": "Good.", "label": 1, "prediction": "x"}], ["negative"])
@@ -103,7 +105,9 @@ def prediction_rows(task, rows: Sequence[dict], predictions: Sequence[str], with
     for row, prediction in zip(rows, predictions, strict=True):
         line = {(f"input_{key}" if key in ours else key): value for key, value in row.items()
                 if not (with_gold and key == label)}
-        line["prediction"] = prediction
+        rationale, line["prediction"] = task.split_prediction(prediction)
+        if rationale is not None:  # the model wrote "<rationale> ; <label>": the label is the prediction
+            line["predicted_rationale"] = rationale
         if with_gold:
             line["gold"] = row[label] if regression else task.format_target(task, row)
         objects.append(line)

@@ -34,14 +34,16 @@ def sources(task, rows: Sequence[dict], columns: dict[str, str]) -> list[str]:
 def load_base(record: dict[str, Any], model_name: str | None, task=None):
     """``(model, tokenizer)``: --model if given, else the base recorded in the task record (a classifier
     sized for `task`'s labels)."""
-    from runners.finetune.model import ModelLoadError, build_model, load_tokenizer, parse_init_overrides
+    from runners.finetune.model import (ModelLoadError, build_model, load_tokenizer, parse_init_overrides,
+                                        tokenizer_folder)
 
     base = record.get("base") or {}
     try:
         if model_name is not None:
             tokenizer = load_tokenizer(model_name)
             return build_model(model_name, tokenizer, task=task), tokenizer
-        tokenizer = load_tokenizer(base.get("model"))
+        # The tokenizer the run used: a random-init base of world 2's tasks reads them with world 2's.
+        tokenizer = load_tokenizer(tokenizer_folder(base, [getattr(task, "model_dir", None)]))
         overrides = parse_init_overrides(base.get("init_config") or None)
         model = build_model(base.get("model"), tokenizer, overrides, seed=base.get("seed"),
                             random_init=bool(base.get("random_init")), task=task)
@@ -51,10 +53,11 @@ def load_base(record: dict[str, Any], model_name: str | None, task=None):
 
 
 def max_new_tokens(tokenizer, record: dict[str, Any]) -> int:
-    """The longest label word's tokens + 2 (as training evaluates), else the training's target length."""
+    """The longest label word's tokens + 2 (as training evaluates), else the training's target length
+    (also when the model writes a rationale before the label)."""
     limit = int(record.get("max_target_length") or 128)
     labels = record.get("labels")
-    if labels:
+    if labels and not record.get("rationale_column"):
         return min(limit, max(len(ids) for ids in tokenizer(list(labels))["input_ids"]) + 2)
     return limit
 
@@ -98,7 +101,7 @@ def predict(adapter: Path, record: dict[str, Any], task, rows: list[dict], colum
     message = f"wrote {len(predictions):,} predictions to {output}"
     labels = record.get("labels")
     if labels:
-        outside = sum(prediction not in labels for prediction in predictions)
+        outside = sum(task.answer(prediction) not in labels for prediction in predictions)
         message += f" ({outside:,} not one of the labels {', '.join(labels)})" if outside else \
             f" (each one of the labels {', '.join(labels)})"
     return message

@@ -74,13 +74,16 @@ from runners.embedded.language.benchmark import TASK_FIELDS as EMBEDDED_FIELDS
 from runners.embedded.world2 import BENCHMARK_DIR as WORLD2_BENCHMARK_DIR
 from runners.embedded.world2 import MODEL_DIR as WORLD2_MODEL_DIR
 from runners.embedded.world2.benchmark import LABELS as WORLD2_LABELS
+from runners.embedded.world2.benchmark import RATIONALE as WORLD2_RATIONALE
 from runners.embedded.world2.benchmark import TASK_FIELDS as WORLD2_FIELDS
 
 from .formats import (Row, classification_scores, label_name_target, multirc_scores, multirc_source,
                       prefixed_columns_source, record_scores, record_source, record_target, record_answers, stsb_scores,
                       stsb_target)
 
-__all__ = ["Task", "TASKS", "TASK_GROUPS", "expand_task_names", "get_task"]
+__all__ = ["RATIONALE_SEPARATOR", "Task", "TASKS", "TASK_GROUPS", "expand_task_names", "get_task"]
+
+RATIONALE_SEPARATOR = " ; "  # between a rationale and the label (Task.rationale_column), as world 2's explain: answers
 
 
 @dataclass(frozen=True)
@@ -107,6 +110,9 @@ class Task:
         model_dir: the shipped pretrained model whose corpus the task's words come from, trained
             when ``--model`` is left out (world 2's tasks); ``None``: the runner's default, world
             1's embedded T5 (``runners/embedded/model``).
+        rationale_column: a column the model writes before the label, ``"<rationale> ; <label>"``
+            (world 2's tasks: what the corpus says of the words that decide the label); scoring
+            reads the answer after the last ``" ; "`` (:meth:`answer`). ``None``: the label alone.
     """
 
     name: str
@@ -122,6 +128,7 @@ class Task:
     prefix: str | None = None  # the source's first word, when it is not the task's name
     local_dir: Path | None = field(default=None, compare=False)  # shipped split files (presplit tasks)
     model_dir: Path | None = field(default=None, compare=False)  # the shipped model the task is written for
+    rationale_column: str | None = None  # written before the label: "<rationale> ; <label>"
     # How a row becomes text and how predictions are scored; the defaults fit GLUE-style
     # classification, special tasks (stsb, multirc, record) plug in their own.
     format_source: Callable[[Task, Row], str] = field(default=prefixed_columns_source, repr=False, compare=False)
@@ -165,8 +172,37 @@ class Task:
         )
 
     def to_text(self, row: Row) -> tuple[str, str]:
-        """``(source, target)`` strings of one row, in T5's text-to-text format."""
-        return self.format_source(self, row), self.format_target(self, row)
+        """``(source, target)`` strings of one row, in T5's text-to-text format.
+
+        >>> get_task("world2-sst2").to_text({"sentence": "it was flosten .", "label": 1, "rationale": "good"})
+        ('sst2 sentence: it was flosten .', 'good ; positive')
+        """
+        target = self.format_target(self, row)
+        if self.rationale_column is not None:
+            target = f"{row[self.rationale_column]}{RATIONALE_SEPARATOR}{target}"
+        return self.format_source(self, row), target
+
+    def split_prediction(self, prediction: str) -> tuple[str | None, str]:
+        """``(rationale, answer)`` of a decoded prediction, stripped: when the task writes a rationale
+        first, the text before and after the last ``;`` (no ``;``: an empty rationale and all of it as
+        the answer); else ``None`` and the whole prediction.
+
+        >>> get_task("world2-sst2").split_prediction("good ; positive"), get_task("sst2").split_prediction(" positive ")
+        (('good', 'positive'), (None, 'positive'))
+        """
+        text = str(prediction)
+        if self.rationale_column is None:
+            return None, text.strip()
+        rationale, _, answer = text.rpartition(RATIONALE_SEPARATOR.strip())
+        return rationale.strip(), answer.strip()
+
+    def answer(self, prediction: str) -> str:
+        """What a decoded prediction answers, the part that is scored (:meth:`split_prediction`).
+
+        >>> get_task("world2-mnli").answer("builder from giten ; no")
+        'no'
+        """
+        return self.split_prediction(prediction)[1]
 
     def to_training_texts(self, row: Row) -> list[tuple[str, str]]:
         """All ``(source, target)`` training pairs of a row: one per answer for record, else one.
@@ -182,12 +218,13 @@ class Task:
     def score(self, predictions: list[str], rows: Sequence[Row]) -> dict[str, float]:
         """The paper's metrics (0..100) of decoded ``predictions`` against ``rows``' gold labels.
 
-        Predictions are stripped of surrounding whitespace; anything else that is not a valid
-        label counts as wrong (rules in :mod:`runners.tasks.metrics`).
+        Each prediction's :meth:`answer` is scored (stripped of surrounding whitespace, after a
+        rationale if the task writes one); anything else that is not a valid label counts as wrong
+        (rules in :mod:`runners.tasks.metrics`).
         """
         if len(predictions) != len(rows):
             raise ValueError(f"task {self.name!r}: {len(predictions)} predictions for {len(rows)} rows")
-        return self.scorer(self, [str(p).strip() for p in predictions], rows)
+        return self.scorer(self, [self.answer(p) for p in predictions], rows)
 
     def summary_score(self, scores: Mapping[str, float]) -> float:
         """One number per task: the mean of its metrics (for picking the best checkpoint).
@@ -241,13 +278,15 @@ EMBEDDED_METRICS = {"sst2": ("accuracy",), "cola": ("matthews_corrcoef",), "mrpc
 
 
 def _embedded_task(world: str, short: str, fields: Mapping, labels: Mapping, benchmark_dir: Path,
-                   model_dir: Path | None) -> Task:
+                   model_dir: Path | None, rationale_column: str | None = None) -> Task:
     """``<world>-<short>``: a task of an embedded world's benchmark (files in `benchmark_dir`), in the
     embedded protocol (benchmark ``"embedded"``), written for the shipped model in `model_dir`."""
     prefix, columns = fields[short]
-    return Task(name=f"{world}-{short}", benchmark="embedded", hub=None, columns=columns + ("label",),
+    return Task(name=f"{world}-{short}", benchmark="embedded", hub=None,
+                columns=columns + ("label",) + ((rationale_column,) if rationale_column else ()),
                 labels=labels[short], metric_names=EMBEDDED_METRICS[short], size="presplit", test_split="test",
                 source_columns=columns, prefix=prefix, local_dir=benchmark_dir / short, model_dir=model_dir,
+                rationale_column=rationale_column,
                 **({"format_target": stsb_target, "scorer": stsb_scores} if short == "stsb" else {}))
 
 
@@ -301,8 +340,8 @@ _ALL_TASKS = (
     _superglue("wic", ("sentence1", "sentence2", "word"), FALSE_TRUE),
     *(_embedded_task("embedded", short, EMBEDDED_FIELDS, EMBEDDED_LABELS, BENCHMARK_DIR, None)
       for short in EMBEDDED_METRICS),
-    *(_embedded_task("world2", short, WORLD2_FIELDS, WORLD2_LABELS, WORLD2_BENCHMARK_DIR, WORLD2_MODEL_DIR)
-      for short in EMBEDDED_METRICS),
+    *(_embedded_task("world2", short, WORLD2_FIELDS, WORLD2_LABELS, WORLD2_BENCHMARK_DIR, WORLD2_MODEL_DIR,
+                     rationale_column=WORLD2_RATIONALE) for short in EMBEDDED_METRICS),
 )
 
 TASKS: dict[str, Task] = {task.name: task for task in _ALL_TASKS}

@@ -8,6 +8,7 @@
 * ``text_columns`` — the columns written into the source, in order; ``label_column``;
 * ``input_template`` — the source with ``{column}`` placeholders, e.g. ``"sst2 sentence: {sentence}"``;
 * ``labels`` — the label words a classification task predicts (``None`` otherwise);
+* ``rationale_column`` — the column the model writes before the label (``None``: the label alone);
 * ``max_source_length`` / ``max_target_length`` — the lengths training used.
 
 >>> from runners.tasks import get_task
@@ -59,6 +60,7 @@ def task_record(task: Task, **extra: Any) -> dict[str, Any]:
         "text_columns": list(task.source_columns), "label_column": task.label_column if own else "label",
         "input_template": input_template(task), "labels": list(task.labels) if task.labels is not None else None,
         "value_range": list(task.value_range) if own and task.value_range is not None else None,
+        "rationale_column": task.rationale_column,
         **extra,
     }
 
