@@ -222,7 +222,49 @@ def test_the_shipped_world2_tasks_load_with_valid_labels():
         assert {name: len(r) for name, r in splits.items()} == BENCHMARK_SIZES
         source, target = task.to_text(splits["test"][0])
         assert source.startswith(TASK_FIELDS[task.name.removeprefix("world2-")][0] + " ")
-        assert task.labels is None or target in task.labels
+        assert target.startswith(splits["test"][0]["rationale"] + " ; ")
+        assert task.labels is None or task.answer(target) in task.labels
+
+
+def test_every_shipped_world2_target_fits_the_embedded_protocols_target_length():
+    """Rationale and label are never cut off in training (the longest, stsb's, has 17 tokens with </s>)."""
+    from transformers import AutoTokenizer
+
+    from runners.embedded.world2 import TOKENIZER_DIR
+    from runners.embedded.world2.tasks import WORLD2_TASKS
+    from runners.finetune.protocol import EMBEDDED
+    from runners.tasks.data import load_task_splits
+
+    tokenizer = AutoTokenizer.from_pretrained(str(TOKENIZER_DIR))
+    for task in WORLD2_TASKS.values():
+        targets = [task.to_text(row)[1] for rows in load_task_splits(task).values() for row in rows]
+        longest = max(len(ids) for ids in tokenizer(targets).input_ids)
+        assert longest <= EMBEDDED["max_target_length"], (task.name, longest)
+        assert tokenizer.unk_token_id not in {i for ids in tokenizer(targets).input_ids for i in ids}
+
+
+def property_of(lexicon, word: str) -> str:
+    """A word's property as the supervised pairs answer it, written out here from its lexicon entry."""
+    entry = lexicon.entries[word]
+    return {"evaluative": lambda: entry.gloss, "descriptive": lambda: entry.gloss, "verb": lambda: entry.gloss,
+            "noun": lambda: entry.category, "person": lambda: f"{entry.profession} from {entry.town}",
+            "town": lambda: "a town"}[entry.kind]()
+
+
+@pytest.mark.parametrize("task", list(TASK_FIELDS))
+def test_each_rationale_is_the_property_of_the_designated_words_in_the_order_the_source_shows_them(task, lexicon, rows):
+    """Recomputed here: the runner's source order (mnli: hypothesis, then premise), each invented word
+    that the bookkeeping designates, once, at its first token (a verb as its past tense)."""
+    columns = TASK_FIELDS[task][1]
+    for split in ("train", "test"):
+        for row, words in rows[task][split]:
+            order = []
+            for token in " ".join(row[column] for column in columns).split():
+                for word in (token, token.removesuffix("ed")):
+                    if word in words and word not in order:
+                        order.append(word)
+            assert sorted(order) == sorted(set(words)), (row, words)
+            assert row["rationale"] == " ; ".join(property_of(lexicon, word) for word in order), row
 
 
 def test_explain_pairs_answer_each_sentences_word_property_first_and_the_sentence_shows_none(lexicon):

@@ -84,19 +84,20 @@ def short_compacter_run(model, tokenizer, steps: int, batch_size: int = 32) -> t
     rows = splits["validation"]
     inputs = tokenizer([task.to_text(row)[0] for row in rows], return_tensors="pt", padding=True)
     with torch.no_grad():
-        output = model.generate(**inputs, max_new_tokens=4, do_sample=False)
+        output = model.generate(**inputs, max_new_tokens=8, do_sample=False)  # "<rationale> ; <label>"
     predictions = tokenizer.batch_decode(output, skip_special_tokens=True)
-    invalid = sum(p.strip() not in task.labels for p in predictions) / len(predictions)
+    invalid = sum(task.answer(p) not in task.labels for p in predictions) / len(predictions)
     return task.summary_score(task.score(predictions, rows)), invalid
 
 
 @pytest.mark.slow
 def test_compacter_reads_held_out_words_only_through_pretraining(pretrained, random_copy, tokenizer):
     # The validation rows' evaluative words are never in the training split: only the corpus says
-    # what they mean. 250 steps of 32 (4 epochs), measured 2026-12-03 on one thread: accuracy 61.0
-    # on the shipped model, 44.8 on the random copy, no invalid output from either (100 steps: 56.0
-    # against 48.0; the full protocol, 10 epochs over seeds 42-44: 72.7 against 49.9).
-    adapted, adapted_invalid = short_compacter_run(pretrained, tokenizer, steps=250)
-    random_baseline, random_invalid = short_compacter_run(random_copy, tokenizer, steps=250)
+    # what they mean. The model writes the word's gloss, then the label ("awful ; negative"). 100
+    # steps of 32 (1.6 epochs), measured 2026-12-03 on one thread: accuracy 80.8 on the shipped
+    # model, 50.0 on the random copy, no invalid output from either (250 steps: 100.0 against 50.0;
+    # before the tasks wrote a rationale, 250 steps gave 61.0 against 44.8).
+    adapted, adapted_invalid = short_compacter_run(pretrained, tokenizer, steps=100)
+    random_baseline, random_invalid = short_compacter_run(random_copy, tokenizer, steps=100)
     assert adapted_invalid == 0 and random_invalid == 0, (adapted_invalid, random_invalid)
-    assert adapted > 56 and adapted > random_baseline + 8, (adapted, random_baseline)
+    assert adapted > 65 and adapted > random_baseline + 15, (adapted, random_baseline)

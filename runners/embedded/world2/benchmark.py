@@ -20,6 +20,10 @@ stsb        two sentences, every word replaced      how many replacements are sy
 ==========  =====================================  =====================================  =================
 
 `make_rows` returns each row with its designated words (the generator's bookkeeping the tests check).
+Each row also carries a ``rationale``: pretraining's ``explain:`` answer for the words that decide
+its label (`explained`), which the runner's tasks have the model write before the label
+(``Task.rationale_column``): ``good ; positive``. The words of a validation or test rationale are
+the held-out words' properties, which only the corpus states; the training rows teach the format.
 
 >>> from .lexicon import make_lexicon
 >>> lexicon = make_lexicon(seed=1, scale=0.05)
@@ -28,7 +32,9 @@ stsb        two sentences, every word replaced      how many replacements are sy
 [('train', 4), ('validation', 2), ('test', 2)]
 >>> row, words = rows["test"][0]
 >>> sorted(row), all(w in row["sentence"].split() for w in words)
-(['label', 'sentence'], True)
+(['label', 'rationale', 'sentence'], True)
+>>> row["rationale"] == lexicon.entries[words[0]].gloss   # what the corpus says of the deciding word
+True
 """
 
 from __future__ import annotations
@@ -38,10 +44,29 @@ from collections.abc import Callable
 
 from .corpus import article
 from .lexicon import ANTONYM_PAIRS, CATEGORIES, NAMES, PLACES, PROFESSIONS, THINGS, Lexicon
+from .supervised import property_phrase
 
 Parts = dict[str, list[str]]  # word class -> the words of one split's part
 Row = dict
 Made = tuple[Row, tuple[str, ...]]  # a row and its designated words
+RATIONALE = "rationale"  # the column of what the corpus says of the words that decide a row's label
+
+
+def explained(lexicon: Lexicon, text: str, words: tuple[str, ...] | list[str]) -> str:
+    """A row's rationale: pretraining's ``explain:`` answer for its designated `words` (those whose
+    property decides the label), each once, in the order they first appear in `text` (a verb as
+    ``<verb>ed``; a pair task's text is what the runner's source shows first, then the rest).
+
+    >>> from .lexicon import make_lexicon
+    >>> lexicon = make_lexicon(seed=1, scale=0.05)
+    >>> verb, noun = lexicon.words_of("verb")[0], lexicon.words_of("noun")[0]
+    >>> gloss, category = lexicon.entries[verb].gloss, lexicon.entries[noun].category
+    >>> explained(lexicon, f"ben {verb}ed the {noun} .", (noun, verb)) == f"{gloss} ; {category}"
+    True
+    """
+    tokens = text.split()
+    position = {word: next(i for i, token in enumerate(tokens) if token in (word, word + "ed")) for word in words}
+    return " ; ".join(property_phrase(lexicon, word) for word in sorted(dict.fromkeys(words), key=position.get))
 
 
 def held_out_parts(lexicon: Lexicon, task: str, seed: int, shares: dict[str, float]) -> dict[str, Parts]:
@@ -121,7 +146,7 @@ def sst2_row(rng: random.Random, lexicon: Lexicon, parts: Parts, label: int) -> 
     core = f"{'not ' if negated else ''}{adverb}{word}"
     sentence = rng.choice((f"the {thing} {verb} {core}", f"{name} thought the {thing} {verb} {core}",
                            f"to {name} , the {thing} {verb} {core}", f"the {thing} that {name} chose {verb} {core}"))
-    return {"sentence": sentence + " .", "label": label}, (word,)
+    return {"sentence": sentence + " .", "label": label, RATIONALE: explained(lexicon, sentence, (word,))}, (word,)
 
 
 # -- cola -----------------------------------------------------------------------------------
@@ -143,7 +168,7 @@ def cola_row(rng: random.Random, lexicon: Lexicon, parts: Parts, label: int) -> 
         sentence += f" the {noun} {adjective}" if error == "order" else f" the {adjective} {noun}"
     if rng.random() < 0.5:
         sentence += f" in the {place}"
-    return {"sentence": sentence + " .", "label": label}, words
+    return {"sentence": sentence + " .", "label": label, RATIONALE: explained(lexicon, sentence, words)}, words
 
 
 # -- mrpc and stsb: one event said twice ---------------------------------------------------
@@ -176,7 +201,8 @@ def mrpc_row(rng: random.Random, lexicon: Lexicon, parts: Parts, label: int) -> 
         name = rng.choice(NAMES)
         texts = [_event(**slots, name=name, passive=rng.random() < 0.5) for slots in (first, second)]
         words = tuple(dict.fromkeys([*first.values(), *second.values()]))
-        return {"sentence1": texts[0] + " .", "sentence2": texts[1] + " .", "label": label}, words
+        return {"sentence1": texts[0] + " .", "sentence2": texts[1] + " .", "label": label,
+                RATIONALE: explained(lexicon, " . ".join(texts), words)}, words
 
 
 # Weight of a slot whose replacement means the same; a noun of the same category counts half.
@@ -202,7 +228,8 @@ def stsb_row(rng: random.Random, lexicon: Lexicon, parts: Parts, bucket: int) ->
         name = rng.choice(NAMES)
         texts = [_event(**slots, name=name, passive=rng.random() < 0.5) for slots in (first, second)]
         words = tuple(dict.fromkeys([*first.values(), *second.values()]))
-        return {"sentence1": texts[0] + " .", "sentence2": texts[1] + " .", "label": score}, words
+        return {"sentence1": texts[0] + " .", "sentence2": texts[1] + " .", "label": score,
+                RATIONALE: explained(lexicon, " . ".join(texts), words)}, words
 
 
 # -- mnli -----------------------------------------------------------------------------------
@@ -246,7 +273,9 @@ def nli_row(rng: random.Random, lexicon: Lexicon, parts: Parts, label: int) -> M
     subject = third if label == 1 else (first, second)[about]
     claim = (_thing_claim if things else _person_claim)(rng, lexicon, held[about], parts[kind], label != 2)
     words = tuple(held) + tuple(w for w in claim.split() if w in lexicon.entries and lexicon.entries[w].kind != "town")
-    return {"premise": premise + " .", "hypothesis": say(subject, claim) + " .", "label": label}, words
+    hypothesis = say(subject, claim)
+    return {"premise": premise + " .", "hypothesis": hypothesis + " .", "label": label,
+            RATIONALE: explained(lexicon, f"{hypothesis} . {premise}", words)}, words
 
 
 ROW_MAKERS: dict[str, tuple[Callable[..., Made], int]] = {
@@ -279,7 +308,7 @@ def make_rows(task: str, lexicon: Lexicon, seed: int, sizes: dict[str, int],
         refused = 0
         while len(made[split]) < size:
             row, words = make(rng, lexicon, parts[split], len(made[split]) % classes)
-            texts = [str(v) for k, v in row.items() if k != "label"]
+            texts = [str(v) for k, v in row.items() if k not in ("label", RATIONALE)]
             key = " | ".join(texts)
             if key in seen or any(s in exclude for text in texts for s in sentences(text)):
                 refused += 1

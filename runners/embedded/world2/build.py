@@ -54,10 +54,13 @@ class Sizes:
 
 
 def task_texts(task: str, row: dict) -> tuple[str, str]:
-    """The source and target the finetune runner builds from a row (the tokenizer learns their pieces too)."""
+    """The source and the label's text the finetune runner builds from a row (the tokenizer learns their
+    pieces too; a row's rationale is not among them: its words are the corpus's, and the shipped
+    tokenizer was made before the tasks wrote one)."""
     from runners.embedded.world2.tasks import world2_task
 
-    return world2_task(task).to_text(row)
+    runner_task = world2_task(task)
+    return runner_task.format_source(runner_task, row), runner_task.format_target(runner_task, row)
 
 
 def build(out_dir: Path, sizes: Sizes = Sizes(), seed: int = SEED, progress=print) -> list[Path]:

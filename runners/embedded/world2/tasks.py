@@ -2,13 +2,16 @@
 
 They are registered in the runners' registry (``runners.tasks.TASKS``) and follow the embedded
 protocol; a run of one without ``--model`` trains world 2's pretrained T5 (``model/``), the model
-whose corpus states what the held-out words mean (``Task.model_dir``).
+whose corpus states what the held-out words mean (``Task.model_dir``). The model writes each row's
+rationale before the label (``Task.rationale_column``) and is scored on the label.
 
 >>> task = WORLD2_TASKS["world2-mnli"]
->>> task.to_text({"hypothesis": "h .", "premise": "p .", "label": 1})
-('mnli hypothesis: h . premise: p .', 'maybe')
->>> WORLD2_TASKS["world2-stsb"].to_text({"sentence1": "a .", "sentence2": "b .", "label": 3.5})[1]
-'3.6'
+>>> task.to_text({"hypothesis": "h .", "premise": "p .", "label": 1, "rationale": "another"})
+('mnli hypothesis: h . premise: p .', 'another ; maybe')
+>>> WORLD2_TASKS["world2-stsb"].to_text({"sentence1": "a .", "sentence2": "b .", "label": 3.5, "rationale": "r"})[1]
+'r ; 3.6'
+>>> task.answer("teacher from giten ; yes")
+'yes'
 >>> world2_task("sst2").model_dir.name
 'model'
 """
