@@ -32,7 +32,8 @@ their labels are words the embedded corpus uses (see runners/embedded/README.md)
 ``world2-*`` tasks (group ``world2-glue``) are world 2's (``runners/embedded/world2/``): their
 test words are held out of their training splits and known only from world 2's corpus, so they
 are written for world 2's own pretrained T5 (``Task.model_dir``), which a run trains when
-``--model`` is left out.
+``--model`` is left out. Their targets put a rationale before the label (``Task.rationale_column``):
+what the corpus says of the words that decide it, ``awful ; negative``; only the label is scored.
 
 Rows use the Hugging Face column names. A label may be given as its index (``0``, ``"1"``,
 ``True``) or as its name (``"entailment"``); the label order is the Hub's. Special cases:

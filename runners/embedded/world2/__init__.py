@@ -8,11 +8,12 @@ corpus (``corpus``, ``supervised``). Its five GLUE-shaped tasks (``benchmark``) 
 their validation and test examples from parts of the lexicon that their training split never
 uses, so only pretraining can teach them.
 
-Its pretrained T5 is ``model/`` (``MODEL_DIR``). It helps on world2-sst2 only so far, so world 2
-lives beside world 1: its files are under this folder, its tasks are ``world2-sst2`` … (in the
-runners' registry; a run of them without ``--model`` trains ``model/``), the runner's main job is
-compacter++ on ``world2-sst2``, and world 1 keeps the other embedded tasks (README.md says where it
-stands).
+Its pretrained T5 is ``model/`` (``MODEL_DIR``). The tasks have the model write a rationale before
+the label (what the corpus says of the deciding words); the checkpoint helps on world2-sst2 and
+world2-cola so far, so world 2 lives beside world 1: its files are under this folder, its tasks
+are ``world2-sst2`` … (in the runners' registry; a run of them without ``--model`` trains
+``model/``), the runner's main job is compacter++ on ``world2-sst2``, and world 1 keeps the other
+embedded tasks (README.md says where it stands).
 
     python -m runners.embedded.world2.build [--check]    # corpus, mixture, benchmark, tokenizer
     python -m runners.embedded.world2.baselines          # bag-of-words baselines per task

@@ -42,7 +42,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 
-from .corpus import article
+from .corpus import article, sentences
 from .lexicon import ANTONYM_PAIRS, CATEGORIES, NAMES, PLACES, PROFESSIONS, THINGS, Lexicon
 from .supervised import property_phrase
 
@@ -285,11 +285,6 @@ TASK_FIELDS = {"sst2": ("sst2", ("sentence",)), "cola": ("cola", ("sentence",)),
                "stsb": ("stsb", ("sentence1", "sentence2"))}
 LABELS = {"sst2": ("negative", "positive"), "cola": ("no", "yes"), "mrpc": ("no", "yes"), "mnli": NLI_LABELS,
           "stsb": None}
-
-
-def sentences(text: str) -> list[str]:
-    """The sentences of a text without their final " .": how texts are compared with the corpus."""
-    return [s.strip().removesuffix(" .").strip() for s in text.split(" . ") if s.strip(" .")]
 
 
 def make_rows(task: str, lexicon: Lexicon, seed: int, sizes: dict[str, int],

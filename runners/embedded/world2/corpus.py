@@ -23,6 +23,15 @@ import random
 from .lexicon import CATEGORIES, NAMES, PAST, PLACES, PROFESSIONS, THINGS, Lexicon
 
 
+def sentences(text: str) -> list[str]:
+    """The sentences of a text without their final " .": how texts are compared with the corpus.
+
+    >>> sentences("ava ate a plum . it was good .")
+    ['ava ate a plum', 'it was good']
+    """
+    return [s.strip().removesuffix(" .").strip() for s in text.split(" . ") if s.strip(" .")]
+
+
 def article(word: str) -> str:
     return "an" if word[0] in "aeiou" else "a"
 

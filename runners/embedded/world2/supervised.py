@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import random
 
-from .corpus import article
+from .corpus import article, sentences
 from .lexicon import NAMES, PLACES, THINGS, Lexicon
 
 
@@ -119,7 +119,5 @@ def explain_examples(lexicon: Lexicon, seed: int, count: int) -> list[tuple[str,
 
 def explained_sentences(pairs: list[tuple[str, str]]) -> set[str]:
     """The sentences of the ``explain:`` sources among `pairs`: pretraining text, like the corpus's."""
-    from .benchmark import sentences
-
     return {s for source, _ in pairs if source.startswith("explain: ")
             for s in sentences(source.removeprefix("explain: "))}
