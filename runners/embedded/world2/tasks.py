@@ -6,8 +6,8 @@ whose corpus states what the held-out words mean (``Task.model_dir``). The model
 rationale before the label (``Task.rationale_column``) and is scored on the label.
 
 >>> task = WORLD2_TASKS["world2-mnli"]
->>> task.to_text({"hypothesis": "h .", "premise": "p .", "label": 1, "rationale": "another"})
-('mnli hypothesis: h . premise: p .', 'another ; maybe')
+>>> task.to_text({"hypothesis": "h .", "premise": "p .", "label": 1, "rationale": "bird ; toy"})
+('mnli hypothesis: h . premise: p .', 'bird ; toy ; maybe')
 >>> WORLD2_TASKS["world2-stsb"].to_text({"sentence1": "a .", "sentence2": "b .", "label": 3.5, "rationale": "r"})[1]
 'r ; 3.6'
 >>> task.answer("teacher from giten ; yes")
