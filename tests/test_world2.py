@@ -280,12 +280,6 @@ def test_explain_pairs_answer_each_sentences_word_property_first_and_the_sentenc
     order of the sentences; and no property word (gloss, category, profession, town) in the sentence."""
     from runners.embedded.world2.supervised import explain_examples
 
-    def expected(word):
-        entry = lexicon.entries[word]
-        return {"evaluative": lambda: entry.gloss, "descriptive": lambda: entry.gloss, "verb": lambda: entry.gloss,
-                "noun": lambda: entry.category, "person": lambda: f"{entry.profession} from {entry.town}",
-                "town": lambda: "a town"}[entry.kind]()
-
     def invented(token):
         return [w for w in (token, token.removesuffix("s")) if w in lexicon.entries]
 
@@ -299,8 +293,8 @@ def test_explain_pairs_answer_each_sentences_word_property_first_and_the_sentenc
             found = {w for token in sentence.split() for w in invented(token)}
             assert len(found) == 1, (sentence, found)
             words.append(found.pop())
-        assert target.split(" ; ") == [expected(word) for word in words], (source, target)
-        revealing = {w for word in words for w in expected(word).split() if w not in ("to", "a", "from")}
+        assert target.split(" ; ") == [property_of(lexicon, word) for word in words], (source, target)
+        revealing = {w for word in words for w in property_of(lexicon, word).split() if w not in ("to", "a", "from")}
         assert not revealing & set(source.split()), (source, target)
         seen |= set(words)
     assert seen == set(lexicon.entries)  # every word is asked about
