@@ -2,18 +2,14 @@
 `define:` / `explain:` answers it (a thing's category; a person's `profession from town`).
 Claims are by category (things) or by profession or town (persons), so the rationale decides the label.
 python build_rationale.py OUT   # OUT/mnli/{train,validation,test}.jsonl, shipped sizes and word parts"""
-import json, random, sys
+import random, sys
 from pathlib import Path
-sys.path.insert(0, str(Path(__file__).resolve().parents[4]))
-from runners.embedded.world2 import (BENCHMARK_SIZES, CORPUS_DOCUMENTS, DEFINITIONS_PER_WORD, EXPLAIN_EXAMPLES,
-                                     HELD_OUT_SHARE, LEXICON_SCALE, SEED, SUPERVISED_EXAMPLES)
+from shipped import shipped_rows, shipped_world, write_rows
 from runners.embedded.world2 import benchmark
-from runners.embedded.world2.benchmark import CATEGORIES, PROFESSIONS, make_rows, sentences
-from runners.embedded.world2.corpus import article, make_corpus
-from runners.embedded.world2.lexicon import NAMES, make_lexicon
-from runners.embedded.world2.supervised import explain_examples, explained_sentences, property_phrase, supervised_examples
-
-RATIONALES = {}
+from runners.embedded.world2.benchmark import CATEGORIES, PROFESSIONS
+from runners.embedded.world2.corpus import article
+from runners.embedded.world2.lexicon import NAMES
+from runners.embedded.world2.supervised import property_phrase
 
 
 def claim_row(rng: random.Random, lexicon, parts, label: int):
@@ -43,16 +39,8 @@ def claim_row(rng: random.Random, lexicon, parts, label: int):
 
 
 benchmark.ROW_MAKERS["mnli"] = (claim_row, 2)
-out = Path(sys.argv[1])
-lexicon = make_lexicon(SEED, LEXICON_SCALE)
-documents = make_corpus(lexicon, SEED, CORPUS_DOCUMENTS, DEFINITIONS_PER_WORD)
-pairs = supervised_examples(lexicon, SEED, SUPERVISED_EXAMPLES) + explain_examples(lexicon, SEED, EXPLAIN_EXAMPLES)
-exclude = {s for d in documents for s in sentences(d)} | explained_sentences(pairs)
-made = make_rows("mnli", lexicon, SEED, dict(BENCHMARK_SIZES), exclude=exclude, shares=HELD_OUT_SHARE)
+lexicon, exclude = shipped_world()
+made = shipped_rows("mnli", lexicon, exclude)
 train_words = {w for _, ws in made["train"] for w in ws}
 print("test words in train:", len({w for _, ws in made["test"] for w in ws} & train_words))
-for split, rows in made.items():
-    (out / "mnli").mkdir(parents=True, exist_ok=True)
-    with open(out / "mnli" / f"{split}.jsonl", "w") as f:
-        for row, _ in rows:
-            f.write(json.dumps(row) + "\n")
+write_rows(Path(sys.argv[1]), "mnli", made)
