@@ -15,7 +15,7 @@ import pytest
 import sentencepiece
 
 from runners.embedded import build
-from runners.tasks import TASK_GROUPS, data, get_task
+from runners.tasks import TASK_GROUPS, get_task
 from runners.tasks.data import DataError, embedded_tokenizer, load_embedded, load_task_splits
 
 # --- writers for fake data sets --------------------------------------------------------------

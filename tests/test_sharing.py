@@ -4,9 +4,7 @@ model card, the base's name and revision, and the Hub (a local folder stands in 
 from __future__ import annotations
 
 import json
-import re
 import shutil
-from pathlib import Path
 
 import pytest
 import torch

@@ -9,11 +9,10 @@ from __future__ import annotations
 import gzip
 import json
 import random
-from pathlib import Path
 
 import pytest
 
-from runners.embedded.world2 import BENCHMARK_SIZES, HELD_OUT_SHARE, WORLD2_DIR
+from runners.embedded.world2 import BENCHMARK_SIZES, HELD_OUT_SHARE
 from runners.embedded.world2.benchmark import ROW_MAKERS, TASK_FIELDS, held_out_parts, make_rows
 from runners.embedded.world2.build import Sizes, build, check, main
 from runners.embedded.world2.corpus import make_corpus

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 
 from .world import article
-from .lexicon import (INTENSIFIERS, ITEMS, LINKING_VERBS, NAMES, NEGATIVE_ADJECTIVES, NEGATIVE_VERBS, NEGATORS,
+from .lexicon import (INTENSIFIERS, ITEMS, LINKING_VERBS, NAMES, NEGATIVE_ADJECTIVES, NEGATIVE_VERBS,
                       PARTS, POSITIVE_ADJECTIVES, POSITIVE_VERBS, TIME_PHRASES, ATTRIBUTES)
 
 NEGATION_RATE = 0.3

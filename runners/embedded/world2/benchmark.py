@@ -43,7 +43,7 @@ import random
 from collections.abc import Callable
 
 from .corpus import article, sentences
-from .lexicon import ANTONYM_PAIRS, CATEGORIES, NAMES, PLACES, PROFESSIONS, THINGS, Lexicon
+from .lexicon import CATEGORIES, NAMES, PLACES, PROFESSIONS, THINGS, Lexicon
 from .supervised import property_phrase
 
 Parts = dict[str, list[str]]  # word class -> the words of one split's part
