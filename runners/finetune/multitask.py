@@ -47,11 +47,11 @@ from .model import build_model
 from .model_kind import SEQ2SEQ, kind_of_model
 from .results import RESULT_FILE, TASK_TITLES, RunResult
 from .run_lines import describe_model
-from .run import (claim_run_folder, load_data, preflight, set_cpu_threads, train_and_finish, train_config,
-                  usage_errors)
+from .run import (claim_run_folder, invocation_accelerator, load_data, preflight, set_cpu_threads, train_and_finish,
+                  train_config, usage_errors)
 from .used_arguments import used_arguments
 from .state import resume_point
-from .training import _tokenize, make_accelerator
+from .training import _tokenize
 
 FOLDER = "one-base"
 
@@ -222,10 +222,7 @@ def run_one_base(settings: Settings, say: Say) -> int:
     for note in checked.notes:
         say(f"note: {note}")
     data = load_data(tasks, options, tokenizer)
-    try:
-        accelerator = make_accelerator(options.get("precision") or "auto", bool(options.get("cpu")))
-    except ValueError as error:
-        raise UsageError(str(error)) from None
+    accelerator = invocation_accelerator(options)
     if accelerator.num_processes > 1:
         raise UsageError("--one-base runs in one process (the adapters are switched on one model between runs)")
     threads = set_cpu_threads(options, accelerator.device)

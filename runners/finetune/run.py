@@ -252,6 +252,14 @@ def shipped_or_tiny(options: dict[str, Any]) -> bool:
     return model is None or Path(model).resolve() in shipped
 
 
+def invocation_accelerator(options: dict[str, Any]):
+    """The Accelerator of --precision and --cpu; a precision it cannot use is a usage error (exit 2)."""
+    try:
+        return make_accelerator(options.get("precision") or "auto", bool(options.get("cpu")))
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+
+
 def set_cpu_threads(options: dict[str, Any], device: torch.device) -> int:
     """--threads, or on CPU (unless OMP_NUM_THREADS is set): 1 for the tiny --init-config models, for the
     shipped embedded models (world 1's, world 2's) one per core free now, at most SMALL_MODEL_CPU_THREADS
@@ -312,11 +320,7 @@ def run_all(settings: Settings, say: Say) -> int:
     for note in checked.notes:
         say(f"note: {note}")
     data = load_data(tasks, options, tokenizer)
-
-    try:
-        accelerator = make_accelerator(options.get("precision") or "auto", bool(options.get("cpu")))
-    except ValueError as error:
-        raise UsageError(str(error)) from None
+    accelerator = invocation_accelerator(options)
     share = lambda value: value  # noqa: E731 — one process: its own verdict
     if accelerator.num_processes > 1:  # the default folder name is a time stamp: take process 0's
         from accelerate.utils import broadcast_object_list
@@ -389,7 +393,7 @@ def run_job(number: int, total: int, job: Job, settings: Settings) -> tuple[RunR
     if "tokenizer" not in _WORKER_STATE:
         with usage_errors():
             _WORKER_STATE["tokenizer"] = load_tokenizer(tokenizer_folder(options, [task.model_dir]))
-        _WORKER_STATE["accelerator"] = make_accelerator(options.get("precision") or "auto", bool(options.get("cpu")))
+        _WORKER_STATE["accelerator"] = invocation_accelerator(options)
     if task.name not in _WORKER_STATE:
         _WORKER_STATE[task.name] = load_data([task], options)[task.name]
     console_path = Path(settings.output_dir) / "console" / f"run-{number:03d}.log"
