@@ -142,6 +142,27 @@ def test_sweep_picks_the_best_mean_validation_never_the_test(tmp_path, monkeypat
     assert "lr=3e-3 (best of 3)" in printed
 
 
+def test_the_results_command_chooses_on_validation_for_a_sweeps_folder_as_the_sweep_does(tmp_path, capsys):
+    """`python -m runners.finetune.results OUT` on a sweep's runs (here an interrupted one: 3e-1 never
+    ran) prints the choice on validation; a tie goes to the first of the ascending grid (3e-4, not
+    3e-2, although "lr=3e-2" sorts first as text)."""
+    from runners.finetune import results as results_command
+
+    scores = {"3e-5": (50.0, 1.0), "3e-4": (80.0, 70.0), "3e-3": (60.0, 99.0), "3e-2": (80.0, 10.0)}  # validation, test
+    for lr, (validation, test) in scores.items():
+        folder = tmp_path / "out" / "rte" / "compacter" / f"lr={lr}" / "seed-1"
+        folder.mkdir(parents=True)
+        RunResult("rte", "compacter", 1, {"accuracy": test}, validation={"accuracy": validation},
+                  setting=f"lr={lr}").save(folder)
+    assert results_command.main([str(tmp_path / "out"), "--write", str(tmp_path / "tables")]) == 0
+    printed = capsys.readouterr().out
+    assert "## Chosen on validation" in printed
+    assert "| compacter | RTE (accuracy) | lr=3e-4 (best of 4) | 80.0 | 70.0 |" in printed
+    rows = list(csv.DictReader((tmp_path / "tables" / "results.csv").open()))
+    assert [(r["setting"], r["selected"]) for r in rows] == [("lr=3e-5", "0"), ("lr=3e-4", "1"), ("lr=3e-3", "0"),
+                                                            ("lr=3e-2", "0")]
+
+
 def test_sweep_on_a_tiny_model_trains_every_setting_and_reports_the_validation_choice(tmp_path, capsys):
     data_dir, out = write_rte(tmp_path / "rte", train=16, validation=12), tmp_path / "out"
     arguments = run_args(data_dir, out, "--sweep", "lr=1e-3,3e-2", "sites=[after_ffn],[after_self_attention,after_ffn]",

@@ -9,7 +9,9 @@
   recipe, one column per task, a task's metrics joined by "/" (e.g. MRPC "F1/accuracy").
 
 ``python -m runners.finetune.results DIR [DIR ...]`` collects every ``result.json`` under the folders and
-prints (and with ``--write`` saves) the combined table, e.g. after running several recipes.
+prints (and with ``--write`` saves) the combined table, e.g. after running several recipes. For a
+sweep's runs (``--sweep``, ``--paper-search``; finished or not) it prints what the sweep itself
+prints at its end: the setting chosen on validation for each recipe and task, then every setting.
 
 >>> runs = [RunResult("rte", "compacter++", seed, {"accuracy": acc}, trainable_parameters=1000, trainable_percent=0.5)
 ...         for seed, acc in ((1, 70.0), (2, 72.0))]
@@ -28,6 +30,7 @@ import csv
 import io
 import json
 import math
+import re
 import statistics
 import sys
 from collections.abc import Iterable, Sequence
@@ -286,9 +289,27 @@ def write_tables(results: Sequence[RunResult], folder: str | Path, stem: str = "
 
 
 def collect(folders: Iterable[str | Path]) -> list[RunResult]:
-    """Every `result.json` below the given folders, in path order."""
-    paths = sorted({path for folder in folders for path in Path(folder).rglob(RESULT_FILE)})
+    """Every `result.json` below the given folders, in path order with numbers compared as numbers.
+
+    So a sweep's settings come in the order of an ascending grid, as the paper's are (``lr=3e-5``
+    before ``lr=3e-4``, ``seed-9`` before ``seed-42``), and a tie on validation goes to the same
+    setting as in the sweep's own table (the first of the grid).
+
+    >>> sorted(["lr=3e-4", "lr=3e-5", "lr=3e-2"], key=numbers_as_numbers)
+    ['lr=3e-5', 'lr=3e-4', 'lr=3e-2']
+    """
+    paths = sorted({path for folder in folders for path in Path(folder).rglob(RESULT_FILE)},
+                   key=lambda path: numbers_as_numbers(str(path)))
     return [RunResult.load(path) for path in paths]
+
+
+_NUMBER = re.compile(r"(\d+(?:\.\d+)?(?:e[-+]?\d+)?)")
+
+
+def numbers_as_numbers(text: str) -> tuple:
+    """A sort key: `text` cut into its other characters and its numbers (3e-5, 0.5, 42), numbers as floats."""
+    parts = _NUMBER.split(text)  # even places: other characters; odd places: numbers
+    return tuple(float(part) if index % 2 else part for index, part in enumerate(parts))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -301,10 +322,16 @@ def main(argv: list[str] | None = None) -> int:
     if not results:
         print(f"error: no {RESULT_FILE} found under {', '.join(map(str, args.folders))}", file=sys.stderr)
         return 2
-    print(markdown_table(summarize(results)))
-    if args.write:
-        for path in write_tables(results, args.write):
-            print(f"wrote {path}")
+    if any(result.setting for result in results):  # a sweep's runs (finished so far): the choice on validation too
+        from .sweep import sweep_markdown, write_sweep_tables  # it imports this module
+
+        print(sweep_markdown(results))
+        written = write_sweep_tables(results, args.write) if args.write else ()
+    else:
+        print(markdown_table(summarize(results)))
+        written = write_tables(results, args.write) if args.write else ()
+    for path in written:
+        print(f"wrote {path}")
     return 0
 
 
