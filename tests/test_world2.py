@@ -273,27 +273,42 @@ def test_each_rationale_is_the_property_of_the_designated_words_in_the_order_the
             assert row["rationale"] == " ; ".join(property_of(lexicon, word) for word in order), row
 
 
-def test_explain_pairs_answer_each_sentences_word_property_first_and_the_sentence_shows_none(lexicon):
-    """`explain: <plain sentences>` → `property ; …`: one invented word a sentence, found here by
-    looking each token up in the lexicon; its property recomputed from the lexicon here, in the
-    order of the sentences; and no property word (gloss, category, profession, town) in the sentence."""
-    from runners.embedded.world2.supervised import explain_examples
+def test_explain_pairs_answer_each_words_property_in_order_and_the_sentence_shows_none(lexicon):
+    """`explain: <plain sentences>` → `property ; …`: the invented words, found here by looking each
+    token up in the lexicon (a plural's or past tense's stem too); at most one of each slot in a
+    sentence, in the slot order (name, adjective, noun, town, verb), and no object after a verb;
+    their properties recomputed from the lexicon here, in the order of the words; no property word
+    (gloss, category, profession, town) in the sentence, but for a town asked about beside a person
+    of that town (rare); both kinds of pair (a word a sentence, several words a sentence) common."""
+    from runners.embedded.world2.supervised import SLOTS, explain_examples
 
     def invented(token):
-        return [w for w in (token, token.removesuffix("s")) if w in lexicon.entries]
+        return next((w for w in (token, token.removesuffix("s"), token.removesuffix("ed")) if w in lexicon.entries), None)
 
     pairs = explain_examples(lexicon, SEED, 3 * len(lexicon.entries))
-    seen = set()
+    seen, several, towns_beside_their_people = set(), 0, 0
     for source, target in pairs:
         assert source.startswith("explain: ") and source.endswith(" .")
         sentences = source.removeprefix("explain: ").removesuffix(" .").split(" . ")
         words = []
         for sentence in sentences:
-            found = {w for token in sentence.split() for w in invented(token)}
-            assert len(found) == 1, (sentence, found)
-            words.append(found.pop())
+            tokens = sentence.split()
+            found = [invented(token) for token in tokens if invented(token)]
+            slots = [SLOTS[lexicon.entries[w].kind] for w in found]
+            assert found and slots == sorted(set(slots)), (sentence, found)
+            for index, token in enumerate(tokens):  # after a verb: the sentence's end or "in the <place>", no object
+                if invented(token) and lexicon.entries[invented(token)].kind == "verb":
+                    assert tokens[index + 1:index + 2] in ([], ["in"]), sentence
+            words += found
+        several += any(sum(bool(invented(token)) for token in sentence.split()) > 1 for sentence in sentences)
         assert target.split(" ; ") == [property_of(lexicon, word) for word in words], (source, target)
         revealing = {w for word in words for w in property_of(lexicon, word).split() if w not in ("to", "a", "from")}
-        assert not revealing & set(source.split()), (source, target)
+        # A person's town is an invented word: when that town is itself asked about in the same pair,
+        # it stands in the source beside the answer that names it (0.16 % of the shipped pairs, 0.05 %
+        # before the multi-word pairs); no other property word ever does.
+        assert not (revealing - set(words)) & set(source.split()), (source, target)
+        towns_beside_their_people += bool(revealing & set(words))
         seen |= set(words)
+    assert 0.3 < several / len(pairs) < 0.6, several / len(pairs)
+    assert towns_beside_their_people / len(pairs) < 0.01, towns_beside_their_people
     assert seen == set(lexicon.entries)  # every word is asked about

@@ -93,11 +93,12 @@ def short_compacter_run(model, tokenizer, steps: int, batch_size: int = 32) -> t
 @pytest.mark.slow
 def test_compacter_reads_held_out_words_only_through_pretraining(pretrained, random_copy, tokenizer):
     # The validation rows' evaluative words are never in the training split: only the corpus says
-    # what they mean. The model writes the word's gloss, then the label ("awful ; negative"). 100
-    # steps of 32 (1.6 epochs), measured 2026-12-03 on one thread: accuracy 80.8 on the shipped
-    # model, 50.0 on the random copy, no invalid output from either (250 steps: 100.0 against 50.0;
-    # before the tasks wrote a rationale, 250 steps gave 61.0 against 44.8).
-    adapted, adapted_invalid = short_compacter_run(pretrained, tokenizer, steps=100)
-    random_baseline, random_invalid = short_compacter_run(random_copy, tokenizer, steps=100)
+    # what they mean. The model writes the word's gloss, then the label ("awful ; negative"). 150
+    # steps of 32 (2.4 epochs), measured 2026-12-03 on one thread with the checkpoint pretrained on
+    # multi-word explain: pairs: accuracy 80.2 on the shipped model, 51.2 on the random copy, no
+    # invalid output from either (100 steps: 66.2 against 50.8, too near the threshold; the
+    # checkpoint before it had 80.8 against 50.0 at 100 steps).
+    adapted, adapted_invalid = short_compacter_run(pretrained, tokenizer, steps=150)
+    random_baseline, random_invalid = short_compacter_run(random_copy, tokenizer, steps=150)
     assert adapted_invalid == 0 and random_invalid == 0, (adapted_invalid, random_invalid)
     assert adapted > 65 and adapted > random_baseline + 15, (adapted, random_baseline)

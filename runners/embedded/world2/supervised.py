@@ -9,9 +9,12 @@ source          target                    for
                                           "baker from dorsa", "a town")
 ``opposite: w`` the opposite gloss        descriptive words
 ``synonym: w``  the other word            nouns
-``explain: s``  ``property ; …``          one to three words, each used in a plain sentence
-                                          whose context shows nothing of its property; the
-                                          properties in the order of the sentences
+``explain: s``  ``property ; …``          words used in plain sentences whose context shows
+                                          nothing of their properties: half the pairs one to
+                                          three words, a sentence each; half two to six words,
+                                          several to a sentence (a name, an adjective, a noun,
+                                          a town, a verb); the properties in the order of the
+                                          words
 ==============  ========================  =====================================================
 
 ``define:`` asks about a word alone; ``explain:`` asks about words where they stand in a
@@ -101,20 +104,69 @@ def explain_examples(lexicon: Lexicon, seed: int, count: int) -> list[tuple[str,
     >>> lexicon = make_lexicon(seed=5, scale=0.02)
     >>> source, target = explain_examples(lexicon, seed=1, count=1)[0]
     >>> source
-    'explain: jon wrote about the slivol hotel . leo heard the word flukrin in the office .'
-    >>> target, lexicon.entries["slivol"].gloss, lexicon.entries["flukrin"].gloss
-    ('short ; dance', 'short', 'dance')
+    'explain: lia wrote about the slivol gift and wanted to flukrin . ana asked about the plole film . kim asked about the slebrusk voskol .'
+    >>> target
+    'short ; dance ; light ; awful ; tool'
+    >>> [property_phrase(lexicon, w) for w in ("slivol", "flukrin", "plole", "slebrusk", "voskol")] == target.split(" ; ")
+    True
     """
     rng = random.Random(f"world2-explain-{seed}")
     order: list[str] = []
     pairs: list[tuple[str, str]] = []
     while len(pairs) < count:
-        if len(order) < 3:
+        if len(order) < max(MULTI_WORD_COUNTS):
             order += rng.sample(list(lexicon.entries), len(lexicon.entries))
-        words = [order.pop() for _ in range(rng.choice((1, 2, 3)))]
-        sentence = " . ".join(plain_use(rng, lexicon, w) for w in words)
+        if rng.random() < MULTI_WORD_SHARE:
+            groups = clause_groups(lexicon, [order.pop() for _ in range(rng.choice(MULTI_WORD_COUNTS))])
+            sentence = " . ".join(plain_clause(rng, lexicon, group) for group in groups)
+            words = [w for group in groups for w in group]
+        else:
+            words = [order.pop() for _ in range(rng.choice((1, 2, 3)))]
+            sentence = " . ".join(plain_use(rng, lexicon, w) for w in words)
         pairs.append((f"explain: {sentence} .", " ; ".join(property_phrase(lexicon, w) for w in words)))
     return pairs
+
+
+# A share of the explain: pairs put several words into one sentence (as the tasks' sentences do:
+# a name, an adjective, a noun and a verb together), two to six words in all.
+MULTI_WORD_SHARE = 0.5
+MULTI_WORD_COUNTS = (2, 3, 4, 5, 6)
+# Where a word of each class stands in `plain_clause`'s sentence, in order.
+SLOTS = {"person": 0, "evaluative": 1, "descriptive": 1, "noun": 2, "town": 3, "verb": 4}
+
+
+def clause_groups(lexicon: Lexicon, words: list[str]) -> list[list[str]]:
+    """`words` cut into sentences of at most one word per slot, each in its slot's order.
+
+    >>> from .lexicon import make_lexicon
+    >>> lexicon = make_lexicon(seed=5, scale=0.02)
+    >>> verb, noun, other = lexicon.words_of("verb")[0], *lexicon.words_of("noun")[:2]
+    >>> clause_groups(lexicon, [verb, noun, other]) == [[noun, verb], [other]]
+    True
+    """
+    groups: list[list[str]] = []
+    for word in words:
+        slot = SLOTS[lexicon.entries[word].kind]
+        if not groups or any(SLOTS[lexicon.entries[w].kind] == slot for w in groups[-1]):
+            groups.append([])
+        groups[-1].append(word)
+    return [sorted(group, key=lambda w: SLOTS[lexicon.entries[w].kind]) for group in groups]
+
+
+def plain_clause(rng: random.Random, lexicon: Lexicon, words: list[str]) -> str:
+    """One sentence that uses `words` (one per slot, in slot order) in a context that shows nothing
+    of their properties: ``snason asked about the flosten baslurk in kuverk and wanted to baflous``.
+    A verb comes without an object, after ``wanted to`` or as ``the word <verb>ed``, so nothing
+    says whether it takes one."""
+    by_slot = {SLOTS[lexicon.entries[w].kind]: w for w in words}
+    subject = by_slot.get(0) or rng.choice(NAMES)
+    noun_phrase = " ".join(w for w in ("the", by_slot.get(1), by_slot.get(2) or rng.choice(THINGS)) if w)
+    text = f"{subject} {rng.choice(('spoke of', 'wrote about', 'asked about'))} {noun_phrase}"
+    if 3 in by_slot:
+        text += f" in {by_slot[3]}"
+    if 4 in by_slot:
+        text += rng.choice((f" and wanted to {by_slot[4]}", f" and heard the word {by_slot[4]}ed"))
+    return text
 
 
 def explained_sentences(pairs: list[tuple[str, str]]) -> set[str]:

@@ -1,6 +1,7 @@
 """How often a run's test prediction names the row's own rationale, and the label's accuracy after the
 right and after a wrong rationale.
-python score_rationale.py RUN_DIR/test_predictions.jsonl …   (runs of `probe_explained.py … --task probe-<task>-explained`)
+python score_rationale.py RUN_DIR/test_predictions.jsonl …   (runs of `probe_explained.py … --task probe-<task>-explained`,
+or of the shipped tasks: a path with `world2-<task>/`)
 
 Reads both forms of test_predictions.jsonl: `prediction` and `predicted_rationale` apart (the runner
 since Task.rationale_column), or the whole `<rationale> ; <label>` in `prediction` and `gold` (the
@@ -33,7 +34,8 @@ for path in sys.argv[1:]:
     wrong = [r for r in rows if r["said"] != r["rationale"]]
     ok = lambda r: r["answer"] == r["label_text"]
     share = lambda rs: f"{100 * sum(map(ok, rs)) / len(rs):.1f} % of {len(rs)}" if rs else "-"
-    task = re.search(r"probe-(\w+)-explained", path).group(1)
+    task = re.search(r"probe-(\w+)-explained|world2-(\w+)/", path).group(1, 2)
+    task = task[0] or task[1]
     invalid = 100 * sum(not valid(task, r["answer"]) for r in rows) / len(rows)
     print(f"{path}: rationale right {100 * len(right) / len(rows):.1f} %; label (or score) exact {share(rows)} "
           f"(after the right rationale {share(right)}, after a wrong one {share(wrong)}); invalid {invalid:.1f} %")
