@@ -155,7 +155,7 @@ def clause_groups(lexicon: Lexicon, words: list[str]) -> list[list[str]]:
 
 def plain_clause(rng: random.Random, lexicon: Lexicon, words: list[str]) -> str:
     """One sentence that uses `words` (one per slot, in slot order) in a context that shows nothing
-    of their properties: ``snason asked about the flosten baslurk in kuverk and wanted to baflous``.
+    of their properties: ``snason asked about the flosten baslurk in trifo and wanted to baflous``.
     A verb comes without an object, after ``wanted to`` or as ``the word <verb>ed``, so nothing
     says whether it takes one."""
     by_slot = {SLOTS[lexicon.entries[w].kind]: w for w in words}
