@@ -142,11 +142,11 @@ def test_sweep_picks_the_best_mean_validation_never_the_test(tmp_path, monkeypat
     assert "lr=3e-3 (best of 3)" in printed
 
 
-def test_the_results_command_chooses_on_validation_for_a_sweeps_folder_as_the_sweep_does(tmp_path, capsys):
-    """`python -m runners.finetune.results OUT` on a sweep's runs (here an interrupted one: 3e-1 never
+def test_the_sweep_command_chooses_on_validation_from_a_sweeps_folder_as_the_sweep_does(tmp_path, capsys):
+    """`python -m runners.finetune.sweep OUT` on a sweep's runs (here an interrupted one: 3e-1 never
     ran) prints the choice on validation; a tie goes to the first of the ascending grid (3e-4, not
     3e-2, although "lr=3e-2" sorts first as text)."""
-    from runners.finetune import results as results_command
+    from runners.finetune import sweep as results_command
 
     scores = {"3e-5": (50.0, 1.0), "3e-4": (80.0, 70.0), "3e-3": (60.0, 99.0), "3e-2": (80.0, 10.0)}  # validation, test
     for lr, (validation, test) in scores.items():

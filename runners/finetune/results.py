@@ -10,8 +10,9 @@
 
 ``python -m runners.finetune.results DIR [DIR ...]`` collects every ``result.json`` under the folders and
 prints (and with ``--write`` saves) the combined table, e.g. after running several recipes. For a
-sweep's runs (``--sweep``, ``--paper-search``; finished or not) it prints what the sweep itself
-prints at its end: the setting chosen on validation for each recipe and task, then every setting.
+sweep's runs (``--sweep``, ``--paper-search``; finished or not), ``python -m runners.finetune.sweep
+DIR [DIR ...]`` prints what the sweep itself prints at its end: the setting chosen on validation
+for each recipe and task, then every setting.
 
 >>> runs = [RunResult("rte", "compacter++", seed, {"accuracy": acc}, trainable_parameters=1000, trainable_percent=0.5)
 ...         for seed, acc in ((1, 70.0), (2, 72.0))]
@@ -322,16 +323,13 @@ def main(argv: list[str] | None = None) -> int:
     if not results:
         print(f"error: no {RESULT_FILE} found under {', '.join(map(str, args.folders))}", file=sys.stderr)
         return 2
-    if any(result.setting for result in results):  # a sweep's runs (finished so far): the choice on validation too
-        from .sweep import sweep_markdown, write_sweep_tables  # it imports this module
-
-        print(sweep_markdown(results))
-        written = write_sweep_tables(results, args.write) if args.write else ()
-    else:
-        print(markdown_table(summarize(results)))
-        written = write_tables(results, args.write) if args.write else ()
-    for path in written:
-        print(f"wrote {path}")
+    print(markdown_table(summarize(results)))
+    if any(result.setting for result in results):
+        print(f"\nnote: these are a sweep's runs; python -m runners.finetune.sweep {' '.join(map(str, args.folders))} "
+              "prints the setting chosen on validation")
+    if args.write:
+        for path in write_tables(results, args.write):
+            print(f"wrote {path}")
     return 0
 
 

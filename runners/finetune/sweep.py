@@ -15,14 +15,17 @@ first in the grid.
 
 from __future__ import annotations
 
+import argparse
 import statistics
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from runners.tasks.registry import TASKS
 
-from .results import TASK_TITLES, RunResult, SummaryRow, csv_table, format_cells, markdown_table, summarize
+from .results import (RESULT_FILE, TASK_TITLES, RunResult, SummaryRow, collect, csv_table, format_cells, markdown_table,
+                      summarize)
 
 
 @dataclass
@@ -89,3 +92,28 @@ def write_sweep_tables(results: Sequence[RunResult], folder: str | Path, stem: s
     markdown.write_text(sweep_markdown(results) + "\n", encoding="utf-8")
     comma_separated.write_text(csv_table(summarize(results), selected=selected), encoding="utf-8")
     return markdown, comma_separated
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m runners.finetune.sweep DIR [DIR ...] [--write DIR]``: the choice on validation of the
+    runs a sweep has finished so far (after it was stopped, say), as its own ``results.md``. Ties go
+    to the smaller value (run folders sorted with numbers as numbers: the first of an ascending grid,
+    such as the paper's)."""
+    parser = argparse.ArgumentParser(prog="python -m runners.finetune.sweep",
+                                     description="The setting chosen on validation from a sweep's finished runs.")
+    parser.add_argument("folders", nargs="+", type=Path, help="output folders of runners.finetune --sweep/--paper-search")
+    parser.add_argument("--write", type=Path, metavar="DIR", help="also write results.md and results.csv into DIR")
+    args = parser.parse_args(argv)
+    results = collect(args.folders)
+    if not results:
+        print(f"error: no {RESULT_FILE} found under {', '.join(map(str, args.folders))}", file=sys.stderr)
+        return 2
+    print(sweep_markdown(results))
+    if args.write:
+        for path in write_sweep_tables(results, args.write):
+            print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
