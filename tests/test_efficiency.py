@@ -154,3 +154,28 @@ def test_the_traced_identity_row_regenerates_every_block_and_computes_as_the_unt
     with torch.no_grad():
         torch.testing.assert_close(candidate.model.eval()(input_ids=ids, decoder_input_ids=ids).logits,
                                    base(input_ids=ids, decoder_input_ids=ids).logits, rtol=0, atol=0)
+
+
+def test_cpu_steps_are_timed_by_two_clocks_and_a_cuda_clock_is_refused_there():
+    from runners.efficiency.cli import parse_args
+    from runners.efficiency.timing import time_interleaved
+
+    samples = time_interleaved({"a": lambda: None, "b": lambda: None}, torch.device("cpu"), repeats=2, steps=3)
+    assert set(samples) == {"wall", "cpu"}
+    assert all(len(values) == 6 and min(values) >= 0 for clock in samples.values() for values in clock.values())
+    with pytest.raises(SystemExit):
+        parse_args(["--device", "cpu", "--clock", "cuda"])
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_events_time_the_kernels_a_step_launches():
+    from runners.efficiency.timing import time_once
+
+    matrix = torch.randn(4096, 4096, device="cuda")
+    time_once(lambda: matrix @ matrix, torch.device("cuda"))  # the first product also starts cuBLAS (measured 14 ms)
+    one = time_once(lambda: matrix @ matrix, torch.device("cuda"))
+    ten = time_once(lambda: [matrix @ matrix for _ in range(10)], torch.device("cuda"))
+    assert set(one) == {"wall", "cpu", "cuda"}
+    # ten products take several times one product's GPU time, and no clock sees less than the events
+    assert ten["cuda"] > 4 * one["cuda"] > 0
+    assert ten["wall"] >= ten["cuda"] * 0.95

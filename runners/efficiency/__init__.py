@@ -49,7 +49,8 @@ recorded; the table uses ``--clock``: on CPU by default the CPU time of the proc
 (``time.process_time``) with ``--threads 1``, because on a shared 2-core machine the wall clock of
 the same step varied 1.2-3.0 s with other processes' load while its CPU time stayed within
 1.17-1.30 s (and a 2-thread pool stalled up to 10× whenever another process held a core). On CUDA
-the wall clock after ``torch.cuda.synchronize``. The ``wall ms`` column is always the wall clock.
+the time between two CUDA events recorded on the stream before and after the step (the wall clock,
+after ``torch.cuda.synchronize``, is recorded too). The ``wall ms`` column is always the wall clock.
 
 Peak memory: ``static + transient``, in MiB, where
 
@@ -91,7 +92,7 @@ _EXPORTS = {
              "forward_pass", "make_batch", "prepare_candidate", "row_names", "t5_config", "training_step"),
     "tables": ("MIB",),
     "targets": ("Target", "collect_targets"),
-    "timing": ("CLOCKS", "time_interleaved", "time_large_apply", "time_once"),
+    "timing": ("CLOCKS", "clocks_on", "time_interleaved", "time_large_apply", "time_once"),
 }
 _MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
 
@@ -109,6 +110,6 @@ __all__ = [
     "Candidate", "MemoryMeasurement", "Row", "Target", "add_ratios", "build_base_model", "collect_targets",
     "describe_shape", "is_decoder_only", "model_config",
     "forward_pass", "main", "make_batch", "measure", "measure_peak_memory", "paired_ratio", "parse_args",
-    "peak_of_allocation_events", "per_round_medians", "prepare_candidate", "report_markdown", "row_names",
+    "peak_of_allocation_events", "per_round_medians", "prepare_candidate", "report_markdown", "row_names", "clocks_on",
     "t5_config", "time_interleaved", "time_large_apply", "time_once", "to_row", "training_step", "write_outputs",
 ]

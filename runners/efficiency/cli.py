@@ -75,9 +75,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="torch intra-op threads (default 1; 0 keeps torch's default). On a shared 2-core "
                              "machine a 2-thread pool stalls whenever another process holds a core: measured "
                              "steps then vary 10× run to run, single-threaded ones by a few percent")
-    parser.add_argument("--clock", choices=("auto", "cpu", "wall"), default="auto",
+    parser.add_argument("--clock", choices=("auto", "cpu", "wall", "cuda"), default="auto",
                         help="what the times are: cpu = CPU time of this process (time.process_time), wall = "
-                             "wall clock; auto (default) = cpu on --device cpu, wall on cuda. With one thread, "
+                             "wall clock, cuda = CUDA events around each step; auto (default) = cpu on --device "
+                             "cpu, cuda on --device cuda. With one thread, "
                              "CPU time is the step's compute alone: other processes' load does not enter it")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--learning-rate", type=float, default=3e-4, help="AdamW learning rate (does not affect cost)")
@@ -94,7 +95,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--overwrite", action="store_true", help="replace the earlier run in --output-dir")
     args = parser.parse_args(argv)
     if args.device == "cuda" and args.clock == "cpu":
-        parser.error("--clock cpu does not see GPU time; use wall (the default on cuda)")
+        parser.error("--clock cpu does not see GPU time; use cuda (the default on --device cuda) or wall")
+    if args.device == "cpu" and args.clock == "cuda":
+        parser.error("--clock cuda needs --device cuda; on the CPU use cpu (the default) or wall")
     if args.device == "cuda" and not _cuda_available():
         parser.error("--device cuda was asked for, but torch.cuda.is_available() is False")
     for option in ("batch_size", "source_length", "target_length", "steps", "repeats"):

@@ -70,7 +70,8 @@ def command_line(argv: list[str] | None) -> str:
 
 
 
-CLOCK_WORDS = {"cpu": "CPU time of the process (time.process_time)", "wall": "wall clock"}
+CLOCK_WORDS = {"cpu": "CPU time of the process (time.process_time)", "wall": "wall clock",
+               "cuda": "CUDA events recorded before and after each step (torch.cuda.Event)"}
 
 
 def report_markdown(args: argparse.Namespace, argv: list[str] | None, rows: list[Row],

@@ -3,7 +3,7 @@
     time_interleaved(actions, ...)   `repeats` rounds × `steps` calls per action, every round
       └─ time_once(action)           starting one action later; both clocks (wall, CPU time)
     time_large_apply(recipes, ...)   median seconds of surgery.apply on a fresh T5-large model
-    resolve_clock(args)              the clock the tables use: CPU time on CPU, wall on CUDA
+    resolve_clock(args)              the clock the tables use: CPU time on CPU, CUDA events on CUDA
 """
 
 from __future__ import annotations
@@ -20,16 +20,36 @@ import surgery
 
 from .rows import describe_error, synchronize, t5_config
 
-CLOCKS = ("wall", "cpu")
+CLOCKS = ("wall", "cpu", "cuda")  # "cuda" (CUDA events on the current stream) only on a CUDA device
+
+
+def clocks_on(device: torch.device) -> tuple[str, ...]:
+    """The clocks `time_once` reads on `device`.
+
+    >>> clocks_on(torch.device("cpu"))
+    ('wall', 'cpu')
+    >>> clocks_on(torch.device("cuda"))
+    ('wall', 'cpu', 'cuda')
+    """
+    return CLOCKS if device.type == "cuda" else CLOCKS[:2]
 
 
 def time_once(action: Callable[[], None], device: torch.device) -> dict[str, float]:
-    """Seconds `action` took: by the wall clock and in CPU time of this process (all its threads)."""
+    """Seconds `action` took: by the wall clock, in CPU time of this process (all its threads) and,
+    on CUDA, between two CUDA events recorded on the current stream before and after it."""
     synchronize(device)
+    events = [torch.cuda.Event(enable_timing=True) for _ in range(2)] if device.type == "cuda" else []
     wall, cpu = time.perf_counter(), time.process_time()
+    if events:
+        events[0].record()
     action()
+    if events:
+        events[1].record()
     synchronize(device)
-    return {"wall": time.perf_counter() - wall, "cpu": time.process_time() - cpu}
+    seconds = {"wall": time.perf_counter() - wall, "cpu": time.process_time() - cpu}
+    if events:
+        seconds["cuda"] = events[0].elapsed_time(events[1]) / 1000  # elapsed_time is in milliseconds
+    return seconds
 
 
 def rotated(items: list, shift: int) -> list:
@@ -48,7 +68,7 @@ def time_interleaved(actions: dict[str, Callable[[], None]], device: torch.devic
                      on_round: Callable[[int], None] | None = None) -> dict[str, dict[str, list[float]]]:
     """Seconds per call of every action, {clock: {action: samples}}: `repeats` round-robin rounds
     of `steps` calls each, every round starting one action later."""
-    samples: dict[str, dict[str, list[float]]] = {clock: {name: [] for name in actions} for clock in CLOCKS}
+    samples: dict[str, dict[str, list[float]]] = {clock: {name: [] for name in actions} for clock in clocks_on(device)}
     names = list(actions)
     for round_index in range(repeats):
         for name in rotated(names, round_index):
@@ -73,7 +93,7 @@ def time_large_apply(recipes: list[str], device_kind: str, repeats: int, config_
     config = t5_config(config_name)
     results: ApplyTimes = {}
     for recipe in recipes:
-        samples: dict[str, list[float]] = {clock: [] for clock in CLOCKS}
+        samples: dict[str, list[float]] = {clock: [] for clock in clocks_on(torch.device("cpu"))}
         for _ in range(repeats):
             with torch.device(device_kind):
                 model = T5ForConditionalGeneration(config)
@@ -92,7 +112,13 @@ def time_large_apply(recipes: list[str], device_kind: str, repeats: int, config_
 
 
 def resolve_clock(args: argparse.Namespace) -> str:
-    """The clock the table's times use: CPU time of the process on CPU, wall time on CUDA."""
+    """The clock the table's times use: CPU time of the process on CPU, CUDA events on CUDA.
+
+    >>> resolve_clock(argparse.Namespace(clock="auto", device="cuda"))
+    'cuda'
+    >>> resolve_clock(argparse.Namespace(clock="wall", device="cuda"))
+    'wall'
+    """
     if args.clock != "auto":
         return args.clock
-    return "wall" if args.device == "cuda" else "cpu"
+    return "cuda" if args.device == "cuda" else "cpu"
