@@ -99,6 +99,9 @@ def test_predict_a_builtin_task_run_knows_its_input_format(trained, tmp_path):
 
 
 def test_predict_repeats_the_runs_test_predictions_and_searches_beams(trained, tmp_path):
+    # the run records the autocast it evaluated under (none on the CPU), which predict takes on a GPU
+    for folder in (trained["sst2"], trained["sst2"] / "best"):
+        assert json.loads((folder / "task.json").read_text())["precision"] == "no"
     test_lines = read_jsonl(trained["sst2"] / "test_predictions.jsonl")[:24]
     source = tmp_path / "test.jsonl"
     source.write_text("".join(json.dumps({"sentence": line["sentence"]}) + "\n" for line in test_lines))

@@ -215,7 +215,8 @@ def train_and_finish(model, tokenizer, task, job: Job, splits: dict[str, list[di
     """Record the task, train, and finish the run (`finish_run`): (result, None), or (None, why it
     stopped) with the command that continues it. One path for a run on its own base and for an
     adapter trained on the shared base of ``--one-base``."""
-    config.task_record = run_task_record(task, config, settings.options, job.seed, job.recipe_name)
+    config.task_record = run_task_record(task, config, settings.options, job.seed, job.recipe_name,
+                                         precision=str(accelerator.mixed_precision))
     if accelerator.is_main_process:
         write_task_record(run_dir, config.task_record)
     with usage_errors(f"run {run_dir.relative_to(settings.output_dir).as_posix()}: "):

@@ -125,15 +125,17 @@ def write_test_predictions(run_dir: Path, task, rows: Sequence[dict], prediction
     return path
 
 
-def run_task_record(task, config, options: dict[str, Any], seed: int, recipe_name: str) -> dict[str, Any]:
-    """task.json of a run (`config` its TrainConfig): the task's input format and labels, the lengths and the
-    base it trained on (the embedded model when ``model`` is None; a random-init base is rebuilt from its seed)."""
+def run_task_record(task, config, options: dict[str, Any], seed: int, recipe_name: str,
+                    precision: str = "no") -> dict[str, Any]:
+    """task.json of a run (`config` its TrainConfig): the task's input format and labels, the lengths, the
+    base it trained on (the embedded model when ``model`` is None; a random-init base is rebuilt from its seed)
+    and the autocast `precision` it evaluated under ("no", "bf16" or "fp16"; runners.predict uses the same)."""
     from runners.tasks.task_record import task_record
 
     base = {"model": options.get("model"), "random_init": bool(options.get("random_init")),
             "init_config": options.get("init_config") or [], "seed": seed}
     return task_record(task, max_source_length=config.max_source_length, max_target_length=config.max_target_length,
-                       recipe=recipe_name, base=base)
+                       recipe=recipe_name, base=base, precision=precision)
 
 
 def write_task_record(folder: Path, record: dict[str, Any]) -> Path:

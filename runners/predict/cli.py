@@ -53,6 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", help="the base model to load instead of the recorded one (e.g. a local copy); "
                                         "it must be the base the adapter was trained on")
     parser.add_argument("--cpu", action="store_true", help="predict on CPU even if a GPU is present")
+    parser.add_argument("--precision", choices=("recorded", "no", "bf16", "fp16"), default="recorded",
+                        help="autocast on a GPU (default recorded: the precision the run evaluated with, so the "
+                             "predictions are the run's own; no: full precision). The CPU never autocasts")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
 
@@ -147,7 +150,8 @@ def main(argv: list[str] | None = None) -> int:
         from .predicting import predict
 
         message = predict(adapter, record, task, rows, columns, Path(args.output), batch_size=args.batch_size,
-                          num_beams=args.num_beams, model_name=args.model, cpu=args.cpu, progress=not args.no_progress)
+                          num_beams=args.num_beams, model_name=args.model, cpu=args.cpu, progress=not args.no_progress,
+                          precision=args.precision)
     except UsageError as error:
         print("error: " + " ".join(str(error).split()), file=sys.stderr)
         return EXIT_USAGE

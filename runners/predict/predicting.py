@@ -7,12 +7,14 @@
       │                     (a random-init run's base rebuilt from its seed), or --model
       ├─ surgery.load_adapter   refuses a base whose architecture or weights differ from the adapter's
       └─ generate_predictions   batches sorted by length, under a tqdm progress bar (a decoder-only or
-                                classifier base: its kind's predict, runners.finetune.model_kind)
+                                classifier base: its kind's predict, runners.finetune.model_kind), on a GPU
+                                under the autocast the run evaluated with (autocast_dtype)
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -62,9 +64,48 @@ def max_new_tokens(tokenizer, record: dict[str, Any]) -> int:
     return limit
 
 
+PRECISIONS = ("recorded", "no", "bf16", "fp16")  # --precision; "recorded": the run's own (task.json)
+AUTOCAST_DTYPES = {"bf16": "bfloat16", "fp16": "float16"}
+
+
+def autocast_dtype(precision: str, record: dict[str, Any], device_type: str) -> str | None:
+    """The dtype generation runs under (a torch dtype's name), or None for full precision.
+
+    The runner evaluates under autocast on a GPU only, so on a GPU "recorded" takes the run's own
+    precision (task.json; none recorded: full precision) and the predictions are the run's; on the
+    CPU there is no autocast, as in training.
+
+    >>> autocast_dtype("recorded", {"precision": "bf16"}, "cuda")
+    'bfloat16'
+    >>> autocast_dtype("recorded", {"precision": "bf16"}, "cpu") is None
+    True
+    >>> autocast_dtype("no", {"precision": "bf16"}, "cuda") is None
+    True
+    >>> autocast_dtype("recorded", {}, "cuda") is None
+    True
+    """
+    if precision not in PRECISIONS:
+        raise UsageError(f"--precision {precision}: give one of {', '.join(PRECISIONS)}")
+    chosen = record.get("precision", "no") if precision == "recorded" else precision
+    if device_type != "cuda":
+        return None
+    if chosen not in ("no", *AUTOCAST_DTYPES):
+        raise UsageError(f"the adapter's task.json records precision {chosen!r}; give --precision no, bf16 or fp16")
+    return AUTOCAST_DTYPES.get(chosen)
+
+
+def autocast_for(dtype_name: str | None) -> Callable[[], AbstractContextManager]:
+    """A fresh context manager per batch: CUDA autocast to `dtype_name`, or nothing."""
+    if dtype_name is None:
+        return nullcontext
+    import torch
+
+    return lambda: torch.autocast("cuda", dtype=getattr(torch, dtype_name))
+
+
 def predict(adapter: Path, record: dict[str, Any], task, rows: list[dict], columns: dict[str, str], output: Path, *,
             batch_size: int = 32, num_beams: int = 1, model_name: str | None = None, cpu: bool = False,
-            progress: bool = True) -> str:
+            progress: bool = True, precision: str = "recorded") -> str:
     """Write one JSON line per row (its columns and ``prediction``) to `output`; returns the line to print."""
     texts = sources(task, rows, columns)
     import torch
@@ -86,15 +127,16 @@ def predict(adapter: Path, record: dict[str, Any], task, rows: list[dict], colum
     except surgery.SurgeryError as error:
         raise UsageError(f"the base model does not fit the adapter: {error}") from None
     device = torch.device("cuda" if torch.cuda.is_available() and not cpu else "cpu")
+    autocast = autocast_for(autocast_dtype(precision, record, device.type))
     model.to(device)
     encoded = kind.encode_inputs(tokenizer, texts, int(record.get("max_source_length") or 512))
     bar = tqdm(total=len(encoded), desc="predict", dynamic_ncols=True, disable=None if progress else True)
     if kind is SEQ2SEQ:
         predictions = generate_predictions(model, tokenizer, encoded, batch_size, max_new_tokens(tokenizer, record),
-                                           device, progress=bar, num_beams=num_beams)
+                                           device, autocast, progress=bar, num_beams=num_beams)
     else:
         predictions = kind.predict(model, tokenizer, task, encoded, batch_size, max_new_tokens(tokenizer, record),
-                                   device, progress=bar)
+                                   device, autocast, progress=bar)
     bar.close()
     output.parent.mkdir(parents=True, exist_ok=True)
     write_text(output, jsonl(prediction_rows(task, rows, predictions, with_gold=False)))
