@@ -179,3 +179,17 @@ def test_cuda_events_time_the_kernels_a_step_launches():
     # ten products take several times one product's GPU time, and no clock sees less than the events
     assert ten["cuda"] > 4 * one["cuda"] > 0
     assert ten["wall"] >= ten["cuda"] * 0.95
+
+
+def test_a_run_in_which_no_recipe_was_measured_exits_1_naming_the_first_reason(capsys):
+    from runners.efficiency.cli import refuse_if_no_recipe_was_measured
+    from runners.efficiency.ratios import Row
+
+    reason = "SurgeryError: no methods are registered"
+    failed = [Row("full-finetune", "recipe", error=reason), Row("compacter++", "recipe", error=reason),
+              Row("floor", "reference")]
+    with pytest.raises(SystemExit) as stop:
+        refuse_if_no_recipe_was_measured(failed)
+    assert stop.value.code == 1
+    assert f"no recipe could be measured (2 failed); the first: full-finetune: {reason}" in capsys.readouterr().err
+    refuse_if_no_recipe_was_measured([*failed, Row("adapter", "recipe")])  # one measured recipe: no exit

@@ -215,4 +215,15 @@ def main(argv: list[str] | None = None) -> dict[str, Path]:
     print()
     print(markdown)
     print("written: " + ", ".join(str(p) for p in paths.values()))
+    refuse_if_no_recipe_was_measured(rows)
     return paths
+
+
+def refuse_if_no_recipe_was_measured(rows: list[Row]) -> None:
+    """Exit 1, naming the first reason, when every recipe row failed (the tables are written anyway):
+    e.g. an uninstalled checkout, whose engine finds no methods, measured only the reference rows."""
+    recipes = [row for row in rows if row.kind == "recipe"]
+    if recipes and all(row.error for row in recipes):
+        print(f"error: no recipe could be measured ({len(recipes)} failed); the first: {recipes[0].name}: "
+              f"{recipes[0].error}", file=sys.stderr)
+        raise SystemExit(1)
