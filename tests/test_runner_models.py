@@ -75,3 +75,19 @@ def test_gradient_checkpointing_trains_the_same_adapter(tmp_path, monkeypatch):
     assert off <= total // 100, f"{off} of {total} trained numbers differ by more than 1e-6"
     for name in plain:
         torch.testing.assert_close(checkpointed[name], plain[name], rtol=0, atol=0.01 * lr, msg=name)
+
+
+def test_no_progress_also_silences_the_loading_bar_of_transformers(tmp_path, capsys):
+    """The shipped model is loaded with from_pretrained, which draws transformers' "Loading weights" bar;
+    --no-progress turns it off too (it filled every --jobs run's console log)."""
+    from transformers.utils import logging
+
+    from runners.finetune.cli import main
+
+    logging.enable_progress_bar()  # as in a fresh process, whatever ran before in this one
+    try:
+        assert main(["--task", "world2-sst2", "--max-train", "8", "--epochs", "1", "--stop-after-steps", "1",
+                     "--no-progress", "--output-dir", str(tmp_path / "out")]) == 0
+        assert "Loading weights" not in capsys.readouterr().err
+    finally:
+        logging.enable_progress_bar()

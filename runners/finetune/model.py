@@ -372,3 +372,10 @@ def build_model(model_name: str | None, tokenizer, init_overrides: dict[str, Any
     except (OSError, ValueError) as error:
         raise ModelLoadError(f"--model {path!r}: could not load the model ({error}). Give a Hub name "
                              "(needs network access) or a local folder saved with save_pretrained") from None
+
+
+def quiet_library_progress_bars() -> None:
+    """``--no-progress`` silences transformers' own bars too (its "Loading weights" bar in every run's log)."""
+    from transformers.utils import logging
+
+    logging.disable_progress_bar()

@@ -43,7 +43,7 @@ from .results import RESULT_FILE, JsonlLog, RunResult, markdown_table, summarize
 from .model_kind import kind_of_model
 from .model import (ModelLoadError, build_model, check_model_folder, configured_for, embedded_model_dir,
                     family_and_kind_of, load_config, load_tokenizer, parse_init_overrides, tiny_t5_config,
-                    tokenizer_folder)
+                    quiet_library_progress_bars, tokenizer_folder)
 from .protocol import SMALL_MODEL_CPU_THREADS, paper_defaults
 from .run_lines import describe_model, describe_training
 from .state import resume_point
@@ -192,6 +192,8 @@ def run_one(task, job: Job, base_splits: dict[str, list[dict]], tokenizer, setti
     if train_examples is not None:
         with usage_errors():
             splits["train"] = subsample(base_splits["train"], train_examples, seed)
+    if options.get("no_progress"):
+        quiet_library_progress_bars()
     model = build_model(options.get("model"), tokenizer, parse_init_overrides(options.get("init_config")), seed=seed,
                         random_init=bool(options.get("random_init")), task=task)
     with usage_errors(f"recipe {recipe_name!r}: "):

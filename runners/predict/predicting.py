@@ -117,6 +117,10 @@ def predict(adapter: Path, record: dict[str, Any], task, rows: list[dict], colum
     from runners.finetune.model_kind import SEQ2SEQ, kind_of_model
     from runners.finetune.task_data import jsonl, prediction_rows
 
+    if not progress:
+        from runners.finetune.model import quiet_library_progress_bars
+
+        quiet_library_progress_bars()
     model, tokenizer = load_base(record, model_name, task)
     kind = kind_of_model(model)  # seq2seq, causal or classifier (runners.finetune.model_kind)
     if num_beams > 1 and kind is not SEQ2SEQ:
