@@ -213,3 +213,14 @@ def test_train_output_layer_is_the_table_7_variant_with_table_5_rates(tmp_path, 
     plain = surgery.plan(tiny_architecture(), "adapter").trainable_parameters
     assert result.trainable_parameters == plain + vocabulary * 128  # the (tied) output layer: V × d_model
     assert "lr 0.003 (appendix Table 5 (T5-base, GLUE, output layer trained): Adapter)" in printed
+
+
+@pytest.mark.parametrize("command", ["results", "sweep"])
+def test_the_table_commands_refuse_a_folder_without_finished_runs_in_one_line(command, tmp_path, capsys):
+    import importlib
+
+    main = importlib.import_module(f"runners.finetune.{command}").main
+    with pytest.raises(SystemExit) as stop:
+        main([str(tmp_path)])
+    assert stop.value.code == 2
+    assert capsys.readouterr().err == f"error: no result.json found under {tmp_path}\n"

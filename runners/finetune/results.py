@@ -313,23 +313,36 @@ def numbers_as_numbers(text: str) -> tuple:
     return tuple(float(part) if index % 2 else part for index, part in enumerate(parts))
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m runners.finetune.results",
-                                     description="Combine the result.json files of finished runs into one table.")
-    parser.add_argument("folders", nargs="+", type=Path, help="output folders of runners.finetune")
+def read_folders(argv: list[str] | None, prog: str, description: str,
+                 folders_help: str) -> tuple[argparse.Namespace, list[RunResult]]:
+    """The command line of the table commands (this one and ``runners.finetune.sweep``): ``FOLDER ...
+    [--write DIR]``, and the finished runs under the folders; none found: one line, SystemExit(2)."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument("folders", nargs="+", type=Path, help=folders_help)
     parser.add_argument("--write", type=Path, metavar="DIR", help="also write results.md and results.csv into DIR")
     args = parser.parse_args(argv)
     results = collect(args.folders)
     if not results:
         print(f"error: no {RESULT_FILE} found under {', '.join(map(str, args.folders))}", file=sys.stderr)
-        return 2
+        raise SystemExit(2)
+    return args, results
+
+
+def say_written(paths: list[Path]) -> None:
+    for path in paths:
+        print(f"wrote {path}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args, results = read_folders(argv, "python -m runners.finetune.results",
+                                 "Combine the result.json files of finished runs into one table.",
+                                 "output folders of runners.finetune")
     print(markdown_table(summarize(results)))
     if any(result.setting for result in results):
         print(f"\nnote: these are a sweep's runs; python -m runners.finetune.sweep {' '.join(map(str, args.folders))} "
               "prints the setting chosen on validation")
     if args.write:
-        for path in write_tables(results, args.write):
-            print(f"wrote {path}")
+        say_written(write_tables(results, args.write))
     return 0
 
 

@@ -15,7 +15,6 @@ first in the grid.
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 from collections.abc import Sequence
@@ -24,8 +23,8 @@ from pathlib import Path
 
 from runners.tasks.registry import TASKS
 
-from .results import (RESULT_FILE, TASK_TITLES, RunResult, SummaryRow, collect, csv_table, format_cells, markdown_table,
-                      summarize)
+from .results import (TASK_TITLES, RunResult, SummaryRow, csv_table, format_cells, markdown_table, read_folders,
+                      say_written, summarize)
 
 
 @dataclass
@@ -99,19 +98,12 @@ def main(argv: list[str] | None = None) -> int:
     runs a sweep has finished so far (after it was stopped, say), as its own ``results.md``. Ties go
     to the smaller value (run folders sorted with numbers as numbers: the first of an ascending grid,
     such as the paper's)."""
-    parser = argparse.ArgumentParser(prog="python -m runners.finetune.sweep",
-                                     description="The setting chosen on validation from a sweep's finished runs.")
-    parser.add_argument("folders", nargs="+", type=Path, help="output folders of runners.finetune --sweep/--paper-search")
-    parser.add_argument("--write", type=Path, metavar="DIR", help="also write results.md and results.csv into DIR")
-    args = parser.parse_args(argv)
-    results = collect(args.folders)
-    if not results:
-        print(f"error: no {RESULT_FILE} found under {', '.join(map(str, args.folders))}", file=sys.stderr)
-        return 2
+    args, results = read_folders(argv, "python -m runners.finetune.sweep",
+                                 "The setting chosen on validation from a sweep's finished runs.",
+                                 "output folders of runners.finetune --sweep/--paper-search")
     print(sweep_markdown(results))
     if args.write:
-        for path in write_sweep_tables(results, args.write):
-            print(f"wrote {path}")
+        say_written(write_sweep_tables(results, args.write))
     return 0
 
 
