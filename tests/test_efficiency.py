@@ -193,3 +193,18 @@ def test_a_run_in_which_no_recipe_was_measured_exits_1_naming_the_first_reason(c
     assert stop.value.code == 1
     assert f"no recipe could be measured (2 failed); the first: full-finetune: {reason}" in capsys.readouterr().err
     refuse_if_no_recipe_was_measured([*failed, Row("adapter", "recipe")])  # one measured recipe: no exit
+
+
+def test_compile_runs_every_measured_row_through_torch_compile(tmp_path, monkeypatch):
+    # torch.compile itself takes a minute here; a stand-in that records what it was given (and
+    # returns it unchanged) shows that every measured row, and only with --compile, is compiled
+    compiled = []
+    monkeypatch.setattr(torch, "compile", lambda model: compiled.append(model) or model)
+    argv = ["--config", "tiny", "--batch-size", "2", "--source-length", "8", "--target-length", "2",
+            "--recipes", "compacter++", "--steps", "1", "--repeats", "1", "--warmup", "1", "--large-apply", "none"]
+    run_efficiency([*argv, "--output-dir", str(tmp_path / "plain")])
+    assert compiled == []
+    paths = run_efficiency([*argv, "--compile", "--output-dir", str(tmp_path / "compiled")])
+    assert len(compiled) == len(efficiency_records(paths["csv"])) == 4  # full-finetune, compacter++, floor, traced
+    assert len({id(model) for model in compiled}) == 4
+    assert "every row's model through torch.compile" in paths["markdown"].read_text()

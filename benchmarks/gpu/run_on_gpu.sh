@@ -6,6 +6,10 @@
 #   bash benchmarks/gpu/run_on_gpu.sh WORK               on the GPU machine, from the repository root
 #   REHEARSAL=1 bash benchmarks/gpu/run_on_gpu.sh WORK   the same steps, small, on the CPU
 #
+#   PARTS="compiled small-batch" bash benchmarks/gpu/run_on_gpu.sh WORK   only those parts (default: all)
+#
+# Parts: table, finetune, predict, oom, tests, compiled, small-batch (in that order). All of them take
+# longer than one device call (10 minutes): a session runs the ones it needs, a few per call.
 # Every step has its own time limit and the script goes on when one fails; WORK gets the outputs,
 # log.txt the whole console. PYTHON picks the interpreter (default python3). On an H200 the steps
 # took: efficiency 261 s, the three finetune runs 87 s, predict 33 s, the OOM probe 18 s, the
@@ -30,6 +34,8 @@ else
 fi
 
 step() { echo; echo "=== $(date -u +%H:%M:%S) $*"; }
+PARTS=${PARTS:-all}
+want() { [ "$PARTS" = all ] || [[ " $PARTS " == *" $1 "* ]]; }
 
 # The engine finds the bundled methods through the project's entry point, so the checkout must be
 # installed; the GPU machine's image has every dependency but this project (and no network).
@@ -50,11 +56,15 @@ print('python', platform.python_version(), 'torch', torch.__version__, 'cuda', t
 print('device', torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'cpu')"
 finish
 
+if want table; then
 step "efficiency, batch 32 x 128 (the table)"
 started=$SECONDS
 timeout 300 $PYTHON -m runners.efficiency "${EFFICIENCY[@]}" --large-apply none --output-dir "$WORK/efficiency-b32"
 finish
 
+fi
+
+if want finetune; then
 step "finetune on the device: one epoch, uninterrupted"
 started=$SECONDS
 timeout 150 $PYTHON -m runners.finetune --epochs 1 --no-progress "${RUNNER[@]}" --output-dir "$WORK/finetune-whole"
@@ -68,6 +78,9 @@ timeout 150 $PYTHON -m runners.finetune --resume "$WORK/finetune-resumed" --no-p
 finish
 $PYTHON benchmarks/gpu/compare_runs.py "$WORK/finetune-whole" "$WORK/finetune-resumed"
 
+fi
+
+if want predict && want finetune; then
 step "runners.predict on the device (generate, greedy and 3 beams) with the uninterrupted run's adapter"
 started=$SECONDS
 for beams in 1 3; do
@@ -89,7 +102,9 @@ for beams in (1, 3):
         print(f"predict --num-beams {beams}: {same} of {len(training)} rows as the run's own test predictions")
 PY
 
-if [ "${REHEARSAL:-0}" != 1 ]; then
+fi
+
+if [ "${REHEARSAL:-0}" != 1 ] && want oom; then
   step "out of GPU memory: batch 2000 (the whole training set) with the process capped at 0.2 % of the card"
   started=$SECONDS
   timeout 150 $PYTHON benchmarks/gpu/oom_probe.py 0.002 --epochs 1 --batch-size 2000 --no-progress \
@@ -97,14 +112,27 @@ if [ "${REHEARSAL:-0}" != 1 ]; then
   finish
 fi
 
+if want tests; then
 step "the tests that need CUDA (skipped on the CPU), and the efficiency runner's tests"
 started=$SECONDS
 timeout 240 $PYTHON -m pytest -p no:cacheprovider -o addopts="" -q -rs tests/test_phm_layers.py tests/test_efficiency.py \
   tests/test_resume.py
 finish
 
+fi
+
+if want compiled; then
+step "efficiency, batch 32 x 128, every row through torch.compile (compacter++, compacter, the references)"
+started=$SECONDS
+timeout 420 $PYTHON -m runners.efficiency "${EFFICIENCY[@]}" --recipes compacter++ compacter --compile --large-apply none \
+  --output-dir "$WORK/efficiency-b32-compiled"
+finish
+fi
+
+if want small-batch; then
 step "efficiency, batch 8 x 128"
 started=$SECONDS
 timeout 240 $PYTHON -m runners.efficiency "${EFFICIENCY_SMALL_BATCH[@]}" --large-apply none --output-dir "$WORK/efficiency-b8"
 finish
+fi
 step done

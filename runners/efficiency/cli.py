@@ -80,6 +80,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                              "wall clock, cuda = CUDA events around each step; auto (default) = cpu on --device "
                              "cpu, cuda on --device cuda. With one thread, "
                              "CPU time is the step's compute alone: other processes' load does not enter it")
+    parser.add_argument("--compile", action="store_true",
+                        help="run every row's model through torch.compile (the same for all rows; the warm-up steps "
+                             "compile, so give --warmup 2 or more): fewer, fused kernels where launching them is "
+                             "what a step costs, as on a GPU at small batches")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--learning-rate", type=float, default=3e-4, help="AdamW learning rate (does not affect cost)")
     parser.add_argument("--large-apply", choices=("meta", "cpu", "none"), default="meta",
@@ -152,6 +156,9 @@ def measure(args: argparse.Namespace) -> tuple[list[Row], dict[str, dict[str, li
             log(f"note: {note}")
         candidates.append(candidate)
     del base
+    if args.compile:
+        for candidate in (c for c in candidates if c.ok):
+            candidate.model = torch.compile(candidate.model)
 
     for candidate in (c for c in candidates if c.ok):
         for _ in range(args.warmup):
