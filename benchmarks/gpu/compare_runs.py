@@ -17,11 +17,13 @@ from pathlib import Path
 
 from safetensors.torch import load_file
 
-ADAPTER_FILE = "t5_surgery_adapter.safetensors"
+from runners.finetune.results import RESULT_FILE
+from runners.finetune.task_data import PREDICTIONS_FILE
+from surgery.checkpoint import WEIGHTS_FILE
 
 
 def run_folders(output_dir: Path) -> dict[str, Path]:
-    return {str(path.parent.relative_to(output_dir)): path.parent for path in output_dir.glob("*/*/seed-*/result.json")}
+    return {str(path.parent.relative_to(output_dir)): path.parent for path in output_dir.glob(f"*/*/seed-*/{RESULT_FILE}")}
 
 
 def max_tensor_difference(first: Path, second: Path) -> float:
@@ -37,14 +39,14 @@ def train_losses(run: Path) -> dict[int, float]:
 
 
 def predictions(run: Path) -> list[str]:
-    return [json.loads(line)["prediction"] for line in (run / "test_predictions.jsonl").read_text().splitlines()]
+    return [json.loads(line)["prediction"] for line in (run / PREDICTIONS_FILE).read_text().splitlines()]
 
 
 def compare(first: Path, second: Path) -> bool:
     """Print how `first` and `second` differ; True when nothing does."""
     same = True
     for name in ("last", "best"):
-        difference = max_tensor_difference(first / name / ADAPTER_FILE, second / name / ADAPTER_FILE)
+        difference = max_tensor_difference(first / name / WEIGHTS_FILE, second / name / WEIGHTS_FILE)
         print(f"  {name}/ adapter tensors: max |difference| {difference:.3g}")
         same &= difference == 0
     losses_a, losses_b = train_losses(first), train_losses(second)
@@ -56,7 +58,7 @@ def compare(first: Path, second: Path) -> bool:
     rows_a, rows_b = predictions(first), predictions(second)
     unequal = sum(x != y for x, y in zip(rows_a, rows_b)) + abs(len(rows_a) - len(rows_b))
     print(f"  test predictions: {unequal} of {max(len(rows_a), len(rows_b))} rows differ")
-    scores = [json.loads((run / "result.json").read_text())["test"] for run in (first, second)]
+    scores = [json.loads((run / RESULT_FILE).read_text())["test"] for run in (first, second)]
     print(f"  test scores: {scores[0]} / {scores[1]}")
     return same and unequal == 0 and scores[0] == scores[1]
 

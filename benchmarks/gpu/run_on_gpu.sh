@@ -91,9 +91,10 @@ finish
 $PYTHON - "$WORK" <<'PY'
 import json, sys
 from pathlib import Path
+sys.path.insert(0, "benchmarks/gpu")
+from compare_runs import predictions
 work = Path(sys.argv[1])
-run = next(work.glob("finetune-whole/*/*/seed-*"))
-training = [json.loads(line)["prediction"] for line in (run / "test_predictions.jsonl").read_text().splitlines()]
+training = predictions(next(work.glob("finetune-whole/*/*/seed-*")))
 for beams in (1, 3):
     path = work / f"predict-beams{beams}.jsonl"
     if path.exists():

@@ -107,9 +107,9 @@ def __getattr__(name: str):
 
 __all__ = [
     "CLOCKS", "CONFIGS", "CSV_COLUMNS", "DTYPES", "FLOOR", "FULL", "LLAMA_CONFIGS", "MIB", "REFERENCE_ROWS", "TRACED",
-    "Candidate", "MemoryMeasurement", "Row", "Target", "add_ratios", "build_base_model", "collect_targets",
+    "Candidate", "MemoryMeasurement", "Row", "Target", "add_ratios", "build_base_model", "clocks_on", "collect_targets",
     "describe_shape", "is_decoder_only", "model_config",
     "forward_pass", "main", "make_batch", "measure", "measure_peak_memory", "paired_ratio", "parse_args",
-    "peak_of_allocation_events", "per_round_medians", "prepare_candidate", "report_markdown", "row_names", "clocks_on",
+    "peak_of_allocation_events", "per_round_medians", "prepare_candidate", "report_markdown", "row_names",
     "t5_config", "time_interleaved", "time_large_apply", "time_once", "to_row", "training_step", "write_outputs",
 ]

@@ -84,7 +84,7 @@ def report_markdown(args: argparse.Namespace, argv: list[str] | None, rows: list
         f"- date: {started}; wall time {seconds / 60:.1f} min",
         f"- machine: {machine}",
         f"- model: {describe_shape(args.config)}, train mode"
-        + (", every row's model through torch.compile" if getattr(args, "compile", False) else "")
+        + (", every row's model through torch.compile" if args.compile else "")
         + ("; source and target as one sequence, the loss on the target" if is_decoder_only(args.config) else ""),
         f"- time: median of {args.repeats} interleaved rounds × {args.steps} steps (forward + backward + AdamW step) "
         f"after {args.warmup} warm-up step(s), {CLOCK_WORDS[resolve_clock(args)]}; spread = interquartile range ÷ median; "

@@ -26,6 +26,8 @@ from typing import Any
 
 from runners.finetune.errors import EXIT_USAGE, UsageError
 
+from .predicting import PRECISIONS
+
 ADAPTER_FILE = "t5_surgery_adapter.json"
 
 
@@ -53,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", help="the base model to load instead of the recorded one (e.g. a local copy); "
                                         "it must be the base the adapter was trained on")
     parser.add_argument("--cpu", action="store_true", help="predict on CPU even if a GPU is present")
-    parser.add_argument("--precision", choices=("recorded", "no", "bf16", "fp16"), default="recorded",
+    parser.add_argument("--precision", choices=PRECISIONS, default="recorded",
                         help="autocast on a GPU (default recorded: the precision the run evaluated with, so the "
                              "predictions are the run's own; no: full precision). The CPU never autocasts")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
