@@ -45,7 +45,7 @@ from .invocation import EXIT_INTERRUPTED, Say, Settings, UsageError, prepare_out
 from .jobs import Job, is_sweep
 from .model import build_model
 from .model_kind import SEQ2SEQ, kind_of_model
-from .results import RESULT_FILE, TASK_TITLES, RunResult
+from .results import RESULT_FILE, TASK_TITLES, DivergedRun, RunResult
 from .run_lines import describe_model
 from .run import (claim_run_folder, invocation_accelerator, load_data, preflight, set_cpu_threads, train_and_finish,
                   train_config, usage_errors)
@@ -242,6 +242,9 @@ def run_one_base(settings: Settings, say: Say) -> int:
                                                 accelerator, say, label=f"run {number}/{len(jobs)}")
             if result is None:
                 return 0 if stop_reason and stop_reason.startswith("--stop-after-steps") else EXIT_INTERRUPTED
+            if isinstance(result, DivergedRun):  # the shared base cannot serve a half-trained adapter
+                folder = run_dir(settings, job).relative_to(settings.output_dir).as_posix()
+                raise UsageError(f"run {folder}: {result.reason}")
             results[job.task_name] = result
         batch_size = options.get("eval_batch_size") or 32
         switched, mixed = score_on_the_shared_base(model, tokenizer, by_name, group, data, options, accelerator.device,

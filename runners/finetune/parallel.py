@@ -9,6 +9,8 @@ recipes × seeds) finishes sooner this way. Each run computes exactly what it co
       ├─ each call: function(*arguments) in some worker (a module-level function: pickled by name)
       └─ on_done(position, result) in the parent as calls finish; the results in call order
 
+A call that raises ends the whole: the calls not started are cancelled, the running ones finish, and
+the error is raised in the parent (a run that diverges is no error: it returns its record).
 A SIGINT (Ctrl-C) reaches the workers too: each one stops its run at the next step boundary with a
 resumable checkpoint (as a single run does), the calls not started are cancelled, and
 KeyboardInterrupt is raised in the parent once the workers have returned. A worker whose parent
@@ -62,7 +64,7 @@ def run_in_processes(function: Callable[..., Any], calls: Sequence[tuple], worke
                     results[position] = future.result()
                     if on_done is not None:
                         on_done(position, results[position])
-        except KeyboardInterrupt:
+        except BaseException:  # KeyboardInterrupt, or a call's error: start nothing more
             for future in pending:
                 future.cancel()
             pool.shutdown(wait=True, cancel_futures=True)

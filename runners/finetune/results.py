@@ -4,6 +4,9 @@
   for logging steps, ``{"event": "eval", "epoch": 3, "validation": {...}, ...}`` per evaluation.
 * :class:`RunResult` — one finished run (task × recipe × seed): its test scores from the best
   validation checkpoint, saved as ``result.json`` in the run's folder.
+* :class:`DivergedRun` — a run whose loss or gradient norm became NaN/inf: no score, only why,
+  saved as ``diverged.json`` in its folder; the tables list such runs below the scores
+  (:func:`diverged_markdown`), so a grid's rate that blows up is a result, not a lost invocation.
 * :func:`summarize` / :func:`markdown_table` / :func:`csv_table` — runs grouped by recipe and task,
   mean ± sample standard deviation over seeds, laid out as in the paper's Table 1: one row per
   recipe, one column per task, a task's metrics joined by "/" (e.g. MRPC "F1/accuracy").
@@ -42,6 +45,7 @@ from typing import Any
 from .atomic import write_text
 
 RESULT_FILE = "result.json"
+DIVERGED_FILE = "diverged.json"
 TASK_TITLES = {"cola": "CoLA", "sst2": "SST-2", "mrpc": "MRPC", "qqp": "QQP", "stsb": "STS-B", "mnli": "MNLI",
                "qnli": "QNLI", "rte": "RTE", "boolq": "BoolQ", "cb": "CB", "copa": "COPA", "multirc": "MultiRC",
                "record": "ReCoRD", "wic": "WiC", "embedded": "embedded"}
@@ -146,6 +150,53 @@ class RunResult:
     @classmethod
     def load(cls, path: str | Path) -> RunResult:
         return cls(**json.loads(Path(path).read_text(encoding="utf-8")))
+
+
+@dataclass
+class DivergedRun:
+    """A run that stopped on a non-finite loss or gradient norm: what it was and why, no score.
+
+    >>> run = DivergedRun("rte", "adapter", 42, "non-finite training loss nan at step 3 (epoch 1)", "lr=3e-1")
+    >>> run.label
+    'adapter [lr=3e-1]'
+    """
+
+    task: str
+    recipe: str
+    seed: int
+    reason: str
+    setting: str = ""
+
+    @property
+    def label(self) -> str:
+        return f"{self.recipe} [{self.setting}]" if self.setting else self.recipe
+
+    def save(self, folder: str | Path) -> Path:
+        path = Path(folder) / DIVERGED_FILE
+        write_text(path, json.dumps(asdict(self), indent=2) + "\n")
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> DivergedRun:
+        return cls(**json.loads(Path(path).read_text(encoding="utf-8")))
+
+
+def diverged_markdown(runs: Sequence[DivergedRun]) -> str:
+    """The section that lists diverged runs under a table ('' when there are none).
+
+    >>> print(diverged_markdown([DivergedRun("rte", "adapter", 42, "non-finite gradient norm inf at step 36", "lr=3e-1")]))
+    <BLANKLINE>
+    ## Diverged (no score)
+    <BLANKLINE>
+    | recipe | task | seed | why |
+    | --- | --- | --- | --- |
+    | adapter [lr=3e-1] | rte | 42 | non-finite gradient norm inf at step 36 |
+    """
+    if not runs:
+        return ""
+    lines = ["", "## Diverged (no score)", "", "| recipe | task | seed | why |", "| --- | --- | --- | --- |"]
+    lines += [f"| {run.label} | {run.task} | {run.seed} | {run.reason} |" for run in runs]
+    return "\n".join(lines)
 
 
 @dataclass
@@ -278,19 +329,22 @@ def csv_table(rows: Sequence[SummaryRow], selected: set[tuple[str, str, str]] | 
     return buffer.getvalue()
 
 
-def write_tables(results: Sequence[RunResult], folder: str | Path, stem: str = "results") -> tuple[Path, Path]:
-    """Write `<stem>.md` and `<stem>.csv` into `folder`; returns their paths."""
+def write_tables(results: Sequence[RunResult], folder: str | Path, stem: str = "results",
+                 diverged: Sequence[DivergedRun] = ()) -> tuple[Path, Path]:
+    """Write `<stem>.md` (with the `diverged` runs listed below the table) and `<stem>.csv` into `folder`;
+    returns their paths."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     rows = summarize(results)
     markdown, comma_separated = folder / f"{stem}.md", folder / f"{stem}.csv"
-    write_text(markdown, markdown_table(rows) + "\n")
+    write_text(markdown, markdown_table(rows) + diverged_markdown(diverged) + "\n")
     write_text(comma_separated, csv_table(rows))
     return markdown, comma_separated
 
 
-def collect(folders: Iterable[str | Path]) -> list[RunResult]:
-    """Every `result.json` below the given folders, in path order with numbers compared as numbers.
+def collect(folders: Iterable[str | Path], name: str = RESULT_FILE) -> list:
+    """Every `result.json` (or `name`: ``diverged.json`` gives the DivergedRun records) below the given
+    folders, in path order with numbers compared as numbers.
 
     So a sweep's settings come in the order of an ascending grid, as the paper's are (``lr=3e-5``
     before ``lr=3e-4``, ``seed-9`` before ``seed-42``), and a tie on validation goes to the same
@@ -299,9 +353,28 @@ def collect(folders: Iterable[str | Path]) -> list[RunResult]:
     >>> sorted(["lr=3e-4", "lr=3e-5", "lr=3e-2"], key=numbers_as_numbers)
     ['lr=3e-5', 'lr=3e-4', 'lr=3e-2']
     """
-    paths = sorted({path for folder in folders for path in Path(folder).rglob(RESULT_FILE)},
+    return [record for _, record in found(folders, name)]
+
+
+def found(folders: Iterable[str | Path], name: str) -> list[tuple[Path, Any]]:
+    """(path, record) of every file called `name` below `folders`, in `collect`'s order."""
+    record = RunResult if name == RESULT_FILE else DivergedRun
+    paths = sorted({path for folder in folders for path in Path(folder).rglob(name)},
                    key=lambda path: numbers_as_numbers(str(path)))
-    return [RunResult.load(path) for path in paths]
+    return [(path, record.load(path)) for path in paths]
+
+
+def one_per_run(paths_and_records: Iterable[tuple[Path, Any]]) -> None:
+    """Refuse two records of one run (task, recipe, setting, seed), e.g. from two copies of a folder:
+    averaged as if they were two seeds they would make a spread out of one seed (SystemExit(2), one line)."""
+    seen: dict[tuple, Path] = {}
+    for path, record in paths_and_records:
+        key = (record.task, record.recipe, record.setting, record.seed)
+        if key in seen:
+            print(f"error: run {record.task} · {record.label} · seed {record.seed} appears twice: {seen[key]} and "
+                  f"{path}; pass only one of them (two copies of one seed are not two seeds)", file=sys.stderr)
+            raise SystemExit(2)
+        seen[key] = path
 
 
 _NUMBER = re.compile(r"(\d+(?:\.\d+)?(?:e[-+]?\d+)?)")
@@ -314,18 +387,20 @@ def numbers_as_numbers(text: str) -> tuple:
 
 
 def read_folders(argv: list[str] | None, prog: str, description: str,
-                 folders_help: str) -> tuple[argparse.Namespace, list[RunResult]]:
+                 folders_help: str) -> tuple[argparse.Namespace, list[RunResult], list[DivergedRun]]:
     """The command line of the table commands (this one and ``runners.finetune.sweep``): ``FOLDER ...
-    [--write DIR]``, and the finished runs under the folders; none found: one line, SystemExit(2)."""
+    [--write DIR]``, and the finished and the diverged runs under the folders. None finished, or one run
+    found twice (`one_per_run`): one line, SystemExit(2)."""
     parser = argparse.ArgumentParser(prog=prog, description=description)
     parser.add_argument("folders", nargs="+", type=Path, help=folders_help)
     parser.add_argument("--write", type=Path, metavar="DIR", help="also write results.md and results.csv into DIR")
     args = parser.parse_args(argv)
-    results = collect(args.folders)
-    if not results:
+    finished, diverged = found(args.folders, RESULT_FILE), found(args.folders, DIVERGED_FILE)
+    if not finished:
         print(f"error: no {RESULT_FILE} found under {', '.join(map(str, args.folders))}", file=sys.stderr)
         raise SystemExit(2)
-    return args, results
+    one_per_run(finished + diverged)
+    return args, [record for _, record in finished], [record for _, record in diverged]
 
 
 def say_written(paths: list[Path]) -> None:
@@ -334,15 +409,15 @@ def say_written(paths: list[Path]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args, results = read_folders(argv, "python -m runners.finetune.results",
-                                 "Combine the result.json files of finished runs into one table.",
-                                 "output folders of runners.finetune")
-    print(markdown_table(summarize(results)))
+    args, results, diverged = read_folders(argv, "python -m runners.finetune.results",
+                                           "Combine the result.json files of finished runs into one table.",
+                                           "output folders of runners.finetune")
+    print(markdown_table(summarize(results)) + diverged_markdown(diverged))
     if any(result.setting for result in results):
         print(f"\nnote: these are a sweep's runs; python -m runners.finetune.sweep {' '.join(map(str, args.folders))} "
               "prints the setting chosen on validation")
     if args.write:
-        say_written(write_tables(results, args.write))
+        say_written(write_tables(results, args.write, diverged=diverged))
     return 0
 
 

@@ -39,7 +39,8 @@ from .jobs import Job, is_sweep, plan_jobs
 from .library_baselines import apply_baseline, is_library_baseline
 from .run_folders import unique
 from .figure import write_figure
-from .results import RESULT_FILE, JsonlLog, RunResult, markdown_table, summarize, write_tables
+from .results import (DIVERGED_FILE, RESULT_FILE, DivergedRun, JsonlLog, RunResult, diverged_markdown, markdown_table,
+                      summarize, write_tables)
 from .model_kind import kind_of_model
 from .model import (ModelLoadError, build_model, check_model_folder, configured_for, embedded_model_dir,
                     family_and_kind_of, load_config, load_tokenizer, parse_init_overrides, tiny_t5_config,
@@ -172,9 +173,10 @@ def claim_run_folder(run_dir: Path, job: Job, resumed: bool, is_main: bool) -> N
 
 
 def run_one(task, job: Job, base_splits: dict[str, list[dict]], tokenizer, settings: Settings,
-            accelerator, say: Say, label: str) -> tuple[RunResult | None, str | None]:
-    """Train one job (task, recipe with its setting, seed): (result, None), or (None, why it stopped)
-    with a resumable checkpoint."""
+            accelerator, say: Say, label: str) -> tuple[RunResult | DivergedRun | None, str | None]:
+    """Train one job (task, recipe with its setting, seed): (result, None); (DivergedRun, None) when its
+    loss or gradient norm became non-finite (recorded in its folder; the other runs go on); or (None,
+    why it stopped) with a resumable checkpoint."""
     from runners.tasks.data import subsample
 
     options = settings.options
@@ -185,6 +187,10 @@ def run_one(task, job: Job, base_splits: dict[str, list[dict]], tokenizer, setti
     if resumed and (run_dir / RESULT_FILE).is_file():
         say(f"{label}: finished earlier, result from {run_dir / RESULT_FILE}")
         return RunResult.load(run_dir / RESULT_FILE), None
+    if resumed and (run_dir / DIVERGED_FILE).is_file():  # the same data, seed and rate would diverge again
+        diverged = DivergedRun.load(run_dir / DIVERGED_FILE)
+        say(f"{label}: diverged earlier ({diverged.reason}); not trained again")
+        return diverged, None
     resume_from = resume_point(run_dir, accelerator, say) if resumed else None
 
     train_examples = options.get("low_resource") or options.get("max_train")
@@ -213,17 +219,26 @@ def run_one(task, job: Job, base_splits: dict[str, list[dict]], tokenizer, setti
 
 def train_and_finish(model, tokenizer, task, job: Job, splits: dict[str, list[dict]], config: TrainConfig, report,
                      run_dir: Path, settings: Settings, accelerator, say: Say,
-                     setting: str | None = None) -> tuple[RunResult | None, str | None]:
-    """Record the task, train, and finish the run (`finish_run`): (result, None), or (None, why it
-    stopped) with the command that continues it. One path for a run on its own base and for an
+                     setting: str | None = None) -> tuple[RunResult | DivergedRun | None, str | None]:
+    """Record the task, train, and finish the run (`finish_run`): (result, None); (DivergedRun, None),
+    also written to the run's folder, when the loss or gradient norm became non-finite; or (None, why
+    it stopped) with the command that continues it. One path for a run on its own base and for an
     adapter trained on the shared base of ``--one-base``."""
     config.task_record = run_task_record(task, config, settings.options, job.seed, job.recipe_name,
                                          precision=str(accelerator.mixed_precision))
     if accelerator.is_main_process:
         write_task_record(run_dir, config.task_record)
     with usage_errors(f"run {run_dir.relative_to(settings.output_dir).as_posix()}: "):
-        outcome = train(model, tokenizer, task, splits, config, accelerator=accelerator,
-                        log=JsonlLog(run_dir / "log.jsonl", enabled=accelerator.is_main_process))
+        try:
+            outcome = train(model, tokenizer, task, splits, config, accelerator=accelerator,
+                            log=JsonlLog(run_dir / "log.jsonl", enabled=accelerator.is_main_process))
+        except NonFiniteLoss as error:
+            diverged = DivergedRun(task.name, job.row_label, job.seed, str(error),
+                                   job.setting.label if setting is None else setting)
+            if accelerator.is_main_process:
+                diverged.save(run_dir)
+            say(f"diverged: {error}")
+            return diverged, None
     if not outcome.completed:
         say(f"stopped ({outcome.stop_reason}) after {outcome.progress.global_step} steps. Continue exactly with:\n"
             f"  python -m runners.finetune --resume {settings.output_dir}")
@@ -350,23 +365,36 @@ def run_all(settings: Settings, say: Say) -> int:
             if outcomes[-1][0] is None:
                 break
     results: list[RunResult] = []
-    for result, stop_reason in outcomes:
+    diverged: list[DivergedRun] = []
+    diverged_folders: list[str] = []
+    for job, (result, stop_reason) in zip(jobs, outcomes):
         if result is None:
             return 0 if stop_reason and stop_reason.startswith("--stop-after-steps") else EXIT_INTERRUPTED
-        results.append(result)
+        if isinstance(result, DivergedRun):
+            diverged.append(result)
+            diverged_folders.append(job.run_dir(settings.output_dir).relative_to(settings.output_dir).as_posix())
+        else:
+            results.append(result)
+    if not results:  # nothing to tabulate: the first divergence is the invocation's error
+        more = f" ({len(diverged) - 1} more runs diverged too)" if len(diverged) > 1 else ""
+        raise UsageError(f"run {diverged_folders[0]}: {diverged[0].reason}{more}")
 
     markdown, csv_path = (None, None)
     sweep = is_sweep(options)
     if accelerator.is_main_process:
-        markdown, csv_path = (write_sweep_tables if sweep else write_tables)(results, settings.output_dir)
+        markdown, csv_path = (write_sweep_tables if sweep else write_tables)(results, settings.output_dir,
+                                                                             diverged=diverged)
     say("\nResults (test split, checkpoint with the best validation score; mean ± std over seeds):\n")
-    say(sweep_markdown(results) if sweep else markdown_table(summarize(results)))
-    if len(results) == 1:
+    say((sweep_markdown(results) if sweep else markdown_table(summarize(results))) + diverged_markdown(diverged))
+    if len(results) == 1 and not diverged:
         say("\n" + headline(results[0]))
     if markdown is not None:
         figure = None if sweep else write_figure(results, settings.output_dir)
         also = f", {figure}" if figure is not None else ""
         say(f"\nwrote {markdown}, {csv_path}{also}, and per run: log.jsonl, best/, last/, {RESULT_FILE}")
+    if diverged:
+        raise UsageError(f"{len(diverged)} of {len(outcomes)} runs diverged (non-finite loss or gradient norm; listed "
+                         f"under the table and in their folders' {DIVERGED_FILE}); a smaller --lr may train them")
     return 0
 
 
@@ -425,8 +453,12 @@ def run_side_by_side(jobs: list[Job], settings: Settings, workers: int, say: Say
         finished[0] += 1
         job = jobs[position]
         result, stop_reason = outcome
-        scores = (" ".join(f"{k} {v:.1f}" for k, v in result.test.items()) + f" ({result.seconds:.0f} s)"
-                  if result is not None else f"stopped: {stop_reason}")
+        if isinstance(result, DivergedRun):
+            scores = f"diverged: {result.reason}"
+        elif result is not None:
+            scores = " ".join(f"{k} {v:.1f}" for k, v in result.test.items()) + f" ({result.seconds:.0f} s)"
+        else:
+            scores = f"stopped: {stop_reason}"
         say(f"[{finished[0]}/{len(jobs)}] {job.task_name} · {job.row_label} · seed {job.seed}: {scores}")
 
     portable = replace(settings, lock=None)  # the lock stays with this process, which holds it

@@ -23,8 +23,8 @@ from pathlib import Path
 
 from runners.tasks.registry import TASKS
 
-from .results import (TASK_TITLES, RunResult, SummaryRow, csv_table, format_cells, markdown_table, read_folders,
-                      say_written, summarize)
+from .results import (TASK_TITLES, DivergedRun, RunResult, SummaryRow, csv_table, diverged_markdown, format_cells,
+                      markdown_table, read_folders, say_written, summarize)
 
 
 @dataclass
@@ -82,13 +82,15 @@ def sweep_markdown(results: Sequence[RunResult]) -> str:
             + markdown_table(summarize(results), with_validation=True))
 
 
-def write_sweep_tables(results: Sequence[RunResult], folder: str | Path, stem: str = "results") -> tuple[Path, Path]:
-    """`<stem>.md` (selection and grid) and `<stem>.csv` (the grid, with validation and `selected`)."""
+def write_sweep_tables(results: Sequence[RunResult], folder: str | Path, stem: str = "results",
+                       diverged: Sequence[DivergedRun] = ()) -> tuple[Path, Path]:
+    """`<stem>.md` (selection, grid, and the `diverged` settings listed below) and `<stem>.csv` (the grid,
+    with validation and `selected`)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     selected = {(s.recipe, s.setting, s.task) for s in select_by_validation(results)}
     markdown, comma_separated = folder / f"{stem}.md", folder / f"{stem}.csv"
-    markdown.write_text(sweep_markdown(results) + "\n", encoding="utf-8")
+    markdown.write_text(sweep_markdown(results) + diverged_markdown(diverged) + "\n", encoding="utf-8")
     comma_separated.write_text(csv_table(summarize(results), selected=selected), encoding="utf-8")
     return markdown, comma_separated
 
@@ -98,12 +100,12 @@ def main(argv: list[str] | None = None) -> int:
     runs a sweep has finished so far (after it was stopped, say), as its own ``results.md``. Ties go
     to the smaller value (run folders sorted with numbers as numbers: the first of an ascending grid,
     such as the paper's)."""
-    args, results = read_folders(argv, "python -m runners.finetune.sweep",
-                                 "The setting chosen on validation from a sweep's finished runs.",
-                                 "output folders of runners.finetune --sweep/--paper-search")
-    print(sweep_markdown(results))
+    args, results, diverged = read_folders(argv, "python -m runners.finetune.sweep",
+                                           "The setting chosen on validation from a sweep's finished runs.",
+                                           "output folders of runners.finetune --sweep/--paper-search")
+    print(sweep_markdown(results) + diverged_markdown(diverged))
     if args.write:
-        say_written(write_sweep_tables(results, args.write))
+        say_written(write_sweep_tables(results, args.write, diverged=diverged))
     return 0
 
 

@@ -111,6 +111,9 @@ class Task:
         model_dir: the shipped pretrained model whose corpus the task's words come from, trained
             when ``--model`` is left out (world 2's tasks); ``None``: the runner's default, world
             1's embedded T5 (``runners/embedded/model``).
+        rate_column: the column of ``runners.finetune.protocol.LEARNING_RATES`` whose learning rates
+            an embedded task's runs take (the world's name: ``"embedded"``, ``"world2"``); ``None``
+            for the paper's tasks.
         rationale_column: a column the model writes before the label, ``"<rationale> ; <label>"``
             (world 2's tasks: what the corpus says of the words that decide the label); scoring
             reads the answer after the last ``" ; "`` (:meth:`answer`). ``None``: the label alone.
@@ -130,6 +133,7 @@ class Task:
     local_dir: Path | None = field(default=None, compare=False)  # shipped split files (presplit tasks)
     model_dir: Path | None = field(default=None, compare=False)  # the shipped model the task is written for
     rationale_column: str | None = None  # written before the label: "<rationale> ; <label>"
+    rate_column: str | None = None  # the protocol's learning-rate column of an embedded world's tasks
     # How a row becomes text and how predictions are scored; the defaults fit GLUE-style
     # classification, special tasks (stsb, multirc, record) plug in their own.
     format_source: Callable[[Task, Row], str] = field(default=prefixed_columns_source, repr=False, compare=False)
@@ -287,7 +291,7 @@ def _embedded_task(world: str, short: str, fields: Mapping, labels: Mapping, ben
                 columns=columns + ("label",) + ((rationale_column,) if rationale_column else ()),
                 labels=labels[short], metric_names=EMBEDDED_METRICS[short], size="presplit", test_split="test",
                 source_columns=columns, prefix=prefix, local_dir=benchmark_dir / short, model_dir=model_dir,
-                rationale_column=rationale_column,
+                rationale_column=rationale_column, rate_column=world,
                 **({"format_target": stsb_target, "scorer": stsb_scores} if short == "stsb" else {}))
 
 
