@@ -21,9 +21,13 @@ the invocation (mean ± std over seeds), which is also printed at the end. A rec
 sanitised for the folder; two different recipes of one name get ``<name>-<hash>``; repeats in
 --task, --recipe or --seeds run once (with a note). One process at a time trains into OUT.
 
+A run whose loss or gradient norm becomes NaN/inf (a grid's highest rate, say) is listed as
+diverged under the table, with diverged.json in its folder; the other runs go on.
+
 Exit codes: 0 done (or stopped by --stop-after-steps), 2 a usage, data, recipe or checkpoint
-error, OUT in use by another process, or a loss that became NaN/inf (one line, no traceback),
-3 out of GPU memory, 130 interrupted (the resumable checkpoint is written first when training).
+error, OUT in use by another process, or a run that diverged (one line, no traceback; after the
+other runs and the tables), 3 out of GPU memory, 130 interrupted (the resumable checkpoint is
+written first when training).
 """
 
 from __future__ import annotations
