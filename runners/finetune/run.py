@@ -11,10 +11,10 @@
       │    ├─ build the model with the seed, surgery.apply(recipe)   (adapt; --recipe peft-lora: PEFT's LoRA)
       │    ├─ training.train(...)  — resumed from last/ when there is one
       │    └─ result.json
-      └─ results.md / results.csv, printed
+      └─ report_outcomes    results.md / results.csv (diverged runs listed under them), printed; the exit code
 
 Errors a user can fix (unknown task, bad data file, recipe that does not fit, model that cannot
-be loaded, a damaged checkpoint, a loss that became NaN) become `UsageError`, which
+be loaded, a damaged checkpoint, runs whose loss became NaN) become `UsageError`, which
 `runners.finetune` prints on one line without a traceback (exit 2).
 """
 
@@ -34,13 +34,12 @@ from runners.threads import choose_threads
 
 from .atomic import write_json
 from .errors import NonFiniteLoss, TrainingSetupError
-from .invocation import DEFAULT_RECIPE, EXIT_INTERRUPTED, Say, Settings, UsageError, prepare_output_dir
-from .jobs import Job, is_sweep, plan_jobs
+from .invocation import DEFAULT_RECIPE, Say, Settings, UsageError, prepare_output_dir
+from .jobs import Job, plan_jobs
 from .library_baselines import apply_baseline, is_library_baseline
 from .run_folders import unique
-from .figure import write_figure
-from .results import (DIVERGED_FILE, RESULT_FILE, DivergedRun, JsonlLog, RunResult, diverged_markdown, markdown_table,
-                      summarize, write_tables)
+from .outcomes import report_outcomes
+from .results import DIVERGED_FILE, RESULT_FILE, DivergedRun, JsonlLog, RunResult
 from .model_kind import kind_of_model
 from .model import (ModelLoadError, build_model, check_model_folder, configured_for, embedded_model_dir,
                     family_and_kind_of, load_config, load_tokenizer, parse_init_overrides, tiny_t5_config,
@@ -48,7 +47,6 @@ from .model import (ModelLoadError, build_model, check_model_folder, configured_
 from .protocol import SMALL_MODEL_CPU_THREADS, paper_defaults
 from .run_lines import describe_model, describe_training
 from .state import resume_point
-from .sweep import sweep_markdown, write_sweep_tables
 from .used_arguments import used_arguments
 from .task_data import load_data, resolve_tasks, run_task_record, task_named, write_task_record
 from .training import TrainConfig, make_accelerator, train
@@ -364,52 +362,7 @@ def run_all(settings: Settings, say: Say) -> int:
                                     label=f"run {number}/{len(jobs)}"))
             if outcomes[-1][0] is None:
                 break
-    results: list[RunResult] = []
-    diverged: list[DivergedRun] = []
-    diverged_folders: list[str] = []
-    for job, (result, stop_reason) in zip(jobs, outcomes):
-        if result is None:
-            return 0 if stop_reason and stop_reason.startswith("--stop-after-steps") else EXIT_INTERRUPTED
-        if isinstance(result, DivergedRun):
-            diverged.append(result)
-            diverged_folders.append(job.run_dir(settings.output_dir).relative_to(settings.output_dir).as_posix())
-        else:
-            results.append(result)
-    if not results:  # nothing to tabulate: the first divergence is the invocation's error
-        more = f" ({len(diverged) - 1} more runs diverged too)" if len(diverged) > 1 else ""
-        raise UsageError(f"run {diverged_folders[0]}: {diverged[0].reason}{more}")
-
-    markdown, csv_path = (None, None)
-    sweep = is_sweep(options)
-    if accelerator.is_main_process:
-        markdown, csv_path = (write_sweep_tables if sweep else write_tables)(results, settings.output_dir,
-                                                                             diverged=diverged)
-    say("\nResults (test split, checkpoint with the best validation score; mean ± std over seeds):\n")
-    say((sweep_markdown(results) if sweep else markdown_table(summarize(results))) + diverged_markdown(diverged))
-    if len(results) == 1 and not diverged:
-        say("\n" + headline(results[0]))
-    if markdown is not None:
-        figure = None if sweep else write_figure(results, settings.output_dir)
-        also = f", {figure}" if figure is not None else ""
-        say(f"\nwrote {markdown}, {csv_path}{also}, and per run: log.jsonl, best/, last/, {RESULT_FILE}")
-    if diverged:
-        raise UsageError(f"{len(diverged)} of {len(outcomes)} runs diverged (non-finite loss or gradient norm; listed "
-                         f"under the table and in their folders' {DIVERGED_FILE}); a smaller --lr may train them")
-    return 0
-
-
-def headline(result: RunResult) -> str:
-    """One line for a single run: how far it got, next to how little of the model it trained.
-
-    >>> print(headline(RunResult("embedded-sst2", "compacter++", 1, {"accuracy": 81.25},
-    ...                          trainable_parameters=2736, trainable_percent=0.0556)))
-    compacter++ on embedded-sst2: test accuracy 81.2, training 2,736 parameters (0.0556 % of the model)
-    """
-    scores = ", ".join(f"{metric} {value:.1f}" for metric, value in result.test.items())
-    share = "" if result.trainable_parameters is None else (
-        f", training {result.trainable_parameters:,} parameters"
-        + ("" if result.trainable_percent is None else f" ({result.trainable_percent:.3g} % of the model)"))
-    return f"{result.recipe} on {result.task}: test {scores}{share}"
+    return report_outcomes(jobs, outcomes, settings, accelerator.is_main_process, say)
 
 
 _WORKER_STATE: dict[str, Any] = {}  # per worker process of --jobs: tokenizer, accelerator, each task's data
