@@ -114,3 +114,15 @@ def test_what_one_base_cannot_serve_exits_2_before_training(tmp_path, capsys, re
     assert finetune.main(one_base(data, out, epochs=1, recipe=recipe)) == 2
     assert message in capsys.readouterr().err
     assert not (out / "one-base").exists()
+
+
+def test_a_diverging_adapter_on_the_shared_base_ends_the_invocation_with_one_line(tmp_path, capsys):
+    """On one base the next adapter is trained on top of the previous ones: a diverged one stops it all."""
+    data = write_pairs(tmp_path / "data")
+    argv = one_base(data, tmp_path / "out", epochs=1)
+    argv[argv.index("3e-2")] = "1e30"
+    assert finetune.main(argv) == 2
+    error = capsys.readouterr().err.strip()
+    assert len(error.splitlines()) == 1 and error.startswith("error: run one-base/adapter/seed-42/rte: non-finite")
+    assert (tmp_path / "out" / "one-base" / "adapter" / "seed-42" / "rte" / "diverged.json").is_file()
+    assert not (tmp_path / "out" / "results.md").exists()
