@@ -7,10 +7,11 @@
       ├─ per run: run_one
       │    ├─ run.json        which run the folder holds: never another
       │    ├─ finished earlier (result.json)?  reuse it      (an invocation resumed with --resume)
+      │    ├─ diverged earlier (diverged.json)?  listed again, not retrained
       │    ├─ recover last/ and best/ from an interrupted write, if any (and say so)
       │    ├─ build the model with the seed, surgery.apply(recipe)   (adapt; --recipe peft-lora: PEFT's LoRA)
       │    ├─ training.train(...)  — resumed from last/ when there is one
-      │    └─ result.json
+      │    └─ result.json, or diverged.json when the loss or gradient norm became NaN/inf
       └─ report_outcomes    results.md / results.csv (diverged runs listed under them), printed; the exit code
 
 Errors a user can fix (unknown task, bad data file, recipe that does not fit, model that cannot
