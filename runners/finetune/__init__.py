@@ -13,14 +13,17 @@ The package, in call order (each module's docstring draws its part of the tree):
         runs         one folder per distinct (task, recipe content, setting, seed); safe, clash-free names
         overrides    --set KEY=VALUE and --sweep KEY=V1,V2 parsed and written into a recipe
       protocol     the defaults: the paper's (appendix: batch, epochs, warm-up, lengths) and the embedded
-                   tasks' own; every learning rate (Tables 4/5/10/11 and the embedded search) in one table
+                   tasks' own; every learning rate (Tables 4/5/10/11 and each world's search) in one table
       model        the model and tokenizer: a checkpoint, or a small random-init T5 (--init-config checked)
       training     the loop: AdamW + linear warm-up/decay, DDP, exact resume, stop on a non-finite loss
+                   (the run ends as diverged: diverged.json; the invocation's other runs go on)
         batches      tokenized examples, the (seed, epoch) order, shards, padding
         evaluation   greedy generate() on a split, scored with the task's metrics
         state        resumable checkpoints (adapter, optimizer, scheduler, RNG, position) and their crash recovery
         resume       a checkpoint loaded back into a run, the log cut back to what it had seen
-      results      result.json, log.jsonl, results.md / results.csv (mean ± std over seeds)
+      parallel     --jobs: runs side by side in worker processes
+      outcomes     the invocation's end: the tables (diverged runs listed under them), printed; the exit code
+      results      result.json, diverged.json, log.jsonl, results.md / results.csv (mean ± std over seeds)
       sweep        a sweep's choice per task and recipe, on validation only, and the grid's tables
     multitask    --one-base: every task into one base, one named adapter each; the table of which scored what
       atomic       files written whole or not at all
