@@ -9,6 +9,7 @@ import json
 from collections import defaultdict
 from pathlib import Path
 
+from runners.finetune.library_baselines import baseline_mapping, is_library_baseline
 from runners.finetune.protocol import LEARNING_RATES, SEARCH_LEARNING_RATES, learning_rate_row, paper_defaults
 from runners.tasks import get_task
 
@@ -16,19 +17,24 @@ SEARCH = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "world
 
 
 def searched() -> dict[str, dict[float, float]]:
-    """recipe → {rate: validation accuracy}, from the search's run folders."""
+    """recipe (its run folder's name) → {rate: validation accuracy}, from the search's run folders."""
     grid: dict[str, dict[float, float]] = defaultdict(dict)
-    for path in SEARCH.glob("sst2-device-*/world2-sst2/*/lr=*/seed-1/result.json"):
-        result = json.loads(path.read_text())
+    for path in SEARCH.glob("sst2-*/world2-sst2/*/lr=*/seed-1/result.json"):
+        result, recipe = json.loads(path.read_text()), path.parents[2].name
         rate = float(result["setting"].removeprefix("lr="))
-        assert rate not in grid[result["recipe"]], f"{path}: one rate twice"
-        grid[result["recipe"]][rate] = result["validation"]["accuracy"]
+        assert rate not in grid[recipe], f"{path}: one rate twice"
+        grid[recipe][rate] = result["validation"]["accuracy"]
     return grid
+
+
+def as_the_runner_passes_it(recipe: str):
+    """A bundled recipe's name, or a library baseline's mapping (as a job carries it)."""
+    return baseline_mapping(recipe, {}, version="any") if is_library_baseline(recipe) else recipe
 
 
 def test_the_search_covers_every_recipe_over_the_whole_grid():
     grid = searched()
-    assert len(grid) == 12  # the paper's Table 1 rows
+    assert len(grid) == 13  # the paper's Table 1 rows and PEFT's LoRA
     for recipe, scores in grid.items():
         assert sorted(scores) == sorted(SEARCH_LEARNING_RATES), recipe
 
@@ -36,9 +42,9 @@ def test_the_search_covers_every_recipe_over_the_whole_grid():
 def test_world2_rates_are_the_searched_best_on_validation():
     for recipe, scores in searched().items():
         best = max(sorted(scores), key=lambda rate: scores[rate])  # max keeps the first (smallest) of a tie
-        _, method, _ = learning_rate_row(recipe)
+        _, method, _ = learning_rate_row(as_the_runner_passes_it(recipe))
         assert LEARNING_RATES["world2"][method] == best, (recipe, scores)
-        assert paper_defaults(get_task("world2-cola"), recipe)["learning_rate"] == best
+        assert paper_defaults(get_task("world2-cola"), as_the_runner_passes_it(recipe))["learning_rate"] == best
 
 
 def test_world1_tasks_keep_their_own_column():

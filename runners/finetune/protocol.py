@@ -95,7 +95,8 @@ LEARNING_RATES: dict[str, dict[str, float]] = {
     # World 2's tasks (the checkpoint of 5ba824c), chosen the same way under their final protocol
     # (10 epochs, batch 32, dropout 0, rationale targets): the grid value with the best validation
     # accuracy on world2-sst2, seed 1 (benchmarks/results/world2-lr-2026-12-04). Four differ from
-    # world 1's: Pfeiffer, AdapterDrop, Adapter-LowRank and BitFit 3e-2. LoRA was not searched there.
+    # world 1's: Pfeiffer, AdapterDrop, Adapter-LowRank and BitFit 3e-2. PEFT's LoRA (r = 1) the same
+    # way on this machine (PEFT is not on the GPU machine's image): 3e-3.
     "world2": {T5: 3e-4, ADAPTER: 3e-3, PFEIFFER: 3e-2, ADAPTERDROP: 3e-2, LOWRANK: 3e-2, PHM: 3e-3, BITFIT: 3e-2,
                SAID: 3e-3, COMPACTER: 3e-2, COMPACTER_PP: 3e-2, PROMPT_R: 3e-2, PROMPT_T: 3e-2, LORA_PEFT: 3e-3},
 }
