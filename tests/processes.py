@@ -50,3 +50,13 @@ def run_workers(worker, args: tuple, nprocs: int = 2, timeout: float = 240.0) ->
             for process in processes.processes:
                 process.kill()
             pytest.fail(f"{worker.__name__}: {nprocs} workers still running after {timeout:.0f} s; killed")
+
+
+def slow_mkdir(path: str, seconds: float) -> None:
+    """A call that marks its start (``PATH.started``), takes a while, then makes PATH (tests of what a
+    pool starts after a stop)."""
+    import os
+
+    os.mkdir(path + ".started")
+    time.sleep(seconds)
+    os.mkdir(path)

@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -21,6 +23,7 @@ from runners.finetune import sweep as sweep_command
 from runners.finetune.parallel import run_in_processes
 
 TINY = ["d_model=32", "d_kv=8", "d_ff=64", "num_layers=1", "num_heads=4"]
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
@@ -117,3 +120,65 @@ def test_a_failing_call_cancels_the_calls_not_started(tmp_path, jobs_workers_sha
         run_in_processes(os.mkdir, calls, workers=1)
     assert (tmp_path / "first").is_dir()
     assert not later[-1].exists()  # at most the one or two calls already queued to the worker ran
+
+
+def test_after_an_interrupt_no_call_starts_not_even_one_already_queued(tmp_path, jobs_workers_share_imports):
+    """Ctrl-C while a call runs: it finishes (a run stops itself at a step boundary), and the call the
+    pool had already queued for the worker does not start (it used to: one more whole run)."""
+    import signal
+    import threading
+    import time
+
+    from processes import slow_mkdir
+
+    first, queued, waiting = (str(tmp_path / name) for name in ("first", "queued", "waiting"))
+
+    def interrupt_once_the_first_call_runs() -> None:
+        deadline = time.monotonic() + 120
+        while not os.path.exists(first + ".started") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C, to the parent alone
+
+    interrupter = threading.Thread(target=interrupt_once_the_first_call_runs)
+    interrupter.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run_in_processes(slow_mkdir, [(first, 3.0), (queued, 0.0), (waiting, 0.0)], workers=1)
+    finally:
+        interrupter.join()
+    assert os.path.isdir(first)
+    assert not os.path.exists(queued + ".started") and not os.path.exists(waiting + ".started")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="process groups and /proc")
+def test_ctrl_c_stops_a_jobs_invocation_even_where_its_parent_ignores_sigint(tmp_path):
+    """A script that starts the runner with & leaves SIGINT ignored in it: its workers still stop their
+    runs with a checkpoint, and the invocation must stop there too rather than start the next runs."""
+    import signal
+    import subprocess
+    import time
+
+    data_dir = write_rte(tmp_path / "rte", train=40, validation=8)
+    out = tmp_path / "out"
+    runner = subprocess.Popen(
+        [sys.executable, "-m", "runners.finetune", "--task", "rte", "--data-dir", str(data_dir), "--init-config", *TINY,
+         "--recipe", "adapter", "--seeds", "1", "2", "3", "--epochs", "500", "--jobs", "2", "--no-progress",
+         "--output-dir", str(out)],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    try:
+        deadline = time.monotonic() + 120
+        while len(list(out.rglob("log.jsonl"))) < 2:
+            assert time.monotonic() < deadline and runner.poll() is None, "the runs did not start"
+            time.sleep(0.5)
+        time.sleep(2)  # a few steps into both runs
+        os.killpg(runner.pid, signal.SIGINT)  # Ctrl-C: the terminal signals the whole group
+        printed, _ = runner.communicate(timeout=120)
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+    assert runner.returncode == 130, printed
+    assert "stopped: SIGINT" in printed and "--resume" in printed
+    assert not (out / "rte" / "adapter" / "seed-3").exists()  # the third run never started
+    for seed in (1, 2):
+        assert (out / "rte" / "adapter" / f"seed-{seed}" / "last" / "training_state.pt").is_file()

@@ -6,14 +6,18 @@ recipes × seeds) finishes sooner this way. Each run computes exactly what it co
 
     run_in_processes(function, calls, workers, on_done)
       ├─ a pool of `workers` processes started with "spawn" (no state shared with the parent)
-      ├─ each call: function(*arguments) in some worker (a module-level function: pickled by name)
+      ├─ each call: function(*arguments) in some worker (a module-level function: pickled by name),
+      │  unless the parent has said stop (`stop`: an Event every worker holds)
       └─ on_done(position, result) in the parent as calls finish; the results in call order
 
-A call that raises ends the whole: the calls not started are cancelled, the running ones finish, and
-the error is raised in the parent (a run that diverges is no error: it returns its record).
+A call that raises ends the whole: no further call starts, the running ones finish, and the error
+is raised in the parent (a run that diverges is no error: it returns its record).
 A SIGINT (Ctrl-C) reaches the workers too: each one stops its run at the next step boundary with a
-resumable checkpoint (as a single run does), the calls not started are cancelled, and
-KeyboardInterrupt is raised in the parent once the workers have returned. A worker whose parent
+resumable checkpoint (as a single run does), no further call starts, and KeyboardInterrupt is
+raised in the parent once the workers have returned. "No further call": the parent cancels the
+calls still waiting and sets `stop`, which the calls the pool had already handed to a worker's
+queue read before they start (without it each worker went on to train one more whole run after
+Ctrl-C: measured). An idle worker ignores SIGINT and waits for that word. A worker whose parent
 dies (SIGKILL, say) is killed too (Linux): its run resumes from its last complete checkpoint.
 
 >>> import operator
@@ -29,11 +33,29 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from typing import Any
 
 
-def _one_thread() -> None:
+_STOP: Any = None  # in a worker: the parent's Event, set once the invocation is interrupted or failed
+
+
+def _start_worker(stop: Any) -> None:
+    import signal
+
     import torch
 
+    global _STOP
+    _STOP = stop
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a training run installs its own handler (StopSignal)
     torch.set_num_threads(1)
     _stop_when_the_parent_dies()
+
+
+def _call_unless_stopped(function: Callable[..., Any], arguments: tuple) -> Any:
+    """`function(*arguments)`, or NOT_STARTED when the parent has said stop."""
+    if _STOP is not None and _STOP.is_set():
+        return NOT_STARTED
+    return function(*arguments)
+
+
+NOT_STARTED = "not started: the invocation was stopped"
 
 
 def _stop_when_the_parent_dies() -> None:
@@ -54,8 +76,11 @@ def run_in_processes(function: Callable[..., Any], calls: Sequence[tuple], worke
     """``[function(*arguments) for arguments in calls]``, computed by `workers` processes."""
     results: list[Any] = [None] * len(calls)
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_one_thread) as pool:
-        pending = {pool.submit(function, *arguments): position for position, arguments in enumerate(calls)}
+    stop = context.Event()
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_start_worker,
+                             initargs=(stop,)) as pool:
+        pending = {pool.submit(_call_unless_stopped, function, arguments): position
+                   for position, arguments in enumerate(calls)}
         try:
             while pending:
                 done, _ = wait(pending, return_when=FIRST_COMPLETED)
@@ -65,6 +90,7 @@ def run_in_processes(function: Callable[..., Any], calls: Sequence[tuple], worke
                     if on_done is not None:
                         on_done(position, results[position])
         except BaseException:  # KeyboardInterrupt, or a call's error: start nothing more
+            stop.set()
             for future in pending:
                 future.cancel()
             pool.shutdown(wait=True, cancel_futures=True)

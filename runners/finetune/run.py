@@ -373,6 +373,8 @@ def run_job(number: int, total: int, job: Job, settings: Settings) -> tuple[RunR
     """One run in a worker process of --jobs: `run_one`, its console output in OUT/console/run-<number>.log."""
     from dataclasses import replace
 
+    if "stopped by" in _WORKER_STATE:  # this worker's last run was stopped by a signal: start no other
+        return None, _WORKER_STATE["stopped by"]
     options = settings.options
     task = task_named(job.task_name, options)
     if "tokenizer" not in _WORKER_STATE:
@@ -389,8 +391,17 @@ def run_job(number: int, total: int, job: Job, settings: Settings) -> tuple[RunR
             console.write(message + "\n")
             console.flush()
 
-        return run_one(task, job, _WORKER_STATE[task.name], _WORKER_STATE["tokenizer"], quiet,
-                       _WORKER_STATE["accelerator"], say, label=f"run {number}/{total}")
+        outcome = run_one(task, job, _WORKER_STATE[task.name], _WORKER_STATE["tokenizer"], quiet,
+                          _WORKER_STATE["accelerator"], say, label=f"run {number}/{total}")
+    if stopped_by_signal(outcome):  # the parent may not have heard yet, and this worker takes the next call now
+        _WORKER_STATE["stopped by"] = outcome[1]
+    return outcome
+
+
+def stopped_by_signal(outcome: tuple[Any, str | None]) -> bool:
+    """Whether a run's (result, stop reason) says SIGINT/SIGTERM stopped it (not --stop-after-steps)."""
+    result, stop_reason = outcome
+    return result is None and not (stop_reason or "").startswith("--stop-after-steps")
 
 
 def run_side_by_side(jobs: list[Job], settings: Settings, workers: int, say: Say) -> list[tuple]:
@@ -407,6 +418,11 @@ def run_side_by_side(jobs: list[Job], settings: Settings, workers: int, say: Say
         finished[0] += 1
         job = jobs[position]
         result, stop_reason = outcome
+        if stopped_by_signal(outcome):
+            # a run stopped by SIGINT/SIGTERM stops the invocation: also where this process ignores SIGINT
+            # (started with & by a script), which would otherwise go on to start the next runs
+            say(f"[{finished[0]}/{len(jobs)}] {job.task_name} · {job.row_label} · seed {job.seed}: stopped: {stop_reason}")
+            raise KeyboardInterrupt
         if isinstance(result, DivergedRun):
             scores = f"diverged: {result.reason}"
         elif result is not None:
