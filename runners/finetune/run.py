@@ -374,7 +374,7 @@ def run_job(number: int, total: int, job: Job, settings: Settings) -> tuple[RunR
     from dataclasses import replace
 
     if "stopped by" in _WORKER_STATE:  # this worker's last run was stopped by a signal: start no other
-        return None, _WORKER_STATE["stopped by"]
+        return None, f"not started ({_WORKER_STATE['stopped by']})"
     options = settings.options
     task = task_named(job.task_name, options)
     if "tokenizer" not in _WORKER_STATE:
@@ -421,7 +421,8 @@ def run_side_by_side(jobs: list[Job], settings: Settings, workers: int, say: Say
         if stopped_by_signal(outcome):
             # a run stopped by SIGINT/SIGTERM stops the invocation: also where this process ignores SIGINT
             # (started with & by a script), which would otherwise go on to start the next runs
-            say(f"[{finished[0]}/{len(jobs)}] {job.task_name} · {job.row_label} · seed {job.seed}: stopped: {stop_reason}")
+            why = stop_reason if (stop_reason or "").startswith("not started") else f"stopped: {stop_reason}"
+            say(f"[{finished[0]}/{len(jobs)}] {job.task_name} · {job.row_label} · seed {job.seed}: {why}")
             raise KeyboardInterrupt
         if isinstance(result, DivergedRun):
             scores = f"diverged: {result.reason}"
