@@ -22,7 +22,7 @@ from collections import defaultdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from runners.finetune.results import RESULT_FILE, found, one_per_run  # noqa: E402
+from runners.finetune.results import RunResult, found, one_per_run  # noqa: E402
 from runners.tasks.metrics import _average_ranks, spearman  # noqa: E402  (STS-B's Spearman: Pearson on average ranks)
 
 TABLE_9 = {"full-finetune": 82.71, "adapter": 81.06, "adapterdrop": 79.71, "pfeiffer-adapter": 80.36,
@@ -62,7 +62,7 @@ def report(miniature: dict[str, float], label: str = "miniature") -> str:
 
 def averages(folders: list[str]) -> tuple[dict[str, float], dict[str, list[str]], list[str]]:
     """(recipe → average task score over the tasks, recipe → tasks it lacks, every task found)."""
-    finished = found(folders, RESULT_FILE)
+    finished = found(folders, RunResult)
     one_per_run(finished)
     scores: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     for _, result in finished:

@@ -40,7 +40,7 @@ import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, TypeVar
 
 from .atomic import write_text
 
@@ -119,10 +119,37 @@ def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
         return [json.loads(line) for line in file if line.strip()]
 
 
+_Record = TypeVar("_Record", bound="RunRecord")
+
+
+class RunRecord:
+    """What a run leaves in its folder about itself (one JSON file, `FILE`): `RunResult` or `DivergedRun`.
+    Both name the run by task, recipe (its table row), setting and seed."""
+
+    FILE: ClassVar[str]
+    recipe: str
+    setting: str
+
+    @property
+    def label(self) -> str:
+        """The recipe, with its setting in brackets when it has one: ``compacter [lr=3e-3]``."""
+        return f"{self.recipe} [{self.setting}]" if self.setting else self.recipe
+
+    def save(self, folder: str | Path) -> Path:
+        path = Path(folder) / self.FILE
+        write_text(path, json.dumps(asdict(self), indent=2) + "\n")
+        return path
+
+    @classmethod
+    def load(cls: type[_Record], path: str | Path) -> _Record:
+        return cls(**json.loads(Path(path).read_text(encoding="utf-8")))
+
+
 @dataclass
-class RunResult:
+class RunResult(RunRecord):
     """One finished run: test scores of the checkpoint with the best validation score."""
 
+    FILE: ClassVar[str] = RESULT_FILE
     task: str
     recipe: str
     seed: int
@@ -137,23 +164,9 @@ class RunResult:
     output_dir: str | None = None
     setting: str = ""                       # the --sweep/--set overrides of this run ('' for none)
 
-    @property
-    def label(self) -> str:
-        """The recipe, with its setting in brackets when it has one: ``compacter [lr=3e-3]``."""
-        return f"{self.recipe} [{self.setting}]" if self.setting else self.recipe
-
-    def save(self, folder: str | Path) -> Path:
-        path = Path(folder) / RESULT_FILE
-        write_text(path, json.dumps(asdict(self), indent=2) + "\n")
-        return path
-
-    @classmethod
-    def load(cls, path: str | Path) -> RunResult:
-        return cls(**json.loads(Path(path).read_text(encoding="utf-8")))
-
 
 @dataclass
-class DivergedRun:
+class DivergedRun(RunRecord):
     """A run that stopped on a non-finite loss or gradient norm: what it was and why, no score.
 
     >>> run = DivergedRun("rte", "adapter", 42, "non-finite training loss nan at step 3 (epoch 1)", "lr=3e-1")
@@ -161,24 +174,12 @@ class DivergedRun:
     'adapter [lr=3e-1]'
     """
 
+    FILE: ClassVar[str] = DIVERGED_FILE
     task: str
     recipe: str
     seed: int
     reason: str
     setting: str = ""
-
-    @property
-    def label(self) -> str:
-        return f"{self.recipe} [{self.setting}]" if self.setting else self.recipe
-
-    def save(self, folder: str | Path) -> Path:
-        path = Path(folder) / DIVERGED_FILE
-        write_text(path, json.dumps(asdict(self), indent=2) + "\n")
-        return path
-
-    @classmethod
-    def load(cls, path: str | Path) -> DivergedRun:
-        return cls(**json.loads(Path(path).read_text(encoding="utf-8")))
 
 
 def diverged_markdown(runs: Sequence[DivergedRun]) -> str:
@@ -342,9 +343,8 @@ def write_tables(results: Sequence[RunResult], folder: str | Path, stem: str = "
     return markdown, comma_separated
 
 
-def collect(folders: Iterable[str | Path], name: str = RESULT_FILE) -> list:
-    """Every `result.json` (or `name`: ``diverged.json`` gives the DivergedRun records) below the given
-    folders, in path order with numbers compared as numbers.
+def collect(folders: Iterable[str | Path]) -> list[RunResult]:
+    """Every `result.json` below the given folders, in path order with numbers compared as numbers.
 
     So a sweep's settings come in the order of an ascending grid, as the paper's are (``lr=3e-5``
     before ``lr=3e-4``, ``seed-9`` before ``seed-42``), and a tie on validation goes to the same
@@ -353,13 +353,13 @@ def collect(folders: Iterable[str | Path], name: str = RESULT_FILE) -> list:
     >>> sorted(["lr=3e-4", "lr=3e-5", "lr=3e-2"], key=numbers_as_numbers)
     ['lr=3e-5', 'lr=3e-4', 'lr=3e-2']
     """
-    return [record for _, record in found(folders, name)]
+    return [record for _, record in found(folders, RunResult)]
 
 
-def found(folders: Iterable[str | Path], name: str) -> list[tuple[Path, Any]]:
-    """(path, record) of every file called `name` below `folders`, in `collect`'s order."""
-    record = RunResult if name == RESULT_FILE else DivergedRun
-    paths = sorted({path for folder in folders for path in Path(folder).rglob(name)},
+def found(folders: Iterable[str | Path], record: type[RunRecord]) -> list[tuple[Path, Any]]:
+    """(path, record) of every `record.FILE` below `folders` (RunResult: result.json, DivergedRun:
+    diverged.json), in `collect`'s order."""
+    paths = sorted({path for folder in folders for path in Path(folder).rglob(record.FILE)},
                    key=lambda path: numbers_as_numbers(str(path)))
     return [(path, record.load(path)) for path in paths]
 
@@ -395,7 +395,7 @@ def read_folders(argv: list[str] | None, prog: str, description: str,
     parser.add_argument("folders", nargs="+", type=Path, help=folders_help)
     parser.add_argument("--write", type=Path, metavar="DIR", help="also write results.md and results.csv into DIR")
     args = parser.parse_args(argv)
-    finished, diverged = found(args.folders, RESULT_FILE), found(args.folders, DIVERGED_FILE)
+    finished, diverged = found(args.folders, RunResult), found(args.folders, DivergedRun)
     if not finished:
         print(f"error: no {RESULT_FILE} found under {', '.join(map(str, args.folders))}", file=sys.stderr)
         raise SystemExit(2)
