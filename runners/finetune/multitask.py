@@ -45,6 +45,7 @@ from .invocation import EXIT_INTERRUPTED, Say, Settings, UsageError, prepare_out
 from .jobs import Job, is_sweep
 from .model import build_model
 from .model_kind import SEQ2SEQ, kind_of_model
+from .outcomes import stopped_by_signal
 from .results import RESULT_FILE, TASK_TITLES, DivergedRun, RunResult
 from .run_lines import describe_model
 from .run import (claim_run_folder, invocation_accelerator, load_data, preflight, set_cpu_threads, train_and_finish,
@@ -241,7 +242,7 @@ def run_one_base(settings: Settings, say: Say) -> int:
             result, stop_reason = train_adapter(model, by_name[job.task_name], job, data[job.task_name], tokenizer, settings,
                                                 accelerator, say, label=f"run {number}/{len(jobs)}")
             if result is None:
-                return 0 if stop_reason and stop_reason.startswith("--stop-after-steps") else EXIT_INTERRUPTED
+                return EXIT_INTERRUPTED if stopped_by_signal((result, stop_reason)) else 0
             if isinstance(result, DivergedRun):  # the shared base cannot serve a half-trained adapter
                 folder = run_dir(settings, job).relative_to(settings.output_dir).as_posix()
                 raise UsageError(f"run {folder}: {result.reason}")

@@ -31,7 +31,7 @@ def report_outcomes(jobs: list[Job], outcomes: list[tuple[Any, str | None]], set
     diverged: list[tuple[DivergedRun, str]] = []  # with the run's folder, relative to the output folder
     for job, (result, stop_reason) in zip(jobs, outcomes):
         if result is None:
-            return 0 if stop_reason and stop_reason.startswith("--stop-after-steps") else EXIT_INTERRUPTED
+            return EXIT_INTERRUPTED if stopped_by_signal((result, stop_reason)) else 0
         if isinstance(result, DivergedRun):
             diverged.append((result, job.run_dir(settings.output_dir).relative_to(settings.output_dir).as_posix()))
         else:
@@ -44,6 +44,16 @@ def report_outcomes(jobs: list[Job], outcomes: list[tuple[Any, str | None]], set
         raise UsageError(f"{len(diverged)} of {len(outcomes)} runs diverged (non-finite loss or gradient norm; listed "
                          f"under the table and in their folders' {DIVERGED_FILE}); a smaller --lr may train them")
     return 0
+
+
+def stopped_by_signal(outcome: tuple[Any, str | None]) -> bool:
+    """Whether a run's (result, why it stopped) says a signal stopped it, not --stop-after-steps.
+
+    >>> stopped_by_signal((None, "SIGINT")), stopped_by_signal((None, "--stop-after-steps 30"))
+    (True, False)
+    """
+    result, stop_reason = outcome
+    return result is None and not (stop_reason or "").startswith("--stop-after-steps")
 
 
 def write_and_print_tables(results: list[RunResult], diverged: list[DivergedRun], settings: Settings, is_main: bool,

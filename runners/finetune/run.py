@@ -39,7 +39,7 @@ from .invocation import DEFAULT_RECIPE, Say, Settings, UsageError, prepare_outpu
 from .jobs import Job, plan_jobs
 from .library_baselines import apply_baseline, is_library_baseline
 from .run_folders import unique
-from .outcomes import report_outcomes
+from .outcomes import report_outcomes, stopped_by_signal
 from .results import DIVERGED_FILE, RESULT_FILE, DivergedRun, JsonlLog, RunResult
 from .model_kind import kind_of_model
 from .model import (ModelLoadError, build_model, check_model_folder, configured_for, embedded_model_dir,
@@ -398,12 +398,6 @@ def run_job(number: int, total: int, job: Job, settings: Settings) -> tuple[RunR
     return outcome
 
 
-def stopped_by_signal(outcome: tuple[Any, str | None]) -> bool:
-    """Whether a run's (result, stop reason) says SIGINT/SIGTERM stopped it (not --stop-after-steps)."""
-    result, stop_reason = outcome
-    return result is None and not (stop_reason or "").startswith("--stop-after-steps")
-
-
 def run_side_by_side(jobs: list[Job], settings: Settings, workers: int, say: Say) -> list[tuple]:
     """Every job in `workers` processes (runners.finetune.parallel); one line per finished run."""
     from dataclasses import replace
@@ -418,19 +412,19 @@ def run_side_by_side(jobs: list[Job], settings: Settings, workers: int, say: Say
         finished[0] += 1
         job = jobs[position]
         result, stop_reason = outcome
-        if stopped_by_signal(outcome):
-            # a run stopped by SIGINT/SIGTERM stops the invocation: also where this process ignores SIGINT
-            # (started with & by a script), which would otherwise go on to start the next runs
-            why = stop_reason if (stop_reason or "").startswith("not started") else f"stopped: {stop_reason}"
-            say(f"[{finished[0]}/{len(jobs)}] {job.task_name} · {job.row_label} · seed {job.seed}: {why}")
-            raise KeyboardInterrupt
         if isinstance(result, DivergedRun):
             scores = f"diverged: {result.reason}"
         elif result is not None:
             scores = " ".join(f"{k} {v:.1f}" for k, v in result.test.items()) + f" ({result.seconds:.0f} s)"
+        elif (stop_reason or "").startswith("not started"):
+            scores = stop_reason
         else:
             scores = f"stopped: {stop_reason}"
         say(f"[{finished[0]}/{len(jobs)}] {job.task_name} · {job.row_label} · seed {job.seed}: {scores}")
+        if stopped_by_signal(outcome):
+            # a run stopped by SIGINT/SIGTERM stops the invocation: also where this process ignores SIGINT
+            # (started with & by a script), which would otherwise go on to start the next runs
+            raise KeyboardInterrupt
 
     portable = replace(settings, lock=None)  # the lock stays with this process, which holds it
     calls = [(number, len(jobs), job, portable) for number, job in enumerate(jobs, start=1)]
