@@ -16,10 +16,9 @@
 # tests 36 s (benchmarks/results/gpu-2026-12-04/README.md).
 set -u
 WORK=${1:?usage: run_on_gpu.sh WORK}
-PYTHON=${PYTHON:-python3}
 mkdir -p "$WORK"
 exec > >(tee "$WORK/log.txt") 2>&1
-export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
+source "$(dirname "$0")/checkout.sh"   # the environment, PYTHON, and this checkout installed
 
 if [ "${REHEARSAL:-0}" = 1 ]; then
   EFFICIENCY=(--device cpu --config tiny --batch-size 4 --source-length 16 --warmup 1 --steps 1 --repeats 2)
@@ -37,13 +36,6 @@ step() { echo; echo "=== $(date -u +%H:%M:%S) $*"; }
 PARTS=${PARTS:-all}
 want() { [ "$PARTS" = all ] || [[ " $PARTS " == *" $1 "* ]]; }
 
-# The engine finds the bundled methods through the project's entry point, so the checkout must be
-# installed; the GPU machine's image has every dependency but this project (and no network).
-export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
-if ! $PYTHON -c "import importlib.metadata as m, sys; sys.exit(not m.entry_points(group='t5_surgery.methods'))"; then
-  step "installing this checkout (pip install -e ., no dependencies, no network)"
-  $PYTHON -m pip install -q --no-deps --no-index --no-build-isolation -e . || exit 1
-fi
 finish() { echo "--- exit status $? after $((SECONDS - started)) s"; }
 
 step machine

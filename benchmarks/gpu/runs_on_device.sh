@@ -22,13 +22,9 @@ GPU_JOBS=${GPU_JOBS:-6} CPU_JOBS=${CPU_JOBS:-10}
 cd "$(dirname "$0")/../.."
 mkdir -p "$WORK"
 exec > >(tee "$WORK/log.txt") 2>&1
-export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
-export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
-if ! python3 -c "import importlib.metadata as m, sys; sys.exit(not m.entry_points(group='t5_surgery.methods'))"; then
-  python3 -m pip install -q --no-deps --no-index --no-build-isolation -e . || exit 1
-fi
+source benchmarks/gpu/checkout.sh   # the environment, PYTHON, and this checkout installed
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv 2>&1 || echo "(no nvidia-smi)"
-python3 -c "import os, torch, transformers; print('torch', torch.__version__, 'transformers', transformers.__version__, \
+$PYTHON -c "import os, torch, transformers; print('torch', torch.__version__, 'transformers', transformers.__version__, \
 'cuda', torch.cuda.is_available(), 'cores', os.cpu_count())"
 GPU_DEVICE=(--precision no)
 [ "${REHEARSAL:-0}" = 1 ] && GPU_DEVICE=(--cpu)
@@ -38,7 +34,7 @@ start() {  # start NAME JOBS DEVICE-ARGS... -- RUNNER-ARGS (word-split on purpos
   local name=$1 jobs=$2; shift 2
   echo "=== $(date -u +%H:%M:%S) $name: $* --jobs $jobs (at most $LIMIT s)"
   # shellcheck disable=SC2068
-  timeout -s INT -k 60 "$LIMIT" python3 -m runners.finetune $@ --jobs "$jobs" --no-progress \
+  timeout -s INT -k 60 "$LIMIT" $PYTHON -m runners.finetune $@ --jobs "$jobs" --no-progress \
     --output-dir "$WORK/$name" > "$WORK/$name.log" 2>&1 &
   pids+=($!)
 }
