@@ -60,3 +60,16 @@ def slow_mkdir(path: str, seconds: float) -> None:
     os.mkdir(path + ".started")
     time.sleep(seconds)
     os.mkdir(path)
+
+
+def mkdir_and_maybe_stop(path: str, stop: bool) -> str:
+    """Makes PATH; with `stop`, says that no further call of its pool starts (as a run stopped by a
+    signal does in a worker of --jobs)."""
+    import os
+
+    from runners.finetune.parallel import stop_further_calls
+
+    os.mkdir(path)
+    if stop:
+        stop_further_calls()
+    return path

@@ -150,6 +150,24 @@ def test_after_an_interrupt_no_call_starts_not_even_one_already_queued(tmp_path,
     assert not os.path.exists(queued + ".started") and not os.path.exists(waiting + ".started")
 
 
+def test_a_call_that_says_stop_starts_no_further_call_and_is_the_last_reported(tmp_path, jobs_workers_share_imports):
+    """A worker's run stopped by a signal says stop itself (its worker takes the next call before the
+    parent has heard): the calls after it return NOT_STARTED, untouched, and on_done hears only of
+    the calls that ran."""
+    from processes import mkdir_and_maybe_stop
+
+    from runners.finetune.parallel import NOT_STARTED
+
+    paths = [str(tmp_path / f"call-{k}") for k in range(4)]
+    reported = []
+    results = run_in_processes(mkdir_and_maybe_stop, [(paths[0], False), (paths[1], True), (paths[2], False),
+                                                      (paths[3], False)],
+                               workers=1, on_done=lambda position, result: reported.append((position, result)))
+    assert results == [paths[0], paths[1], NOT_STARTED, NOT_STARTED]
+    assert sorted(reported) == [(0, paths[0]), (1, paths[1])]
+    assert os.path.isdir(paths[1]) and not os.path.exists(paths[2]) and not os.path.exists(paths[3])
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="process groups and /proc")
 def test_ctrl_c_stops_a_jobs_invocation_even_where_its_parent_ignores_sigint(tmp_path):
     """A script that starts the runner with & leaves SIGINT ignored in it: its workers still stop their

@@ -7,8 +7,9 @@ recipes × seeds) finishes sooner this way. Each run computes exactly what it co
     run_in_processes(function, calls, workers, on_done)
       ├─ a pool of `workers` processes started with "spawn" (no state shared with the parent)
       ├─ each call: function(*arguments) in some worker (a module-level function: pickled by name),
-      │  unless the parent has said stop (`stop`: an Event every worker holds)
-      └─ on_done(position, result) in the parent as calls finish; the results in call order
+      │  unless stop was said (`stop`: an Event every worker holds; the parent or a call sets it)
+      └─ on_done(position, result) in the parent as calls finish (not for a call that did not
+         start); the results in call order, NOT_STARTED for those
 
 A call that raises ends the whole: no further call starts, the running ones finish, and the error
 is raised in the parent (a run that diverges is no error: it returns its record).
@@ -17,8 +18,10 @@ resumable checkpoint (as a single run does), no further call starts, and Keyboar
 raised in the parent once the workers have returned. "No further call": the parent cancels the
 calls still waiting and sets `stop`, which the calls the pool had already handed to a worker's
 queue read before they start (without it each worker went on to train one more whole run after
-Ctrl-C: measured). An idle worker ignores SIGINT and waits for that word. A worker whose parent
-dies (SIGKILL, say) is killed too (Linux): its run resumes from its last complete checkpoint.
+Ctrl-C: measured). An idle worker ignores SIGINT and waits for that word. A call can say it too
+(`stop_further_calls`): a run that a signal stopped does, since its worker takes the next call
+before the parent has heard. A worker whose parent dies (SIGKILL, say) is killed too (Linux): its
+run resumes from its last complete checkpoint.
 
 >>> import operator
 >>> run_in_processes(operator.add, [(1, 2), (3, 4)], workers=2)
@@ -58,6 +61,13 @@ def _call_unless_stopped(function: Callable[..., Any], arguments: tuple) -> Any:
 NOT_STARTED = "not started: the invocation was stopped"
 
 
+def stop_further_calls() -> None:
+    """Called in a worker: no call of this pool that has not started yet starts, in any worker (the
+    parent's own stop on Ctrl-C or a failed call, said from inside a call). Outside a pool: nothing."""
+    if _STOP is not None:
+        _STOP.set()
+
+
 def _stop_when_the_parent_dies() -> None:
     """On Linux, a worker is killed when its parent dies (SIGKILL, say), so no run is left training
     orphaned; its run resumes from its last complete checkpoint. (SIGKILL, not SIGTERM: a worker that
@@ -87,7 +97,7 @@ def run_in_processes(function: Callable[..., Any], calls: Sequence[tuple], worke
                 for future in done:
                     position = pending.pop(future)
                     results[position] = future.result()
-                    if on_done is not None:
+                    if on_done is not None and results[position] != NOT_STARTED:
                         on_done(position, results[position])
         except BaseException:  # KeyboardInterrupt, or a call's error: start nothing more
             stop.set()

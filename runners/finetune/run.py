@@ -40,6 +40,7 @@ from .jobs import Job, plan_jobs
 from .library_baselines import apply_baseline, is_library_baseline
 from .run_folders import unique
 from .outcomes import report_outcomes, stopped_by_signal
+from .parallel import run_in_processes, stop_further_calls
 from .results import DIVERGED_FILE, RESULT_FILE, DivergedRun, JsonlLog, RunResult
 from .model_kind import kind_of_model
 from .model import (ModelLoadError, build_model, check_model_folder, configured_for, embedded_model_dir,
@@ -373,8 +374,6 @@ def run_job(number: int, total: int, job: Job, settings: Settings) -> tuple[RunR
     """One run in a worker process of --jobs: `run_one`, its console output in OUT/console/run-<number>.log."""
     from dataclasses import replace
 
-    if "stopped by" in _WORKER_STATE:  # this worker's last run was stopped by a signal: start no other
-        return None, f"not started ({_WORKER_STATE['stopped by']})"
     options = settings.options
     task = task_named(job.task_name, options)
     if "tokenizer" not in _WORKER_STATE:
@@ -394,15 +393,13 @@ def run_job(number: int, total: int, job: Job, settings: Settings) -> tuple[RunR
         outcome = run_one(task, job, _WORKER_STATE[task.name], _WORKER_STATE["tokenizer"], quiet,
                           _WORKER_STATE["accelerator"], say, label=f"run {number}/{total}")
     if stopped_by_signal(outcome):  # the parent may not have heard yet, and this worker takes the next call now
-        _WORKER_STATE["stopped by"] = outcome[1]
+        stop_further_calls()
     return outcome
 
 
 def run_side_by_side(jobs: list[Job], settings: Settings, workers: int, say: Say) -> list[tuple]:
     """Every job in `workers` processes (runners.finetune.parallel); one line per finished run."""
     from dataclasses import replace
-
-    from .parallel import run_in_processes
 
     say(f"{len(jobs)} runs, {workers} at a time (one CPU thread each); each run's output: "
         f"{Path(settings.output_dir) / 'console'}/run-<number>.log")
@@ -416,8 +413,6 @@ def run_side_by_side(jobs: list[Job], settings: Settings, workers: int, say: Say
             scores = f"diverged: {result.reason}"
         elif result is not None:
             scores = " ".join(f"{k} {v:.1f}" for k, v in result.test.items()) + f" ({result.seconds:.0f} s)"
-        elif (stop_reason or "").startswith("not started"):
-            scores = stop_reason
         else:
             scores = f"stopped: {stop_reason}"
         say(f"[{finished[0]}/{len(jobs)}] {job.task_name} · {job.row_label} · seed {job.seed}: {scores}")
