@@ -30,6 +30,7 @@ run resumes from its last complete checkpoint.
 
 from __future__ import annotations
 
+import enum
 import multiprocessing
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -58,7 +59,14 @@ def _call_unless_stopped(function: Callable[..., Any], arguments: tuple) -> Any:
     return function(*arguments)
 
 
-NOT_STARTED = "not started: the invocation was stopped"
+class _Unstarted(enum.Enum):
+    """What a call that did not start gives back: an Enum member, which a worker's pickle returns
+    as this very object, so `is` tells it from any result a call can return (an array's `!=` cannot)."""
+
+    NOT_STARTED = "not started: the invocation was stopped"
+
+
+NOT_STARTED = _Unstarted.NOT_STARTED
 
 
 def stop_further_calls() -> None:
@@ -97,7 +105,7 @@ def run_in_processes(function: Callable[..., Any], calls: Sequence[tuple], worke
                 for future in done:
                     position = pending.pop(future)
                     results[position] = future.result()
-                    if on_done is not None and results[position] != NOT_STARTED:
+                    if on_done is not None and results[position] is not NOT_STARTED:
                         on_done(position, results[position])
         except BaseException:  # KeyboardInterrupt, or a call's error: start nothing more
             stop.set()
