@@ -11,8 +11,9 @@ recipes × seeds) finishes sooner this way. Each run computes exactly what it co
       └─ on_done(position, result) in the parent as calls finish (not for a call that did not
          start); the results in call order, NOT_STARTED for those
 
-A call that raises ends the whole: no further call starts, the running ones finish, and the error
-is raised in the parent (a run that diverges is no error: it returns its record).
+A call that raises ends the whole: no further call starts (the call says stop itself, in its
+worker, before its error reaches the parent), the running ones finish, and the error is raised in the
+parent (a run that diverges is no error: it returns its record).
 A SIGINT (Ctrl-C) reaches the workers too: each one stops its run at the next step boundary with a
 resumable checkpoint (as a single run does), no further call starts, and KeyboardInterrupt is
 raised in the parent once the workers have returned. "No further call": the parent cancels the
@@ -53,10 +54,16 @@ def _start_worker(stop: Any) -> None:
 
 
 def _call_unless_stopped(function: Callable[..., Any], arguments: tuple) -> Any:
-    """`function(*arguments)`, or NOT_STARTED when the parent has said stop."""
+    """`function(*arguments)`, or NOT_STARTED when stop has been said. A call that raises says stop
+    itself before its error travels back: its worker takes the next call before the parent has heard,
+    and that call must not start."""
     if _STOP is not None and _STOP.is_set():
         return NOT_STARTED
-    return function(*arguments)
+    try:
+        return function(*arguments)
+    except BaseException:
+        stop_further_calls()
+        raise
 
 
 class _Unstarted(enum.Enum):
