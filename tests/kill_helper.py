@@ -60,7 +60,7 @@ def install(spec: str) -> None:
 
         checkpoint.save_file = wrap(checkpoint.save_file)
     elif event == "log":
-        from runners.finetune.results import JsonlLog
+        from runners.finetune.jsonl_log import JsonlLog
 
         JsonlLog.write = wrap(JsonlLog.write)
     elif event == "step":

@@ -16,7 +16,8 @@ from runners import finetune
 from runners.finetune.evaluation import evaluate
 from runners.finetune.invocation import resolve_settings
 from runners.finetune.model import build_model, parse_init_overrides
-from runners.finetune.results import RunResult, csv_table, markdown_table, read_jsonl, summarize
+from runners.finetune.jsonl_log import read_jsonl
+from runners.finetune.results import RunResult, csv_table, markdown_table, summarize
 from runners.finetune.run import train_config
 from runners.finetune.state import frozen_checksum
 from runners.finetune.training import make_optimizer, make_scheduler

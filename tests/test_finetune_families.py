@@ -20,7 +20,8 @@ from conftest import one_line_exit_2
 from runners import finetune, predict
 from runners.finetune.model import build_model
 from runners.finetune.model_kind import CAUSAL, CLASSIFIER, SEQ2SEQ, kind_of_model
-from runners.finetune.results import RunResult, read_jsonl
+from runners.finetune.jsonl_log import read_jsonl
+from runners.finetune.results import RunResult
 from runners.tasks import get_task
 from runners.tasks.data import embedded_tokenizer
 

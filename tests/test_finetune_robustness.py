@@ -19,7 +19,8 @@ import runners.finetune.run
 import runners.finetune.training
 from conftest import write_rte
 from runners import finetune
-from runners.finetune.results import RunResult, read_jsonl
+from runners.finetune.jsonl_log import read_jsonl
+from runners.finetune.results import RunResult
 from surgery.checkpoint import WEIGHTS_FILE
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -26,7 +26,8 @@ import torch
 from safetensors.torch import load_file
 
 from conftest import write_rte
-from runners.finetune.results import RunResult, read_jsonl
+from runners.finetune.jsonl_log import read_jsonl
+from runners.finetune.results import RunResult
 from surgery.checkpoint import WEIGHTS_FILE
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -25,7 +25,8 @@ from runners.errors import UsageError
 from runners.finetune import arguments, run
 from runners.finetune.library_baselines import DEFAULT_LORA_RANK, PEFT_WEIGHTS, apply_baseline, baseline_mapping
 from runners.finetune.model import build_model, parse_init_overrides
-from runners.finetune.results import RunResult, read_jsonl
+from runners.finetune.jsonl_log import read_jsonl
+from runners.finetune.results import RunResult
 from runners.finetune.training import TrainConfig, train
 from runners.predict.cli import find_adapter
 from runners.tasks import get_task

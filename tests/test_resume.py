@@ -18,7 +18,8 @@ from safetensors.torch import load_file
 import runners.finetune.training
 from conftest import write_rte
 from runners import finetune
-from runners.finetune.results import RunResult, read_jsonl
+from runners.finetune.jsonl_log import read_jsonl
+from runners.finetune.results import RunResult
 from surgery.checkpoint import WEIGHTS_FILE
 
 TINY = ["d_model=32", "d_kv=8", "d_ff=64", "num_layers=1", "num_heads=4", "dropout_rate=0.1"]

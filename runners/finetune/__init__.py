@@ -17,13 +17,15 @@ The package, in call order (each module's docstring draws its part of the tree):
       model        the model and tokenizer: a checkpoint, or a small random-init T5 (--init-config checked)
       training     the loop: AdamW + linear warm-up/decay, DDP, exact resume, stop on a non-finite loss
                    (the run ends as diverged: diverged.json; the invocation's other runs go on)
+        jsonl_log    log.jsonl: a line per logging step and per evaluation, cut back on resume
         batches      tokenized examples, the (seed, epoch) order, shards, padding
         evaluation   greedy generate() on a split, scored with the task's metrics
         state        resumable checkpoints (adapter, optimizer, scheduler, RNG, position) and their crash recovery
         resume       a checkpoint loaded back into a run, the log cut back to what it had seen
       parallel     --jobs: runs side by side in worker processes
-      outcomes     the invocation's end: the tables (diverged runs listed under them), printed; the exit code
-      results      result.json, diverged.json, log.jsonl, results.md / results.csv (mean ± std over seeds)
+      outcomes     the invocation's end: the tables (cells with invalid outputs and diverged runs listed
+                   under them), printed; the exit code
+      results      result.json, diverged.json, results.md / results.csv (mean ± std over seeds)
       sweep        a sweep's choice per task and recipe, on validation only, and the grid's tables
     multitask    --one-base: every task into one base, one named adapter each; the table of which scored what
       atomic       files written whole or not at all

@@ -49,18 +49,6 @@ PROMPT_SEPARATOR = "answer:"  # ends a causal model's prompt; the target follows
 Autocast = Callable[[], AbstractContextManager]
 
 
-def target_kind(task) -> str:
-    """``"label"`` (one of `task.labels`), ``"number"`` (scored by correlation) or ``"text"`` (anything else).
-
-    >>> from runners.tasks import get_task
-    >>> [target_kind(get_task(name)) for name in ("rte", "stsb", "record")]
-    ['label', 'number', 'text']
-    """
-    if task.labels is not None:
-        return "label"
-    return "number" if set(task.metric_names) == {"pearson", "spearman"} else "text"
-
-
 def pad_id(tokenizer) -> int:
     """The id batches are padded with: the tokenizer's pad token, else its EOS (GPT-2 has no pad token)."""
     return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
@@ -187,14 +175,14 @@ class ClassifierKind(ModelKind):
     auto_class = "AutoModelForSequenceClassification"
 
     def check_task(self, task, family: str) -> None:
-        if target_kind(task) == "text":
+        if task.target_kind == "text":
             raise TrainingSetupError(
                 f"task {task.name!r} has free-text targets, but a {family} model is trained as a sequence "
                 "classifier (a label or a number per example); give a classification or regression task, or a "
                 "seq2seq or decoder-only model")
 
     def model_arguments(self, task) -> dict[str, Any]:
-        targets = target_kind(task)
+        targets = task.target_kind
         if targets == "number":
             return {"num_labels": 1, "problem_type": "regression"}
         if targets == "label":
@@ -209,7 +197,7 @@ class ClassifierKind(ModelKind):
 
     def encode_training(self, tokenizer, task, pairs, max_source_length, max_target_length):
         sources = encode_sources(tokenizer, [source for source, _ in pairs], max_source_length)
-        numeric = target_kind(task) == "number"
+        numeric = task.target_kind == "number"
         return [EncodedExample(ids, [], float(target) if numeric else task.labels.index(target))
                 for ids, (_, target) in zip(sources, pairs)]
 
@@ -243,7 +231,7 @@ class ClassifierKind(ModelKind):
                 logits = model(input_ids=pad(sources, pad_id(tokenizer)).to(device),
                                attention_mask=pad([[1] * len(s) for s in sources], 0).to(device)).logits.float()
             for index, row in zip(chosen, logits.cpu()):
-                predictions[index] = (f"{row[0].item():.4f}" if target_kind(task) == "number"
+                predictions[index] = (f"{row[0].item():.4f}" if task.target_kind == "number"
                                       else task.labels[int(row.argmax())])
             if progress is not None:
                 progress.update(len(chosen))

@@ -18,7 +18,7 @@ from typing import Any
 from .figure import write_figure
 from .invocation import EXIT_INTERRUPTED, Say, Settings, UsageError
 from .jobs import Job, is_sweep
-from .results import (DIVERGED_FILE, RESULT_FILE, DivergedRun, RunResult, diverged_markdown, markdown_table, summarize,
+from .results import (DIVERGED_FILE, RESULT_FILE, DivergedRun, RunResult, below_table, markdown_table, summarize,
                       write_tables)
 from .sweep import sweep_markdown, write_sweep_tables
 
@@ -64,7 +64,7 @@ def write_and_print_tables(results: list[RunResult], diverged: list[DivergedRun]
         markdown, csv_path = (write_sweep_tables if sweep else write_tables)(results, settings.output_dir,
                                                                              diverged=diverged)
     say("\nResults (test split, checkpoint with the best validation score; mean ± std over seeds):\n")
-    say((sweep_markdown(results) if sweep else markdown_table(summarize(results))) + diverged_markdown(diverged))
+    say((sweep_markdown(results) if sweep else markdown_table(summarize(results))) + below_table(results, diverged))
     if len(results) == 1 and not diverged:
         say("\n" + headline(results[0]))
     if markdown is not None:

@@ -1,12 +1,13 @@
-"""What a run leaves behind: a JSON-lines log, and results tables in markdown and CSV.
+"""What a run leaves behind: its result (or why it diverged), and results tables in markdown and CSV
+(its training log: :mod:`runners.finetune.jsonl_log`).
 
-* :class:`JsonlLog` — one JSON object per line: ``{"event": "train", "step": 40, "loss": 0.31, ...}``
-  for logging steps, ``{"event": "eval", "epoch": 3, "validation": {...}, ...}`` per evaluation.
 * :class:`RunResult` — one finished run (task × recipe × seed): its test scores from the best
   validation checkpoint, saved as ``result.json`` in the run's folder.
 * :class:`DivergedRun` — a run whose loss or gradient norm became NaN/inf: no score, only why,
   saved as ``diverged.json`` in its folder; the tables list such runs below the scores
   (:func:`diverged_markdown`), so a grid's rate that blows up is a result, not a lost invocation.
+* :func:`invalid_markdown` — the cells whose test outputs were not all a label (a number), and how
+  many were not: a low score from a model that rarely writes an answer is told from wrong answers.
 * :func:`summarize` / :func:`markdown_table` / :func:`csv_table` — runs grouped by recipe and task,
   mean ± sample standard deviation over seeds, laid out as in the paper's Table 1: one row per
   recipe, one column per task, a task's metrics joined by "/" (e.g. MRPC "F1/accuracy").
@@ -49,74 +50,6 @@ DIVERGED_FILE = "diverged.json"
 TASK_TITLES = {"cola": "CoLA", "sst2": "SST-2", "mrpc": "MRPC", "qqp": "QQP", "stsb": "STS-B", "mnli": "MNLI",
                "qnli": "QNLI", "rte": "RTE", "boolq": "BoolQ", "cb": "CB", "copa": "COPA", "multirc": "MultiRC",
                "record": "ReCoRD", "wic": "WiC", "embedded": "embedded"}
-
-
-class JsonlLog:
-    """Append-only JSON-lines log; only the main process writes (`enabled`).
-
-    `records` counts the lines; a checkpoint stores it, and a resumed run keeps exactly that many
-    (`keep_first`), so what was logged after the checkpoint is dropped and never appears twice.
-
-    >>> import tempfile, pathlib
-    >>> path = pathlib.Path(tempfile.mkdtemp()) / "log.jsonl"
-    >>> log = JsonlLog(path); log.start()
-    >>> log.write({"event": "train", "step": 1, "loss": 2.0}); log.write({"event": "train", "step": 2, "loss": 1.5})
-    >>> log.records, log.keep_first(1), [r["step"] for r in read_jsonl(path)]
-    (2, 1, [1])
-    """
-
-    def __init__(self, path: str | Path, enabled: bool = True):
-        self.path = Path(path)
-        self.enabled = enabled
-        self.records = 0
-        if enabled:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            if self.path.is_file():
-                self.records = len(self._lines())
-
-    def _lines(self) -> list[str]:
-        # Complete lines only: a line cut short by a kill has no newline yet.
-        text = self.path.read_text(encoding="utf-8", errors="replace") if self.path.is_file() else ""
-        return [line + "\n" for line in text.split("\n")[:-1]]
-
-    def start(self) -> None:
-        """Begin an empty log (a run that starts from step 0)."""
-        if self.enabled:
-            write_text(self.path, "")
-        self.records = 0
-
-    def write(self, record: dict[str, Any]) -> None:
-        if self.enabled:
-            with self.path.open("a", encoding="utf-8") as file:
-                file.write(json.dumps(record, default=_plain) + "\n")
-            self.records += 1
-
-    def keep_first(self, count: int) -> int:
-        """Keep the first `count` records (what a checkpoint saw); returns how many were dropped."""
-        if not self.enabled:
-            return 0
-        lines = self._lines()
-        write_text(self.path, "".join(lines[:count]))
-        self.records = min(count, len(lines))
-        return len(lines) - self.records
-
-    def truncate_after_step(self, step: int) -> None:
-        """Drop records of steps after `step` (for checkpoints written before `records` was saved)."""
-        if self.enabled and self.path.is_file():
-            kept = [line for line in self._lines() if json.loads(line).get("step", 0) <= step]
-            write_text(self.path, "".join(kept))
-            self.records = len(kept)
-
-
-def _plain(value: Any) -> Any:
-    if hasattr(value, "item"):
-        return value.item()
-    return str(value)
-
-
-def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
-    with Path(path).open(encoding="utf-8") as file:
-        return [json.loads(line) for line in file if line.strip()]
 
 
 _Record = TypeVar("_Record", bound="RunRecord")
@@ -163,6 +96,18 @@ class RunResult(RunRecord):
     seconds: float | None = None
     output_dir: str | None = None
     setting: str = ""                       # the --sweep/--set overrides of this run ('' for none)
+    invalid_test_percent: float | None = None  # test outputs that are no label (no number), 0..100
+
+    @property
+    def scores(self) -> str:
+        """The test scores on one line, and how many outputs were no valid answer when some were.
+
+        >>> RunResult("stsb", "bitfit", 1, {"pearson": 3.62, "spearman": 5.4}, invalid_test_percent=12.0).scores
+        'pearson 3.6 spearman 5.4, 12.0 % of the outputs no valid answer'
+        """
+        scores = " ".join(f"{name} {value:.1f}" for name, value in self.test.items())
+        return scores + (f", {self.invalid_test_percent:.1f} % of the outputs no valid answer"
+                         if self.invalid_test_percent else "")
 
 
 @dataclass
@@ -198,6 +143,38 @@ def diverged_markdown(runs: Sequence[DivergedRun]) -> str:
     lines = ["", "## Diverged (no score)", "", "| recipe | task | seed | why |", "| --- | --- | --- | --- |"]
     lines += [f"| {run.label} | {run.task} | {run.seed} | {run.reason} |" for run in runs]
     return "\n".join(lines)
+
+
+def invalid_markdown(results: Sequence[RunResult]) -> str:
+    """The section that lists, under a table, the (recipe, task) cells whose test outputs were not
+    always a valid answer (a label; a number for a correlation task): mean share over the seeds that
+    recorded it. '' when every output was valid (or no run recorded it: runs from before it was kept).
+
+    >>> runs = [RunResult("stsb", "prompt-tuning", seed, {"pearson": 1.0}, invalid_test_percent=share)
+    ...         for seed, share in ((1, 20.0), (2, 30.0))]
+    >>> print(invalid_markdown(runs))
+    <BLANKLINE>
+    ## Test outputs that are no valid answer (scored as wrong)
+    <BLANKLINE>
+    | recipe | task | share of the test outputs | seeds |
+    | --- | --- | --- | --- |
+    | prompt-tuning | stsb | 25.0 % | 2 |
+    """
+    shares: dict[tuple[str, str], list[float]] = {}
+    for result in results:
+        if result.invalid_test_percent is not None:
+            shares.setdefault((result.label, result.task), []).append(result.invalid_test_percent)
+    lines = [f"| {label} | {task} | {statistics.fmean(values):.1f} % | {len(values)} |"
+             for (label, task), values in shares.items() if statistics.fmean(values) > 0]
+    if not lines:
+        return ""
+    return "\n".join(["", "## Test outputs that are no valid answer (scored as wrong)", "",
+                      "| recipe | task | share of the test outputs | seeds |", "| --- | --- | --- | --- |", *lines])
+
+
+def below_table(results: Sequence[RunResult], diverged: Sequence[DivergedRun]) -> str:
+    """What every results table is followed by: the cells with invalid outputs, then the diverged runs."""
+    return invalid_markdown(results) + diverged_markdown(diverged)
 
 
 @dataclass
@@ -338,7 +315,7 @@ def write_tables(results: Sequence[RunResult], folder: str | Path, stem: str = "
     folder.mkdir(parents=True, exist_ok=True)
     rows = summarize(results)
     markdown, comma_separated = folder / f"{stem}.md", folder / f"{stem}.csv"
-    write_text(markdown, markdown_table(rows) + diverged_markdown(diverged) + "\n")
+    write_text(markdown, markdown_table(rows) + below_table(results, diverged) + "\n")
     write_text(comma_separated, csv_table(rows))
     return markdown, comma_separated
 
@@ -412,7 +389,7 @@ def main(argv: list[str] | None = None) -> int:
     args, results, diverged = read_folders(argv, "python -m runners.finetune.results",
                                            "Combine the result.json files of finished runs into one table.",
                                            "output folders of runners.finetune")
-    print(markdown_table(summarize(results)) + diverged_markdown(diverged))
+    print(markdown_table(summarize(results)) + below_table(results, diverged))
     if any(result.setting for result in results):
         print(f"\nnote: these are a sweep's runs; python -m runners.finetune.sweep {' '.join(map(str, args.folders))} "
               "prints the setting chosen on validation")

@@ -17,7 +17,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .errors import TrainingSetupError
-from .results import JsonlLog
+from .jsonl_log import JsonlLog
 from .state import Progress, load_rng_states, load_trained, load_training_state, restore_rng_states
 
 

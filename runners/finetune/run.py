@@ -41,7 +41,8 @@ from .library_baselines import apply_baseline, is_library_baseline
 from .run_folders import unique
 from .outcomes import report_outcomes, stopped_by_signal
 from .parallel import run_in_processes, stop_further_calls
-from .results import DIVERGED_FILE, RESULT_FILE, DivergedRun, JsonlLog, RunResult
+from .jsonl_log import JsonlLog
+from .results import DIVERGED_FILE, RESULT_FILE, DivergedRun, RunResult
 from .model_kind import kind_of_model
 from .model import (ModelLoadError, build_model, check_model_folder, configured_for, embedded_model_dir,
                     family_and_kind_of, load_config, load_tokenizer, parse_init_overrides, tiny_t5_config,
@@ -412,7 +413,7 @@ def run_side_by_side(jobs: list[Job], settings: Settings, workers: int, say: Say
         if isinstance(result, DivergedRun):
             scores = f"diverged: {result.reason}"
         elif result is not None:
-            scores = " ".join(f"{k} {v:.1f}" for k, v in result.test.items()) + f" ({result.seconds:.0f} s)"
+            scores = f"{result.scores} ({result.seconds:.0f} s)"
         else:
             scores = f"stopped: {stop_reason}"
         say(f"[{finished[0]}/{len(jobs)}] {job.task_name} · {job.row_label} · seed {job.seed}: {scores}")

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from runners.tasks.registry import TASKS
 
-from .results import (TASK_TITLES, DivergedRun, RunResult, SummaryRow, csv_table, diverged_markdown, format_cells,
+from .results import (TASK_TITLES, DivergedRun, RunResult, SummaryRow, csv_table, below_table, format_cells,
                       markdown_table, read_folders, say_written, summarize)
 
 
@@ -90,7 +90,7 @@ def write_sweep_tables(results: Sequence[RunResult], folder: str | Path, stem: s
     folder.mkdir(parents=True, exist_ok=True)
     selected = {(s.recipe, s.setting, s.task) for s in select_by_validation(results)}
     markdown, comma_separated = folder / f"{stem}.md", folder / f"{stem}.csv"
-    markdown.write_text(sweep_markdown(results) + diverged_markdown(diverged) + "\n", encoding="utf-8")
+    markdown.write_text(sweep_markdown(results) + below_table(results, diverged) + "\n", encoding="utf-8")
     comma_separated.write_text(csv_table(summarize(results), selected=selected), encoding="utf-8")
     return markdown, comma_separated
 
@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     args, results, diverged = read_folders(argv, "python -m runners.finetune.sweep",
                                            "The setting chosen on validation from a sweep's finished runs.",
                                            "output folders of runners.finetune --sweep/--paper-search")
-    print(sweep_markdown(results) + diverged_markdown(diverged))
+    print(sweep_markdown(results) + below_table(results, diverged))
     if args.write:
         say_written(write_sweep_tables(results, args.write, diverged=diverged))
     return 0

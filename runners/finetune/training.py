@@ -37,7 +37,7 @@ from runners.training.signals import StopSignal
 from runners.training.step import NonFiniteLoss, StepResult, backward_token_loss, finish_step
 
 from .errors import TrainingSetupError
-from .results import JsonlLog
+from .jsonl_log import JsonlLog
 from .resume import restore
 from .batches import EncodedExample, epoch_permutation, global_batches, length_grouped_batches, shard
 from .model_kind import SEQ2SEQ, ModelKind, kind_of_model, pad_id

@@ -145,9 +145,8 @@ def predict(adapter: Path, record: dict[str, Any], task, rows: list[dict], colum
     output.parent.mkdir(parents=True, exist_ok=True)
     write_text(output, jsonl(prediction_rows(task, rows, predictions, with_gold=False)))
     message = f"wrote {len(predictions):,} predictions to {output}"
-    labels = record.get("labels")
-    if labels:
-        outside = sum(task.answer(prediction) not in labels for prediction in predictions)
-        message += f" ({outside:,} not one of the labels {', '.join(labels)})" if outside else \
-            f" (each one of the labels {', '.join(labels)})"
+    wanted = {"label": f"one of the labels {', '.join(task.labels or ())}", "number": "a number"}.get(task.target_kind)
+    if wanted is not None:  # free text: any output answers
+        invalid = sum(not task.is_valid_answer(prediction) for prediction in predictions)
+        message += f" ({invalid:,} not {wanted})" if invalid else f" (each {wanted})"
     return message

@@ -32,7 +32,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from runners.finetune.batches import IGNORE_INDEX
-from runners.finetune.results import JsonlLog
+from runners.finetune.jsonl_log import JsonlLog
 from runners.training.checkpoint import CheckpointFolder, restore_rng_states, sibling, swap_in
 from runners.training.optim import make_accelerator, make_optimizer, make_scheduler
 from runners.training.signals import StopSignal

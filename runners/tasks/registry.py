@@ -64,6 +64,7 @@ not a valid label is counted (always as wrong).
 from __future__ import annotations
 
 import difflib
+import math
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -208,6 +209,49 @@ class Task:
         'no'
         """
         return self.split_prediction(prediction)[1]
+
+    @property
+    def target_kind(self) -> str:
+        """``"label"`` (one of :attr:`labels`), ``"number"`` (scored by correlation) or ``"text"`` (anything else).
+
+        >>> [get_task(name).target_kind for name in ("rte", "stsb", "record")]
+        ['label', 'number', 'text']
+        """
+        if self.labels is not None:
+            return "label"
+        return "number" if set(self.metric_names) == {"pearson", "spearman"} else "text"
+
+    def is_valid_answer(self, prediction: str) -> bool:
+        """Whether a decoded prediction's :meth:`answer` is one of the task's labels (a finite number
+        for a correlation task); any text answers a free-text task. Scoring counts the others as wrong
+        (:mod:`runners.tasks.metrics`); :meth:`invalid_percent` says how many there were.
+
+        >>> sst2, stsb = get_task("sst2"), get_task("world2-stsb")
+        >>> sst2.is_valid_answer(" positive"), sst2.is_valid_answer("posit"), sst2.is_valid_answer("1")
+        (True, False, False)
+        >>> stsb.is_valid_answer("wash ; 3.6"), stsb.is_valid_answer("wash ; "), stsb.is_valid_answer("nan")
+        (True, False, False)
+        """
+        answer = self.answer(prediction)
+        if self.target_kind == "label":
+            return answer in self.labels
+        if self.target_kind == "number":
+            try:
+                return math.isfinite(float(answer))
+            except ValueError:
+                return False
+        return True
+
+    def invalid_percent(self, predictions: Sequence[str]) -> float:
+        """The share of `predictions` (0..100) that are no valid answer (:meth:`is_valid_answer`): a
+        score that is low because the model rarely writes a label, not because it chooses wrong ones.
+
+        >>> get_task("sst2").invalid_percent(["positive", "negative", "neutral", "positive"])
+        25.0
+        """
+        if not predictions:
+            raise ValueError(f"task {self.name!r}: no predictions to check")
+        return 100 * sum(not self.is_valid_answer(p) for p in predictions) / len(predictions)
 
     def to_training_texts(self, row: Row) -> list[tuple[str, str]]:
         """All ``(source, target)`` training pairs of a row: one per answer for record, else one.

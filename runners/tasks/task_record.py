@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .formats import prefixed_columns_source, stsb_scores
+from .formats import prefixed_columns_source
 from .own_data import OwnDataTask, own_task
 from .registry import Task, get_task
 
@@ -40,9 +40,7 @@ def task_type(task: Task) -> str:
     """
     if isinstance(task, OwnDataTask):
         return task.task_type
-    if task.labels is not None:
-        return "classification"
-    return "regression" if task.scorer is stsb_scores else "generation"
+    return {"label": "classification", "number": "regression", "text": "generation"}[task.target_kind]
 
 
 def input_template(task: Task) -> str:
