@@ -79,8 +79,12 @@ def headline(result: RunResult) -> str:
     >>> print(headline(RunResult("embedded-sst2", "compacter++", 1, {"accuracy": 81.25},
     ...                          trainable_parameters=2736, trainable_percent=0.0556)))
     compacter++ on embedded-sst2: test accuracy 81.2, training 2,736 parameters (0.0556 % of the model)
+    >>> print(headline(RunResult("world2-stsb", "bitfit", 1, {"pearson": 3.6}, invalid_test_percent=12.0)))
+    bitfit on world2-stsb: test pearson 3.6 (12.0 % of the outputs no valid answer)
     """
     scores = ", ".join(f"{metric} {value:.1f}" for metric, value in result.test.items())
+    if result.invalid_test_percent:
+        scores += f" ({result.invalid_test_percent:.1f} % of the outputs no valid answer)"
     share = "" if result.trainable_parameters is None else (
         f", training {result.trainable_parameters:,} parameters"
         + ("" if result.trainable_percent is None else f" ({result.trainable_percent:.3g} % of the model)"))
