@@ -173,8 +173,9 @@ def invalid_markdown(results: Sequence[RunResult]) -> str:
 
 
 def below_table(results: Sequence[RunResult], diverged: Sequence[DivergedRun]) -> str:
-    """What every results table is followed by: the cells with invalid outputs, then the diverged runs."""
-    return invalid_markdown(results) + diverged_markdown(diverged)
+    """What every results table is followed by, each section after a blank line: the cells with invalid
+    outputs, then the diverged runs ('' when there are neither)."""
+    return "".join("\n" + section for section in (invalid_markdown(results), diverged_markdown(diverged)) if section)
 
 
 @dataclass
