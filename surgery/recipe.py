@@ -187,6 +187,8 @@ def _listed(mapping: dict[str, Any], key: str, valid: Any) -> list[Any]:
 
 def parse_recipe(mapping: dict[str, Any], default_name: str = "custom") -> Recipe:
     for key in mapping:
+        if not isinstance(key, str):  # YAML's `?` (a None key), a number, a list...
+            raise RecipeError("recipe", key, valid=RECIPE_KEYS, reason="is a top-level key that is not a name")
         if key not in RECIPE_KEYS:
             raise RecipeError(key, key, valid=RECIPE_KEYS, reason="is not a recipe key")
     if "method" not in mapping:
