@@ -46,6 +46,7 @@ __all__ = [
     "pearson",
     "spearman",
     "parse_scores",
+    "finite_number",
     "multirc_scores",
     "normalize_answer",
     "token_f1",
@@ -209,14 +210,27 @@ def parse_scores(
     _check_lengths(predictions, references)
     parsed = []
     for prediction, reference in zip(predictions, references):
-        try:
-            value = float(prediction)
-        except (TypeError, ValueError):
-            value = math.nan
-        if not math.isfinite(value):
+        value = finite_number(prediction)
+        if value is None:
             value = low if abs(float(reference) - low) >= abs(float(reference) - high) else high
         parsed.append(value)
     return parsed
+
+
+def finite_number(value: object) -> float | None:
+    """`value` as a finite float, or None: what counts as a number in a prediction or a label (a bool
+    does not, nor nan or inf).
+
+    >>> finite_number(" 3.5 "), finite_number("nan"), finite_number("three"), finite_number(True)
+    (3.5, None, None, None)
+    """
+    if isinstance(value, bool):
+        return None
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
 
 
 def multirc_scores(

@@ -37,7 +37,6 @@ label, and what was found — raised before any model is loaded.
 
 from __future__ import annotations
 
-import math
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -69,20 +68,10 @@ def label_word(value: object) -> str:
     return str(value).strip()
 
 
-def _number(value: object) -> float | None:
-    if isinstance(value, bool):
-        return None
-    try:
-        number = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
-
-
 def _own_target(task: OwnDataTask, row: Row) -> str:
     value = row[task.label_column]
     if task.task_type == "regression":
-        number = _number(value)
+        number = metrics.finite_number(value)
         if number is None:
             raise ValueError(f"label {value!r} in column {task.label_column!r} is not a number (task type regression)")
         return f"{number:g}"
@@ -166,7 +155,7 @@ def _sorted_labels(words: set[str]) -> tuple[str, ...]:
 
 
 def _infer_type(labels: list[object]) -> str:
-    numbers = [_number(value) for value in labels]
+    numbers = [metrics.finite_number(value) for value in labels]
     if all(number is not None for number in numbers) and any(not n.is_integer() for n in numbers):  # type: ignore[union-attr]
         return "regression"
     return "classification"
@@ -182,7 +171,7 @@ def _typed_task(name: str, text_columns: Sequence[str], label_column: str, task_
     if task_type == "regression":
         numbers = []
         for where, row in train:
-            number = _number(row[label_column])
+            number = metrics.finite_number(row[label_column])
             if number is None:
                 raise DataError(f"{train_path}, {where}: label {row[label_column]!r} in column {label_column!r} is not "
                                 "a number; regression needs numeric labels (give --task-type classification for classes)")

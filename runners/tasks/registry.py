@@ -64,7 +64,6 @@ not a valid label is counted (always as wrong).
 from __future__ import annotations
 
 import difflib
-import math
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -79,6 +78,7 @@ from runners.embedded.world2.benchmark import LABELS as WORLD2_LABELS
 from runners.embedded.world2.benchmark import RATIONALE as WORLD2_RATIONALE
 from runners.embedded.world2.benchmark import TASK_FIELDS as WORLD2_FIELDS
 
+from .metrics import finite_number
 from .formats import (Row, classification_scores, label_name_target, multirc_scores, multirc_source,
                       prefixed_columns_source, record_scores, record_source, record_target, record_answers, stsb_scores,
                       stsb_target)
@@ -236,10 +236,7 @@ class Task:
         if self.target_kind == "label":
             return answer in self.labels
         if self.target_kind == "number":
-            try:
-                return math.isfinite(float(answer))
-            except ValueError:
-                return False
+            return finite_number(answer) is not None
         return True
 
     def invalid_percent(self, predictions: Sequence[str]) -> float:
