@@ -83,8 +83,8 @@ def headline(result: RunResult) -> str:
     bitfit on world2-stsb: test pearson 3.6 (12.0 % of the outputs no valid answer)
     """
     scores = ", ".join(f"{metric} {value:.1f}" for metric, value in result.test.items())
-    if result.invalid_test_percent:
-        scores += f" ({result.invalid_test_percent:.1f} % of the outputs no valid answer)"
+    if result.no_answer_note:
+        scores += f" ({result.no_answer_note})"
     share = "" if result.trainable_parameters is None else (
         f", training {result.trainable_parameters:,} parameters"
         + ("" if result.trainable_percent is None else f" ({result.trainable_percent:.3g} % of the model)"))

@@ -106,8 +106,12 @@ class RunResult(RunRecord):
         'pearson 3.6 spearman 5.4, 12.0 % of the outputs no valid answer'
         """
         scores = " ".join(f"{name} {value:.1f}" for name, value in self.test.items())
-        return scores + (f", {self.invalid_test_percent:.1f} % of the outputs no valid answer"
-                         if self.invalid_test_percent else "")
+        return scores + (f", {self.no_answer_note}" if self.no_answer_note else "")
+
+    @property
+    def no_answer_note(self) -> str:
+        """``"12.0 % of the outputs no valid answer"``; '' when every output was one (or it was not recorded)."""
+        return f"{self.invalid_test_percent:.1f} % of the outputs no valid answer" if self.invalid_test_percent else ""
 
 
 @dataclass
