@@ -10,6 +10,9 @@ A runner's ``__main__`` (or its ``if __name__ == "__main__"`` block) hands its e
         run_command("runners.finetune.cli")
 
 What the entry point returns becomes the exit status (an int; anything else is success).
+Under torchrun the process group the run started is destroyed before the process exits, however the
+entry point ended (a gloo group left to the interpreter's shutdown can abort it, "terminate called
+without an active exception", after the run itself had finished).
 A ``KeyboardInterrupt`` that the entry point does not handle itself — one raised while torch or
 transformers is being imported, say — prints ``interrupted`` and exits with 130, the shell's code
 for SIGINT; further Ctrl-C presses are ignored while it exits, so no traceback can follow.
@@ -46,9 +49,21 @@ def run_command(entry: str | EntryPoint) -> NoReturn:
         status = exit_status(main())
     except KeyboardInterrupt:
         status = interrupted()
+    finally:
+        end_process_group()
     if status == EXIT_INTERRUPTED:  # exiting anyway: a further Ctrl-C must not print a traceback
         signal.signal(signal.SIGINT, signal.SIG_IGN)
     sys.exit(status)
+
+
+def end_process_group() -> None:
+    """Destroy this process's default process group, if a run started one (torchrun); else nothing.
+
+    Looks torch.distributed up among the imported modules: a runner that never imported it pays nothing.
+    """
+    distributed = sys.modules.get("torch.distributed")
+    if distributed is not None and distributed.is_available() and distributed.is_initialized():
+        distributed.destroy_process_group()
 
 
 def interrupted(message: str | None = "interrupted") -> int:

@@ -98,3 +98,32 @@ def test_shards_partition_each_global_batch(size, batch_size, world, accumulatio
     kept = [i for batch in batches for i in batch]
     assert kept == list(range(len(kept)))  # the order is kept; only a short tail may be dropped
     assert size - len(kept) < parts
+
+
+@pytest.mark.parametrize("ending", ["returns", "raises", "interrupted"])
+def test_a_runner_ends_its_process_group_however_it_ends(tmp_path, ending):
+    # A gloo group left to interpreter shutdown once aborted torchrun's rank 1 after its run had finished.
+    import signal
+
+    import torch.distributed as dist
+
+    from runners.command import run_command
+
+    def entry():
+        if ending == "raises":
+            raise ValueError("the run failed")
+        if ending == "interrupted":
+            raise KeyboardInterrupt
+        return 0
+
+    sigint = signal.getsignal(signal.SIGINT)  # an interrupted run_command ignores further Ctrl-C
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    try:
+        assert dist.is_initialized()
+        with pytest.raises((SystemExit, ValueError)):
+            run_command(entry)
+        assert not dist.is_initialized()
+    finally:
+        signal.signal(signal.SIGINT, sigint)
+        if dist.is_initialized():
+            dist.destroy_process_group()
