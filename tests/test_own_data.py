@@ -229,3 +229,26 @@ def test_a_test_label_outside_the_training_labels_is_a_data_error(tmp_path):
     test = write_csv(tmp_path / "s.csv", [{"x": "c", "y": "3"}])
     with pytest.raises(DataError, match=r"s\.csv, line 2: label '3' .* not among the training file's labels \(1, 2\)"):
         load_own_data(train, train, test, text_columns=["x"], label_column="y")
+
+
+@pytest.mark.parametrize(("task_type", "labels", "kind"), [
+    ("classification", ["bad", "good"], "label"), ("regression", None, "number"), ("generation", None, "text")])
+def test_an_own_tasks_type_is_the_kind_of_answer_it_is_scored_on(task_type, labels, kind):
+    # One rule decides what a valid answer is (Task.target_kind); the recorded task type must say the same.
+    from runners.tasks.own_data import own_task
+    from runners.tasks.task_record import task_from_record, task_record
+
+    task = own_task("mine", ["text"], "label", task_type, labels)
+    assert task.target_kind == kind
+    record = task_record(task)
+    assert record["task_type"] == task_type
+    assert task_from_record(record).target_kind == kind
+
+
+@pytest.mark.parametrize(("task_type", "labels", "message"), [
+    ("classification", None, "needs its label set"), ("ranking", None, "choose one of classification")])
+def test_an_own_task_without_a_label_set_or_with_an_unknown_type_is_refused(task_type, labels, message):
+    from runners.tasks.own_data import own_task
+
+    with pytest.raises(ValueError, match=message):
+        own_task("mine", ["text"], "label", task_type, labels)

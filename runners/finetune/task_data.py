@@ -96,11 +96,9 @@ def prediction_rows(task, rows: Sequence[dict], predictions: Sequence[str], with
     >>> prediction_rows(get_task("sst2"), [{"sentence": "Good.", "label": 1, "prediction": "x"}], ["negative"])
     [{'sentence': 'Good.', 'input_prediction': 'x', 'prediction': 'negative', 'gold': 'positive'}]
     """
-    from runners.tasks.task_record import task_type
-
     label = _label_column(task)
     ours = ("prediction", "gold") if with_gold else ("prediction",)
-    regression = task_type(task) == "regression"
+    regression = task.target_kind == "number"
     objects = []
     for row, prediction in zip(rows, predictions, strict=True):
         line = {(f"input_{key}" if key in ours else key): value for key, value in row.items()

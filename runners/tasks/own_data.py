@@ -116,6 +116,10 @@ def own_task(name: str, text_columns: Sequence[str], label_column: str, task_typ
     >>> own_task("reviews", ["title", "body"], "stars", "regression").to_text({"title": "A", "body": "B", "stars": 4})
     ('reviews title: A body: B', '4')
     """
+    if task_type not in METRICS:
+        raise ValueError(f"task type {task_type!r}: choose one of {', '.join(METRICS)}")
+    if task_type == "classification" and not labels:
+        raise ValueError(f"task {name!r}: a classification task needs its label set")
     return OwnDataTask(
         name=name, benchmark="own", hub=None, columns=(*text_columns, label_column),
         labels=tuple(labels) if task_type == "classification" and labels is not None else None,

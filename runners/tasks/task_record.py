@@ -38,8 +38,6 @@ def task_type(task: Task) -> str:
     >>> [task_type(get_task(name)) for name in ("rte", "stsb", "record")]
     ['classification', 'regression', 'generation']
     """
-    if isinstance(task, OwnDataTask):
-        return task.task_type
     return {"label": "classification", "number": "regression", "text": "generation"}[task.target_kind]
 
 
