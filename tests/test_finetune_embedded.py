@@ -212,3 +212,19 @@ def test_jobs_workers_stop_when_their_parent_is_killed(tmp_path):
     finally:
         if parent.poll() is None:
             parent.kill()
+
+
+def test_jobs_runs_use_one_thread_each_or_what_threads_says_and_the_record_says_so(tmp_path, jobs_workers_share_imports,
+                                                                                   capsys):
+    # The record once gave the parent's thread count (2 on an idle 2-core machine) for runs that used 1.
+    data_dir = write_rte(tmp_path / "rte")
+    common = ["--task", "rte", "--data-dir", str(data_dir), "--init-config", *TINY, "--recipe", "bitfit",
+              "--epochs", "1", "--batch-size", "8", "--seeds", "1", "2", "--jobs", "2", "--no-progress"]
+    for threads, extra in ((1, []), (2, ["--threads", "2"])):
+        out = tmp_path / f"threads-{threads}"
+        assert finetune.main([*common, *extra, "--output-dir", str(out)]) == 0
+        assert json.loads((out / "arguments.json").read_text())["threads"] == threads
+        word = "thread" if threads == 1 else "threads"
+        assert f"2 at a time ({threads} CPU {word} each)" in capsys.readouterr().out
+        for log in sorted((out / "console").iterdir()):
+            assert f"device cpu ({threads} {word})" in log.read_text()

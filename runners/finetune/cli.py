@@ -154,7 +154,7 @@ def add_training(parser: argparse.ArgumentParser) -> None:
                      help="recompute each block's activations in the backward pass instead of keeping them "
                           "(less memory, about a third more compute; the trained result is the same)")
     how.add_argument("--jobs", type=int, metavar="N", help="train N runs side by side in worker processes, one CPU "
-                                                          "thread each (a grid of small runs on a CPU)")
+                                                          "thread each unless --threads says more (a grid of small runs on a CPU)")
     how.add_argument("--threads", type=int, help="intra-op CPU threads (default on CPU: for the embedded model one per core "
                                                  "free at the start, at most 2; 1 for an --init-config model, which is "
                                                  "fastest for their small matrices; else PyTorch's default)")

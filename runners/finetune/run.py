@@ -292,6 +292,11 @@ def set_cpu_threads(options: dict[str, Any], device: torch.device) -> int:
     return torch.get_num_threads()
 
 
+def threads_of_each_worker(options: dict[str, Any]) -> int:
+    """The intra-op threads of each run of --jobs: --threads, else 1 (small runs side by side fill the cores)."""
+    return options.get("threads") or 1
+
+
 @dataclass
 class Preflight:
     """What every invocation checks before anything is written: its tasks, tokenizer, the model's
@@ -347,14 +352,14 @@ def run_all(settings: Settings, say: Say) -> int:
         shared = broadcast_object_list([str(settings.output_dir)])
         settings.output_dir, options["output_dir"] = Path(shared[0]), shared[0]
         share = lambda value: broadcast_object_list([value])[0]  # noqa: E731 — process 0's verdict for all
-    threads = set_cpu_threads(options, accelerator.device)
+    workers = min(options.get("jobs") or 1, len(jobs))
+    if workers > 1 and accelerator.num_processes > 1:
+        raise UsageError("--jobs runs several one-process runs side by side; it cannot be combined with torchrun")
+    threads = set_cpu_threads(options, accelerator.device) if workers == 1 else threads_of_each_worker(options)
     tasks_by_name = {task.name: task for task in tasks}
     recorded = used_arguments(settings, jobs, tasks_by_name, checked.architecture, accelerator.num_processes,
                               train_config, threads)
     prepare_output_dir(settings, accelerator.wait_for_everyone, share, recorded)
-    workers = min(options.get("jobs") or 1, len(jobs))
-    if workers > 1 and accelerator.num_processes > 1:
-        raise UsageError("--jobs runs several one-process runs side by side; it cannot be combined with torchrun")
     if workers > 1:
         outcomes = run_side_by_side(jobs, settings, workers, say)
     else:
@@ -381,6 +386,7 @@ def run_job(number: int, total: int, job: Job, settings: Settings) -> tuple[RunR
         with usage_errors():
             _WORKER_STATE["tokenizer"] = load_tokenizer(tokenizer_folder(options, [task.model_dir]))
         _WORKER_STATE["accelerator"] = invocation_accelerator(options)
+        torch.set_num_threads(threads_of_each_worker(options))
     if task.name not in _WORKER_STATE:
         _WORKER_STATE[task.name] = load_data([task], options)[task.name]
     console_path = Path(settings.output_dir) / "console" / f"run-{number:03d}.log"
@@ -402,7 +408,8 @@ def run_side_by_side(jobs: list[Job], settings: Settings, workers: int, say: Say
     """Every job in `workers` processes (runners.finetune.parallel); one line per finished run."""
     from dataclasses import replace
 
-    say(f"{len(jobs)} runs, {workers} at a time (one CPU thread each); each run's output: "
+    threads = threads_of_each_worker(settings.options)
+    say(f"{len(jobs)} runs, {workers} at a time ({threads} CPU thread{'s' * (threads != 1)} each); each run's output: "
         f"{Path(settings.output_dir) / 'console'}/run-<number>.log")
     finished = [0]
 

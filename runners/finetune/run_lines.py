@@ -24,6 +24,21 @@ def describe_model(model: torch.nn.Module, options: dict[str, Any]) -> str:
             f"vocab {dims.vocab_size:,}), {size:,} parameters")
 
 
+def on_device(device) -> str:
+    """The device, with its intra-op thread count on a CPU (a --jobs run has its own, one by default).
+
+    >>> import torch
+    >>> torch.set_num_threads(1); on_device(torch.device("cpu")), on_device(torch.device("cuda", 0))
+    ('cpu (1 thread)', 'cuda:0')
+    """
+    import torch
+
+    if device.type != "cpu":
+        return str(device)
+    threads = torch.get_num_threads()
+    return f"cpu ({threads} thread{'s' * (threads != 1)})"
+
+
 def describe_training(config, lr_source: str, accelerator) -> str:
     """The run's training line: epochs, global batch, learning rate and its source, device, precision, dropout."""
     world = accelerator.num_processes
@@ -32,4 +47,4 @@ def describe_training(config, lr_source: str, accelerator) -> str:
     return (f"training: {config.epochs} epoch{'s' * (config.epochs != 1)}, global batch {config.batch_size} ({world} "
             f"process{'es' * (world > 1)} × {config.grad_accum} accumulation step{'s' * (config.grad_accum > 1)}), "
             f"lr {config.learning_rate:g} ({lr_source}), warm-up {config.warmup_steps} step{'s' * (config.warmup_steps != 1)}, "
-            f"device {accelerator.device}, precision {accelerator.mixed_precision}, dropout {dropout}{grouped}")
+            f"device {on_device(accelerator.device)}, precision {accelerator.mixed_precision}, dropout {dropout}{grouped}")
