@@ -98,8 +98,8 @@ def test_the_tables_list_the_cells_with_invalid_outputs_and_their_mean_over_seed
     assert results.main([str(tmp_path), "--write", str(tmp_path / "tables")]) == 0
     printed = capsys.readouterr().out
     section = printed[printed.index("## Test outputs that are no valid answer"):].split("\nwrote ")[0]
-    rows = [line for line in section.splitlines() if line.startswith("| ") and "---" not in line][1:]
-    assert rows == ["| prompt-tuning | rte | 20.0 % | 2 |"]  # adapter: none invalid, or not recorded
+    table = [line for line in section.splitlines() if line.startswith("| ") and "---" not in line]
+    assert table == ["| recipe | rte | seeds |", "| prompt-tuning | 20.0 | 2 |"]  # adapter: none invalid, or unknown
     assert section.strip() in (tmp_path / "tables" / "results.md").read_text()
 
 
@@ -108,3 +108,34 @@ def test_no_section_when_every_output_was_an_answer(tmp_path, capsys):
     save_run(tmp_path, "cola", "adapter", 1, None, old_format=True)
     assert results.main([str(tmp_path)]) == 0
     assert "valid answer" not in capsys.readouterr().out
+
+
+def save_predictions(run, task_name: str, predictions: list[str]) -> None:
+    """What a run from before result.json kept the share left beside it: task.json, test_predictions.jsonl."""
+    task = get_task(task_name)
+    (run / "task.json").write_text(json.dumps(task_record(task)))
+    (run / "test_predictions.jsonl").write_text("".join(json.dumps({"prediction": p}) + "\n" for p in predictions))
+
+
+def test_an_older_runs_share_is_counted_from_the_predictions_beside_it(tmp_path, capsys):
+    # result.json files written before 2026-12-05 lack the share; their predictions still hold it.
+    save_run(tmp_path, "stsb", "prompt-tuning", 1, None, old_format=True)
+    save_predictions(tmp_path / "stsb" / "prompt-tuning" / "seed-1", "stsb", ["3.5", "high", "1", "nan"])
+    save_run(tmp_path, "stsb", "prompt-tuning", 2, 10.0)  # recorded: kept as it is
+    save_run(tmp_path, "sst2", "prompt-tuning", 1, None, old_format=True)
+    save_predictions(tmp_path / "sst2" / "prompt-tuning" / "seed-1", "sst2", ["positive", "negative"])
+    save_run(tmp_path, "sst2", "adapter", 1, None, old_format=True)  # no predictions beside it: unknown
+    by_run = {(r.task, r.recipe, r.seed): r.invalid_test_percent for r in results.collect([tmp_path])}
+    assert by_run == {("stsb", "prompt-tuning", 1): 50.0, ("stsb", "prompt-tuning", 2): 10.0,
+                      ("sst2", "prompt-tuning", 1): 0.0, ("sst2", "adapter", 1): None}
+    assert results.main([str(tmp_path)]) == 0
+    printed = capsys.readouterr().out
+    assert "| recipe | sst2 | stsb | seeds |\n| --- | --- | --- | --- |\n| prompt-tuning | 0 | 30.0 | 1-2 |" in printed
+
+
+def test_unreadable_predictions_leave_the_share_unknown(tmp_path):
+    save_run(tmp_path, "sst2", "adapter", 1, None, old_format=True)
+    run = tmp_path / "sst2" / "adapter" / "seed-1"
+    save_predictions(run, "sst2", ["positive"])
+    (run / "test_predictions.jsonl").write_text("{not json\n")
+    assert results.collect([tmp_path])[0].invalid_test_percent is None

@@ -150,30 +150,45 @@ def diverged_markdown(runs: Sequence[DivergedRun]) -> str:
 
 
 def invalid_markdown(results: Sequence[RunResult]) -> str:
-    """The section that lists, under a table, the (recipe, task) cells whose test outputs were not
-    always a valid answer (a label; a number for a correlation task): mean share over the seeds that
-    recorded it. '' when every output was valid (or no run recorded it: runs from before it was kept).
+    """The section that lists, under a table, the recipes whose test outputs were not always a valid
+    answer (a label; a number for a correlation task): one row a recipe, one column a task, the mean
+    share over the seeds that recorded it (runs from before it was kept: from their predictions,
+    `runners.finetune.invalid_share`). '' when every output was valid, or no run recorded it.
 
-    >>> runs = [RunResult("stsb", "prompt-tuning", seed, {"pearson": 1.0}, invalid_test_percent=share)
-    ...         for seed, share in ((1, 20.0), (2, 30.0))]
-    >>> print(invalid_markdown(runs))
+    >>> runs = [RunResult(task, "prompt-tuning", seed, {"pearson": 1.0}, invalid_test_percent=share)
+    ...         for task, seed, share in (("stsb", 1, 20.0), ("stsb", 2, 30.0), ("rte", 1, 0.0))]
+    >>> print(invalid_markdown(runs + [RunResult("rte", "adapter", 1, {"accuracy": 60.0}, invalid_test_percent=0.0)]))
     <BLANKLINE>
     ## Test outputs that are no valid answer (scored as wrong)
     <BLANKLINE>
-    | recipe | task | share of the test outputs | seeds |
+    Percent of the test outputs, mean over the seeds that recorded it; recipes whose outputs were all valid are left out.
+    <BLANKLINE>
+    | recipe | stsb | rte | seeds |
     | --- | --- | --- | --- |
-    | prompt-tuning | stsb | 25.0 % | 2 |
+    | prompt-tuning | 25.0 | 0 | 1-2 |
     """
-    shares: dict[tuple[str, str], list[float]] = {}
+    shares: dict[str, dict[str, list[float]]] = {}
+    tasks: dict[str, None] = {}
     for result in results:
         if result.invalid_test_percent is not None:
-            shares.setdefault((result.label, result.task), []).append(result.invalid_test_percent)
-    lines = [f"| {label} | {task} | {statistics.fmean(values):.1f} % | {len(values)} |"
-             for (label, task), values in shares.items() if statistics.fmean(values) > 0]
+            shares.setdefault(result.label, {}).setdefault(result.task, []).append(result.invalid_test_percent)
+            tasks.setdefault(result.task)
+
+    def cell(values: list[float] | None) -> str:
+        return "—" if not values else f"{statistics.fmean(values):.1f}" if statistics.fmean(values) > 0 else "0"
+
+    def seeds(by_task: dict[str, list[float]]) -> str:
+        counts = sorted({len(values) for values in by_task.values()})
+        return str(counts[0]) if len(counts) == 1 else f"{counts[0]}-{counts[-1]}"
+
+    lines = [f"| {label} | " + " | ".join(cell(by_task.get(task)) for task in tasks) + f" | {seeds(by_task)} |"
+             for label, by_task in shares.items() if any(statistics.fmean(v) > 0 for v in by_task.values())]
     if not lines:
         return ""
     return "\n".join(["", "## Test outputs that are no valid answer (scored as wrong)", "",
-                      "| recipe | task | share of the test outputs | seeds |", "| --- | --- | --- | --- |", *lines])
+                      "Percent of the test outputs, mean over the seeds that recorded it; recipes whose outputs "
+                      "were all valid are left out.", "",
+                      "| recipe | " + " | ".join(tasks) + " | seeds |", "| --- |" + " --- |" * (len(tasks) + 1), *lines])
 
 
 def below_table(results: Sequence[RunResult], diverged: Sequence[DivergedRun]) -> str:
@@ -343,7 +358,14 @@ def found(folders: Iterable[str | Path], record: type[RunRecord]) -> list[tuple[
     diverged.json), in `collect`'s order."""
     paths = sorted({path for folder in folders for path in Path(folder).rglob(record.FILE)},
                    key=lambda path: numbers_as_numbers(str(path)))
-    return [(path, record.load(path)) for path in paths]
+    records = [(path, record.load(path)) for path in paths]
+    if record is RunResult:  # a run finished before result.json kept its invalid share: from its predictions
+        from .invalid_share import share_from_predictions
+
+        for path, result in records:
+            if result.invalid_test_percent is None:
+                result.invalid_test_percent = share_from_predictions(path.parent)
+    return records
 
 
 def one_per_run(paths_and_records: Iterable[tuple[Path, Any]]) -> None:
