@@ -127,3 +127,25 @@ def test_a_runner_ends_its_process_group_however_it_ends(tmp_path, ending):
         signal.signal(signal.SIGINT, sigint)
         if dist.is_initialized():
             dist.destroy_process_group()
+
+
+def test_a_process_group_that_fails_to_end_keeps_the_runs_exit_status(tmp_path, monkeypatch, capsys):
+    import torch.distributed as dist
+
+    from runners.command import run_command
+
+    def broken_teardown(*arguments, **keywords):
+        raise RuntimeError("the store went away")
+
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    try:
+        with monkeypatch.context() as patched:
+            patched.setattr(dist, "destroy_process_group", broken_teardown)
+            with pytest.raises(SystemExit) as exited:
+                run_command(lambda: 3)
+        assert exited.value.code == 3
+        assert capsys.readouterr().err.strip() == ("warning: the process group could not be ended cleanly: "
+                                                   "the store went away")
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
