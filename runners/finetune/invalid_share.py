@@ -20,22 +20,20 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-PREDICTIONS_FILE = "test_predictions.jsonl"  # runners.finetune.task_data writes it
-TASK_FILE = "task.json"  # runners.tasks.task_record.TASK_RECORD_FILE
+from .jsonl_log import read_jsonl
+from .task_data import PREDICTIONS_FILE
 
 
 def share_from_predictions(run_dir: Path) -> float | None:
     """The percentage (0..100) of the run's test predictions that are no valid answer for its task; None
     where the files are missing or unreadable (the share then stays unknown, as it was)."""
-    predictions, record = Path(run_dir) / PREDICTIONS_FILE, Path(run_dir) / TASK_FILE
+    from runners.tasks.task_record import TASK_RECORD_FILE, task_from_record
+
+    predictions, record = Path(run_dir) / PREDICTIONS_FILE, Path(run_dir) / TASK_RECORD_FILE
     if not predictions.is_file() or not record.is_file():
         return None
-    from runners.tasks.task_record import task_from_record
-
     try:
         task = task_from_record(json.loads(record.read_text(encoding="utf-8")))
-        answers = [str(json.loads(line)["prediction"])
-                   for line in predictions.read_text(encoding="utf-8").splitlines() if line.strip()]
-        return task.invalid_percent(answers)
+        return task.invalid_percent([str(row["prediction"]) for row in read_jsonl(predictions)])
     except (OSError, ValueError, KeyError, TypeError):  # json errors are ValueErrors; no rows: ValueError
         return None

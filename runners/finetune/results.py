@@ -108,6 +108,17 @@ class RunResult(RunRecord):
         scores = " ".join(f"{name} {value:.1f}" for name, value in self.test.items())
         return scores + (f", {self.no_answer_note}" if self.no_answer_note else "")
 
+    @classmethod
+    def load(cls, path: str | Path) -> RunResult:
+        """The run's ``result.json``; one written before it kept the invalid-output share (2026-12-05)
+        gets it from the predictions beside it (`runners.finetune.invalid_share`), or None if they are gone."""
+        result = super().load(path)
+        if result.invalid_test_percent is None:
+            from .invalid_share import share_from_predictions
+
+            result.invalid_test_percent = share_from_predictions(Path(path).parent)
+        return result
+
     @property
     def no_answer_note(self) -> str:
         """``"12.0 % of the outputs no valid answer"``; '' when every output was one (or it was not recorded)."""
@@ -175,7 +186,10 @@ def invalid_markdown(results: Sequence[RunResult]) -> str:
             tasks.setdefault(result.task)
 
     def cell(values: list[float] | None) -> str:
-        return "—" if not values else f"{statistics.fmean(values):.1f}" if statistics.fmean(values) > 0 else "0"
+        if not values:
+            return "—"
+        mean = statistics.fmean(values)
+        return f"{mean:.1f}" if mean > 0 else "0"
 
     def seeds(by_task: dict[str, list[float]]) -> str:
         counts = sorted({len(values) for values in by_task.values()})
@@ -358,14 +372,7 @@ def found(folders: Iterable[str | Path], record: type[RunRecord]) -> list[tuple[
     diverged.json), in `collect`'s order."""
     paths = sorted({path for folder in folders for path in Path(folder).rglob(record.FILE)},
                    key=lambda path: numbers_as_numbers(str(path)))
-    records = [(path, record.load(path)) for path in paths]
-    if record is RunResult:  # a run finished before result.json kept its invalid share: from its predictions
-        from .invalid_share import share_from_predictions
-
-        for path, result in records:
-            if result.invalid_test_percent is None:
-                result.invalid_test_percent = share_from_predictions(path.parent)
-    return records
+    return [(path, record.load(path)) for path in paths]
 
 
 def one_per_run(paths_and_records: Iterable[tuple[Path, Any]]) -> None:
