@@ -100,12 +100,21 @@ def test_shards_partition_each_global_batch(size, batch_size, world, accumulatio
     assert size - len(kept) < parts
 
 
+@pytest.fixture
+def process_group(tmp_path):
+    """A one-process gloo group, as torchrun would have started; destroyed after the test if still up."""
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    yield dist
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
 @pytest.mark.parametrize("ending", ["returns", "raises", "interrupted"])
-def test_a_runner_ends_its_process_group_however_it_ends(tmp_path, ending):
+def test_a_runner_ends_its_process_group_however_it_ends(process_group, ending):
     # A gloo group left to interpreter shutdown once aborted torchrun's rank 1 after its run had finished.
     import signal
-
-    import torch.distributed as dist
 
     from runners.command import run_command
 
@@ -117,35 +126,25 @@ def test_a_runner_ends_its_process_group_however_it_ends(tmp_path, ending):
         return 0
 
     sigint = signal.getsignal(signal.SIGINT)  # an interrupted run_command ignores further Ctrl-C
-    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
     try:
-        assert dist.is_initialized()
+        assert process_group.is_initialized()
         with pytest.raises((SystemExit, ValueError)):
             run_command(entry)
-        assert not dist.is_initialized()
+        assert not process_group.is_initialized()
     finally:
         signal.signal(signal.SIGINT, sigint)
-        if dist.is_initialized():
-            dist.destroy_process_group()
 
 
-def test_a_process_group_that_fails_to_end_keeps_the_runs_exit_status(tmp_path, monkeypatch, capsys):
-    import torch.distributed as dist
-
+def test_a_process_group_that_fails_to_end_keeps_the_runs_exit_status(process_group, monkeypatch, capsys):
     from runners.command import run_command
 
     def broken_teardown(*arguments, **keywords):
         raise RuntimeError("the store went away")
 
-    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
-    try:
-        with monkeypatch.context() as patched:
-            patched.setattr(dist, "destroy_process_group", broken_teardown)
-            with pytest.raises(SystemExit) as exited:
-                run_command(lambda: 3)
-        assert exited.value.code == 3
-        assert capsys.readouterr().err.strip() == ("warning: the process group could not be ended cleanly: "
-                                                   "the store went away")
-    finally:
-        if dist.is_initialized():
-            dist.destroy_process_group()
+    with monkeypatch.context() as patched:
+        patched.setattr(process_group, "destroy_process_group", broken_teardown)
+        with pytest.raises(SystemExit) as exited:
+            run_command(lambda: 3)
+    assert exited.value.code == 3
+    assert capsys.readouterr().err.strip() == ("warning: the process group could not be ended cleanly: "
+                                               "the store went away")
