@@ -18,6 +18,8 @@ transformers is being imported, say — prints ``interrupted`` and exits with 13
 for SIGINT; further Ctrl-C presses are ignored while it exits, so no traceback can follow.
 (Entry points that catch ``KeyboardInterrupt`` themselves return 130 after their own one line.)
 Output files are written inside :func:`interrupts_deferred`: a Ctrl-C then waits until they are whole.
+A Ctrl-C that Python itself would drop (one that lands in a weakref callback, as importlib's module
+locks run during the start-up imports) is delivered again: see :func:`dropped_interrupts_redelivered`.
 
 >>> exit_status(None), exit_status(3), exit_status({"written": "x.md"})
 (0, 3, 0)
@@ -28,6 +30,7 @@ from __future__ import annotations
 import importlib
 import signal
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import NoReturn
@@ -45,8 +48,9 @@ def exit_status(returned: object) -> int:
 def run_command(entry: str | EntryPoint) -> NoReturn:
     """Run `entry` (a module with a ``main()``, named, or the callable itself) and exit with its status."""
     try:
-        main = importlib.import_module(entry).main if isinstance(entry, str) else entry
-        status = exit_status(main())
+        with dropped_interrupts_redelivered():
+            main = importlib.import_module(entry).main if isinstance(entry, str) else entry
+            status = exit_status(main())
     except KeyboardInterrupt:
         status = interrupted()
     finally:
@@ -102,3 +106,66 @@ def interrupts_deferred() -> Iterator[None]:
         signal.signal(signal.SIGINT, previous)
         if received:
             signal.raise_signal(signal.SIGINT)  # now handled as it would have been
+
+
+# How long a dropped Ctrl-C waits before it is sent again: the callback that dropped it has long returned.
+REDELIVERY_DELAY_S = 0.01
+
+
+@contextmanager
+def dropped_interrupts_redelivered() -> Iterator[None]:
+    """Inside the block, a ``KeyboardInterrupt`` that Python drops is raised again in the main thread.
+
+    An exception raised in a weakref callback or a ``__del__`` cannot propagate: Python prints
+    "Exception ignored in ..." and goes on. A Ctrl-C that lands there (importlib runs such a callback
+    for every module lock, so one can land there while torch is imported) was lost, and the command
+    went on working. Here it is not printed; SIGINT is sent to the main thread again a moment later,
+    when the callback has returned. One still owed when the block ends is raised as it ends.
+
+    >>> import time, weakref
+    >>> class Thing: ...
+    >>> def callback(reference): raise KeyboardInterrupt  # as if Ctrl-C came while it ran
+    >>> try:
+    ...     with dropped_interrupts_redelivered():
+    ...         thing = Thing(); reference = weakref.ref(thing, callback)
+    ...         del thing  # Python drops the callback's KeyboardInterrupt ...
+    ...         time.sleep(10)  # ... and it comes again here
+    ... except KeyboardInterrupt:
+    ...     print("interrupted")
+    interrupted
+    """
+    lock = threading.Lock()
+    owed: list[threading.Timer] = []  # redeliveries not yet sent
+    previous_hook = sys.unraisablehook
+
+    def send(timer_box: list[threading.Timer]) -> None:
+        with lock:
+            if timer_box[0] not in owed:  # the block has ended: it is raised there instead
+                return
+            owed.remove(timer_box[0])
+            signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+
+    def hook(unraisable: object) -> None:
+        if not isinstance(getattr(unraisable, "exc_value", None), KeyboardInterrupt):
+            previous_hook(unraisable)
+            return
+        box: list[threading.Timer] = []
+        timer = threading.Timer(REDELIVERY_DELAY_S, send, args=(box,))
+        timer.daemon = True
+        box.append(timer)
+        with lock:
+            owed.append(timer)
+        timer.start()
+
+    sys.unraisablehook = hook
+    try:
+        yield
+    finally:
+        sys.unraisablehook = previous_hook
+        with lock:
+            unsent = list(owed)
+            owed.clear()
+        for timer in unsent:
+            timer.cancel()
+    if unsent:
+        raise KeyboardInterrupt

@@ -169,3 +169,72 @@ def test_ctrl_c_while_a_figure_is_written_leaves_it_whole(monkeypatch, tmp_path)
         plot.plot_tradeoff(efficiency, scores, tmp_path / "figure.png", "")
     png = (tmp_path / "figure.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and png[-8:] == b"IEND\xaeB`\x82"  # the PNG's first and last bytes
+
+
+# An entry point whose Ctrl-C lands in a weakref callback (as it can in importlib's module locks while
+# torch is imported): Python drops that KeyboardInterrupt, so without a redelivery the command would
+# go on to write its output.
+DROPPED_INTERRUPT = """
+import sys, time, weakref
+from pathlib import Path
+from runners.command import run_command
+
+class Lock: ...
+
+def main():
+    def callback(reference):
+        raise KeyboardInterrupt  # as if the Ctrl-C arrived while the callback ran
+    lock = Lock(); reference = weakref.ref(lock, callback)
+    del lock
+    for _ in range(200):  # two seconds of work, then the output
+        time.sleep(0.01)
+    Path(sys.argv[1]).write_text("written")
+
+run_command(main)
+"""
+
+
+def test_a_ctrl_c_that_python_drops_still_ends_the_command_with_one_line(tmp_path):
+    output = tmp_path / "output.txt"
+    done = subprocess.run([sys.executable, "-c", DROPPED_INTERRUPT, str(output)], env=_environment(),
+                          capture_output=True, text=True, timeout=120)
+    assert (done.returncode, done.stderr) == (130, "interrupted\n")
+    assert not output.exists()
+
+
+def test_a_dropped_ctrl_c_still_owed_when_the_block_ends_is_raised_there():
+    import weakref
+
+    from runners import command
+
+    class Lock: ...
+
+    def callback(reference):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        with command.dropped_interrupts_redelivered():
+            lock = Lock()
+            reference = weakref.ref(lock, callback)  # noqa: F841 (kept alive until the del)
+            del lock  # dropped; the block ends before the redelivery's delay is over
+    time.sleep(command.REDELIVERY_DELAY_S * 5)  # and the cancelled redelivery sends nothing afterwards
+
+
+def test_other_unraisable_errors_still_reach_the_previous_hook(monkeypatch):
+    import weakref
+
+    from runners import command
+
+    seen = []
+    monkeypatch.setattr(sys, "unraisablehook", lambda unraisable: seen.append(type(unraisable.exc_value)))
+
+    class Lock: ...
+
+    def callback(reference):
+        raise ValueError("an ordinary error in a callback")
+
+    with command.dropped_interrupts_redelivered():
+        lock = Lock()
+        reference = weakref.ref(lock, callback)  # noqa: F841
+        del lock
+    assert seen == [ValueError]
