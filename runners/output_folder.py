@@ -13,8 +13,10 @@ Every runner (`runners.finetune`, `runners.pretrain`, `runners.efficiency`) clai
   stale lock, and a second process on the same folder is refused at once;
 * :func:`claim_output_folder` — the three in order (checked, locked, checked again, cleared if
   replacing);
-* :func:`write_text` / :func:`write_json` — a temporary file in the same folder, then one
-  rename: a run killed at any moment leaves the old file or the new one, never a torn one.
+* :func:`check_output_file` — the same check for an output *file* (``--output``, ``--table``);
+* :func:`write_whole` (and :func:`write_text` / :func:`write_json` on it) — a temporary file in
+  the same folder, then one rename: a run killed at any moment leaves the old file or the new one,
+  never a torn one.
 
 >>> import tempfile, pathlib
 >>> folder = pathlib.Path(tempfile.mkdtemp()) / "out"
@@ -41,6 +43,7 @@ import os
 import shutil
 import socket
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
@@ -112,6 +115,26 @@ def check_output_path(folder: str | Path, option: str = "--output-dir") -> None:
         raise UsageError(f"{option} {folder}: {existing} is not writable; give a folder you can write to")
 
 
+def check_output_file(path: str | Path, option: str, example: str) -> None:
+    """Refuse an output file path that cannot be written: a folder, or one under a file or an unwritable
+    folder. Missing folders are fine (they are made when the file is written).
+
+    >>> import tempfile, pathlib
+    >>> check_output_file(pathlib.Path(tempfile.mkdtemp()), "--output", "figure.png")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    runners.errors.UsageError: --output ... is a folder; give a file path, e.g. .../figure.png
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise UsageError(f"{option} {path} is a folder; give a file path, e.g. {path / example}")
+    existing = next(p for p in path.parents if p.exists() or p == Path(p.anchor))
+    if not existing.is_dir():
+        raise UsageError(f"{option} {path}: {existing} is a file, so no folder can be made there; give another path")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UsageError(f"{option} {path}: {existing} is not writable; give a path you can write to")
+
+
 def folder_refusal(folder: Path, runner: str, *, overwrite: bool = False, resume: bool = False,
                    outputs: tuple[str, ...] = (), resumable: bool = True) -> tuple[str | None, bool]:
     """(why `folder` cannot take this invocation, or None; whether to clear it first).
@@ -178,18 +201,24 @@ def claim_output_folder(folder: str | Path, runner: str, *, overwrite: bool = Fa
     return lock
 
 
-def write_text(path: str | Path, text: str) -> None:
-    """Write `text` to `path` whole or not at all (temporary file in the same folder, then one rename)."""
+def write_whole(path: str | Path, write: Callable[[Path], object]) -> None:
+    """Write `path` whole or not at all: `write` fills a temporary file in the same folder (made if
+    missing), which is flushed to disk and then renamed over `path` in one step."""
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
     try:
-        with temporary.open("w", encoding="utf-8") as file:
-            file.write(text)
-            file.flush()
+        write(temporary)
+        with temporary.open("rb") as file:
             os.fsync(file.fileno())
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)
+
+
+def write_text(path: str | Path, text: str) -> None:
+    """Write `text` to `path` whole or not at all (see :func:`write_whole`)."""
+    write_whole(path, lambda temporary: temporary.write_text(text, encoding="utf-8"))
 
 
 def write_json(path: str | Path, value: Any) -> None:

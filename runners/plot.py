@@ -29,10 +29,18 @@ import csv
 import math
 import statistics
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
-from runners.command import interrupts_deferred
+from runners.errors import UsageError
+from runners.figure_file import check_figure_path, write_figure
+
+T = TypeVar("T")
+
+
+EFFICIENCY_COLUMNS = ("recipe", "trainable_percent", "peak_memory_mib")
 
 
 @dataclass(frozen=True)
@@ -43,17 +51,29 @@ class EfficiencyPoint:
 
 
 def load_efficiency_rows(path: Path) -> dict[str, EfficiencyPoint]:
-    """Measured recipe rows of an efficiency CSV, by recipe (references, errors and blanks are skipped)."""
+    """Measured recipe rows of an efficiency CSV, by recipe (references, errors and blanks are skipped).
+
+    Raises:
+        ValueError: when a column is missing or a figure is not a number (naming the line).
+    """
     points = {}
     with Path(path).open(newline="") as handle:
-        for record in csv.DictReader(handle):
+        reader = csv.DictReader(handle)
+        missing = sorted(set(EFFICIENCY_COLUMNS) - set(reader.fieldnames or []))
+        if missing:
+            raise ValueError(f"{path}: missing column(s) {missing}; found {reader.fieldnames or []}; expected the "
+                             f"efficiency.csv of runners.efficiency (columns {', '.join(EFFICIENCY_COLUMNS)}, ...)")
+        for line, record in enumerate(reader, start=2):
             if record.get("kind") == "reference":  # floor / traced-identity have no score of their own
                 continue
             if record.get("error") or not record.get("trainable_percent") or not record.get("peak_memory_mib"):
                 continue
-            points[record["recipe"]] = EfficiencyPoint(
-                record["recipe"], float(record["trainable_percent"]), float(record["peak_memory_mib"])
-            )
+            try:
+                figures = [float(record[column]) for column in ("trainable_percent", "peak_memory_mib")]
+            except ValueError:
+                raise ValueError(f"{path}, line {line}: trainable_percent {record['trainable_percent']!r} and "
+                                 f"peak_memory_mib {record['peak_memory_mib']!r} must be numbers") from None
+            points[record["recipe"]] = EfficiencyPoint(record["recipe"], *figures)
     return points
 
 
@@ -183,11 +203,21 @@ def plot_tradeoff(points: dict[str, EfficiencyPoint], scores: dict[str, float], 
     radii = [math.sqrt(area / math.pi) for area in areas]  # scatter sizes are areas in points²
     labels = [f"{name} ({mi:.0f} MiB)" for name, mi in zip(drawn, memory)] if measured else drawn
     label_without_overlap(axes, x, y, radii, labels)
-    Path(output).parent.mkdir(parents=True, exist_ok=True)
-    with interrupts_deferred():  # Ctrl-C waits until the file is whole
-        figure.savefig(output, dpi=150)
+    write_figure(figure, Path(output))
     plt.close(figure)
     return drawn
+
+
+def read_input(option: str, load: Callable[..., T], path: Path, *rest: Any) -> T:
+    """`load(path, *rest)`, with a file that cannot be read or parsed refused under `option`."""
+    try:
+        return load(path, *rest)
+    except OSError as error:
+        raise UsageError(f"{option} {path}: cannot be read ({error.strerror or error})") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"{option} {path}: not a CSV file (not UTF-8 text)") from None
+    except ValueError as error:  # the loaders' messages start with the path
+        raise UsageError(f"{option} {error}") from None
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -198,8 +228,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--output", type=Path, default=Path("figure1.png"))
     parser.add_argument("--title", default="")
     args = parser.parse_args(argv)
-    drawn = plot_tradeoff(load_efficiency_rows(args.efficiency), load_scores(args.scores, args.score_column),
-                          args.output, args.title)
+    try:
+        check_figure_path(args.output)
+        efficiency = read_input("--efficiency", load_efficiency_rows, args.efficiency)
+        scores = read_input("--scores", load_scores, args.scores, args.score_column)
+    except UsageError as error:
+        parser.error(str(error))
+    drawn = plot_tradeoff(efficiency, scores, args.output, args.title)
     print(f"plotted {len(drawn)} recipes to {args.output}")
 
 

@@ -30,11 +30,11 @@ from collections import defaultdict
 from collections.abc import Iterable
 from pathlib import Path
 
-from runners.command import interrupts_deferred
+from runners.errors import UsageError
+from runners.figure_file import check_figure_path, write_figure
 from runners.finetune.arguments import comma_list
-from runners.finetune.atomic import write_text
-from runners.finetune.errors import UsageError
 from runners.finetune.results import RunResult, collect
+from runners.output_folder import check_output_file, write_text
 
 Curves = dict[str, list[tuple[int, float, float, int]]]
 
@@ -99,9 +99,21 @@ def plot(lines: Curves, output: Path, title: str = "") -> None:
     axes.grid(alpha=0.3)
     axes.legend()
     figure.tight_layout()
-    with interrupts_deferred():  # Ctrl-C waits until the file is whole
-        figure.savefig(output, dpi=150)
+    write_figure(figure, Path(output))
     plt.close(figure)
+
+
+def check_paths(folders: list[Path], output: Path, table: Path | None) -> None:
+    """Refuse, before any work, a folder that is not there and an output that cannot be written."""
+    for folder in folders:
+        if not folder.is_dir():
+            raise UsageError(f"{folder}: {'not a folder' if folder.exists() else 'no such folder'}; give output "
+                             f"folders of runners.finetune")
+    check_figure_path(output)
+    if table is not None:
+        check_output_file(table, "--table", "figure4.md")
+        if table.resolve() == output.resolve():
+            raise UsageError(f"--table {table} is also the --output figure; give another path")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -113,6 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--title", default="")
     args = parser.parse_args(argv)
     try:
+        check_paths(args.folders, args.output, args.table)
         wanted = set(comma_list("--recipe", args.recipe)) if args.recipe else None
         lines = curves(result for result in collect(args.folders) if wanted is None or result.recipe in wanted)
     except (UsageError, DuplicateRun) as error:

@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
 from runners.finetune.errors import EXIT_USAGE, UsageError
+from runners.output_folder import check_output_file
 
 from .predicting import PRECISIONS
 
@@ -130,11 +130,7 @@ def input_rows(path: Path, record: dict[str, Any], text_column: str | None) -> t
 def check_output(output: Path, input_path: Path) -> None:
     if output.exists() and output.resolve() == input_path.resolve():
         raise UsageError(f"--output {output} is the --input file; give another path")
-    if output.is_dir():
-        raise UsageError(f"--output {output} is a folder; give a file path, e.g. {output / 'predictions.jsonl'}")
-    existing = next(p for p in (output.parent, *output.parent.parents) if p.exists() or p == Path(p.anchor))
-    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
-        raise UsageError(f"--output {output}: {existing} is not a writable folder")
+    check_output_file(output, "--output", "predictions.jsonl")
 
 
 def main(argv: list[str] | None = None) -> int:
