@@ -35,15 +35,17 @@ import csv
 import io
 import json
 import math
-import re
 import statistics
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import ClassVar, TypeVar
 
-from .atomic import write_text
+from runners.errors import UsageError
+from runners.output_folder import check_output_path, write_text
+
+from .run_records import found, numbers_as_numbers, one_per_run  # noqa: F401 (importable from here too)
 
 RESULT_FILE = "result.json"
 DIVERGED_FILE = "diverged.json"
@@ -75,7 +77,14 @@ class RunRecord:
 
     @classmethod
     def load(cls: type[_Record], path: str | Path) -> _Record:
-        return cls(**json.loads(Path(path).read_text(encoding="utf-8")))
+        """The record in `path`; one that cannot be read, or is no record of this kind: UsageError naming it."""
+        try:
+            fields = json.loads(Path(path).read_text(encoding="utf-8"))
+            if not isinstance(fields, dict):
+                raise TypeError(f"a JSON object expected, found a {type(fields).__name__}")
+            return cls(**fields)
+        except (OSError, ValueError, TypeError) as error:
+            raise UsageError(f"{path}: not a readable {cls.FILE} of runners.finetune ({error})") from None
 
 
 @dataclass
@@ -367,36 +376,6 @@ def collect(folders: Iterable[str | Path]) -> list[RunResult]:
     return [record for _, record in found(folders, RunResult)]
 
 
-def found(folders: Iterable[str | Path], record: type[RunRecord]) -> list[tuple[Path, Any]]:
-    """(path, record) of every `record.FILE` below `folders` (RunResult: result.json, DivergedRun:
-    diverged.json), in `collect`'s order."""
-    paths = sorted({path for folder in folders for path in Path(folder).rglob(record.FILE)},
-                   key=lambda path: numbers_as_numbers(str(path)))
-    return [(path, record.load(path)) for path in paths]
-
-
-def one_per_run(paths_and_records: Iterable[tuple[Path, Any]]) -> None:
-    """Refuse two records of one run (task, recipe, setting, seed), e.g. from two copies of a folder:
-    averaged as if they were two seeds they would make a spread out of one seed (SystemExit(2), one line)."""
-    seen: dict[tuple, Path] = {}
-    for path, record in paths_and_records:
-        key = (record.task, record.recipe, record.setting, record.seed)
-        if key in seen:
-            print(f"error: run {record.task} · {record.label} · seed {record.seed} appears twice: {seen[key]} and "
-                  f"{path}; pass only one of them (two copies of one seed are not two seeds)", file=sys.stderr)
-            raise SystemExit(2)
-        seen[key] = path
-
-
-_NUMBER = re.compile(r"(\d+(?:\.\d+)?(?:e[-+]?\d+)?)")
-
-
-def numbers_as_numbers(text: str) -> tuple:
-    """A sort key: `text` cut into its other characters and its numbers (3e-5, 0.5, 42), numbers as floats."""
-    parts = _NUMBER.split(text)  # even places: other characters; odd places: numbers
-    return tuple(float(part) if index % 2 else part for index, part in enumerate(parts))
-
-
 def read_folders(argv: list[str] | None, prog: str, description: str,
                  folders_help: str) -> tuple[argparse.Namespace, list[RunResult], list[DivergedRun]]:
     """The command line of the table commands (this one and ``runners.finetune.sweep``): ``FOLDER ...
@@ -406,7 +385,16 @@ def read_folders(argv: list[str] | None, prog: str, description: str,
     parser.add_argument("folders", nargs="+", type=Path, help=folders_help)
     parser.add_argument("--write", type=Path, metavar="DIR", help="also write results.md and results.csv into DIR")
     args = parser.parse_args(argv)
-    finished, diverged = found(args.folders, RunResult), found(args.folders, DivergedRun)
+    try:
+        for folder in args.folders:
+            if not folder.is_dir():
+                raise UsageError(f"{folder}: {'not a folder' if folder.exists() else 'no such folder'}; give {folders_help}")
+        if args.write:
+            check_output_path(args.write, "--write")
+        finished, diverged = found(args.folders, RunResult), found(args.folders, DivergedRun)
+    except UsageError as error:
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
     if not finished:
         print(f"error: no {RESULT_FILE} found under {', '.join(map(str, args.folders))}", file=sys.stderr)
         raise SystemExit(2)

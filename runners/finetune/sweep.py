@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from runners.output_folder import write_text
 from runners.tasks.registry import TASKS
 
 from .results import (TASK_TITLES, DivergedRun, RunResult, SummaryRow, csv_table, below_table, format_cells,
@@ -90,8 +91,8 @@ def write_sweep_tables(results: Sequence[RunResult], folder: str | Path, stem: s
     folder.mkdir(parents=True, exist_ok=True)
     selected = {(s.recipe, s.setting, s.task) for s in select_by_validation(results)}
     markdown, comma_separated = folder / f"{stem}.md", folder / f"{stem}.csv"
-    markdown.write_text(sweep_markdown(results) + below_table(results, diverged) + "\n", encoding="utf-8")
-    comma_separated.write_text(csv_table(summarize(results), selected=selected), encoding="utf-8")
+    write_text(markdown, sweep_markdown(results) + below_table(results, diverged) + "\n")
+    write_text(comma_separated, csv_table(summarize(results), selected=selected))
     return markdown, comma_separated
 
 
