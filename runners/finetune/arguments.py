@@ -21,6 +21,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+from runners.tasks.registry import TASK_TYPE_OF_TARGET
+
 from .errors import UsageError
 
 # Counts, lengths and sizes fit in 32 bits; seeds too (numpy's seed is 32-bit, and a process's
@@ -35,7 +37,7 @@ FLAGS = ("cpu", "overwrite", "no_progress", "gradient_checkpointing", "paper_sea
          "random_init", "group_by_length")
 TEXTS = ("task", "recipe", "model", "data_dir", "output_dir", "resume", "train_file", "validation_file", "test_file",
          "text_column", "label_column")
-TASK_TYPES = ("classification", "regression", "generation")
+TASK_TYPES = tuple(TASK_TYPE_OF_TARGET.values())  # classification, regression, generation
 PRECISIONS = ("auto", "no", "bf16", "fp16")
 
 

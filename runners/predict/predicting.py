@@ -142,7 +142,6 @@ def predict(adapter: Path, record: dict[str, Any], task, rows: list[dict], colum
         predictions = kind.predict(model, tokenizer, task, encoded, batch_size, max_new_tokens(tokenizer, record),
                                    device, autocast, progress=bar)
     bar.close()
-    output.parent.mkdir(parents=True, exist_ok=True)
     write_text(output, jsonl(prediction_rows(task, rows, predictions, with_gold=False)))
     message = f"wrote {len(predictions):,} predictions to {output}"
     wanted = {"label": f"one of the labels {', '.join(task.labels or ())}", "number": "a number"}.get(task.target_kind)

@@ -46,12 +46,12 @@ from typing import Any
 from . import metrics
 from .data import DataError, read_rows
 from .formats import Row, prefixed_columns_source
-from .registry import Task
+from .registry import TASK_TYPE_OF_TARGET, Task
 
 __all__ = ["OwnDataTask", "TASK_TYPES", "DEFAULT_NAME", "load_own_data", "label_word", "validation_size",
            "own_task"]
 
-TASK_TYPES = ("classification", "regression", "generation")
+TASK_TYPES = tuple(TASK_TYPE_OF_TARGET.values())  # classification, regression, generation
 DEFAULT_NAME = "own"
 METRICS = {"classification": ("accuracy", "macro_f1"), "regression": ("pearson", "spearman"),
            "generation": ("exact_match",)}
@@ -98,9 +98,9 @@ def _own_scores(task: OwnDataTask, predictions: list[str], rows: Sequence[Row]) 
 
 @dataclass(frozen=True)
 class OwnDataTask(Task):
-    """A :class:`Task` whose text columns, label column, type and label set come from one's own files."""
+    """A :class:`Task` whose text columns, label column, type and label set come from one's own files
+    (its type, :attr:`Task.task_type`, follows from the label set and metrics :func:`own_task` gives it)."""
 
-    task_type: str = "classification"
     label_column: str = "label"
     value_range: tuple[float, float] | None = None  # regression: the training labels' range (scores an unparsable prediction)
 
@@ -125,7 +125,7 @@ def own_task(name: str, text_columns: Sequence[str], label_column: str, task_typ
         labels=tuple(labels) if task_type == "classification" and labels is not None else None,
         metric_names=METRICS[task_type], size="presplit", test_split="test", source_columns=tuple(text_columns),
         format_source=prefixed_columns_source, format_target=_own_target, scorer=_own_scores,
-        task_type=task_type, label_column=label_column, value_range=value_range,
+        label_column=label_column, value_range=value_range,
     )
 
 

@@ -83,8 +83,9 @@ from .formats import (Row, classification_scores, label_name_target, multirc_sco
                       prefixed_columns_source, record_scores, record_source, record_target, record_answers, stsb_scores,
                       stsb_target)
 
-__all__ = ["RATIONALE_SEPARATOR", "Task", "TASKS", "TASK_GROUPS", "expand_task_names", "get_task"]
+__all__ = ["RATIONALE_SEPARATOR", "TASK_TYPE_OF_TARGET", "Task", "TASKS", "TASK_GROUPS", "expand_task_names", "get_task"]
 
+TASK_TYPE_OF_TARGET = {"label": "classification", "number": "regression", "text": "generation"}
 RATIONALE_SEPARATOR = " ; "  # between a rationale and the label (Task.rationale_column), as world 2's explain: answers
 
 
@@ -220,6 +221,15 @@ class Task:
         if self.labels is not None:
             return "label"
         return "number" if set(self.metric_names) == {"pearson", "spearman"} else "text"
+
+    @property
+    def task_type(self) -> str:
+        """:attr:`target_kind` as one's own data and ``task.json`` name it: classification, regression or generation.
+
+        >>> [get_task(name).task_type for name in ("rte", "stsb", "record")]
+        ['classification', 'regression', 'generation']
+        """
+        return TASK_TYPE_OF_TARGET[self.target_kind]
 
     def is_valid_answer(self, prediction: str) -> bool:
         """Whether a decoded prediction's :meth:`answer` is one of the task's labels (a finite number

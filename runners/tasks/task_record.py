@@ -27,18 +27,9 @@ from .formats import prefixed_columns_source
 from .own_data import OwnDataTask, own_task
 from .registry import Task, get_task
 
-__all__ = ["TASK_RECORD_FILE", "task_record", "task_from_record", "task_type"]
+__all__ = ["TASK_RECORD_FILE", "task_record", "task_from_record"]
 
 TASK_RECORD_FILE = "task.json"
-
-
-def task_type(task: Task) -> str:
-    """classification (a label set), regression (numbers) or generation (free text).
-
-    >>> [task_type(get_task(name)) for name in ("rte", "stsb", "record")]
-    ['classification', 'regression', 'generation']
-    """
-    return {"label": "classification", "number": "regression", "text": "generation"}[task.target_kind]
 
 
 def input_template(task: Task) -> str:
@@ -52,7 +43,7 @@ def task_record(task: Task, **extra: Any) -> dict[str, Any]:
     """The JSON-ready record of `task`; `extra` (lengths, the base model) is added as given."""
     own = isinstance(task, OwnDataTask)
     return {
-        "task": task.name, "own_data": own, "task_type": task_type(task),
+        "task": task.name, "own_data": own, "task_type": task.task_type,
         "text_columns": list(task.source_columns), "label_column": task.label_column if own else "label",
         "input_template": input_template(task), "labels": list(task.labels) if task.labels is not None else None,
         "value_range": list(task.value_range) if own and task.value_range is not None else None,
