@@ -9,18 +9,18 @@ lora=benchmarks/results/world2-lr-2026-12-04/sst2-peft-lora
 for part in b1:bitfit,pfeiffer-adapter b2:adapterdrop,adapter-lowrank lora-search b3:intrinsic-said b4:prompt-tuning-r,prompt-tuning-t; do
   if [ "$part" = lora-search ]; then  # item 3 for PEFT's LoRA (r = 1), which the GPU machine could not run (no peft there)
     if [ -e "$lora/arguments.json" ]; then
-      python3 -m runners.finetune --resume "$lora" --no-progress > "$lora.resumed.log" 2>&1
+      python3 -m runners.finetune --resume "$lora" --no-progress > "$lora.resumed.log" 2>&1 || exit $?
     else
       python3 -m runners.finetune --task world2-sst2 --recipe peft-lora --sweep lr=3e-5,3e-4,3e-3,3e-2,3e-1 --seed 1 \
-        --jobs 2 --no-progress --output-dir "$lora" > "$lora.log" 2>&1
+        --jobs 2 --no-progress --output-dir "$lora" > "$lora.log" 2>&1 || exit $?
     fi
     continue
   fi
   name=${part%%:*} recipes=${part#*:}
   if [ -e "$out/seed-42-$name/arguments.json" ]; then
-    python3 -m runners.finetune --resume "$out/seed-42-$name" --no-progress > "$out/seed-42-$name.resumed.log" 2>&1
+    python3 -m runners.finetune --resume "$out/seed-42-$name" --no-progress > "$out/seed-42-$name.resumed.log" 2>&1 || exit $?
   else
     python3 -m runners.finetune --task world2-glue --recipe "$recipes" --seeds 42 --jobs 2 --no-progress \
-      --output-dir "$out/seed-42-$name" > "$out/seed-42-$name.log" 2>&1
+      --output-dir "$out/seed-42-$name" > "$out/seed-42-$name.log" 2>&1 || exit $?
   fi
 done

@@ -11,9 +11,9 @@ for part in seed-42-c:compacter++,full-finetune:42: figure4-100:compacter++,full
             figure4-500:compacter++,full-finetune:42:500 figure4-1000:compacter++,full-finetune:42:1000; do
   IFS=: read -r name recipes seed size <<< "$part"
   if [ -e "$out/$name/arguments.json" ]; then
-    python3 -m runners.finetune --resume "$out/$name" --no-progress >> "$out/$name.log" 2>&1
+    python3 -m runners.finetune --resume "$out/$name" --no-progress >> "$out/$name.log" 2>&1 || exit $?
   else
     python3 -m runners.finetune --task world2-glue --recipe "$recipes" --seeds "$seed" --jobs 2 --no-progress \
-      ${size:+--low-resource "$size"} --output-dir "$out/$name" > "$out/$name.log" 2>&1
+      ${size:+--low-resource "$size"} --output-dir "$out/$name" > "$out/$name.log" 2>&1 || exit $?
   fi
 done

@@ -10,9 +10,9 @@ seed=${1:-43}
 for part in c1:compacter,phm-adapter c2:adapter,adapter-lowrank c3:pfeiffer-adapter,adapterdrop c4:bitfit,peft-lora; do
   name=seed-$seed-${part%%:*} recipes=${part#*:}
   if [ -e "$out/$name/arguments.json" ]; then
-    python3 -m runners.finetune --resume "$out/$name" --no-progress >> "$out/$name.log" 2>&1
+    python3 -m runners.finetune --resume "$out/$name" --no-progress >> "$out/$name.log" 2>&1 || exit $?
   else
     python3 -m runners.finetune --task world2-glue --recipe "$recipes" --seeds "$seed" --jobs 2 --no-progress \
-      --output-dir "$out/$name" > "$out/$name.log" 2>&1
+      --output-dir "$out/$name" > "$out/$name.log" 2>&1 || exit $?
   fi
 done
