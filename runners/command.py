@@ -138,21 +138,19 @@ def dropped_interrupts_redelivered() -> Iterator[None]:
     owed: list[threading.Timer] = []  # redeliveries not yet sent
     previous_hook = sys.unraisablehook
 
-    def send(timer_box: list[threading.Timer]) -> None:
+    def send(timer: threading.Timer) -> None:
         with lock:
-            if timer_box[0] not in owed:  # the block has ended: it is raised there instead
+            if timer not in owed:  # the block has ended: it is raised there instead
                 return
-            owed.remove(timer_box[0])
+            owed.remove(timer)
             signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
 
     def hook(unraisable: object) -> None:
         if not isinstance(getattr(unraisable, "exc_value", None), KeyboardInterrupt):
             previous_hook(unraisable)
             return
-        box: list[threading.Timer] = []
-        timer = threading.Timer(REDELIVERY_DELAY_S, send, args=(box,))
+        timer = threading.Timer(REDELIVERY_DELAY_S, lambda: send(timer))
         timer.daemon = True
-        box.append(timer)
         with lock:
             owed.append(timer)
         timer.start()
