@@ -95,8 +95,10 @@ class OutputLock:
             self._file = None
 
 
-def check_output_path(folder: str | Path, option: str = "--output-dir") -> None:
+def check_output_path(folder: str | Path, option: str = "--output-dir",
+                      wanted: str = "a folder (new or empty, or an earlier output folder)") -> None:
     """Refuse a path that cannot become the output folder: a file, a path under a file, no write access.
+    `wanted` says what to give instead.
 
     >>> import tempfile, pathlib
     >>> file = pathlib.Path(tempfile.mkdtemp()) / "notes.txt"; _ = file.write_text("x")
@@ -107,7 +109,7 @@ def check_output_path(folder: str | Path, option: str = "--output-dir") -> None:
     """
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
-        raise UsageError(f"{option} {folder} is a file; give a folder (new or empty, or an earlier output folder)")
+        raise UsageError(f"{option} {folder} is a file; give {wanted}")
     existing = next((p for p in (folder, *folder.parents) if p.exists()), None)
     if existing is not None and not existing.is_dir():
         raise UsageError(f"{option} {folder}: {existing} is a file, so no folder can be made there; give another path")

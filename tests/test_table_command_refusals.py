@@ -37,7 +37,7 @@ def _refused(command, arguments, capsys) -> str:
 @pytest.mark.parametrize("arguments, message", [
     (["{tmp}/absent"], "error: {tmp}/absent: no such folder; give output folders of runners.finetune"),
     (["{tmp}/notes.txt"], "error: {tmp}/notes.txt: not a folder; give output folders of runners.finetune"),
-    (["{tmp}/runs", "--write", "{tmp}/notes.txt"], "error: --write {tmp}/notes.txt is a file; give a folder"),
+    (["{tmp}/runs", "--write", "{tmp}/notes.txt"], "error: --write {tmp}/notes.txt is a file; give a folder, new or not, for results.md and results.csv"),
     (["{tmp}/runs", "--write", "{tmp}/notes.txt/tables"],
      "error: --write {tmp}/notes.txt/tables: {tmp}/notes.txt is a file, so no folder can be made there"),
 ])

@@ -390,7 +390,7 @@ def read_folders(argv: list[str] | None, prog: str, description: str,
             if not folder.is_dir():
                 raise UsageError(f"{folder}: {'not a folder' if folder.exists() else 'no such folder'}; give {folders_help}")
         if args.write:
-            check_output_path(args.write, "--write")
+            check_output_path(args.write, "--write", "a folder, new or not, for results.md and results.csv")
         finished, diverged = found(args.folders, RunResult), found(args.folders, DivergedRun)
     except UsageError as error:
         print(f"error: {error}", file=sys.stderr)
