@@ -29,18 +29,16 @@ import csv
 import math
 import statistics
 from collections import defaultdict
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
 
+from runners.csv_input import read_checked_csv
 from runners.errors import UsageError
 from runners.figure_file import check_figure_path, write_figure
 
-T = TypeVar("T")
-
-
 EFFICIENCY_COLUMNS = ("recipe", "trainable_percent", "peak_memory_mib")
+EFFICIENCY_VALID = "the efficiency.csv that python -m runners.efficiency writes"
+SCORES_VALID = "a CSV with a header 'recipe,score' (or the finetune runner's results.csv)"
 
 
 @dataclass(frozen=True)
@@ -208,18 +206,6 @@ def plot_tradeoff(points: dict[str, EfficiencyPoint], scores: dict[str, float], 
     return drawn
 
 
-def read_input(option: str, load: Callable[..., T], path: Path, *rest: Any) -> T:
-    """`load(path, *rest)`, with a file that cannot be read or parsed refused under `option`."""
-    try:
-        return load(path, *rest)
-    except OSError as error:
-        raise UsageError(f"{option} {path}: cannot be read ({error.strerror or error})") from None
-    except UnicodeDecodeError:
-        raise UsageError(f"{option} {path}: not a CSV file (not UTF-8 text)") from None
-    except ValueError as error:  # the loaders' messages start with the path
-        raise UsageError(f"{option} {error}") from None
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m runners.plot", description=__doc__.split("\n\n")[0])
     parser.add_argument("--efficiency", type=Path, required=True, help="efficiency.csv from runners.efficiency")
@@ -230,8 +216,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     try:
         check_figure_path(args.output)
-        efficiency = read_input("--efficiency", load_efficiency_rows, args.efficiency)
-        scores = read_input("--scores", load_scores, args.scores, args.score_column)
+        efficiency = read_checked_csv("--efficiency", args.efficiency, load_efficiency_rows, EFFICIENCY_VALID)
+        scores = read_checked_csv("--scores", args.scores, load_scores, SCORES_VALID, args.score_column)
     except UsageError as error:
         parser.error(str(error))
     drawn = plot_tradeoff(efficiency, scores, args.output, args.title)

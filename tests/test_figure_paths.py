@@ -25,6 +25,7 @@ def inputs(tmp_path):
     RunResult("a", "compacter++", 1, {"accuracy": 60.0}, train_examples=100, output_dir=str(folder)).save(folder)
     notes = tmp_path / "notes.txt"
     notes.write_text("not a folder", encoding="utf-8")
+    (tmp_path / "cut.csv").write_text("recipe,score\ncompacter++,80\nadapter", encoding="utf-8")
     binary = tmp_path / "model.bin"
     binary.write_bytes(bytes(range(256)) * 4)
     return {"efficiency": efficiency, "scores": scores, "runs": runs, "notes": notes, "binary": binary, "tmp": tmp_path}
@@ -44,12 +45,14 @@ def _files(folder):
 
 
 @pytest.mark.parametrize("change, message", [
-    ({"--efficiency": "missing.csv"}, "--efficiency {tmp}/missing.csv: cannot be read (No such file or directory)"),
-    ({"--efficiency": "{tmp}"}, "--efficiency {tmp}: cannot be read (Is a directory)"),
-    ({"--efficiency": "model.bin"}, "--efficiency {tmp}/model.bin: not a CSV file (not UTF-8 text)"),
+    ({"--efficiency": "missing.csv"}, "--efficiency {tmp}/missing.csv: no such file; give the efficiency.csv that "
+                                     "python -m runners.efficiency writes"),
+    ({"--efficiency": "{tmp}"}, "--efficiency {tmp}: is a folder; give the efficiency.csv"),
+    ({"--efficiency": "model.bin"}, "--efficiency {tmp}/model.bin: not a text file (not UTF-8)"),
     ({"--efficiency": "scores.csv"}, "--efficiency {tmp}/scores.csv: missing column(s) ['peak_memory_mib', "
                                      "'trainable_percent']; found ['recipe', 'score']"),
     ({"--scores": "efficiency.csv"}, "--scores {tmp}/efficiency.csv: missing column(s) ['score']"),
+    ({"--scores": "cut.csv"}, "--scores {tmp}/cut.csv, line 3: 1 field(s) where the header has 2 (a truncated file?)"),
     ({"--output": "{tmp}"}, "--output {tmp} is a folder; give a file path, e.g. {tmp}/figure.png"),
     ({"--output": "notes.txt/figure.png"}, "--output {tmp}/notes.txt/figure.png: {tmp}/notes.txt is a file"),
     ({"--output": "figure"}, "--output {tmp}/figure: no format suffix; give one that matplotlib writes ("),

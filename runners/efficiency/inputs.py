@@ -20,48 +20,22 @@ runners.errors.UsageError: --scores .../cut.csv, line 3: 1 field(s) where the he
 from __future__ import annotations
 
 import argparse
-import csv
 from pathlib import Path
 
+from runners.csv_input import read_checked_csv
 from runners.errors import UsageError
 from runners.output_folder import ARGUMENTS_FILE, OutputLock, claim_output_folder, write_json
+from runners.plot import SCORES_VALID, load_scores
 
 RUNNER = "runners.efficiency"
 OUTPUTS = ("efficiency.md", "efficiency.csv", "samples.json")  # an earlier run's files (also from before arguments.json)
-VALID = "a CSV with a header 'recipe,score' (or the finetune runner's results.csv)"
-
-
-def _check_rows(path: Path, text: str) -> None:
-    """Every row has the header's fields: a file cut short ends in a row with fewer."""
-    rows = list(csv.reader(text.splitlines()))
-    width = len(rows[0]) if rows else 0
-    for line, row in enumerate(rows[1:], start=2):
-        if row and len(row) != width:
-            raise UsageError(f"--scores {path}, line {line}: {len(row)} field(s) where the header has {width} "
-                             f"(a truncated file?); give {VALID}")
 
 
 def read_scores(path: Path) -> dict[str, float]:
     """Mean score per recipe from `path` (`runners.plot.load_scores`), or UsageError naming the file and line."""
-    from runners.plot import load_scores
-
-    if not path.is_file():
-        raise UsageError(f"--scores {path}: {'is a folder' if path.is_dir() else 'no such file'}; give {VALID}")
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except UnicodeDecodeError:
-        raise UsageError(f"--scores {path}: not a text file (not UTF-8); give {VALID}") from None
-    except OSError as error:
-        raise UsageError(f"--scores {path}: cannot be read ({error.strerror or error})") from None
-    if "\0" in text:
-        raise UsageError(f"--scores {path}: not a text file (holds NUL bytes); give {VALID}")
-    _check_rows(path, text)
-    try:
-        scores = load_scores(path)
-    except (ValueError, csv.Error) as error:
-        raise UsageError(f"--scores {' '.join(str(error).split())}") from None
+    scores = read_checked_csv("--scores", path, load_scores, SCORES_VALID)
     if not scores:
-        raise UsageError(f"--scores {path}: no scores in it; give {VALID}")
+        raise UsageError(f"--scores {path}: no scores in it; give {SCORES_VALID}")
     return scores
 
 
