@@ -54,6 +54,23 @@ def test_tiny_run_trains_and_saves_a_from_pretrained_folder(corpus, tmp_path, ca
     assert steps == [2, 4, 6, 8]
 
 
+def test_model_continues_on_the_embedded_corpus_with_its_own_architecture(corpus, tmp_path, capsys):
+    # Without a corpus option the embedded defaults apply, but their architecture (--config) sizes a
+    # new model only: --model alone was refused as "--config ... cannot be combined with --model".
+    code, out = run(tiny_args(corpus, tmp_path / "first"), capsys)
+    assert code == 0 and "Writing model shards" not in out.err  # --no-progress quiets transformers' bars too
+    continued = ["--model", str(tmp_path / "first" / "model"), "--max-documents", "40", "--steps", "2",
+                 "--batch-size", "4", "--chunk-length", "24", "--eval-every", "2", "--threads", "1", "--no-progress",
+                 "--precision", "no", "--output-dir", str(tmp_path / "continued")]
+    code, out = run(continued, capsys)
+    assert code == 0, out.err
+    assert json.loads((tmp_path / "continued" / "summary.json").read_text())["completed"]
+    model = T5ForConditionalGeneration.from_pretrained(tmp_path / "continued" / "model")
+    assert (model.config.d_model, model.config.num_layers) == (32, 1)  # the given model's, not the embedded one's
+    code, out = run([*continued, "--config", "d_model=64", "--overwrite"], capsys)
+    assert code == 2 and "--config sizes a new model; it cannot be combined with --model" in out.err
+
+
 def test_resume_equals_an_uninterrupted_run(corpus, tmp_path):
     assert run(tiny_args(corpus, tmp_path / "full"))[0] == 0
     assert run(tiny_args(corpus, tmp_path / "parts", "--stop-after-steps", "3"))[0] == 0

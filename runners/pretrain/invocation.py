@@ -75,6 +75,8 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
     embedded = not options.get("corpus") and not options.get("dataset")
     if embedded:
         for key, value in PRETRAINING.items():
+            if key == "config" and options.get("model"):  # the embedded architecture sizes a new model only
+                continue
             if options.get(key) is None:
                 options[key] = value
     if options.get("corpus") and options.get("dataset"):
@@ -170,6 +172,10 @@ def prepare_run(args: argparse.Namespace) -> PretrainRun:
 
     if options.get("threads"):
         torch.set_num_threads(options["threads"])
+    if options.get("no_progress"):
+        from runners.finetune.model import quiet_library_progress_bars
+
+        quiet_library_progress_bars()  # transformers' "Writing model shards" bar too
     corpus = [str(CORPUS_FILE)] if options["embedded"] else options.get("corpus")
     supervised_paths = options.get("supervised") or ([str(SUPERVISED_FILE)] if options["embedded"] else None)
     try:
