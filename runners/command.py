@@ -18,11 +18,14 @@ transformers is being imported, say — prints ``interrupted`` and exits with 13
 for SIGINT; further Ctrl-C presses are ignored while it exits, so no traceback can follow.
 (Entry points that catch ``KeyboardInterrupt`` themselves return 130 after their own one line.)
 Output files are written inside :func:`interrupts_deferred`: a Ctrl-C then waits until they are whole.
+A Python warning is one line, ``warning: MESSAGE (Category)``, without the source line Python would print.
 A Ctrl-C that Python itself would drop (one that lands in a weakref callback, as importlib's module
 locks run during the start-up imports) is delivered again: see :func:`dropped_interrupts_redelivered`.
 
 >>> exit_status(None), exit_status(3), exit_status({"written": "x.md"})
 (0, 3, 0)
+>>> one_line_warning(UserWarning("2 rows dropped"), UserWarning, "runners/x.py", 12)
+'warning: 2 rows dropped (UserWarning)\\n'
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ import importlib
 import signal
 import sys
 import threading
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import NoReturn
@@ -47,6 +51,7 @@ def exit_status(returned: object) -> int:
 
 def run_command(entry: str | EntryPoint) -> NoReturn:
     """Run `entry` (a module with a ``main()``, named, or the callable itself) and exit with its status."""
+    warnings.formatwarning = one_line_warning
     try:
         with dropped_interrupts_redelivered():
             main = importlib.import_module(entry).main if isinstance(entry, str) else entry
@@ -58,6 +63,12 @@ def run_command(entry: str | EntryPoint) -> NoReturn:
     if status == EXIT_INTERRUPTED:  # exiting anyway: a further Ctrl-C must not print a traceback
         signal.signal(signal.SIGINT, signal.SIG_IGN)
     sys.exit(status)
+
+
+def one_line_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                     line: str | None = None) -> str:
+    """A warning as a runner prints it: one line, its category in brackets (`warnings.formatwarning`)."""
+    return f"warning: {' '.join(str(message).split())} ({category.__name__})\n"
 
 
 def end_process_group() -> None:

@@ -142,6 +142,17 @@ def test_existing_output_dir_is_not_overwritten_silently(tmp_path, capsys):
     assert "--resume" in capsys.readouterr().err
 
 
+def test_more_training_rows_asked_for_than_there_are_is_one_note_and_all_rows(tmp_path, capsys):
+    data_dir, out = write_rte(tmp_path / "rte"), tmp_path / "out"
+    assert finetune.main(tiny_run(data_dir, out, "--max-train", "500", "--epochs", "1")) == 0
+    captured = capsys.readouterr()
+    result = RunResult.load(out / "rte" / "adapter" / "seed-42" / "result.json")
+    assert 0 < result.train_examples < 500
+    assert f"note: --max-train 500 is more than the {result.train_examples} training rows; using all of them" \
+        in captured.out
+    assert "Warning" not in captured.out + captured.err
+
+
 def test_out_of_gpu_memory_gives_a_hint(monkeypatch, capsys):
     import runners.finetune.run
 

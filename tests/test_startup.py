@@ -238,3 +238,20 @@ def test_other_unraisable_errors_still_reach_the_previous_hook(monkeypatch):
         reference = weakref.ref(lock, callback)  # noqa: F841
         del lock
     assert seen == [ValueError]
+
+
+WARNS = """
+import warnings
+from runners.command import run_command
+
+def main():
+    warnings.warn("the training set has 2 rows", UserWarning)
+    print("done")
+
+run_command(main)
+"""
+
+
+def test_a_warning_in_a_runner_is_one_line_without_the_source_line():
+    done = subprocess.run([sys.executable, "-c", WARNS], env=_environment(), capture_output=True, text=True, timeout=120)
+    assert (done.returncode, done.stdout, done.stderr) == (0, "done\n", "warning: the training set has 2 rows (UserWarning)\n")

@@ -196,7 +196,11 @@ def run_one(task, job: Job, base_splits: dict[str, list[dict]], tokenizer, setti
 
     train_examples = options.get("low_resource") or options.get("max_train")
     splits = dict(base_splits)
-    if train_examples is not None:
+    if train_examples is not None and train_examples > len(base_splits["train"]):
+        option = "--low-resource" if options.get("low_resource") else "--max-train"
+        say(f"note: {option} {train_examples:,} is more than the {len(base_splits['train']):,} training rows; "
+            "using all of them")
+    elif train_examples is not None:
         with usage_errors():
             splits["train"] = subsample(base_splits["train"], train_examples, seed)
     if options.get("no_progress"):
