@@ -159,23 +159,28 @@ def _model(options: dict[str, Any], tokenizer):
         raise UsageError(f"--config: {error}") from None
 
 
+def _apply_process_settings(options: dict[str, Any]) -> None:
+    """--threads, and --no-progress for transformers' own bars too ("Writing model shards")."""
+    import torch
+
+    from runners.finetune.model import quiet_library_progress_bars
+
+    if options.get("threads"):
+        torch.set_num_threads(options["threads"])
+    if options.get("no_progress"):
+        quiet_library_progress_bars()
+
+
 def prepare_run(args: argparse.Namespace) -> PretrainRun:
     """Check the arguments, read the corpus, build tokenizer, model, data and config."""
     options = _options(args)  # before the heavy imports: a usage error comes back at once
-    import torch
-
     from runners.embedded import CORPUS_FILE, SUPERVISED_FILE
 
     from .corpus import CorpusError, load_hub_documents, read_documents, read_supervised
     from .data import PretrainData
     from .loop import PretrainConfig
 
-    if options.get("threads"):
-        torch.set_num_threads(options["threads"])
-    if options.get("no_progress"):
-        from runners.finetune.model import quiet_library_progress_bars
-
-        quiet_library_progress_bars()  # transformers' "Writing model shards" bar too
+    _apply_process_settings(options)
     corpus = [str(CORPUS_FILE)] if options["embedded"] else options.get("corpus")
     supervised_paths = options.get("supervised") or ([str(SUPERVISED_FILE)] if options["embedded"] else None)
     try:
