@@ -29,11 +29,16 @@ def figure_formats() -> list[str]:
     return sorted(FigureCanvasBase.get_supported_filetypes())
 
 
+def figure_format(path: Path) -> str:
+    """The format a figure path names by its suffix, lower case ('' for none): ``x.PNG`` → ``png``."""
+    return path.suffix.lower().removeprefix(".")
+
+
 def check_figure_path(path: Path, option: str = "--output") -> None:
     """Refuse a figure path that cannot be written, or whose suffix is no format matplotlib writes."""
     check_output_file(path, option, "figure.png")
     formats = figure_formats()
-    suffix = path.suffix.lower().removeprefix(".")
+    suffix = figure_format(path)
     if suffix not in formats:
         what = f"format {path.suffix!r} is not one" if suffix else "no format suffix; give one"
         raise UsageError(f"{option} {path}: {what} that matplotlib writes ({', '.join(formats)}), "
@@ -42,6 +47,6 @@ def check_figure_path(path: Path, option: str = "--output") -> None:
 
 def write_figure(figure: Any, path: Path, dpi: int = 150) -> None:
     """Save a matplotlib `figure` to `path` (its folder made if missing), whole or not at all."""
-    file_format = path.suffix.lower().removeprefix(".") or None
+    file_format = figure_format(path) or None
     with interrupts_deferred():  # Ctrl-C waits until the file is whole
         write_whole(path, lambda temporary: figure.savefig(temporary, format=file_format, dpi=dpi))

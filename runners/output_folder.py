@@ -43,7 +43,7 @@ import os
 import shutil
 import socket
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import IO, Any
 
@@ -110,11 +110,7 @@ def check_output_path(folder: str | Path, option: str = "--output-dir",
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise UsageError(f"{option} {folder} is a file; give {wanted}")
-    existing = next((p for p in (folder, *folder.parents) if p.exists()), None)
-    if existing is not None and not existing.is_dir():
-        raise UsageError(f"{option} {folder}: {existing} is a file, so no folder can be made there; give another path")
-    if existing is not None and not os.access(existing, os.W_OK | os.X_OK):
-        raise UsageError(f"{option} {folder}: {existing} is not writable; give a folder you can write to")
+    _check_nearest_existing(option, folder, (folder, *folder.parents), "a folder")
 
 
 def check_output_file(path: str | Path, option: str, example: str) -> None:
@@ -130,11 +126,17 @@ def check_output_file(path: str | Path, option: str, example: str) -> None:
     path = Path(path)
     if path.is_dir():
         raise UsageError(f"{option} {path} is a folder; give a file path, e.g. {path / example}")
-    existing = next(p for p in path.parents if p.exists() or p == Path(p.anchor))
-    if not existing.is_dir():
+    _check_nearest_existing(option, path, path.parents, "a path")
+
+
+def _check_nearest_existing(option: str, path: Path, candidates: Iterable[Path], instead: str) -> None:
+    """Refuse `path` when the first of `candidates` that exists is a file (nothing can be made under it)
+    or a folder this process may not write."""
+    existing = next((p for p in candidates if p.exists()), None)
+    if existing is not None and not existing.is_dir():
         raise UsageError(f"{option} {path}: {existing} is a file, so no folder can be made there; give another path")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise UsageError(f"{option} {path}: {existing} is not writable; give a path you can write to")
+    if existing is not None and not os.access(existing, os.W_OK | os.X_OK):
+        raise UsageError(f"{option} {path}: {existing} is not writable; give {instead} you can write to")
 
 
 def folder_refusal(folder: Path, runner: str, *, overwrite: bool = False, resume: bool = False,

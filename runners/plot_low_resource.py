@@ -34,6 +34,7 @@ from runners.errors import UsageError
 from runners.figure_file import check_figure_path, write_figure
 from runners.finetune.arguments import comma_list
 from runners.finetune.results import RunResult, collect
+from runners.finetune.run_records import check_run_folders
 from runners.output_folder import check_output_file, write_text
 
 Curves = dict[str, list[tuple[int, float, float, int]]]
@@ -105,10 +106,7 @@ def plot(lines: Curves, output: Path, title: str = "") -> None:
 
 def check_paths(folders: list[Path], output: Path, table: Path | None) -> None:
     """Refuse, before any work, a folder that is not there and an output that cannot be written."""
-    for folder in folders:
-        if not folder.is_dir():
-            raise UsageError(f"{folder}: {'not a folder' if folder.exists() else 'no such folder'}; give output "
-                             f"folders of runners.finetune")
+    check_run_folders(folders, "output folders of runners.finetune")
     check_figure_path(output)
     if table is not None:
         check_output_file(table, "--table", "figure4.md")

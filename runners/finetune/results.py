@@ -45,7 +45,7 @@ from typing import ClassVar, TypeVar
 from runners.errors import UsageError
 from runners.output_folder import check_output_path, write_text
 
-from .run_records import found, numbers_as_numbers, one_per_run  # noqa: F401 (importable from here too)
+from .run_records import check_run_folders, found, numbers_as_numbers, one_per_run  # noqa: F401 (also from here)
 
 RESULT_FILE = "result.json"
 DIVERGED_FILE = "diverged.json"
@@ -355,7 +355,6 @@ def write_tables(results: Sequence[RunResult], folder: str | Path, stem: str = "
     """Write `<stem>.md` (with the `diverged` runs listed below the table) and `<stem>.csv` into `folder`;
     returns their paths."""
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
     rows = summarize(results)
     markdown, comma_separated = folder / f"{stem}.md", folder / f"{stem}.csv"
     write_text(markdown, markdown_table(rows) + below_table(results, diverged) + "\n")
@@ -386,9 +385,7 @@ def read_folders(argv: list[str] | None, prog: str, description: str,
     parser.add_argument("--write", type=Path, metavar="DIR", help="also write results.md and results.csv into DIR")
     args = parser.parse_args(argv)
     try:
-        for folder in args.folders:
-            if not folder.is_dir():
-                raise UsageError(f"{folder}: {'not a folder' if folder.exists() else 'no such folder'}; give {folders_help}")
+        check_run_folders(args.folders, folders_help)
         if args.write:
             check_output_path(args.write, "--write", "a folder, new or not, for results.md and results.csv")
         finished, diverged = found(args.folders, RunResult), found(args.folders, DivergedRun)

@@ -14,6 +14,21 @@ from pathlib import Path
 from typing import Any
 
 
+def check_run_folders(folders: Iterable[Path], what: str) -> None:
+    """Refuse a path among `folders` that is not a folder (UsageError naming it); `what` says what to give.
+
+    >>> check_run_folders([Path("/no/such/place")], "output folders of runners.finetune")
+    Traceback (most recent call last):
+    ...
+    runners.errors.UsageError: /no/such/place: no such folder; give output folders of runners.finetune
+    """
+    from runners.errors import UsageError
+
+    for folder in folders:
+        if not folder.is_dir():
+            raise UsageError(f"{folder}: {'not a folder' if folder.exists() else 'no such folder'}; give {what}")
+
+
 def found(folders: Iterable[str | Path], record: type[Any]) -> list[tuple[Path, Any]]:
     """(path, record) of every `record.FILE` below `folders`, loaded with `record.load` (a RunRecord of
     `runners.finetune.results`: RunResult for result.json, DivergedRun for diverged.json), sorted by

@@ -88,7 +88,6 @@ def write_sweep_tables(results: Sequence[RunResult], folder: str | Path, stem: s
     """`<stem>.md` (selection, grid, and the `diverged` settings listed below) and `<stem>.csv` (the grid,
     with validation and `selected`)."""
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
     selected = {(s.recipe, s.setting, s.task) for s in select_by_validation(results)}
     markdown, comma_separated = folder / f"{stem}.md", folder / f"{stem}.csv"
     write_text(markdown, sweep_markdown(results) + below_table(results, diverged) + "\n")
